@@ -1,0 +1,161 @@
+"""The Python half of the ASGI tier: runs the app for each protocol object the engine hands over.
+
+The engine builds scopes and implements ``receive``/``send`` in Rust; this module only starts
+one task per request or websocket, reports what the app left undone as uvicorn does, and runs
+the lifespan protocol.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from fastrapi_compat._native import Engine, HTTPProtocol, WebSocketProtocol
+from fastrapi_compat.errors import StartupError
+
+ASGIApp = Any
+
+
+class Dispatcher:
+    """Drains the engine's inbox on the loop thread and runs the app for each new protocol."""
+
+    def __init__(self, app: ASGIApp, engine: Engine, state: dict[str, Any], logger: logging.Logger) -> None:
+        self.app = app
+        self.engine = engine
+        self.state = state
+        self.logger = logger
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        for protocol in self.engine.drain():
+            if type(protocol) is HTTPProtocol:
+                task = loop.create_task(self.run_http(protocol))
+            else:
+                task = loop.create_task(self.run_websocket(protocol))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def run_http(self, protocol: HTTPProtocol) -> None:
+        scope = protocol.scope()
+        scope["state"] = self.state.copy()
+        try:
+            result = await self.app(scope, protocol.receive, protocol.send)
+        except BaseException as exc:
+            protocol.finish()
+            self.logger.error("Exception in ASGI application\n", exc_info=exc)
+            return
+        outcome = protocol.finish()
+        if result is not None:
+            self.logger.error("ASGI callable should return None, but returned '%s'.", result)
+        elif outcome == "not_started":
+            self.logger.error("ASGI callable returned without starting response.")
+        elif outcome == "not_completed":
+            self.logger.error("ASGI callable returned without completing response.")
+
+    async def run_websocket(self, protocol: WebSocketProtocol) -> None:
+        scope = protocol.scope()
+        scope["state"] = self.state.copy()
+        try:
+            result = await self.app(scope, protocol.receive, protocol.send)
+        except OSError:
+            protocol.finish()  # the client went away (ClientDisconnected)
+            return
+        except BaseException as exc:
+            protocol.finish()
+            self.logger.error("Exception in ASGI application\n", exc_info=exc)
+            return
+        if protocol.finish() == "not_started":
+            self.logger.error("ASGI callable returned without completing handshake.")
+        elif result is not None:
+            self.logger.error("ASGI callable should return None, but returned '%s'.", result)
+
+    async def wait_tasks(self, timeout: float) -> None:
+        """Waits for running app calls (e.g. background tasks after a response) to end."""
+        if self.tasks:
+            await asyncio.wait(set(self.tasks), timeout=timeout)
+
+
+class Lifespan:
+    """ASGI lifespan, as uvicorn's ``lifespan="auto"|"on"|"off"``."""
+
+    def __init__(self, app: ASGIApp, mode: str, logger: logging.Logger) -> None:
+        if mode not in ("auto", "on", "off"):
+            raise StartupError(f"invalid lifespan mode {mode!r}: expected 'auto', 'on' or 'off'")
+        self.app = app
+        self.mode = mode
+        self.logger = logger
+        self.state: dict[str, Any] = {}
+        self._receive: asyncio.Queue[dict[str, Any]] | None = None
+        self._started = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._failure: str | None = None
+        self._unsupported = False
+
+    async def startup(self) -> None:
+        if self.mode == "off":
+            return
+        self._receive = asyncio.Queue()
+        self._task = asyncio.get_running_loop().create_task(self._main())
+        await self._receive.put({"type": "lifespan.startup"})
+        await self._started.wait()
+        if self._failure is not None:
+            raise StartupError(f"Application startup failed: {self._failure}")
+
+    async def shutdown(self) -> None:
+        if self._receive is None or self._unsupported or self._task is None or self._task.done():
+            return
+        await self._receive.put({"type": "lifespan.shutdown"})
+        await self._stopped.wait()
+        if self._failure is not None:
+            self.logger.error("Application shutdown failed: %s", self._failure)
+
+    async def _main(self) -> None:
+        scope = {
+            "type": "lifespan",
+            "asgi": {"version": "3.0", "spec_version": "2.0"},
+            "state": self.state,
+        }
+        try:
+            await self.app(scope, self._receive_message, self._send_message)
+        except BaseException as exc:
+            if self._failure is None:
+                if self.mode == "auto" and not self._started.is_set():
+                    self._unsupported = True
+                    self.logger.info("ASGI 'lifespan' protocol appears unsupported.")
+                else:
+                    self._failure = _one_line(exc)
+                    self.logger.debug("Exception in 'lifespan' protocol", exc_info=exc)
+        finally:
+            self._started.set()
+            self._stopped.set()
+
+    async def _receive_message(self) -> dict[str, Any]:
+        assert self._receive is not None
+        return await self._receive.get()
+
+    async def _send_message(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "lifespan.startup.complete":
+            self._started.set()
+        elif kind == "lifespan.startup.failed":
+            self._failure = _last_line(message.get("message", "")) or "lifespan.startup.failed"
+            self.logger.debug("lifespan startup failed:\n%s", message.get("message", ""))
+            self._started.set()
+        elif kind == "lifespan.shutdown.complete":
+            self._stopped.set()
+        elif kind == "lifespan.shutdown.failed":
+            self._failure = _last_line(message.get("message", "")) or "lifespan.shutdown.failed"
+            self._stopped.set()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[-1]}" if text else type(exc).__name__
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in str(text).strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""

@@ -1,0 +1,216 @@
+"""Starting and stopping the engine: the event loop, lifespan, signals, background threads.
+
+``run()`` serves until SIGINT/SIGTERM; ``ServerThread`` serves from a background thread (tests).
+The asyncio loop (uvloop when installed) runs the app; the engine's tokio threads do the I/O
+and hand requests to the loop in batches through a file descriptor the loop watches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from fastrapi_compat._native import Engine
+from fastrapi_compat.asgi_bridge import Dispatcher, Lifespan
+from fastrapi_compat.errors import StartupError
+
+logger = logging.getLogger("fastrapi_compat")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """How to serve an app. Names follow uvicorn's options."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    root_path: str = ""
+    lifespan: str = "auto"
+    log_level: str | None = None
+    threads: int = 1
+    """tokio worker threads doing the network I/O."""
+    graceful_timeout: float = 30.0
+    """Seconds in-flight requests get to finish on shutdown."""
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop when installed (as uvicorn picks it), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+class Server:
+    """Serves one ASGI app with the engine, on the running event loop."""
+
+    def __init__(self, app: Any, config: Config | None = None) -> None:
+        if not callable(app):
+            raise StartupError(f"the app must be an ASGI callable, got {type(app).__name__}")
+        self.app = app
+        self.config = config or Config()
+        self.bound: tuple[str, int] | None = None
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, on_ready: Callable[[], None] | None = None) -> None:
+        """Starts, serves until :meth:`request_shutdown`, then shuts down gracefully."""
+        config = self.config
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._stop = asyncio.Event()
+        engine = Engine(loop, threads=config.threads, root_path=config.root_path)
+        try:
+            try:
+                host, port = engine.bind(config.host, config.port)
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                raise StartupError(
+                    f"error while attempting to bind on address ({config.host!r}, {config.port}): {reason.lower()}"
+                ) from None
+            lifespan = Lifespan(self.app, config.lifespan, logger)
+            await lifespan.startup()
+            dispatcher = Dispatcher(self.app, engine, lifespan.state, logger)
+            wake_fd = engine.wake_fd()
+            loop.add_reader(wake_fd, dispatcher.drain)
+            try:
+                engine.start()
+                self.bound = (host, port)
+                logger.info(
+                    "fastrapi-compat running on http://%s:%d (Press CTRL+C to quit)", _url_host(host), port
+                )
+                if on_ready is not None:
+                    on_ready()
+                await self._stop.wait()
+                logger.info("Shutting down")
+                await engine.shutdown(config.graceful_timeout)
+                await dispatcher.wait_tasks(config.graceful_timeout)
+            finally:
+                loop.remove_reader(wake_fd)
+            await lifespan.shutdown()
+        finally:
+            engine.close()
+
+    def request_shutdown(self) -> None:
+        """Asks :meth:`serve` to stop; safe to call from any thread or a signal handler."""
+        loop, stop = self._loop, self._stop
+        if loop is None or stop is None or loop.is_closed():
+            return
+        try:
+            in_loop = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            in_loop = False
+        if in_loop:
+            stop.set()
+        else:
+            loop.call_soon_threadsafe(stop.set)
+
+
+def run(
+    app: Any,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    log_level: str | None = None,
+    root_path: str = "",
+    lifespan: str = "auto",
+    threads: int = 1,
+    graceful_timeout: float = 30.0,
+) -> None:
+    """Serves ``app`` until SIGINT or SIGTERM. Raises :class:`StartupError` if it cannot start."""
+    if log_level is not None:
+        logger.setLevel(log_level.upper() if log_level != "trace" else logging.DEBUG)
+    config = Config(
+        host=host,
+        port=port,
+        root_path=root_path,
+        lifespan=lifespan,
+        log_level=log_level,
+        threads=threads,
+        graceful_timeout=graceful_timeout,
+    )
+    server = Server(app, config)
+    loop = new_event_loop()
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, server.request_shutdown)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread: the caller stops the server
+        loop.run_until_complete(server.serve())
+    finally:
+        loop.close()
+
+
+class ServerThread:
+    """Serves ``app`` from a background thread on a free port: ``with ServerThread(app) as s: s.url``."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
+        self.server = Server(app, Config(host=host, port=port, **options))
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def host(self) -> str:
+        assert self.server.bound is not None, "server not started"
+        return self.server.bound[0]
+
+    @property
+    def port(self) -> int:
+        assert self.server.bound is not None, "server not started"
+        return self.server.bound[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://{_url_host(self.host)}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> None:
+        self._thread = threading.Thread(target=self._main, name="fastrapi-loop", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise StartupError(f"server did not start within {timeout} s")
+        if self._error is not None:
+            raise self._error
+
+    def _main(self) -> None:
+        loop = new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self.server.serve(on_ready=self._ready.set))
+        except BaseException as exc:  # reported to the thread that called start()
+            self._error = exc
+        finally:
+            try:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            finally:
+                loop.close()
+                self._ready.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.server.request_shutdown()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def __enter__(self) -> ServerThread:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

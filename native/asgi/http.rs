@@ -1,0 +1,473 @@
+//! ASGI `http` scope: one request, its `receive` and `send`, as uvicorn implements them.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::{Body, Incoming};
+use hyper::{Request, Response};
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::awaitable::Ready;
+use crate::body::ResBody;
+use crate::engine::EngineShared;
+use crate::inbox::Event;
+use crate::request::{ConnInfo, RequestHead};
+
+/// Bodies announced at most this big are read before the app is called, so that its first
+/// `receive()` needs no trip back to tokio.
+const PREREAD_LIMIT: u64 = 64 * 1024;
+/// Chunks of a streamed response buffered between the app and the socket.
+const STREAM_CAPACITY: usize = 16;
+
+enum BodyState {
+    Buffered(Bytes),
+    /// `None` while a read is in flight.
+    Streaming(Option<Incoming>),
+    Consumed,
+}
+
+enum ResponseState {
+    Pending(oneshot::Sender<Response<ResBody>>),
+    Started {
+        tx: oneshot::Sender<Response<ResBody>>,
+        status: StatusCode,
+        headers: HeaderMap,
+    },
+    Streaming(mpsc::Sender<Result<Bytes, io::Error>>),
+    Done,
+}
+
+struct State {
+    body: BodyState,
+    response: ResponseState,
+}
+
+pub struct HttpShared {
+    engine: Arc<EngineShared>,
+    head: RequestHead,
+    state: Mutex<State>,
+    /// Set when the response is complete or the client went away; `receive()` then answers
+    /// `http.disconnect`.
+    finished: watch::Sender<bool>,
+    disconnected: AtomicBool,
+}
+
+impl HttpShared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn client_gone(&self) {
+        if !*self.finished.borrow() {
+            self.disconnected.store(true, Ordering::SeqCst);
+        }
+        self.finished.send_replace(true);
+    }
+
+    fn is_head(&self) -> bool {
+        self.head.method == http::Method::HEAD
+    }
+}
+
+/// Dropped with hyper's service future or the streamed body: if the response was not
+/// complete by then, the client is gone.
+struct Watch(Option<Arc<HttpShared>>);
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        if let Some(shared) = self.0.take() {
+            shared.client_gone();
+        }
+    }
+}
+
+pub async fn handle(
+    req: Request<Incoming>,
+    engine: Arc<EngineShared>,
+    conn: &ConnInfo,
+) -> Response<ResBody> {
+    let (parts, incoming) = req.into_parts();
+    let head = RequestHead::new(&parts, conn);
+    let body = if incoming.is_end_stream() {
+        BodyState::Buffered(Bytes::new())
+    } else if incoming
+        .size_hint()
+        .exact()
+        .is_some_and(|n| n <= PREREAD_LIMIT)
+    {
+        match incoming.collect().await {
+            Ok(collected) => BodyState::Buffered(collected.to_bytes()),
+            Err(_) => return plain_response(StatusCode::BAD_REQUEST, "Invalid request body"),
+        }
+    } else {
+        BodyState::Streaming(Some(incoming))
+    };
+    let (tx, rx) = oneshot::channel();
+    let shared = Arc::new(HttpShared {
+        engine: engine.clone(),
+        head,
+        state: Mutex::new(State {
+            body,
+            response: ResponseState::Pending(tx),
+        }),
+        finished: watch::channel(false).0,
+        disconnected: AtomicBool::new(false),
+    });
+    let mut watch = Watch(Some(shared.clone()));
+    engine.inbox.push(Event::Spawn(Box::new(move |py| {
+        Ok(Py::new(py, HTTPProtocol { inner: shared })?.into_any())
+    })));
+    let response = rx.await;
+    // The service future completed: from here on the streamed body (if any) watches.
+    watch.0 = None;
+    response.unwrap_or_else(|_| internal_error())
+}
+
+fn plain_response(status: StatusCode, text: &'static str) -> Response<ResBody> {
+    let mut response = Response::new(ResBody::full(Bytes::from_static(text.as_bytes()), true));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(text.len()));
+    headers.insert(CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// uvicorn's answer when the app fails before starting a response.
+pub fn internal_error() -> Response<ResBody> {
+    plain_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+}
+
+/// One request as seen by Python: build the scope, then `receive`/`send` are the ASGI callables.
+#[pyclass(frozen, module = "fastrapi_compat._native", name = "HTTPProtocol")]
+pub struct HTTPProtocol {
+    inner: Arc<HttpShared>,
+}
+
+fn request_message(py: Python<'_>, body: &[u8], more: bool) -> PyResult<Py<PyAny>> {
+    let msg = PyDict::new(py);
+    msg.set_item(pyo3::intern!(py, "type"), pyo3::intern!(py, "http.request"))?;
+    msg.set_item(pyo3::intern!(py, "body"), PyBytes::new(py, body))?;
+    msg.set_item(pyo3::intern!(py, "more_body"), more)?;
+    Ok(msg.into_any().unbind())
+}
+
+fn disconnect_message(py: Python<'_>) -> PyResult<Py<PyAny>> {
+    let msg = PyDict::new(py);
+    msg.set_item(pyo3::intern!(py, "type"), pyo3::intern!(py, "http.disconnect"))?;
+    Ok(msg.into_any().unbind())
+}
+
+enum ReadOutcome {
+    Data(Bytes, bool),
+    Disconnect,
+}
+
+async fn next_data(body: &mut Incoming) -> Result<Option<Bytes>, hyper::Error> {
+    loop {
+        match body.frame().await {
+            None => return Ok(None),
+            Some(Err(e)) => return Err(e),
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    return Ok(Some(data));
+                }
+            }
+        }
+    }
+}
+
+async fn read_chunk(inner: Arc<HttpShared>, mut incoming: Incoming, future: Py<PyAny>) {
+    let mut finished = inner.finished.subscribe();
+    let read = tokio::select! {
+        read = next_data(&mut incoming) => Some(read),
+        _ = finished.wait_for(|done| *done) => None,
+    };
+    let outcome = match read {
+        Some(Ok(Some(data))) => {
+            let more = !incoming.is_end_stream();
+            inner.lock().body = if more {
+                BodyState::Streaming(Some(incoming))
+            } else {
+                BodyState::Consumed
+            };
+            ReadOutcome::Data(data, more)
+        }
+        Some(Ok(None)) => {
+            inner.lock().body = BodyState::Consumed;
+            ReadOutcome::Data(Bytes::new(), false)
+        }
+        Some(Err(_)) => {
+            inner.lock().body = BodyState::Consumed;
+            inner.client_gone();
+            ReadOutcome::Disconnect
+        }
+        None => {
+            inner.lock().body = BodyState::Consumed;
+            ReadOutcome::Disconnect
+        }
+    };
+    inner.engine.resolve(
+        future,
+        Box::new(move |py| match outcome {
+            ReadOutcome::Data(data, more) => request_message(py, &data, more),
+            ReadOutcome::Disconnect => disconnect_message(py),
+        }),
+    );
+}
+
+async fn wait_disconnect(inner: Arc<HttpShared>, future: Py<PyAny>) {
+    let mut finished = inner.finished.subscribe();
+    let _ = finished.wait_for(|done| *done).await;
+    inner.engine.resolve(future, Box::new(disconnect_message));
+}
+
+fn parse_headers(headers: Option<Bound<'_, PyAny>>) -> PyResult<HeaderMap> {
+    let mut map = HeaderMap::new();
+    let Some(headers) = headers else {
+        return Ok(map);
+    };
+    for item in headers.try_iter()? {
+        let item = item?;
+        let name = item.get_item(0)?;
+        let value = item.get_item(1)?;
+        let name = HeaderName::from_bytes(name.cast::<PyBytes>()?.as_bytes())
+            .map_err(|_| PyRuntimeError::new_err("Invalid HTTP header name."))?;
+        let value = HeaderValue::from_bytes(value.cast::<PyBytes>()?.as_bytes())
+            .map_err(|_| PyRuntimeError::new_err("Invalid HTTP header value."))?;
+        map.append(name, value);
+    }
+    Ok(map)
+}
+
+fn body_bytes(message: &Bound<'_, PyDict>) -> PyResult<Bytes> {
+    match message.get_item(pyo3::intern!(message.py(), "body"))? {
+        None => Ok(Bytes::new()),
+        Some(body) => {
+            if let Ok(b) = body.cast::<PyBytes>() {
+                Ok(Bytes::copy_from_slice(b.as_bytes()))
+            } else {
+                Ok(Bytes::from(body.extract::<Vec<u8>>()?))
+            }
+        }
+    }
+}
+
+fn more_body(message: &Bound<'_, PyDict>) -> PyResult<bool> {
+    match message.get_item(pyo3::intern!(message.py(), "more_body"))? {
+        None => Ok(false),
+        Some(v) => v.is_truthy(),
+    }
+}
+
+fn build_response(status: StatusCode, headers: HeaderMap, body: ResBody) -> Response<ResBody> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+#[pymethods]
+impl HTTPProtocol {
+    /// The ASGI scope of this request (a new dict; the caller adds `state`).
+    fn scope<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let inner = &self.inner;
+        let scope = PyDict::new(py);
+        inner.head.fill_scope(
+            py,
+            &scope,
+            "http",
+            "2.3",
+            inner.engine.scheme,
+            &inner.engine.root_path,
+        )?;
+        scope.set_item("method", inner.head.method.as_str())?;
+        Ok(scope)
+    }
+
+    /// ASGI `receive`: an awaitable giving the next `http.request` or `http.disconnect`.
+    fn receive(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        let inner = &self.inner;
+        let mut state = inner.lock();
+        match std::mem::replace(&mut state.body, BodyState::Consumed) {
+            BodyState::Buffered(body) => {
+                drop(state);
+                Ready::new_py(py, request_message(py, &body, false)?)
+            }
+            BodyState::Streaming(Some(incoming)) => {
+                state.body = BodyState::Streaming(None);
+                drop(state);
+                let future = inner.engine.future(py)?;
+                let task = read_chunk(inner.clone(), incoming, future.clone_ref(py));
+                inner.engine.handle.spawn(task);
+                Ok(future)
+            }
+            other => {
+                state.body = other;
+                drop(state);
+                if *inner.finished.borrow() {
+                    return Ready::new_py(py, disconnect_message(py)?);
+                }
+                let future = inner.engine.future(py)?;
+                let task = wait_disconnect(inner.clone(), future.clone_ref(py));
+                inner.engine.handle.spawn(task);
+                Ok(future)
+            }
+        }
+    }
+
+    /// ASGI `send` for `http.response.start` / `http.response.body`.
+    fn send(&self, py: Python<'_>, message: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let inner = &self.inner;
+        let message = message.cast::<PyDict>()?;
+        let kind: String = message
+            .get_item(pyo3::intern!(py, "type"))?
+            .ok_or_else(|| PyRuntimeError::new_err("ASGI message without 'type'"))?
+            .extract()?;
+        if inner.disconnected.load(Ordering::SeqCst) {
+            return Ready::none(py);
+        }
+        let mut state = inner.lock();
+        match (kind.as_str(), std::mem::replace(&mut state.response, ResponseState::Done)) {
+            ("http.response.start", ResponseState::Pending(tx)) => {
+                let status: u16 = message
+                    .get_item(pyo3::intern!(py, "status"))?
+                    .ok_or_else(|| PyRuntimeError::new_err("http.response.start without 'status'"))?
+                    .extract()?;
+                let status = StatusCode::from_u16(status).map_err(|_| {
+                    PyRuntimeError::new_err(format!("Invalid HTTP status code '{status}' in response."))
+                })?;
+                let headers = parse_headers(message.get_item(pyo3::intern!(py, "headers"))?)?;
+                state.response = ResponseState::Started {
+                    tx,
+                    status,
+                    headers,
+                };
+            }
+            ("http.response.body", ResponseState::Started { tx, status, headers }) => {
+                let body = body_bytes(message)?;
+                if more_body(message)? {
+                    let (chunks, rx) = mpsc::channel(STREAM_CAPACITY);
+                    if !body.is_empty() {
+                        let _ = chunks.try_send(Ok(body));
+                    }
+                    let guard: crate::body::DropGuard = Box::new(Watch(Some(inner.clone())));
+                    let streamed = ResBody::Stream {
+                        rx,
+                        _guard: Some(guard),
+                    };
+                    let _ = tx.send(build_response(status, headers, streamed));
+                    state.response = ResponseState::Streaming(chunks);
+                } else {
+                    let exact = !inner.is_head()
+                        && headers
+                            .get(CONTENT_LENGTH)
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            == Some(body.len());
+                    let _ = tx.send(build_response(status, headers, ResBody::full(body, exact)));
+                    drop(state);
+                    inner.finished.send_replace(true);
+                }
+            }
+            ("http.response.body", ResponseState::Streaming(chunks)) => {
+                let body = body_bytes(message)?;
+                let more = more_body(message)?;
+                if !body.is_empty() {
+                    match chunks.try_send(Ok(body)) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(chunk)) => {
+                            if more {
+                                state.response = ResponseState::Streaming(chunks.clone());
+                            }
+                            drop(state);
+                            if !more {
+                                inner.finished.send_replace(true);
+                            }
+                            let future = inner.engine.future(py)?;
+                            let done = future.clone_ref(py);
+                            let engine = inner.engine.clone();
+                            inner.engine.handle.spawn(async move {
+                                let _ = chunks.send(chunk).await;
+                                drop(chunks);
+                                engine.resolve(done, Box::new(|py| Ok(py.None())));
+                            });
+                            return Ok(future);
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => {
+                            drop(state);
+                            inner.client_gone();
+                            return Ready::none(py);
+                        }
+                    }
+                }
+                if more {
+                    state.response = ResponseState::Streaming(chunks);
+                } else {
+                    drop(chunks);
+                    drop(state);
+                    inner.finished.send_replace(true);
+                }
+            }
+            (_, ResponseState::Done) => {
+                return Err(PyRuntimeError::new_err(format!(
+                    "Unexpected ASGI message '{kind}' sent, after response already completed."
+                )));
+            }
+            (_, previous @ ResponseState::Pending(_)) => {
+                state.response = previous;
+                return Err(PyRuntimeError::new_err(format!(
+                    "Expected ASGI message 'http.response.start', but got '{kind}'."
+                )));
+            }
+            (_, previous) => {
+                state.response = previous;
+                return Err(PyRuntimeError::new_err(format!(
+                    "Expected ASGI message 'http.response.body', but got '{kind}'."
+                )));
+            }
+        }
+        Ready::none(py)
+    }
+
+    /// Called once the app returned or raised. Returns what was left undone:
+    /// `"complete"`, `"disconnected"`, `"not_started"` (a 500 was sent) or `"not_completed"`
+    /// (the connection is aborted).
+    fn finish(&self) -> &'static str {
+        let inner = &self.inner;
+        let mut state = inner.lock();
+        let previous = std::mem::replace(&mut state.response, ResponseState::Done);
+        drop(state);
+        let outcome = match previous {
+            ResponseState::Done => "complete",
+            _ if inner.disconnected.load(Ordering::SeqCst) => "disconnected",
+            ResponseState::Pending(tx) | ResponseState::Started { tx, .. } => {
+                let _ = tx.send(internal_error());
+                "not_started"
+            }
+            ResponseState::Streaming(chunks) => {
+                inner.engine.handle.spawn(async move {
+                    let _ = chunks
+                        .send(Err(io::Error::other("ASGI callable returned without completing response")))
+                        .await;
+                });
+                "not_completed"
+            }
+        };
+        inner.finished.send_replace(true);
+        outcome
+    }
+}

@@ -1,0 +1,78 @@
+//! Batched handoff from tokio threads to the Python event-loop thread.
+//!
+//! Tokio threads never take the GIL. They push [`Event`]s here; the first push after a drain
+//! writes one byte to a socketpair that the asyncio loop watches (`loop.add_reader`). The loop
+//! thread then drains the whole batch at once, under the GIL it already holds.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use pyo3::prelude::*;
+
+/// Builds a Python object on the loop thread, from data gathered on a tokio thread.
+pub type Build = Box<dyn FnOnce(Python<'_>) -> PyResult<Py<PyAny>> + Send>;
+
+pub enum Event {
+    /// A new connection-level task for Python (an ASGI http or websocket protocol object).
+    Spawn(Build),
+    /// Complete an asyncio future created by the loop with the built value.
+    Resolve(Py<PyAny>, Build),
+}
+
+pub struct Inbox {
+    queue: Mutex<Vec<Event>>,
+    armed: AtomicBool,
+    writer: UnixStream,
+    reader: UnixStream,
+}
+
+impl Inbox {
+    pub fn new() -> std::io::Result<Self> {
+        let (reader, writer) = UnixStream::pair()?;
+        reader.set_nonblocking(true)?;
+        writer.set_nonblocking(true)?;
+        Ok(Self {
+            queue: Mutex::new(Vec::with_capacity(64)),
+            armed: AtomicBool::new(false),
+            writer,
+            reader,
+        })
+    }
+
+    /// The file descriptor the event loop watches for readability.
+    pub fn fd(&self) -> RawFd {
+        self.reader.as_raw_fd()
+    }
+
+    pub fn push(&self, event: Event) {
+        self.queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(event);
+        if !self.armed.swap(true, Ordering::SeqCst) {
+            // WouldBlock means the pipe is full, so a wake-up is already pending.
+            let _ = (&self.writer).write(&[1]);
+        }
+    }
+
+    /// Takes every queued event. Order matters: clear the fd, disarm, then take the queue, so
+    /// that an event pushed after the take always writes a fresh wake-up byte.
+    pub fn take(&self) -> Vec<Event> {
+        let mut buf = [0u8; 256];
+        while let Ok(n) = (&self.reader).read(&mut buf) {
+            if n < buf.len() {
+                break;
+            }
+        }
+        self.armed.store(false, Ordering::SeqCst);
+        std::mem::take(
+            &mut *self
+                .queue
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}

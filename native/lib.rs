@@ -1,0 +1,26 @@
+//! `fastrapi_compat._native`: the Rust engine behind fastrapi-compat.
+//!
+//! This file only declares modules and registers their Python classes.
+
+mod asgi;
+mod awaitable;
+mod body;
+mod engine;
+mod inbox;
+mod request;
+mod serve;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add(
+        "build_profile",
+        if cfg!(debug_assertions) { "debug" } else { "release" },
+    )?;
+    awaitable::init_pymodule(m)?;
+    engine::init_pymodule(m)?;
+    asgi::init_pymodule(m)?;
+    Ok(())
+}

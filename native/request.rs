@@ -1,0 +1,112 @@
+//! The parts of a request every ASGI scope is built from, gathered on the tokio side.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Version};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
+
+/// Addresses of one accepted connection.
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+}
+
+pub struct RequestHead {
+    pub method: Method,
+    pub version: Version,
+    pub raw_path: Bytes,
+    pub query: Bytes,
+    pub headers: HeaderMap,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+}
+
+impl RequestHead {
+    pub fn new(parts: &http::request::Parts, conn: &ConnInfo) -> Self {
+        let uri = &parts.uri;
+        let raw_path = Bytes::copy_from_slice(uri.path().as_bytes());
+        let query = uri
+            .query()
+            .map(|q| Bytes::copy_from_slice(q.as_bytes()))
+            .unwrap_or_default();
+        Self {
+            method: parts.method.clone(),
+            version: parts.version,
+            raw_path,
+            query,
+            headers: parts.headers.clone(),
+            client: conn.peer,
+            server: conn.local,
+        }
+    }
+
+    pub fn http_version(&self) -> &'static str {
+        match self.version {
+            Version::HTTP_10 => "1.0",
+            Version::HTTP_2 => "2",
+            _ => "1.1",
+        }
+    }
+
+    /// Fills the scope keys shared by `http` and `websocket` scopes, as uvicorn fills them.
+    pub fn fill_scope<'py>(
+        &self,
+        py: Python<'py>,
+        scope: &Bound<'py, PyDict>,
+        kind: &str,
+        spec_version: &str,
+        scheme: &str,
+        root_path: &str,
+    ) -> PyResult<()> {
+        let asgi = PyDict::new(py);
+        asgi.set_item("version", "3.0")?;
+        asgi.set_item("spec_version", spec_version)?;
+        scope.set_item("type", kind)?;
+        scope.set_item("asgi", asgi)?;
+        scope.set_item("http_version", self.http_version())?;
+        scope.set_item("server", address(py, &self.server)?)?;
+        scope.set_item("client", address(py, &self.client)?)?;
+        scope.set_item("scheme", scheme)?;
+        scope.set_item("root_path", root_path)?;
+        let decoded = percent_encoding::percent_decode(&self.raw_path).decode_utf8_lossy();
+        let mut path = String::with_capacity(root_path.len() + decoded.len());
+        path.push_str(root_path);
+        path.push_str(&decoded);
+        scope.set_item("path", PyString::new(py, &path))?;
+        let mut raw = Vec::with_capacity(root_path.len() + self.raw_path.len());
+        raw.extend_from_slice(root_path.as_bytes());
+        raw.extend_from_slice(&self.raw_path);
+        scope.set_item("raw_path", PyBytes::new(py, &raw))?;
+        scope.set_item("query_string", PyBytes::new(py, &self.query))?;
+        scope.set_item("headers", self.header_list(py)?)?;
+        Ok(())
+    }
+
+    fn header_list<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let list = PyList::empty(py);
+        for (name, value) in &self.headers {
+            let pair = PyTuple::new(
+                py,
+                [
+                    PyBytes::new(py, name.as_str().as_bytes()),
+                    PyBytes::new(py, value.as_bytes()),
+                ],
+            )?;
+            list.append(pair)?;
+        }
+        Ok(list)
+    }
+}
+
+fn address<'py>(py: Python<'py>, addr: &SocketAddr) -> PyResult<Bound<'py, PyTuple>> {
+    let ip = match addr.ip() {
+        std::net::IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => v6.to_string(),
+        },
+        ip @ std::net::IpAddr::V4(_) => ip.to_string(),
+    };
+    (ip, addr.port()).into_pyobject(py)
+}
