@@ -17,25 +17,29 @@ from fastrapi_compat.errors import StartupError
 ASGIApp = Any
 
 
-class Dispatcher:
-    """Drains the engine's inbox on the loop thread and runs the app for each new protocol."""
+def drain(engine: Engine) -> None:
+    """The loop's reader callback on the engine's wake fd: hands each new protocol object
+    to the handler of the listener it arrived on."""
+    for protocol in engine.drain():
+        protocol.handler.spawn(protocol)
 
-    def __init__(self, app: ASGIApp, engine: Engine, state: dict[str, Any], logger: logging.Logger) -> None:
+
+class Dispatcher:
+    """A listener's handler: runs the app for each request or websocket, one task each."""
+
+    def __init__(self, app: ASGIApp, state: dict[str, Any], logger: logging.Logger) -> None:
         self.app = app
-        self.engine = engine
         self.state = state
         self.logger = logger
         self.tasks: set[asyncio.Task[None]] = set()
 
-    def drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        for protocol in self.engine.drain():
-            if type(protocol) is HTTPProtocol:
-                task = loop.create_task(self.run_http(protocol))
-            else:
-                task = loop.create_task(self.run_websocket(protocol))
-            self.tasks.add(task)
-            task.add_done_callback(self.tasks.discard)
+    def spawn(self, protocol: HTTPProtocol | WebSocketProtocol) -> None:
+        if type(protocol) is HTTPProtocol:
+            task = asyncio.get_running_loop().create_task(self.run_http(protocol))
+        else:
+            task = asyncio.get_running_loop().create_task(self.run_websocket(protocol))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     async def run_http(self, protocol: HTTPProtocol) -> None:
         scope = protocol.scope()

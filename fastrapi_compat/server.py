@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from fastrapi_compat._native import Engine
-from fastrapi_compat.asgi_bridge import Dispatcher, Lifespan
+from fastrapi_compat.asgi_bridge import Dispatcher, Lifespan, drain
 from fastrapi_compat.errors import StartupError
 
 logger = logging.getLogger("fastrapi_compat")
@@ -69,37 +69,32 @@ class Server:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._stop = asyncio.Event()
-        engine = Engine(loop, threads=config.threads, root_path=config.root_path)
+        lifespan = Lifespan(self.app, config.lifespan, logger)
+        await lifespan.startup()
+        engine = Engine(loop, threads=config.threads)
+        wake_fd = engine.wake_fd()
+        loop.add_reader(wake_fd, drain, engine)
         try:
+            dispatcher = Dispatcher(self.app, lifespan.state, logger)
             try:
-                host, port = engine.bind(config.host, config.port)
+                host, port, _ = engine.listen(dispatcher, config.host, config.port, root_path=config.root_path)
             except OSError as exc:
-                reason = exc.strerror or str(exc)
+                reason = (exc.strerror or str(exc)).lower()
                 raise StartupError(
-                    f"error while attempting to bind on address ({config.host!r}, {config.port}): {reason.lower()}"
+                    f"error while attempting to bind on address ({config.host!r}, {config.port}): {reason}"
                 ) from None
-            lifespan = Lifespan(self.app, config.lifespan, logger)
-            await lifespan.startup()
-            dispatcher = Dispatcher(self.app, engine, lifespan.state, logger)
-            wake_fd = engine.wake_fd()
-            loop.add_reader(wake_fd, dispatcher.drain)
-            try:
-                engine.start()
-                self.bound = (host, port)
-                logger.info(
-                    "fastrapi-compat running on http://%s:%d (Press CTRL+C to quit)", _url_host(host), port
-                )
-                if on_ready is not None:
-                    on_ready()
-                await self._stop.wait()
-                logger.info("Shutting down")
-                await engine.shutdown(config.graceful_timeout)
-                await dispatcher.wait_tasks(config.graceful_timeout)
-            finally:
-                loop.remove_reader(wake_fd)
-            await lifespan.shutdown()
+            self.bound = (host, port)
+            logger.info("fastrapi-compat running on http://%s:%d (Press CTRL+C to quit)", _url_host(host), port)
+            if on_ready is not None:
+                on_ready()
+            await self._stop.wait()
+            logger.info("Shutting down")
+            await engine.shutdown(config.graceful_timeout)
+            await dispatcher.wait_tasks(config.graceful_timeout)
         finally:
+            loop.remove_reader(wake_fd)
             engine.close()
+            await lifespan.shutdown()
 
     def request_shutdown(self) -> None:
         """Asks :meth:`serve` to stop; safe to call from any thread or a signal handler."""

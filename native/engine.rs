@@ -1,6 +1,8 @@
 //! The `Engine` Python class: owns the tokio runtime, the listener and the inbox.
 
+use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::os::fd::RawFd;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,14 +13,13 @@ use tokio::runtime::{Handle, Runtime};
 use tokio::sync::watch;
 
 use crate::inbox::{Build, Event, Inbox};
+use crate::request::Site;
 
-/// What every request task needs: the inbox to the loop, the runtime, the config.
+/// What every request task needs: the inbox to the loop and the runtime.
 pub struct EngineShared {
     pub inbox: Inbox,
     pub handle: Handle,
     create_future: Py<PyAny>,
-    pub root_path: String,
-    pub scheme: &'static str,
 }
 
 impl EngineShared {
@@ -37,49 +38,75 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// A listener being served: how to stop it, and its accept task.
+struct Listening {
+    stop: watch::Sender<Option<Duration>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The engine: a tokio runtime serving any number of listeners, each with its own handler.
 #[pyclass(frozen, module = "fastrapi_compat._native")]
 pub struct Engine {
     shared: Arc<EngineShared>,
     runtime: Mutex<Option<Runtime>>,
-    listener: Mutex<Option<TcpListener>>,
-    stop: Mutex<Option<watch::Sender<Option<Duration>>>>,
-    serving: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    listeners: Mutex<HashMap<u64, Listening>>,
+    next_id: AtomicU64,
 }
 
 #[pymethods]
 impl Engine {
     #[new]
-    #[pyo3(signature = (event_loop, *, threads=1, root_path=String::new()))]
-    fn new(event_loop: &Bound<'_, PyAny>, threads: usize, root_path: String) -> PyResult<Self> {
+    #[pyo3(signature = (event_loop, *, threads=1))]
+    fn new(event_loop: &Bound<'_, PyAny>, threads: usize) -> PyResult<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
             .thread_name("fastrapi-io")
             .enable_all()
             .build()
             .map_err(|e| PyRuntimeError::new_err(format!("cannot start the tokio runtime: {e}")))?;
-        let inbox = Inbox::new()?;
         let shared = Arc::new(EngineShared {
-            inbox,
+            inbox: Inbox::new()?,
             handle: runtime.handle().clone(),
             create_future: event_loop.getattr("create_future")?.unbind(),
-            root_path,
-            scheme: "http",
         });
         Ok(Self {
             shared,
             runtime: Mutex::new(Some(runtime)),
-            listener: Mutex::new(None),
-            stop: Mutex::new(None),
-            serving: Mutex::new(None),
+            listeners: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
         })
     }
 
-    /// Binds a TCP listener; returns the bound `(host, port)`. Raises `OSError`.
-    fn bind(&self, py: Python<'_>, host: &str, port: u16) -> PyResult<(String, u16)> {
+    /// Binds `host:port` (port 0 picks a free one) and starts accepting on it; each request
+    /// becomes a protocol object whose `handler` is `handler`. Returns `(host, port, id)`.
+    /// Raises `OSError` when the address cannot be bound.
+    #[pyo3(signature = (handler, host, port, *, root_path=String::new()))]
+    fn listen(
+        &self,
+        py: Python<'_>,
+        handler: Py<PyAny>,
+        host: &str,
+        port: u16,
+        root_path: String,
+    ) -> PyResult<(String, u16, u64)> {
         let listener = py.detach(|| bind_tcp(host, port))?;
         let addr = listener.local_addr()?;
-        *lock(&self.listener) = Some(listener);
-        Ok((addr.ip().to_string(), addr.port()))
+        let site = Arc::new(Site {
+            handler,
+            root_path,
+            scheme: "http",
+        });
+        let (stop, stop_rx) = watch::channel(None);
+        let task = {
+            let _guard = self.shared.handle.enter();
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            self.shared
+                .handle
+                .spawn(crate::serve::accept_loop(listener, self.shared.clone(), site, stop_rx))
+        };
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        lock(&self.listeners).insert(id, Listening { stop, task });
+        Ok((addr.ip().to_string(), addr.port(), id))
     }
 
     /// The file descriptor the event loop must watch (`loop.add_reader(fd, drain)`).
@@ -87,53 +114,47 @@ impl Engine {
         self.shared.inbox.fd()
     }
 
-    /// Starts accepting connections on the bound listener.
-    fn start(&self) -> PyResult<()> {
-        let listener = lock(&self.listener)
-            .take()
-            .ok_or_else(|| PyRuntimeError::new_err("Engine.start() needs a bound listener"))?;
-        let (stop_tx, stop_rx) = watch::channel(None);
-        let shared = self.shared.clone();
-        let handle = self.shared.handle.clone();
-        let task = {
-            let _guard = handle.enter();
-            let listener = tokio::net::TcpListener::from_std(listener)?;
-            handle.spawn(crate::serve::accept_loop(listener, shared, stop_rx))
-        };
-        *lock(&self.stop) = Some(stop_tx);
-        *lock(&self.serving) = Some(task);
-        Ok(())
-    }
-
     /// Runs on the loop thread when the wake fd is readable: completes the futures that tokio
     /// resolved and returns the new protocol objects (one per request or websocket).
-    fn drain(&self, py: Python<'_>) -> PyResult<Vec<Py<PyAny>>> {
+    fn drain(&self, py: Python<'_>) -> Vec<Py<PyAny>> {
         let mut spawned = Vec::new();
         for event in self.shared.inbox.take() {
-            match event {
-                Event::Spawn(build) => spawned.push(build(py)?),
-                Event::Resolve(future, build) => resolve_future(py, &future, build)?,
+            let result = match event {
+                Event::Spawn(build) => build(py).map(|protocol| spawned.push(protocol)),
+                Event::Resolve(future, build) => resolve_future(py, &future, build),
+            };
+            if let Err(err) = result {
+                // One bad event must not lose the rest of the batch.
+                err.write_unraisable(py, None);
             }
         }
-        Ok(spawned)
+        spawned
     }
 
-    /// Stops accepting, lets in-flight connections finish for up to `timeout` seconds, and
-    /// returns an asyncio future completed when that is done.
-    fn shutdown(&self, py: Python<'_>, timeout: f64) -> PyResult<Py<PyAny>> {
+    /// Stops accepting on listener `id` (all listeners when `None`), lets their connections
+    /// finish for up to `timeout` seconds, and returns an asyncio future completed when done.
+    #[pyo3(signature = (timeout, id=None))]
+    fn shutdown(&self, py: Python<'_>, timeout: f64, id: Option<u64>) -> PyResult<Py<PyAny>> {
         if !(timeout.is_finite() && timeout >= 0.0) {
             return Err(PyValueError::new_err("timeout must be a non-negative number"));
         }
+        let grace = Duration::from_secs_f64(timeout);
+        let stopping: Vec<Listening> = {
+            let mut listeners = lock(&self.listeners);
+            match id {
+                Some(id) => listeners.remove(&id).into_iter().collect(),
+                None => listeners.drain().map(|(_, l)| l).collect(),
+            }
+        };
         let future = self.shared.future(py)?;
-        if let Some(stop) = lock(&self.stop).take() {
-            let _ = stop.send(Some(Duration::from_secs_f64(timeout)));
-        }
-        let serving = lock(&self.serving).take();
-        let shared = self.shared.clone();
         let done = future.clone_ref(py);
+        let shared = self.shared.clone();
         self.shared.handle.spawn(async move {
-            if let Some(task) = serving {
-                let _ = task.await;
+            for listening in &stopping {
+                let _ = listening.stop.send(Some(grace));
+            }
+            for listening in stopping {
+                let _ = listening.task.await;
             }
             shared.resolve(done, Box::new(|py| Ok(py.None())));
         });

@@ -7,10 +7,19 @@ use http::{HeaderMap, Method, Version};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-/// Addresses of one accepted connection.
+/// One listener's settings: who handles its requests and how scopes are filled.
+pub struct Site {
+    /// The Python object whose `spawn(protocol)` runs the app (see `asgi_bridge.Dispatcher`).
+    pub handler: Py<PyAny>,
+    pub root_path: String,
+    pub scheme: &'static str,
+}
+
+/// Addresses of one accepted connection, and the site it was accepted for.
 pub struct ConnInfo {
     pub peer: SocketAddr,
     pub local: SocketAddr,
+    pub site: std::sync::Arc<Site>,
 }
 
 pub struct RequestHead {
@@ -21,6 +30,7 @@ pub struct RequestHead {
     pub headers: HeaderMap,
     pub client: SocketAddr,
     pub server: SocketAddr,
+    pub site: std::sync::Arc<Site>,
 }
 
 impl RequestHead {
@@ -39,6 +49,7 @@ impl RequestHead {
             headers: parts.headers.clone(),
             client: conn.peer,
             server: conn.local,
+            site: conn.site.clone(),
         }
     }
 
@@ -58,8 +69,8 @@ impl RequestHead {
         kind: &str,
         spec_version: &str,
         scheme: &str,
-        root_path: &str,
     ) -> PyResult<()> {
+        let root_path = self.site.root_path.as_str();
         let asgi = PyDict::new(py);
         asgi.set_item("version", "3.0")?;
         asgi.set_item("spec_version", spec_version)?;

@@ -15,11 +15,12 @@ use tokio::sync::{mpsc, watch};
 use crate::asgi;
 use crate::body::ResBody;
 use crate::engine::EngineShared;
-use crate::request::ConnInfo;
+use crate::request::{ConnInfo, Site};
 
 pub async fn accept_loop(
     listener: TcpListener,
     shared: Arc<EngineShared>,
+    site: Arc<Site>,
     mut stop: watch::Receiver<Option<Duration>>,
 ) {
     // Every connection task holds a clone of `alive`; when all are gone, `recv()` ends.
@@ -38,7 +39,7 @@ pub async fn accept_loop(
                         Ok(local) => local,
                         Err(_) => continue,
                     };
-                    let conn = Arc::new(ConnInfo { peer, local });
+                    let conn = Arc::new(ConnInfo { peer, local, site: site.clone() });
                     let shared = shared.clone();
                     let service = service_fn(move |req| dispatch(req, shared.clone(), conn.clone()));
                     let connection = http1::Builder::new()

@@ -291,11 +291,16 @@ impl HTTPProtocol {
             &scope,
             "http",
             "2.3",
-            inner.engine.scheme,
-            &inner.engine.root_path,
+            inner.head.site.scheme,
         )?;
         scope.set_item("method", inner.head.method.as_str())?;
         Ok(scope)
+    }
+
+    /// The handler of the listener this request came in on.
+    #[getter]
+    fn handler(&self, py: Python<'_>) -> Py<PyAny> {
+        self.inner.head.site.handler.clone_ref(py)
     }
 
     /// ASGI `receive`: an awaitable giving the next `http.request` or `http.disconnect`.

@@ -284,15 +284,19 @@ impl WebSocketProtocol {
     fn scope<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let inner = &self.inner;
         let scope = PyDict::new(py);
-        let scheme = if inner.engine.scheme == "https" { "wss" } else { "ws" };
-        inner
-            .head
-            .fill_scope(py, &scope, "websocket", "2.4", scheme, &inner.engine.root_path)?;
+        let scheme = if inner.head.site.scheme == "https" { "wss" } else { "ws" };
+        inner.head.fill_scope(py, &scope, "websocket", "2.4", scheme)?;
         scope.set_item("subprotocols", PyList::new(py, &inner.subprotocols)?)?;
         let extensions = PyDict::new(py);
         extensions.set_item("websocket.http.response", PyDict::new(py))?;
         scope.set_item("extensions", extensions)?;
         Ok(scope)
+    }
+
+    /// The handler of the listener this websocket came in on.
+    #[getter]
+    fn handler(&self, py: Python<'_>) -> Py<PyAny> {
+        self.inner.head.site.handler.clone_ref(py)
     }
 
     /// ASGI `receive`.
