@@ -80,9 +80,7 @@ class Server:
                 host, port, _ = engine.listen(dispatcher, config.host, config.port, root_path=config.root_path)
             except OSError as exc:
                 reason = (exc.strerror or str(exc)).lower()
-                raise StartupError(
-                    f"error while attempting to bind on address ({config.host!r}, {config.port}): {reason}"
-                ) from None
+                raise StartupError(f"cannot bind to {config.host}:{config.port}: {reason}") from None
             self.bound = (host, port)
             logger.info("fastrapi-compat running on http://%s:%d (Press CTRL+C to quit)", _url_host(host), port)
             if on_ready is not None:
@@ -123,8 +121,10 @@ def run(
     graceful_timeout: float = 30.0,
 ) -> None:
     """Serves ``app`` until SIGINT or SIGTERM. Raises :class:`StartupError` if it cannot start."""
-    if log_level is not None:
-        logger.setLevel(log_level.upper() if log_level != "trace" else logging.DEBUG)
+    if log_level is not None or not logger.handlers:
+        from fastrapi_compat.cli import configure_logging
+
+        configure_logging(log_level or "info")
     config = Config(
         host=host,
         port=port,

@@ -20,6 +20,10 @@ pub struct EngineShared {
     pub inbox: Inbox,
     pub handle: Handle,
     create_future: Py<PyAny>,
+    /// HTTP requests handed to Python since the engine started.
+    pub http_requests: AtomicU64,
+    /// Websockets handed to Python since the engine started.
+    pub websockets: AtomicU64,
 }
 
 impl EngineShared {
@@ -68,6 +72,8 @@ impl Engine {
             inbox: Inbox::new()?,
             handle: runtime.handle().clone(),
             create_future: event_loop.getattr("create_future")?.unbind(),
+            http_requests: AtomicU64::new(0),
+            websockets: AtomicU64::new(0),
         });
         Ok(Self {
             shared,
@@ -107,6 +113,15 @@ impl Engine {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         lock(&self.listeners).insert(id, Listening { stop, task });
         Ok((addr.ip().to_string(), addr.port(), id))
+    }
+
+    /// Counters since start: `{"http": n, "websocket": n, "native": n}`.
+    fn stats(&self) -> HashMap<&'static str, u64> {
+        HashMap::from([
+            ("http", self.shared.http_requests.load(Ordering::Relaxed)),
+            ("websocket", self.shared.websockets.load(Ordering::Relaxed)),
+            ("native", 0),
+        ])
     }
 
     /// The file descriptor the event loop must watch (`loop.add_reader(fd, drain)`).

@@ -124,6 +124,7 @@ pub async fn handle(
         disconnected: AtomicBool::new(false),
     });
     let mut watch = Watch(Some(shared.clone()));
+    engine.http_requests.fetch_add(1, Ordering::Relaxed);
     engine.inbox.push(Event::Spawn(Box::new(move |py| {
         Ok(Py::new(py, HTTPProtocol { inner: shared })?.into_any())
     })));

@@ -133,6 +133,7 @@ pub async fn handle(
         disconnected: AtomicBool::new(false),
     });
     let for_python = shared.clone();
+    engine.websockets.fetch_add(1, Ordering::Relaxed);
     engine.inbox.push(Event::Spawn(Box::new(move |py| {
         Ok(Py::new(py, WebSocketProtocol { inner: for_python })?.into_any())
     })));

@@ -1,0 +1,43 @@
+# Developer tasks. `make` (or `make help`) lists them; each target's `## ` comment is its help.
+.DEFAULT_GOAL := help
+SHELL := bash
+PYTHON ?= python3
+PY_SOURCES := fastrapi_compat examples tests
+
+.PHONY: help build-dev build-prod test lint-python lint-rust typecheck all
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) \
+		| awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
+
+build-dev: ## Build the engine (release) and install it in place (maturin develop, or pip -e outside a venv)
+	@if [[ -n "$${VIRTUAL_ENV:-}$${CONDA_PREFIX:-}" ]]; then \
+		echo "maturin develop --release"; maturin develop --release; \
+	else \
+		echo "$(PYTHON) -m pip install --no-build-isolation -e ."; \
+		$(PYTHON) -m pip install --no-build-isolation -e .; \
+	fi
+
+build-prod: ## Build the release wheel into dist/
+	maturin build --release -o dist/
+
+test: ## Build and install the wheel, run cargo test and pytest (scripts/test)
+	./scripts/test
+
+lint-python: ## ruff check and ruff format --check (skipped if ruff is not installed)
+	@if command -v ruff >/dev/null 2>&1; then \
+		ruff check $(PY_SOURCES) && ruff format --check $(PY_SOURCES); \
+	else \
+		echo "lint-python: ruff not installed, skipped ($(PYTHON) -m pip install ruff)"; \
+	fi
+
+lint-rust: ## cargo fmt --check and cargo clippy with warnings as errors
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
+
+# stubtest imports the installed module, so it runs away from the source folder.
+typecheck: ## mypy --strict on the package, and stubtest of _native.pyi against the built module
+	$(PYTHON) -m mypy --strict fastrapi_compat
+	cd "$$(mktemp -d)" && PYTHONSAFEPATH=1 $(PYTHON) -m mypy.stubtest fastrapi_compat._native
+
+all: lint-python lint-rust typecheck test ## Lint, typecheck and test everything

@@ -1,0 +1,1 @@
+"""Example apps: ``fastrapi-compat run examples.hello:app`` from the repository root."""

@@ -1,0 +1,8 @@
+"""``python -m fastrapi_compat`` runs the ``fastrapi-compat`` command line."""
+
+import sys
+
+from fastrapi_compat.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

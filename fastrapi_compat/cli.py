@@ -1,0 +1,308 @@
+"""The ``fastrapi-compat`` command line: ``fastrapi-compat run MODULE:APP [options]``.
+
+Flag names and defaults follow uvicorn's, so ``uvicorn main:app --port 8080`` becomes
+``fastrapi-compat run main:app --port 8080``. Every error a user can cause (bad flag,
+unimportable app, port in use, failing lifespan startup) prints one ``Error: ...`` line
+on stderr and exits 1; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import inspect
+import logging
+import os
+import platform
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any, ClassVar, NoReturn
+
+from fastrapi_compat.errors import StartupError
+
+TRACE = 5
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+LIFESPAN_MODES = ("auto", "on", "off")
+
+
+class UsageError(Exception):
+    """A command line the parser rejects; ``str()`` is the one line to print."""
+
+
+class AppLoadError(Exception):
+    """The ``MODULE:APP`` target cannot be turned into an ASGI app; ``str()`` is one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line and exit 1 (not a usage dump, exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser for every subcommand (``run`` today; ``explain`` and ``check`` later)."""
+    parser = _Parser(
+        prog="fastrapi-compat",
+        description="Serve an unmodified FastAPI (or any ASGI) app with the Rust engine.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run",
+        help="serve MODULE:APP",
+        description="Serve MODULE:APP until interrupted (flags as in uvicorn).",
+    )
+    run.add_argument("app", metavar="MODULE:APP", help="import target, e.g. main:app")
+    run.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s)")
+    run.add_argument("--port", type=_port, default=8000, help="bind port (default: %(default)s)")
+    run.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        default="info",
+        help="log level (default: %(default)s)",
+    )
+    run.add_argument(
+        "--root-path",
+        default="",
+        help="ASGI root_path, for apps served under a path prefix by a proxy",
+    )
+    run.add_argument(
+        "--lifespan",
+        choices=LIFESPAN_MODES,
+        default="auto",
+        help="lifespan events: auto, on or off (default: %(default)s)",
+    )
+    run.add_argument(
+        "--app-dir",
+        default=".",
+        help="directory put first on sys.path to import the app (default: current directory)",
+    )
+    run.add_argument(
+        "--factory",
+        action="store_true",
+        help="treat MODULE:APP as a function with no arguments that returns the app",
+    )
+    return parser
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: not a number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {port}: must be 0..65535")
+    return port
+
+
+def import_from_string(target: str) -> Any:
+    """Import ``module:attr.sub`` the way uvicorn does; raise :class:`AppLoadError` if not."""
+    module_name, _, attrs = target.partition(":")
+    if not module_name or not attrs:
+        raise AppLoadError(f"import target {target!r} must be in the form 'module:attribute'.")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise AppLoadError(f"could not import module {module_name!r}.") from exc
+        raise AppLoadError(f"importing module {module_name!r} failed: {_describe(exc)}") from exc
+    except Exception as exc:
+        raise AppLoadError(f"importing module {module_name!r} failed: {_describe(exc)}") from exc
+
+    instance: Any = module
+    for attr in attrs.split("."):
+        try:
+            instance = getattr(instance, attr)
+        except AttributeError:
+            raise AppLoadError(
+                f"attribute {attrs!r} not found in module {module_name!r}."
+            ) from None
+    return instance
+
+
+def load_app(target: str, factory: bool) -> Any:
+    """Import ``target`` and return an ASGI 3 callable (calling it first if a factory)."""
+    app = import_from_string(target)
+    if factory:
+        if not callable(app):
+            raise AppLoadError(f"{target!r} is not callable, so --factory cannot call it.")
+        app = _call_factory(target, app)
+    elif _is_factory(app):
+        # uvicorn calls a factory given without --factory, with a warning; so do we.
+        logging.getLogger("fastrapi_compat").warning(
+            "ASGI app factory detected. Using it, but please consider setting the --factory flag."
+        )
+        app = _call_factory(target, app)
+    if not _is_asgi3(app):
+        kind = type(app).__name__
+        raise AppLoadError(f"{target!r} is not an ASGI application (got a {kind} object).")
+    return app
+
+
+def _call_factory(target: str, factory: Any) -> Any:
+    try:
+        return factory()
+    except Exception as exc:
+        raise AppLoadError(f"app factory {target!r} failed: {_describe(exc)}") from exc
+
+
+def _signature(obj: Any) -> inspect.Signature | None:
+    try:
+        return inspect.signature(obj)
+    except (TypeError, ValueError):
+        return None
+
+
+def _is_factory(obj: Any) -> bool:
+    """True for a plain function that takes no arguments (so cannot be an ASGI app)."""
+    if not inspect.isfunction(obj):
+        return False
+    signature = _signature(obj)
+    return signature is not None and not signature.parameters
+
+
+def _is_asgi3(obj: Any) -> bool:
+    """Callable as ``app(scope, receive, send)`` (the signature check is skipped if unknown)."""
+    if not callable(obj) or inspect.isclass(obj):
+        return False
+    signature = _signature(obj)
+    if signature is None:
+        return True
+    try:
+        signature.bind(object(), object(), object())
+    except TypeError:
+        return False
+    return True
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message (file:line)`` of the innermost frame, all on one line."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    frames = traceback.extract_tb(exc.__traceback__)
+    if isinstance(exc, SyntaxError) and exc.filename:
+        text += f" ({exc.filename}:{exc.lineno})"
+    elif frames:
+        last = frames[-1]
+        text += f" ({last.filename}:{last.lineno})"
+    return " ".join(text.split())
+
+
+class _LevelPrefixFormatter(logging.Formatter):
+    """uvicorn's console format: ``INFO:     message`` (level name coloured on a terminal)."""
+
+    COLOURS: ClassVar[dict[int, str]] = {
+        TRACE: "34",
+        logging.DEBUG: "36",
+        logging.INFO: "32",
+        logging.WARNING: "33",
+        logging.ERROR: "31",
+        logging.CRITICAL: "91",
+    }
+
+    def __init__(self, use_colours: bool) -> None:
+        super().__init__("%(message)s")
+        self.use_colours = use_colours
+
+    def format(self, record: logging.LogRecord) -> str:
+        name = record.levelname
+        padding = " " * max(0, 8 - len(name))
+        if self.use_colours:
+            name = f"\033[{self.COLOURS.get(record.levelno, '0')}m{name}\033[0m"
+        return f"{name}:{padding} {super().format(record)}"
+
+
+def configure_logging(level: str) -> None:
+    """Send the ``fastrapi_compat`` logger to stderr in uvicorn's format at ``level``."""
+    logging.addLevelName(TRACE, "TRACE")
+    numeric = TRACE if level == "trace" else getattr(logging, level.upper())
+    logger = logging.getLogger("fastrapi_compat")
+    for handler in list(logger.handlers):
+        if getattr(handler, "_fastrapi_cli", False):
+            logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LevelPrefixFormatter(use_colours=_colours_wanted(sys.stderr)))
+    handler._fastrapi_cli = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(numeric)
+    logger.propagate = False
+
+
+def _colours_wanted(stream: Any) -> bool:
+    if os.environ.get("NO_COLOR"):
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def version_text() -> str:
+    from fastapi import __version__ as fastapi_version
+
+    from fastrapi_compat import __version__
+
+    return (
+        f"fastrapi-compat {__version__} (fastapi {fastapi_version}, "
+        f"{platform.python_implementation()} {platform.python_version()} on {platform.system()})"
+    )
+
+
+def _fail(message: str) -> int:
+    print(f"Error: {' '.join(message.split())}", file=sys.stderr)
+    return 1
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level)
+    app_dir = os.path.abspath(args.app_dir)
+    if not os.path.isdir(app_dir):
+        return _fail(f"--app-dir {args.app_dir!r} is not a directory.")
+    sys.path.insert(0, app_dir)
+    try:
+        app = load_app(args.app, args.factory)
+    except AppLoadError as exc:
+        if args.log_level in ("debug", "trace") and exc.__cause__ is not None:
+            traceback.print_exception(exc.__cause__, file=sys.stderr)
+        return _fail(str(exc))
+
+    from fastrapi_compat.server import run
+
+    try:
+        run(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            root_path=args.root_path,
+            lifespan=args.lifespan,
+        )
+    except StartupError as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"cannot serve on {args.host}:{args.port}: {exc.strerror or exc}.")
+    except KeyboardInterrupt:
+        pass  # an interrupt is the normal way to stop the server
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``fastrapi-compat`` console script; returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        return _fail(str(exc))
+    except SystemExit as exc:  # --help
+        return exc.code if isinstance(exc.code, int) else 0
+    if args.version:
+        print(version_text())
+        return 0
+    if args.command == "run":
+        return cmd_run(args)
+    return _fail("missing command (see 'fastrapi-compat --help').")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

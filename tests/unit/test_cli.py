@@ -1,0 +1,342 @@
+"""The ``fastrapi-compat`` command line, run as a user runs it: a subprocess of the real script.
+
+Every error a user can cause must print exactly one ``Error: ...`` line on stderr and exit 1;
+a good target must serve until SIGINT and then exit 0.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+STARTUP_DEADLINE = 30.0
+SHUTDOWN_DEADLINE = 10.0
+
+MODULES = {
+    "good.py": """
+        from fastrapi_compat import FastAPI
+
+        app = FastAPI()
+
+        @app.get("/")
+        async def root():
+            return {"ok": True}
+    """,
+    "broken.py": """
+        import missing_dependency_xyz  # the module exists but its own import fails
+
+        app = None
+    """,
+    "raises.py": """
+        raise RuntimeError("config file not found")
+    """,
+    "notasgi.py": """
+        app = 42
+    """,
+    "factory.py": """
+        from fastrapi_compat import FastAPI
+
+        def create_app():
+            app = FastAPI()
+
+            @app.get("/")
+            async def root():
+                return {"made_by": "factory"}
+
+            return app
+    """,
+    "failing_lifespan.py": """
+        from contextlib import asynccontextmanager
+
+        from fastrapi_compat import FastAPI
+
+        @asynccontextmanager
+        async def lifespan(app):
+            raise RuntimeError("database unreachable")
+            yield
+
+        app = FastAPI(lifespan=lifespan)
+    """,
+}
+
+
+def console_script() -> str | None:
+    """The installed ``fastrapi-compat`` script of this interpreter's environment, if any."""
+    name = "fastrapi-compat"
+    return shutil.which(name, path=sysconfig.get_path("scripts")) or shutil.which(name)
+
+
+def cli() -> list[str]:
+    """How to run the CLI: the console script, else ``python -P -m fastrapi_compat``.
+
+    ``-P`` keeps the current directory off ``sys.path``, so the installed package is used,
+    exactly as with the console script.
+    """
+    script = console_script()
+    if script:
+        return [script]
+    safe_path = ["-P"] if sys.version_info >= (3, 11) else []
+    return [sys.executable, *safe_path, "-m", "fastrapi_compat"]
+
+
+@pytest.fixture(scope="module")
+def app_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("apps")
+    for name, source in MODULES.items():
+        (directory / name).write_text(textwrap.dedent(source))
+    return directory
+
+
+def run_cli(*args: str, cwd: Path = REPO, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*cli(), *args],
+        check=False,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
+    lines = result.stderr.splitlines()
+    assert result.returncode == 1, result.stderr
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
+    line = lines[0]
+    assert line.startswith("Error: "), line
+    for fragment in fragments:
+        assert fragment in line, line
+    return line
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- the entry point --------------------------------------------------------------------------
+
+
+def test_console_script_is_declared() -> None:
+    scripts = importlib.metadata.entry_points(group="console_scripts")
+    entry = next((ep for ep in scripts if ep.name == "fastrapi-compat"), None)
+    assert entry is not None
+    assert entry.value == "fastrapi_compat.cli:main"
+
+
+def test_console_script_is_installed() -> None:
+    script = console_script()
+    assert script is not None, "the fastrapi-compat script is not installed"
+    result = subprocess.run(
+        [script, "--version"], check=False, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("fastrapi-compat ")
+
+
+def test_version() -> None:
+    from fastrapi_compat import __version__
+
+    result = run_cli("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"fastrapi-compat {__version__} (fastapi ")
+
+
+def test_help_lists_the_run_flags() -> None:
+    result = run_cli("run", "--help")
+    assert result.returncode == 0, result.stderr
+    for flag in ("--host", "--port", "--log-level", "--root-path", "--lifespan", "--app-dir"):
+        assert flag in result.stdout
+
+
+# -- bad targets ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "fragments"),
+    [
+        ("nomodule_xyz:app", ["could not import module 'nomodule_xyz'"]),
+        ("nopackage_xyz.sub:app", ["could not import module 'nopackage_xyz.sub'"]),
+        ("broken:app", ["importing module 'broken' failed", "missing_dependency_xyz"]),
+        ("raises:app", ["importing module 'raises' failed", "config file not found"]),
+        ("good:missing", ["attribute 'missing' not found in module 'good'"]),
+        ("good:app.missing", ["attribute 'app.missing' not found in module 'good'"]),
+        ("good", ["'module:attribute'"]),
+        ("good:", ["'module:attribute'"]),
+        ("notasgi:app", ["not an ASGI application", "int"]),
+        ("good:FastAPI", ["not an ASGI application"]),
+    ],
+)
+def test_bad_target(app_dir: Path, target: str, fragments: list[str]) -> None:
+    result = run_cli("run", target, "--app-dir", str(app_dir), "--port", str(free_port()))
+    assert_one_error_line(result, *fragments)
+
+
+def test_bad_app_dir(tmp_path: Path) -> None:
+    result = run_cli("run", "good:app", "--app-dir", str(tmp_path / "nowhere"))
+    assert_one_error_line(result, "--app-dir")
+
+
+# -- bad flags --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["run", "good:app", "--port", "abc"], "--port"),
+        (["run", "good:app", "--port", "70000"], "--port"),
+        (["run", "good:app", "--log-level", "loud"], "--log-level"),
+        (["run", "good:app", "--lifespan", "maybe"], "--lifespan"),
+        (["run", "good:app", "--bogus"], "--bogus"),
+        (["run"], "MODULE:APP"),
+        (["serve", "good:app"], "serve"),
+        ([], "command"),
+    ],
+)
+def test_bad_flag(app_dir: Path, args: list[str], fragment: str) -> None:
+    result = run_cli(*args, cwd=app_dir)
+    assert_one_error_line(result, fragment)
+    assert "usage:" not in result.stderr
+
+
+# -- startup failures -------------------------------------------------------------------------
+
+
+def test_port_in_use(app_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("run", "good:app", "--app-dir", str(app_dir), "--port", str(port))
+    assert_one_error_line(result, str(port))
+
+
+def test_lifespan_startup_failure(app_dir: Path) -> None:
+    result = run_cli(
+        "run", "failing_lifespan:app", "--app-dir", str(app_dir), "--port", str(free_port())
+    )
+    assert_one_error_line(result, "database unreachable")
+
+
+# -- serving ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def serve() -> Iterator[list[subprocess.Popen[str]]]:
+    """Collects started servers; any still running at teardown is killed."""
+    started: list[subprocess.Popen[str]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def start_server(started: list[subprocess.Popen[str]], *args: str) -> subprocess.Popen[str]:
+    process = subprocess.Popen(
+        [*cli(), "run", *args],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    started.append(process)
+    return process
+
+
+def wait_until_serving(process: subprocess.Popen[str], url: str) -> httpx.Response:
+    """Polls ``url`` until it answers; fails early if the server exits."""
+    deadline = time.monotonic() + STARTUP_DEADLINE
+    while True:
+        if process.poll() is not None:
+            _, stderr = process.communicate()
+            pytest.fail(f"server exited with {process.returncode}:\n{stderr}")
+        try:
+            return httpx.get(url, timeout=2.0)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                pytest.fail(f"server did not answer {url} within {STARTUP_DEADLINE} s")
+            time.sleep(0.05)
+
+
+def stop_with_sigint(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGINT)
+    try:
+        _, stderr = process.communicate(timeout=SHUTDOWN_DEADLINE)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, stderr = process.communicate()
+        pytest.fail(f"server still running {SHUTDOWN_DEADLINE} s after SIGINT:\n{stderr}")
+    assert process.returncode == 0, stderr
+    return stderr
+
+
+def test_run_hello_example_until_sigint(serve: list[subprocess.Popen[str]]) -> None:
+    port = free_port()
+    process = start_server(serve, "examples.hello:app", "--port", str(port))
+    base = f"http://127.0.0.1:{port}"
+
+    response = wait_until_serving(process, base + "/")
+    assert response.status_code == 200
+    assert response.json() == {"message": "Hello, world"}
+    item = httpx.get(base + "/items/42", params={"q": "x"}, timeout=5.0)
+    assert item.json() == {"item_id": 42, "q": "x"}
+    assert httpx.get(base + "/items/nope", timeout=5.0).status_code == 422
+
+    stderr = stop_with_sigint(process)
+    assert f"INFO:     fastrapi-compat running on {base} (Press CTRL+C to quit)" in stderr
+
+
+def test_run_factory(app_dir: Path, serve: list[subprocess.Popen[str]]) -> None:
+    port = free_port()
+    process = start_server(
+        serve,
+        "factory:create_app",
+        "--factory",
+        "--app-dir",
+        str(app_dir),
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+    )
+    response = wait_until_serving(process, f"http://127.0.0.1:{port}/")
+    assert response.json() == {"made_by": "factory"}
+    stderr = stop_with_sigint(process)
+    assert "running on" not in stderr  # an info line, hidden at --log-level warning
+
+
+def test_app_dir_defaults_to_the_current_directory(
+    app_dir: Path, serve: list[subprocess.Popen[str]]
+) -> None:
+    port = free_port()
+    process = subprocess.Popen(
+        [*cli(), "run", "good:app", "--port", str(port)],
+        cwd=app_dir,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
+    serve.append(process)
+    response = wait_until_serving(process, f"http://127.0.0.1:{port}/")
+    assert response.json() == {"ok": True}
+    stop_with_sigint(process)
