@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import contextvars
 import itertools
 import json
 import logging
@@ -110,7 +111,9 @@ class _Outcome:
     def __init__(self) -> None:
         self.done = threading.Event()
         self.exception: BaseException | None = None
-        self.started = False
+        self.started: dict[str, Any] | None = None
+        self.body: list[bytes] = []
+        self.context = contextvars.copy_context()
         self.debug: dict[str, Any] | None = None
         self.accept: dict[str, Any] | None = None
         self.close_before_accept: dict[str, Any] | None = None
@@ -154,10 +157,23 @@ class _TestSite(Dispatcher):
         with self._lock:
             return self._outcomes.pop(request_id, None)
 
-    async def run_http(self, protocol: HTTPProtocol) -> None:
+    def spawn(self, protocol: HTTPProtocol | WebSocketProtocol) -> None:
+        # Like Starlette's client (anyio portals copy the caller's context), the app runs in
+        # a copy of the test thread's contextvars.
         scope = protocol.scope()
         scope["state"] = self.state.copy()
         outcome = self._claim(scope)
+        loop = asyncio.get_running_loop()
+        if type(protocol) is HTTPProtocol:
+            coro = self.run_test_http(protocol, scope, outcome)
+        else:
+            coro = self.run_test_websocket(protocol, scope, outcome)  # type: ignore[arg-type]
+        context = outcome.context if outcome is not None else contextvars.copy_context()
+        task = context.run(loop.create_task, coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def run_test_http(self, protocol: HTTPProtocol, scope: dict[str, Any], outcome: _Outcome | None) -> None:
         if outcome is None:
             scope["extensions"] = {}
             await self._call_http(protocol, scope, protocol.send, None)
@@ -171,7 +187,9 @@ class _TestSite(Dispatcher):
                 outcome.debug = message["info"]
                 return
             if kind == "http.response.start":
-                outcome.started = True
+                outcome.started = message
+            elif kind == "http.response.body":
+                outcome.body.append(bytes(message.get("body", b"")))
             await engine_send(message)
 
         await self._call_http(protocol, scope, send, outcome)
@@ -191,10 +209,7 @@ class _TestSite(Dispatcher):
             if outcome is not None:
                 outcome.done.set()
 
-    async def run_websocket(self, protocol: WebSocketProtocol) -> None:
-        scope = protocol.scope()
-        scope["state"] = self.state.copy()
-        outcome = self._claim(scope)
+    async def run_test_websocket(self, protocol: WebSocketProtocol, scope: dict[str, Any], outcome: _Outcome | None) -> None:
         engine_send = protocol.send
         accepted = False
 
@@ -270,10 +285,25 @@ class _EngineTransport(httpx.BaseTransport):  # type: ignore[misc,name-defined]
         headers.append((_TEST_HEADER_BYTES, f"{request_id}|{scheme}|{host}|{server_port}|".encode()))
         target = httpx.URL(scheme="http", host="127.0.0.1", port=port, raw_path=url.raw_path)
         forwarded = httpx.Request(request.method, target, headers=headers, stream=request.stream)
-        response = self._http.handle_request(forwarded)
         raise_exceptions = self._client._raise_server_exceptions
+        try:
+            response = self._http.handle_request(forwarded)
+        except httpx.TransportError:
+            # The engine aborted the response (the app failed after starting it), as uvicorn
+            # does. Starlette's client answers with what the app had sent: do the same.
+            if not outcome.done.wait(_OUTCOME_TIMEOUT) or outcome.started is None:
+                raise
+            if raise_exceptions and outcome.exception is not None:
+                raise outcome.exception from None
+            start = outcome.started
+            return httpx.Response(
+                start["status"],
+                headers=[(k, v) for k, v in start.get("headers", [])],
+                content=b"" if request.method == "HEAD" else b"".join(outcome.body),
+                request=request,
+            )
 
-        if not outcome.started and self._wait(outcome, response):
+        if outcome.started is None and self._wait(outcome, response):
             # The app never started a response: Starlette's client raises or answers an empty 500.
             response.close()
             if raise_exceptions:
@@ -307,7 +337,7 @@ class _EngineTransport(httpx.BaseTransport):  # type: ignore[misc,name-defined]
         """True when the app ended without starting a response (the engine answered for it)."""
         if response.status_code != 500:
             return False
-        return outcome.done.wait(_OUTCOME_TIMEOUT) and not outcome.started
+        return outcome.done.wait(_OUTCOME_TIMEOUT) and outcome.started is None
 
     def close(self) -> None:
         self._http.close()
@@ -546,6 +576,10 @@ class TestClient(_starlette_testclient.TestClient):
             assert message["type"] in ("lifespan.shutdown.complete", "lifespan.shutdown.failed")
             if message["type"] == "lifespan.shutdown.failed":
                 await self._lifespan_receive()
+            # Let the lifespan call end (it sends a last None) before its streams close.
+            await asyncio.wait([self._lifespan_task], timeout=_OUTCOME_TIMEOUT)
+            if self._lifespan_task.done() and not self._lifespan_task.cancelled():
+                self._lifespan_task.exception()  # retrieved: nothing is logged at GC
         finally:
             await self._close_lifespan_streams()
 

@@ -24,6 +24,8 @@ pub struct EngineShared {
     pub http_requests: AtomicU64,
     /// Websockets handed to Python since the engine started.
     pub websockets: AtomicU64,
+    /// Set when the whole engine shuts down (open websockets are then closed).
+    pub closing: watch::Sender<bool>,
 }
 
 impl EngineShared {
@@ -74,6 +76,7 @@ impl Engine {
             create_future: event_loop.getattr("create_future")?.unbind(),
             http_requests: AtomicU64::new(0),
             websockets: AtomicU64::new(0),
+            closing: watch::channel(false).0,
         });
         Ok(Self {
             shared,
@@ -161,6 +164,9 @@ impl Engine {
                 None => listeners.drain().map(|(_, l)| l).collect(),
             }
         };
+        if id.is_none() {
+            self.shared.closing.send_replace(true);
+        }
         let future = self.shared.future(py)?;
         let done = future.clone_ref(py);
         let shared = self.shared.clone();

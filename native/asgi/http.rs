@@ -460,9 +460,19 @@ impl HTTPProtocol {
         let outcome = match previous {
             ResponseState::Done => "complete",
             _ if inner.disconnected.load(Ordering::SeqCst) => "disconnected",
-            ResponseState::Pending(tx) | ResponseState::Started { tx, .. } => {
+            ResponseState::Pending(tx) => {
                 let _ = tx.send(internal_error());
                 "not_started"
+            }
+            // The status line was promised (uvicorn has already written it): send it, then
+            // abort the body so the client sees an incomplete response.
+            ResponseState::Started { tx, status, headers } => {
+                let (chunks, rx) = mpsc::channel(1);
+                let _ = chunks.try_send(Err(io::Error::other(
+                    "ASGI callable returned without completing response",
+                )));
+                let _ = tx.send(build_response(status, headers, ResBody::Stream { rx, _guard: None }));
+                "not_completed"
             }
             ResponseState::Streaming(chunks) => {
                 inner.engine.handle.spawn(async move {

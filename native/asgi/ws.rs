@@ -209,14 +209,33 @@ async fn run_socket(
         }
         false
     };
-    tokio::pin!(reader);
-    tokio::select! {
-        () = &mut reader => {}
-        sent_close = writer => {
-            if sent_close {
-                let _ = tokio::time::timeout(CLOSE_TIMEOUT, reader).await;
+    // On server shutdown, close with 1012 (Service Restart) and tell the app, as uvicorn does.
+    let on_shutdown = async {
+        let mut closing = shared.engine.closing.subscribe();
+        let _ = async { closing.wait_for(|c| *c).await.is_ok() }.await;
+        if let Phase::Open(out) = &*shared.phase() {
+            let _ = out.send(Message::Close(Some(CloseFrame {
+                code: CloseCode::Restart,
+                reason: "".into(),
+            })));
+        }
+        let _ = inbound.send(Inbound::Disconnect(1012, String::new())).await;
+        std::future::pending::<()>().await;
+    };
+    let session = async {
+        tokio::pin!(reader);
+        tokio::select! {
+            () = &mut reader => {}
+            sent_close = writer => {
+                if sent_close {
+                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, reader).await;
+                }
             }
         }
+    };
+    tokio::select! {
+        () = session => {}
+        () = on_shutdown => {}
     }
 }
 
