@@ -8,6 +8,7 @@ the lifespan protocol.
 from __future__ import annotations
 
 import asyncio
+import http
 import logging
 from typing import Any
 
@@ -15,6 +16,9 @@ from fastrapi_compat._native import Engine, HTTPProtocol, WebSocketProtocol
 from fastrapi_compat.errors import StartupError
 
 ASGIApp = Any
+
+#: Reason phrases of the status line, as uvicorn writes them (the engine takes this table).
+STATUS_PHRASES: dict[int, str] = {status.value: status.phrase for status in http.HTTPStatus}
 
 
 def drain(engine: Engine) -> None:

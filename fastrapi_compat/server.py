@@ -17,7 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from fastrapi_compat._native import Engine
-from fastrapi_compat.asgi_bridge import Dispatcher, Lifespan, drain
+from fastrapi_compat.asgi_bridge import STATUS_PHRASES, Dispatcher, Lifespan, drain
 from fastrapi_compat.errors import StartupError
 
 logger = logging.getLogger("fastrapi_compat")
@@ -71,7 +71,7 @@ class Server:
         self._stop = asyncio.Event()
         lifespan = Lifespan(self.app, config.lifespan, logger)
         await lifespan.startup()
-        engine = Engine(loop, threads=config.threads)
+        engine = Engine(loop, threads=config.threads, reasons=STATUS_PHRASES)
         wake_fd = engine.wake_fd()
         loop.add_reader(wake_fd, drain, engine)
         try:

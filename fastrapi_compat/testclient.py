@@ -37,7 +37,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from fastrapi_compat._native import Engine, HTTPProtocol, WebSocketProtocol
-from fastrapi_compat.asgi_bridge import Dispatcher, drain
+from fastrapi_compat.asgi_bridge import STATUS_PHRASES, Dispatcher, drain
 from fastrapi_compat.server import new_event_loop
 
 httpx = _starlette_testclient.httpx  # the flavour Starlette's TestClient is built on (httpx2 or httpx)
@@ -57,7 +57,7 @@ class _Hub:
 
     def __init__(self) -> None:
         self.loop = new_event_loop()
-        self.engine = Engine(self.loop)
+        self.engine = Engine(self.loop, reasons=STATUS_PHRASES)
         self.loop.add_reader(self.engine.wake_fd(), drain, self.engine)
         self._thread = threading.Thread(target=self.loop.run_forever, name="fastrapi-testclient", daemon=True)
         self._thread.start()
@@ -114,6 +114,7 @@ class _Outcome:
         self.started: dict[str, Any] | None = None
         self.body: list[bytes] = []
         self.context = contextvars.copy_context()
+        self.claimed = False  # set before the app runs, so before any response exists
         self.debug: dict[str, Any] | None = None
         self.accept: dict[str, Any] | None = None
         self.close_before_accept: dict[str, Any] | None = None
@@ -155,7 +156,10 @@ class _TestSite(Dispatcher):
             scope["headers"] = [(n, v) for n, v in headers if n != b"host"]
             scope["headers"].insert(0, (b"host", host_header.encode("latin-1")))
         with self._lock:
-            return self._outcomes.pop(request_id, None)
+            outcome = self._outcomes.pop(request_id, None)
+        if outcome is not None:
+            outcome.claimed = True
+        return outcome
 
     def spawn(self, protocol: HTTPProtocol | WebSocketProtocol) -> None:
         # Like Starlette's client (anyio portals copy the caller's context), the app runs in
@@ -251,12 +255,19 @@ def _default_port(scheme: str) -> int:
 
 
 class _EngineResponseStream(httpx.SyncByteStream):  # type: ignore[misc,name-defined]
-    def __init__(self, response: Any, on_close: Any) -> None:
+    def __init__(self, response: Any, on_close: Any, outcome: _Outcome) -> None:
         self._response = response
         self._on_close = on_close
+        self._outcome = outcome
 
     def __iter__(self) -> Iterator[bytes]:
-        yield from self._response.stream
+        try:
+            yield from self._response.stream
+        except httpx.TransportError:
+            # The engine aborted the body because the app failed mid-response (as uvicorn
+            # does); Starlette's client ends the body there and reports the app's error.
+            if self._outcome.started is None or not self._outcome.done.wait(_OUTCOME_TIMEOUT):
+                raise
 
     def close(self) -> None:
         try:
@@ -281,7 +292,9 @@ class _EngineTransport(httpx.BaseTransport):  # type: ignore[misc,name-defined]
         scheme = url.scheme
         host = url.raw_host.decode("ascii")
         server_port = url.port if url.port is not None else _default_port(scheme)
-        headers = [(k, v) for k, v in request.headers.raw if k.lower() != _TEST_HEADER_BYTES]
+        # Over HTTP a field value never carries leading or trailing whitespace (RFC 9110): it
+        # is stripped here as any server would, since the HTTP client refuses to send it.
+        headers = [(k, v.strip(b" \t")) for k, v in request.headers.raw if k.lower() != _TEST_HEADER_BYTES]
         headers.append((_TEST_HEADER_BYTES, f"{request_id}|{scheme}|{host}|{server_port}|".encode()))
         target = httpx.URL(scheme="http", host="127.0.0.1", port=port, raw_path=url.raw_path)
         forwarded = httpx.Request(request.method, target, headers=headers, stream=request.stream)
@@ -291,7 +304,7 @@ class _EngineTransport(httpx.BaseTransport):  # type: ignore[misc,name-defined]
         except httpx.TransportError:
             # The engine aborted the response (the app failed after starting it), as uvicorn
             # does. Starlette's client answers with what the app had sent: do the same.
-            if not outcome.done.wait(_OUTCOME_TIMEOUT) or outcome.started is None:
+            if not outcome.claimed or not outcome.done.wait(_OUTCOME_TIMEOUT) or outcome.started is None:
                 raise
             if raise_exceptions and outcome.exception is not None:
                 raise outcome.exception from None
@@ -313,7 +326,8 @@ class _EngineTransport(httpx.BaseTransport):  # type: ignore[misc,name-defined]
             return httpx.Response(500, headers=[], stream=httpx.ByteStream(b""), request=request)
 
         def on_close() -> None:
-            if not outcome.done.wait(_OUTCOME_TIMEOUT):
+            # A response the app never saw (the engine rejected the request) has no outcome.
+            if not outcome.claimed or not outcome.done.wait(_OUTCOME_TIMEOUT):
                 return
             if raise_exceptions and outcome.exception is not None:
                 raise outcome.exception
@@ -321,7 +335,7 @@ class _EngineTransport(httpx.BaseTransport):  # type: ignore[misc,name-defined]
         result = httpx.Response(
             response.status_code,
             headers=response.headers.raw,
-            stream=_EngineResponseStream(response, on_close),
+            stream=_EngineResponseStream(response, on_close, outcome),
             request=request,
         )
         if outcome.debug is not None:
@@ -337,7 +351,7 @@ class _EngineTransport(httpx.BaseTransport):  # type: ignore[misc,name-defined]
         """True when the app ended without starting a response (the engine answered for it)."""
         if response.status_code != 500:
             return False
-        return outcome.done.wait(_OUTCOME_TIMEOUT) and outcome.started is None
+        return outcome.claimed and outcome.done.wait(_OUTCOME_TIMEOUT) and outcome.started is None
 
     def close(self) -> None:
         self._http.close()
@@ -400,7 +414,7 @@ class WebSocketTestSession:
         raise WebSocketDenialResponse(
             status_code=response.status_code,
             headers=[(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.raw_items()],
-            content=response.body or b"",
+            content=bytes(response.body or b""),
         ) from None
 
     def __exit__(self, *args: Any) -> None:
@@ -436,8 +450,12 @@ class WebSocketTestSession:
     def close(self, code: int = 1000, reason: str | None = None) -> None:
         if self._connection is not None:
             with contextlib.suppress(Exception):
-                self._connection.close(code, reason or "")
-            self._stack.close()
+                if code == 1006:  # abnormal closure: no close frame, the connection just drops
+                    self._connection.close_socket()
+                else:
+                    self._connection.close(code, reason or "")
+            with contextlib.suppress(Exception):
+                self._stack.close()
 
     def receive(self) -> dict[str, Any]:
         try:

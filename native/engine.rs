@@ -26,12 +26,26 @@ pub struct EngineShared {
     pub websockets: AtomicU64,
     /// Set when the whole engine shuts down (open websockets are then closed).
     pub closing: watch::Sender<bool>,
+    /// Status line reason phrases, as uvicorn writes them (Python's `http.HTTPStatus`);
+    /// codes missing here get an empty phrase.
+    reasons: HashMap<u16, hyper::ext::ReasonPhrase>,
 }
 
 impl EngineShared {
     /// A new asyncio future of the engine's loop (loop thread only).
     pub fn future(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.create_future.call0(py)
+    }
+
+    /// Sets the reason phrase uvicorn would write for this response's status.
+    pub fn set_reason<B>(&self, response: &mut hyper::Response<B>) {
+        let code = response.status().as_u16();
+        let phrase = self
+            .reasons
+            .get(&code)
+            .cloned()
+            .unwrap_or_else(|| hyper::ext::ReasonPhrase::from_static(b""));
+        response.extensions_mut().insert(phrase);
     }
 
     /// Completes `future` on the loop thread with the value `build` makes there.
@@ -62,8 +76,16 @@ pub struct Engine {
 #[pymethods]
 impl Engine {
     #[new]
-    #[pyo3(signature = (event_loop, *, threads=1))]
-    fn new(event_loop: &Bound<'_, PyAny>, threads: usize) -> PyResult<Self> {
+    #[pyo3(signature = (event_loop, *, threads=1, reasons=HashMap::new()))]
+    fn new(event_loop: &Bound<'_, PyAny>, threads: usize, reasons: HashMap<u16, String>) -> PyResult<Self> {
+        let reasons = reasons
+            .into_iter()
+            .filter_map(|(code, phrase)| {
+                hyper::ext::ReasonPhrase::try_from(phrase.into_bytes())
+                    .ok()
+                    .map(|p| (code, p))
+            })
+            .collect();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
             .thread_name("fastrapi-io")
@@ -77,6 +99,7 @@ impl Engine {
             http_requests: AtomicU64::new(0),
             websockets: AtomicU64::new(0),
             closing: watch::channel(false).0,
+            reasons,
         });
         Ok(Self {
             shared,

@@ -274,10 +274,16 @@ fn more_body(message: &Bound<'_, PyDict>) -> PyResult<bool> {
     }
 }
 
-fn build_response(status: StatusCode, headers: HeaderMap, body: ResBody) -> Response<ResBody> {
+fn build_response(
+    engine: &EngineShared,
+    status: StatusCode,
+    headers: HeaderMap,
+    body: ResBody,
+) -> Response<ResBody> {
     let mut response = Response::new(body);
     *response.status_mut() = status;
     *response.headers_mut() = headers;
+    engine.set_reason(&mut response);
     response
 }
 
@@ -375,7 +381,7 @@ impl HTTPProtocol {
                         rx,
                         _guard: Some(guard),
                     };
-                    let _ = tx.send(build_response(status, headers, streamed));
+                    let _ = tx.send(build_response(&inner.engine, status, headers, streamed));
                     state.response = ResponseState::Streaming(chunks);
                 } else {
                     let exact = !inner.is_head()
@@ -384,7 +390,7 @@ impl HTTPProtocol {
                             .and_then(|v| v.to_str().ok())
                             .and_then(|v| v.trim().parse::<usize>().ok())
                             == Some(body.len());
-                    let _ = tx.send(build_response(status, headers, ResBody::full(body, exact)));
+                    let _ = tx.send(build_response(&inner.engine, status, headers, ResBody::full(body, exact)));
                     drop(state);
                     inner.finished.send_replace(true);
                 }
@@ -471,7 +477,7 @@ impl HTTPProtocol {
                 let _ = chunks.try_send(Err(io::Error::other(
                     "ASGI callable returned without completing response",
                 )));
-                let _ = tx.send(build_response(status, headers, ResBody::Stream { rx, _guard: None }));
+                let _ = tx.send(build_response(&inner.engine, status, headers, ResBody::Stream { rx, _guard: None }));
                 "not_completed"
             }
             ResponseState::Streaming(chunks) => {

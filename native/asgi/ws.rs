@@ -438,6 +438,7 @@ impl WebSocketProtocol {
                     let mut response = Response::new(ResBody::full(body.freeze(), true));
                     *response.status_mut() = status;
                     *response.headers_mut() = headers;
+                    inner.engine.set_reason(&mut response);
                     let _ = tx.send(Decision::Respond(response));
                 }
             }

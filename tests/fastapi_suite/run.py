@@ -33,7 +33,6 @@ _TESTCLIENT_IMPORT = re.compile(r"\bfrom\s+(?:fastapi|starlette)\.testclient\s+i
 _ATTRIBUTE_USES = (
     ("fastapi.testclient.TestClient", "fastrapi_compat.testclient.TestClient", "fastrapi_compat.testclient"),
     ("starlette.testclient.TestClient", "fastrapi_compat.testclient.TestClient", "fastrapi_compat.testclient"),
-    ("fastapi.FastAPI", "fastrapi_compat.FastAPI", "fastrapi_compat"),
 )
 
 

@@ -1,0 +1,1 @@
+"""Shared helpers for the differential tests: servers in threads and response comparison."""
