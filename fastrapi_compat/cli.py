@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import inspect
 import logging
 import os
@@ -86,6 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="treat MODULE:APP as a function with no arguments that returns the app",
     )
+    explain = commands.add_parser(
+        "explain",
+        help="show how each route of MODULE:APP is served",
+        description="Per route: path, methods, tier (native/asgi) and the reason for the ASGI "
+        "tier; per middleware: whether it runs natively.",
+    )
+    explain.add_argument("app", metavar="MODULE:APP", help="import target, e.g. main:app")
+    explain.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    explain.add_argument("--app-dir", default=".", help="directory put first on sys.path")
+    explain.add_argument("--factory", action="store_true", help="MODULE:APP is an app factory")
     return parser
 
 
@@ -254,6 +265,38 @@ def _fail(message: str) -> int:
     return 1
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    app_dir = os.path.abspath(args.app_dir)
+    if not os.path.isdir(app_dir):
+        return _fail(f"--app-dir {args.app_dir!r} is not a directory.")
+    sys.path.insert(0, app_dir)
+    try:
+        app = load_app(args.app, args.factory)
+    except AppLoadError as exc:
+        return _fail(str(exc))
+
+    from fastrapi_compat.compiler import compile_app
+
+    compiled = compile_app(app)
+    if args.json:
+        print(json.dumps(compiled.as_json(), indent=2))
+        return 0
+    rows = [("PATH", "METHODS", "TIER", "REASON")]
+    rows += [(r.path, ",".join(r.methods or ["*"]), r.tier, r.reason) for r in compiled.routes]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
+    print()
+    if compiled.middleware:
+        for m in compiled.middleware:
+            print(f"middleware {m.name}: {'native' if m.native else 'python'} ({m.reason})")
+    else:
+        print("middleware: none besides FastAPI's own")
+    native = sum(r.tier == "native" for r in compiled.routes)
+    print(f"{native} of {len(compiled.routes)} routes native")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     app_dir = os.path.abspath(args.app_dir)
@@ -301,6 +344,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "run":
         return cmd_run(args)
+    if args.command == "explain":
+        return cmd_explain(args)
     return _fail("missing command (see 'fastrapi-compat --help').")
 
 

@@ -8,6 +8,7 @@ mod body;
 mod engine;
 mod inbox;
 mod request;
+mod router;
 mod serve;
 
 use pyo3::prelude::*;
@@ -22,5 +23,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     awaitable::init_pymodule(m)?;
     engine::init_pymodule(m)?;
     asgi::init_pymodule(m)?;
+    router::init_pymodule(m)?;
     Ok(())
 }

@@ -24,6 +24,8 @@ use crate::request::{ConnInfo, RequestHead};
 /// Bodies announced at most this big are read before the app is called, so that its first
 /// `receive()` needs no trip back to tokio.
 const PREREAD_LIMIT: u64 = 64 * 1024;
+/// How long a request body may go without sending a byte before the client counts as gone.
+const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// Chunks of a streamed response buffered between the app and the socket.
 const STREAM_CAPACITY: usize = 16;
 
@@ -105,9 +107,10 @@ pub async fn handle(
         .exact()
         .is_some_and(|n| n <= PREREAD_LIMIT)
     {
-        match incoming.collect().await {
-            Ok(collected) => BodyState::Buffered(collected.to_bytes()),
-            Err(_) => return plain_response(StatusCode::BAD_REQUEST, "Invalid request body"),
+        match tokio::time::timeout(BODY_IDLE_TIMEOUT, incoming.collect()).await {
+            Ok(Ok(collected)) => BodyState::Buffered(collected.to_bytes()),
+            Ok(Err(_)) => return plain_response(StatusCode::BAD_REQUEST, "Invalid request body"),
+            Err(_) => return plain_response(StatusCode::REQUEST_TIMEOUT, "Request Timeout"),
         }
     } else {
         BodyState::Streaming(Some(incoming))
@@ -194,7 +197,10 @@ async fn next_data(body: &mut Incoming) -> Result<Option<Bytes>, hyper::Error> {
 async fn read_chunk(inner: Arc<HttpShared>, mut incoming: Incoming, future: Py<PyAny>) {
     let mut finished = inner.finished.subscribe();
     let read = tokio::select! {
-        read = next_data(&mut incoming) => Some(read),
+        read = tokio::time::timeout(BODY_IDLE_TIMEOUT, next_data(&mut incoming)) => {
+            // A body that stalls past the timeout is treated like a client that went away.
+            read.ok()
+        }
         _ = finished.wait_for(|done| *done) => None,
     };
     let outcome = match read {
@@ -218,6 +224,7 @@ async fn read_chunk(inner: Arc<HttpShared>, mut incoming: Incoming, future: Py<P
         }
         None => {
             inner.lock().body = BodyState::Consumed;
+            inner.client_gone();
             ReadOutcome::Disconnect
         }
     };
@@ -236,7 +243,9 @@ async fn wait_disconnect(inner: Arc<HttpShared>, future: Py<PyAny>) {
     inner.engine.resolve(future, Box::new(disconnect_message));
 }
 
-fn parse_headers(headers: Option<Bound<'_, PyAny>>) -> PyResult<HeaderMap> {
+/// ASGI `headers` (an iterable of `(name, value)` byte pairs) as a `HeaderMap`; names are
+/// lower-cased, invalid names or values raise as uvicorn does.
+pub(super) fn parse_headers(headers: Option<Bound<'_, PyAny>>) -> PyResult<HeaderMap> {
     let mut map = HeaderMap::new();
     let Some(headers) = headers else {
         return Ok(map);

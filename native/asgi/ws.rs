@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use super::http::parse_headers;
 use super::ClientDisconnected;
 use crate::awaitable::Ready;
 use crate::body::ResBody;
@@ -271,28 +272,6 @@ fn get<'py>(message: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<Bound<'p
     Ok(message.get_item(key)?.filter(|v| !v.is_none()))
 }
 
-fn header_map(headers: Option<Bound<'_, PyAny>>, lowercase: bool) -> PyResult<HeaderMap> {
-    let mut map = HeaderMap::new();
-    if let Some(headers) = headers {
-        for item in headers.try_iter()? {
-            let item = item?;
-            let name = item.get_item(0)?;
-            let value = item.get_item(1)?;
-            let name = name.cast::<PyBytes>()?.as_bytes();
-            let name = if lowercase {
-                HeaderName::from_bytes(&name.to_ascii_lowercase())
-            } else {
-                HeaderName::from_bytes(name)
-            }
-            .map_err(|_| PyRuntimeError::new_err("Invalid HTTP header name."))?;
-            let value = HeaderValue::from_bytes(value.cast::<PyBytes>()?.as_bytes())
-                .map_err(|_| PyRuntimeError::new_err("Invalid HTTP header value."))?;
-            map.append(name, value);
-        }
-    }
-    Ok(map)
-}
-
 /// One websocket as seen by Python.
 #[pyclass(frozen, module = "fastrapi_compat._native", name = "WebSocketProtocol")]
 pub struct WebSocketProtocol {
@@ -373,7 +352,7 @@ impl WebSocketProtocol {
         let mut phase = inner.phase();
         match (kind.as_str(), std::mem::replace(&mut *phase, Phase::Closed)) {
             ("websocket.accept", Phase::Handshake(tx)) => {
-                let mut headers = header_map(get(message, "headers")?, true)?;
+                let mut headers = parse_headers(get(message, "headers")?)?;
                 if let Some(sub) = get(message, "subprotocol")? {
                     let sub: String = sub.extract()?;
                     if !sub.is_empty() {
@@ -410,7 +389,7 @@ impl WebSocketProtocol {
                     .ok_or_else(|| {
                         PyRuntimeError::new_err(format!("Invalid HTTP status code '{status}' in response."))
                     })?;
-                let headers = header_map(get(message, "headers")?, false)?;
+                let headers = parse_headers(get(message, "headers")?)?;
                 *phase = Phase::Denial {
                     tx,
                     status,

@@ -1,0 +1,446 @@
+//! The route mirror: which route of the app a request reaches, decided in Rust exactly as
+//! Starlette's router decides it.
+//!
+//! The Python compiler hands over the app's effective routes in declaration order, each with
+//! Starlette's own compiled path regex (`route.path_regex.pattern`), its methods, and whether the
+//! native tier serves it. Starlette's rule is "the first route that matches path *and* method
+//! wins"; a route matching the path only (a partial match) does not stop the search. A request
+//! goes native only when its winning route is native; everything else (no full match: 404, 405,
+//! `redirect_slashes`; a route the compiler did not understand) goes to the ASGI tier, which runs
+//! the real app and is right by construction.
+
+use std::collections::HashMap;
+
+use regex::Regex;
+
+/// Who serves a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tier {
+    /// The native tier, with the id of the plan the compiler made for the route.
+    Native(u32),
+    /// The ASGI tier (the whole app is called).
+    Asgi,
+}
+
+/// One route as the compiler describes it.
+#[derive(Clone, Debug)]
+pub struct RouteSpec {
+    /// Starlette's `path_regex.pattern` (Python `re` syntax; Starlette's convertors only use the
+    /// subset that Rust's `regex` shares).
+    pub pattern: String,
+    /// Upper-case methods; `None` matches every method (a mount, or a route without methods).
+    pub methods: Option<Vec<String>>,
+    /// The exact path when the route has no parameters (enables the O(1) lookup).
+    pub static_path: Option<String>,
+    /// The literal text every matching path starts with (the path up to its first parameter).
+    pub prefix: String,
+    pub tier: Tier,
+}
+
+/// The outcome of a lookup.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Found {
+    /// Serve natively with this plan; the path parameters as captured (not yet converted).
+    Native {
+        plan: u32,
+        params: Vec<(String, String)>,
+    },
+    Asgi,
+}
+
+struct Route {
+    regex: Regex,
+    names: Vec<String>,
+    prefix: String,
+    methods: Option<Vec<String>>,
+    is_static: bool,
+    tier: Tier,
+}
+
+impl Route {
+    /// Cheap pre-check: every path the route matches starts with its literal prefix.
+    fn matches_prefix(&self, path: &str) -> bool {
+        path.starts_with(self.prefix.as_str())
+    }
+
+    fn accepts(&self, method: &str) -> bool {
+        self.methods
+            .as_ref()
+            .is_none_or(|methods| methods.iter().any(|m| m == method))
+    }
+
+    /// Python's `re.match` with a pattern ending in `$`: `$` also matches just before a final
+    /// newline, so `/a\n` matches `^/a$`.
+    fn captures<'p>(&self, path: &'p str) -> Option<regex::Captures<'p>> {
+        self.regex.captures(path).or_else(|| {
+            path.strip_suffix('\n')
+                .and_then(|trimmed| self.regex.captures(trimmed))
+        })
+    }
+}
+
+/// The mirrored route table of one app.
+pub struct RouteMirror {
+    routes: Vec<Route>,
+    /// Static path -> the static routes with exactly that path, in order, for the paths that no
+    /// earlier dynamic route can match.
+    statics: HashMap<String, Vec<usize>>,
+}
+
+impl RouteMirror {
+    /// Compiles the table. An error names the route whose pattern Rust cannot compile; the
+    /// caller then serves the whole app through the ASGI tier.
+    pub fn build(specs: Vec<RouteSpec>) -> Result<Self, String> {
+        let mut routes: Vec<Route> = Vec::with_capacity(specs.len());
+        let mut statics: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut static_paths = Vec::new();
+        for (index, spec) in specs.into_iter().enumerate() {
+            let regex = Regex::new(&spec.pattern)
+                .map_err(|e| format!("route {index} pattern {:?}: {e}", spec.pattern))?;
+            let names = regex.capture_names().flatten().map(str::to_owned).collect();
+            let is_static = spec.static_path.is_some();
+            if let Some(path) = spec.static_path {
+                static_paths.push((index, path));
+            }
+            routes.push(Route {
+                regex,
+                names,
+                prefix: spec.prefix,
+                methods: spec.methods,
+                is_static,
+                tier: spec.tier,
+            });
+        }
+        // A static path is indexed with the static routes that have exactly that path, in
+        // order, up to the first route of another kind that also matches it: a lookup that
+        // finds no route accepting the method among them falls back to the ordered scan.
+        for (index, path) in static_paths {
+            if statics.get(&path).is_some_and(|v| v.contains(&usize::MAX)) {
+                continue; // closed by a dynamic route
+            }
+            let start = statics.get(&path).and_then(|v| v.last().copied()).map_or(0, |i| i + 1);
+            let blocked = routes[start..index]
+                .iter()
+                .any(|r| !r.is_static && r.matches_prefix(&path) && r.captures(&path).is_some());
+            let entry = statics.entry(path.clone()).or_default();
+            if blocked || !routes[index].regex.is_match(&path) {
+                entry.push(usize::MAX);
+            } else {
+                entry.push(index);
+            }
+        }
+        for indices in statics.values_mut() {
+            if let Some(end) = indices.iter().position(|&i| i == usize::MAX) {
+                indices.truncate(end);
+            }
+        }
+        statics.retain(|_, indices| !indices.is_empty());
+        Ok(Self { routes, statics })
+    }
+
+    pub fn len(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// The route a request reaches (`route_path` is the percent-decoded path, root path removed).
+    pub fn lookup(&self, method: &str, route_path: &str) -> Found {
+        if let Some(indices) = self.statics.get(route_path) {
+            if let Some(&index) = indices.iter().find(|&&i| self.routes[i].accepts(method)) {
+                return Self::found(&self.routes[index], None);
+            }
+        }
+        for route in &self.routes {
+            if !route.accepts(method) || !route.matches_prefix(route_path) {
+                continue; // at best a partial match, which never wins
+            }
+            if let Some(captures) = route.captures(route_path) {
+                return Self::found(route, Some(&captures));
+            }
+        }
+        Found::Asgi
+    }
+
+    fn found(route: &Route, captures: Option<&regex::Captures<'_>>) -> Found {
+        match route.tier {
+            Tier::Asgi => Found::Asgi,
+            Tier::Native(plan) => {
+                let params = captures
+                    .map(|caps| {
+                        route
+                            .names
+                            .iter()
+                            .filter_map(|name| {
+                                caps.name(name)
+                                    .map(|m| (name.clone(), m.as_str().to_owned()))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Found::Native { plan, params }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Starlette's `compile_path` for the convertors it ships (what `route.path_regex` holds).
+    fn starlette_pattern(path: &str) -> (String, Option<String>) {
+        let mut pattern = String::from("^");
+        let mut is_static = true;
+        let mut rest = path;
+        while let Some(start) = rest.find('{') {
+            let end = rest[start..].find('}').unwrap() + start;
+            pattern.push_str(&regex::escape(&rest[..start]));
+            let inner = &rest[start + 1..end];
+            let (name, conv) = inner.split_once(':').unwrap_or((inner, "str"));
+            let re = match conv {
+                "str" => "[^/]+",
+                "path" => ".*",
+                "int" => "[0-9]+",
+                "float" => r"[0-9]+(\.[0-9]+)?",
+                "uuid" => "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+                other => panic!("unknown convertor {other}"),
+            };
+            pattern.push_str(&format!("(?P<{name}>{re})"));
+            is_static = false;
+            rest = &rest[end + 1..];
+        }
+        pattern.push_str(&regex::escape(rest));
+        pattern.push('$');
+        (pattern, is_static.then(|| path.to_owned()))
+    }
+
+    fn prefix_of(path: &str) -> String {
+        path.split('{').next().unwrap_or_default().to_owned()
+    }
+
+    fn route(path: &str, methods: &[&str], tier: Tier) -> RouteSpec {
+        let (pattern, static_path) = starlette_pattern(path);
+        RouteSpec {
+            prefix: prefix_of(path),
+            pattern,
+            methods: if methods.is_empty() {
+                None
+            } else {
+                Some(methods.iter().map(|m| (*m).to_owned()).collect())
+            },
+            static_path,
+            tier,
+        }
+    }
+
+    fn native(plan: u32, params: &[(&str, &str)]) -> Found {
+        Found::Native {
+            plan,
+            params: params
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn first_full_match_wins_in_declaration_order() {
+        let mirror = RouteMirror::build(vec![
+            route("/users/me", &["GET"], Tier::Native(1)),
+            route("/users/{user_id}", &["GET"], Tier::Native(2)),
+            route("/users/{user_id}", &["GET"], Tier::Native(3)),
+        ])
+        .unwrap();
+        assert_eq!(mirror.lookup("GET", "/users/me"), native(1, &[]));
+        assert_eq!(mirror.lookup("GET", "/users/7"), native(2, &[("user_id", "7")]));
+    }
+
+    #[test]
+    fn an_earlier_dynamic_route_shadows_a_later_static_one() {
+        let mirror = RouteMirror::build(vec![
+            route("/users/{user_id}", &["GET"], Tier::Native(1)),
+            route("/users/me", &["GET"], Tier::Native(2)),
+        ])
+        .unwrap();
+        assert_eq!(mirror.lookup("GET", "/users/me"), native(1, &[("user_id", "me")]));
+        assert!(mirror.statics.is_empty());
+    }
+
+    #[test]
+    fn a_dynamic_route_between_two_static_ones_keeps_its_turn() {
+        let mirror = RouteMirror::build(vec![
+            route("/a", &["GET"], Tier::Native(1)),
+            route("/{x}", &["POST"], Tier::Native(2)),
+            route("/a", &["POST"], Tier::Native(3)),
+        ])
+        .unwrap();
+        assert_eq!(mirror.lookup("GET", "/a"), native(1, &[]));
+        assert_eq!(mirror.lookup("POST", "/a"), native(2, &[("x", "a")]));
+    }
+
+    #[test]
+    fn a_partial_match_does_not_stop_the_search() {
+        let mirror = RouteMirror::build(vec![
+            route("/items/{id}", &["POST"], Tier::Native(1)),
+            route("/items/{id}", &["GET"], Tier::Native(2)),
+            route("/other", &["PUT"], Tier::Native(3)),
+        ])
+        .unwrap();
+        assert_eq!(mirror.lookup("GET", "/items/3"), native(2, &[("id", "3")]));
+        // Method not allowed anywhere: the ASGI tier answers 405 with `Allow`.
+        assert_eq!(mirror.lookup("DELETE", "/items/3"), Found::Asgi);
+        assert_eq!(mirror.lookup("GET", "/other"), Found::Asgi);
+    }
+
+    #[test]
+    fn convertors_match_as_starlette_compiles_them() {
+        let mirror = RouteMirror::build(vec![
+            route("/int/{n:int}", &["GET"], Tier::Native(1)),
+            route("/float/{x:float}", &["GET"], Tier::Native(2)),
+            route("/uuid/{u:uuid}", &["GET"], Tier::Native(3)),
+            route("/files/{p:path}", &["GET"], Tier::Native(4)),
+            route("/str/{s}", &["GET"], Tier::Native(5)),
+        ])
+        .unwrap();
+        assert_eq!(mirror.lookup("GET", "/int/42"), native(1, &[("n", "42")]));
+        assert_eq!(mirror.lookup("GET", "/int/-1"), Found::Asgi);
+        assert_eq!(mirror.lookup("GET", "/int/4x"), Found::Asgi);
+        assert_eq!(mirror.lookup("GET", "/float/1.5"), native(2, &[("x", "1.5")]));
+        assert_eq!(mirror.lookup("GET", "/float/1."), Found::Asgi);
+        let id = "123e4567-e89b-12d3-a456-426614174000";
+        assert_eq!(mirror.lookup("GET", &format!("/uuid/{id}")), native(3, &[("u", id)]));
+        assert_eq!(mirror.lookup("GET", "/uuid/not-a-uuid"), Found::Asgi);
+        assert_eq!(mirror.lookup("GET", "/files/a/b/c.txt"), native(4, &[("p", "a/b/c.txt")]));
+        assert_eq!(mirror.lookup("GET", "/files/"), native(4, &[("p", "")]));
+        assert_eq!(mirror.lookup("GET", "/str/a b"), native(5, &[("s", "a b")]));
+        assert_eq!(mirror.lookup("GET", "/str/a/b"), Found::Asgi);
+        assert_eq!(mirror.lookup("GET", "/str/é"), native(5, &[("s", "é")]));
+    }
+
+    #[test]
+    fn trailing_slashes_are_left_to_the_asgi_tier() {
+        let mirror = RouteMirror::build(vec![
+            route("/items", &["GET"], Tier::Native(1)),
+            route("/dir/", &["GET"], Tier::Native(2)),
+        ])
+        .unwrap();
+        assert_eq!(mirror.lookup("GET", "/items"), native(1, &[]));
+        // `redirect_slashes` (a 307 to the other spelling) is answered by the real app.
+        assert_eq!(mirror.lookup("GET", "/items/"), Found::Asgi);
+        assert_eq!(mirror.lookup("GET", "/dir"), Found::Asgi);
+        assert_eq!(mirror.lookup("GET", "/dir/"), native(2, &[]));
+    }
+
+    #[test]
+    fn python_dollar_matches_before_a_final_newline() {
+        let mirror = RouteMirror::build(vec![
+            route("/a", &["GET"], Tier::Native(1)),
+            route("/n/{n:int}", &["GET"], Tier::Native(2)),
+        ])
+        .unwrap();
+        assert_eq!(mirror.lookup("GET", "/a\n"), native(1, &[]));
+        assert_eq!(mirror.lookup("GET", "/n/5\n"), native(2, &[("n", "5")]));
+    }
+
+    #[test]
+    fn asgi_routes_and_mounts_keep_their_place() {
+        let mirror = RouteMirror::build(vec![
+            RouteSpec {
+                pattern: "^/static/(?P<path>.*)$".into(),
+                prefix: "/static/".into(),
+                methods: None,
+                static_path: None,
+                tier: Tier::Asgi,
+            },
+            route("/static/app.js", &["GET"], Tier::Native(1)),
+            route("/api/{x}", &["GET"], Tier::Asgi),
+            route("/api/ok", &["GET"], Tier::Native(2)),
+        ])
+        .unwrap();
+        assert_eq!(mirror.lookup("GET", "/static/app.js"), Found::Asgi);
+        assert_eq!(mirror.lookup("GET", "/api/ok"), Found::Asgi);
+    }
+
+    #[test]
+    fn head_only_when_the_route_lists_it() {
+        let mirror = RouteMirror::build(vec![
+            route("/fastapi", &["GET"], Tier::Native(1)),
+            route("/starlette", &["GET", "HEAD"], Tier::Native(2)),
+        ])
+        .unwrap();
+        assert_eq!(mirror.lookup("HEAD", "/fastapi"), Found::Asgi);
+        assert_eq!(mirror.lookup("HEAD", "/starlette"), native(2, &[]));
+    }
+
+    #[test]
+    fn ten_thousand_routes() {
+        let mut specs: Vec<RouteSpec> = (0..5_000)
+            .map(|i| route(&format!("/static/{i}"), &["GET"], Tier::Native(i)))
+            .collect();
+        specs.extend((0..5_000).map(|i| route(&format!("/dyn{i}/{{x:int}}"), &["GET"], Tier::Native(10_000 + i))));
+        let mirror = RouteMirror::build(specs).unwrap();
+        assert_eq!(mirror.len(), 10_000);
+        assert_eq!(mirror.statics.len(), 5_000);
+        assert_eq!(mirror.lookup("GET", "/static/4999"), native(4999, &[]));
+        assert_eq!(mirror.lookup("GET", "/dyn4999/7"), native(14_999, &[("x", "7")]));
+        assert_eq!(mirror.lookup("GET", "/nowhere"), Found::Asgi);
+    }
+
+    #[test]
+    fn a_pattern_rust_cannot_compile_is_reported() {
+        let spec = RouteSpec {
+            pattern: "^/(?P<x>a(?=b))$".into(),
+            prefix: "/".into(),
+            methods: None,
+            static_path: None,
+            tier: Tier::Native(1),
+        };
+        let error = RouteMirror::build(vec![spec]).err().expect("lookaround is not supported");
+        assert!(error.contains("route 0"), "{error}");
+    }
+}
+
+/// The route mirror as a Python object, so the compiler (and its tests) can ask it which route
+/// a request reaches: `RouteMirror([(pattern, prefix, methods|None, static_path|None, plan|None)])`.
+#[pyo3::pyclass(frozen, module = "fastrapi_compat._native", name = "RouteMirror")]
+pub struct PyRouteMirror {
+    inner: RouteMirror,
+}
+
+type SpecTuple = (String, String, Option<Vec<String>>, Option<String>, Option<u32>);
+
+#[pyo3::pymethods]
+impl PyRouteMirror {
+    #[new]
+    fn new(routes: Vec<SpecTuple>) -> pyo3::PyResult<Self> {
+        let specs = routes
+            .into_iter()
+            .map(|(pattern, prefix, methods, static_path, plan)| RouteSpec {
+                pattern,
+                prefix,
+                methods,
+                static_path,
+                tier: plan.map_or(Tier::Asgi, Tier::Native),
+            })
+            .collect();
+        RouteMirror::build(specs)
+            .map(|inner| Self { inner })
+            .map_err(pyo3::exceptions::PyValueError::new_err)
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    /// `(plan, {name: raw value})` when the request reaches a native route, else `None`.
+    fn lookup(&self, method: &str, route_path: &str) -> Option<(u32, HashMap<String, String>)> {
+        match self.inner.lookup(method, route_path) {
+            Found::Native { plan, params } => Some((plan, params.into_iter().collect())),
+            Found::Asgi => None,
+        }
+    }
+}
+
+pub fn init_pymodule(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
+    use pyo3::types::PyModuleMethods;
+    m.add_class::<PyRouteMirror>()
+}
