@@ -4,7 +4,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any, Literal, final
 
-__all__ = ["ClientDisconnected", "Engine", "HTTPProtocol", "Ready", "WebSocketProtocol", "__version__", "build_profile"]
+__all__ = ["ClientDisconnected", "Engine", "HTTPProtocol", "Ready", "RouteMirror", "WebSocketProtocol", "__version__", "build_profile"]
 
 __version__: str
 build_profile: str
@@ -54,3 +54,12 @@ class WebSocketProtocol:
     def receive(self) -> Awaitable[dict[str, Any]]: ...
     def send(self, message: Any) -> Awaitable[None]: ...
     def finish(self) -> Literal["complete", "not_started"]: ...
+
+@final
+class RouteMirror:
+    """The Rust route mirror: ``RouteMirror([(pattern, prefix, methods, static_path, plan)])``."""
+    def __new__(
+        cls, routes: list[tuple[str, str, list[str] | None, str | None, int | None]]
+    ) -> RouteMirror: ...
+    def __len__(self) -> int: ...
+    def lookup(self, method: str, route_path: str) -> tuple[int, dict[str, str]] | None: ...
