@@ -166,6 +166,29 @@ def parse_junit(path: Path) -> dict[str, Result]:
     return results
 
 
+def node_id(root: Path, test_id: str) -> str | None:
+    """``tests.test_x.TestCase::test_y[p]`` (a junit id) -> ``tests/test_x.py::TestCase::test_y[p]``."""
+    classname, _, name = test_id.partition("::")
+    parts = classname.split(".")
+    for cut in range(len(parts), 0, -1):
+        path = Path(*parts[:cut]).with_suffix(".py")
+        if (root / path).is_file():
+            return "::".join([path.as_posix(), *parts[cut:], name])
+    return None
+
+
+def rerun_passes(root: Path, test_id: str, env: dict[str, str]) -> bool:
+    """Runs one test again, alone: True when it passes (the first failure was a flake)."""
+    node = node_id(root, test_id)
+    if node is None:
+        return False
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:sugar", "-q", node],
+        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
+    )
+    return result.returncode == 0
+
+
 def load_known() -> dict[str, str]:
     known: dict[str, str] = {}
     if KNOWN.exists():
@@ -232,6 +255,14 @@ def main(argv: list[str] | None = None) -> int:
             (listed if test_id in known else regressions).append(entry)
         elif result.outcome == "failed" and other.outcome == "passed":
             fixed.append(test_id)
+    # A regression that passes when run again alone is reported as flaky, not as a regression;
+    # a crash or timeout that comes back every time stays a regression.
+    flaky = []
+    if len(regressions) <= 20:
+        for entry in list(regressions):
+            if rerun_passes(engine_root, entry["id"], engine_env):
+                regressions.remove(entry)
+                flaky.append(entry)
     stale = sorted(set(known) - {e["id"] for e in listed})
     counts = engine_counts(stats_dir)
     report = {
@@ -243,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         "engine_failed": sum(r.outcome == "failed" for r in engine.values()),
         "engine_skipped": sum(r.outcome == "skipped" for r in engine.values()),
         "regressions": regressions,
+        "flaky": flaky,
         "known_differences_seen": listed,
         "known_differences_not_seen": stale,
         "fixed": fixed,
@@ -275,10 +307,13 @@ def summary(report: dict[str, object]) -> str:
         f" (native tier: {report['native_requests']})",
         f"- regressions (pass on stock, not on the engine, not listed): {len(report['regressions'])}",  # type: ignore[arg-type]
         f"- known differences seen: {len(report['known_differences_seen'])}",  # type: ignore[arg-type]
+        f"- flaky (failed through the engine, passed when run again alone): {len(report['flaky'])}",  # type: ignore[arg-type]
         f"- fixed (fail on stock, pass on the engine): {len(report['fixed'])}",  # type: ignore[arg-type]
     ]
     for entry in report["regressions"]:  # type: ignore[attr-defined]
         lines.append(f"  - REGRESSION `{entry['id']}`: {entry['outcome']}: {entry['message']}")
+    for entry in report["flaky"]:  # type: ignore[attr-defined]
+        lines.append(f"  - flaky `{entry['id']}`: {entry['outcome']}: {entry['message']}")
     return "\n".join(lines) + "\n"
 
 
