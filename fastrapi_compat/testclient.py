@@ -9,24 +9,20 @@ opens a real websocket. Those promises travel beside the request (one header the
 handler removes before the app sees the scope), never by calling the app in process.
 
 All clients of a process share one engine and one event-loop thread (the *hub*); each client
-gets its own listener on a free port.
+gets its own listener on a free port (see :mod:`fastrapi_compat.loopback`). The httpx
+transports :class:`EngineTransport` and :class:`AsyncEngineTransport`, drop-ins for
+``httpx.ASGITransport``, are exported here too.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
-import contextvars
-import itertools
 import json
-import logging
 import math
-import os
 import threading
-from collections.abc import Coroutine, Iterator, Sequence
-from concurrent.futures import Future
-from typing import Any, Literal, TypeVar
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
 from urllib.parse import urljoin
 
 import anyio
@@ -36,218 +32,33 @@ from starlette.websockets import WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from fastrapi_compat._native import Engine, HTTPProtocol, WebSocketProtocol
-from fastrapi_compat.asgi_bridge import STATUS_PHRASES, Dispatcher, drain
-from fastrapi_compat.server import new_event_loop
+from fastrapi_compat.loopback import (
+    OUTCOME_TIMEOUT,
+    SIDE_HEADER,
+    EngineSite,
+    Outcome,
+    check_asgi_app,
+    engine_stats,
+    fallback_reasons,
+    get_hub,
+)
+from fastrapi_compat.transports import AsyncEngineTransport, EngineTransport
 
-httpx = _starlette_testclient.httpx  # the flavour Starlette's TestClient is built on (httpx2 or httpx)
+httpx = _starlette_testclient.httpx  # type: ignore[attr-defined]  # the flavour Starlette's TestClient is built on (httpx2 or httpx)
 WebSocketDenialResponse = _starlette_testclient.WebSocketDenialResponse
 
-__all__ = ["TestClient", "WebSocketDenialResponse", "WebSocketTestSession"]
+__all__ = [
+    "AsyncEngineTransport",
+    "EngineTransport",
+    "TestClient",
+    "WebSocketDenialResponse",
+    "WebSocketTestSession",
+    "engine_stats",
+    "fallback_reasons",
+]
 
-T = TypeVar("T")
-TEST_HEADER = "x-fastrapi-testclient"
-_TEST_HEADER_BYTES = TEST_HEADER.encode()
-_logger = logging.getLogger("fastrapi_compat.testclient")
-_OUTCOME_TIMEOUT = 30.0
-
-
-class _Hub:
-    """One event-loop thread and one engine serving every TestClient of the process."""
-
-    def __init__(self) -> None:
-        self.loop = new_event_loop()
-        self.engine = Engine(self.loop, reasons=STATUS_PHRASES)
-        self.loop.add_reader(self.engine.wake_fd(), drain, self.engine)
-        self._thread = threading.Thread(target=self.loop.run_forever, name="fastrapi-testclient", daemon=True)
-        self._thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
-
-    def listen(self, handler: Any) -> tuple[int, int]:
-        _, port, listener_id = self.engine.listen(handler, "127.0.0.1", 0)
-        return port, listener_id
-
-    def unlisten(self, listener_id: int) -> None:
-        """Stops a listener without waiting (safe from any thread, the loop's own included)."""
-
-        def stop() -> None:
-            asyncio.ensure_future(self.engine.shutdown(0.0, listener_id))
-
-        if not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(stop)
-
-
-_hub_lock = threading.Lock()
-_hub: _Hub | None = None
-
-
-def _get_hub() -> _Hub:
-    global _hub
-    with _hub_lock:
-        if _hub is None:
-            _hub = _Hub()
-            if os.environ.get("FASTRAPI_STATS_DIR"):
-                atexit.register(_write_stats, _hub)
-        return _hub
-
-
-def _write_stats(hub: _Hub) -> None:
-    """Leaves the engine's counters where the parity harness collects them."""
-    folder = os.environ.get("FASTRAPI_STATS_DIR")
-    if folder:
-        path = os.path.join(folder, f"{os.getpid()}.json")
-        with open(path, "w", encoding="utf-8") as out:
-            json.dump(hub.engine.stats(), out)
-
-
-class _Outcome:
-    """What happened server-side for one request or websocket, reported to the test thread."""
-
-    def __init__(self) -> None:
-        self.done = threading.Event()
-        self.exception: BaseException | None = None
-        self.started: dict[str, Any] | None = None
-        self.body: list[bytes] = []
-        self.context = contextvars.copy_context()
-        self.claimed = False  # set before the app runs, so before any response exists
-        self.debug: dict[str, Any] | None = None
-        self.accept: dict[str, Any] | None = None
-        self.close_before_accept: dict[str, Any] | None = None
-
-
-class _TestSite(Dispatcher):
-    """The handler of one TestClient's listener: restores the TestClient's scope promises."""
-
-    def __init__(self, app: Any, state: dict[str, Any], root_path: str, client: tuple[str, int]) -> None:
-        super().__init__(app, state, _logger)
-        self.root_path = root_path
-        self.client = client
-        self._ids = itertools.count(1)
-        self._outcomes: dict[str, _Outcome] = {}
-        self._lock = threading.Lock()
-
-    def expect(self) -> tuple[str, _Outcome]:
-        request_id = str(next(self._ids))
-        outcome = _Outcome()
-        with self._lock:
-            self._outcomes[request_id] = outcome
-        return request_id, outcome
-
-    def _claim(self, scope: dict[str, Any]) -> _Outcome | None:
-        """Applies the TestClient's promises carried by the test header, and removes it."""
-        headers = scope["headers"]
-        for index, (name, value) in enumerate(headers):
-            if name == _TEST_HEADER_BYTES:
-                del headers[index]
-                break
-        else:
-            return None
-        request_id, scheme, host, port, host_header = value.decode("latin-1").split("|", 4)
-        scope["scheme"] = scheme
-        scope["server"] = [host, int(port)]
-        scope["client"] = self.client
-        scope["root_path"] = self.root_path
-        if host_header:
-            scope["headers"] = [(n, v) for n, v in headers if n != b"host"]
-            scope["headers"].insert(0, (b"host", host_header.encode("latin-1")))
-        with self._lock:
-            outcome = self._outcomes.pop(request_id, None)
-        if outcome is not None:
-            outcome.claimed = True
-        return outcome
-
-    def spawn(self, protocol: HTTPProtocol | WebSocketProtocol) -> None:
-        # Like Starlette's client (anyio portals copy the caller's context), the app runs in
-        # a copy of the test thread's contextvars.
-        scope = protocol.scope()
-        scope["state"] = self.state.copy()
-        outcome = self._claim(scope)
-        loop = asyncio.get_running_loop()
-        if type(protocol) is HTTPProtocol:
-            coro = self.run_test_http(protocol, scope, outcome)
-        else:
-            coro = self.run_test_websocket(protocol, scope, outcome)  # type: ignore[arg-type]
-        context = outcome.context if outcome is not None else contextvars.copy_context()
-        task = context.run(loop.create_task, coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-
-    async def run_test_http(self, protocol: HTTPProtocol, scope: dict[str, Any], outcome: _Outcome | None) -> None:
-        if outcome is None:
-            scope["extensions"] = {}
-            await self._call_http(protocol, scope, protocol.send, None)
-            return
-        scope["extensions"] = {"http.response.debug": {}}
-        engine_send = protocol.send
-
-        async def send(message: dict[str, Any]) -> None:
-            kind = message["type"]
-            if kind == "http.response.debug":
-                outcome.debug = message["info"]
-                return
-            if kind == "http.response.start":
-                outcome.started = message
-            elif kind == "http.response.body":
-                outcome.body.append(bytes(message.get("body", b"")))
-            await engine_send(message)
-
-        await self._call_http(protocol, scope, send, outcome)
-
-    async def _call_http(self, protocol: HTTPProtocol, scope: dict[str, Any], send: Any, outcome: _Outcome | None) -> None:
-        try:
-            await self.app(scope, protocol.receive, send)
-        except BaseException as exc:
-            protocol.finish()
-            if outcome is not None:
-                outcome.exception = exc
-            else:
-                self.logger.error("Exception in ASGI application\n", exc_info=exc)
-        else:
-            protocol.finish()
-        finally:
-            if outcome is not None:
-                outcome.done.set()
-
-    async def run_test_websocket(self, protocol: WebSocketProtocol, scope: dict[str, Any], outcome: _Outcome | None) -> None:
-        engine_send = protocol.send
-        accepted = False
-
-        async def send(message: dict[str, Any]) -> None:
-            nonlocal accepted
-            if outcome is not None:
-                kind = message["type"]
-                if kind == "websocket.accept":
-                    accepted = True
-                    outcome.accept = message
-                elif kind == "websocket.close" and not accepted:
-                    outcome.close_before_accept = message
-            await engine_send(message)
-
-        try:
-            await self.app(scope, protocol.receive, send)
-        except OSError as exc:  # the client went away
-            if outcome is not None and not isinstance(exc, _native_disconnect()):
-                outcome.exception = exc
-        except BaseException as exc:
-            if outcome is not None:
-                outcome.exception = exc
-            else:
-                self.logger.error("Exception in ASGI application\n", exc_info=exc)
-        finally:
-            protocol.finish()
-            if outcome is not None:
-                outcome.done.set()
-
-
-def _native_disconnect() -> type[BaseException]:
-    from fastrapi_compat._native import ClientDisconnected
-
-    return ClientDisconnected
+_SIDE_HEADER_BYTES = SIDE_HEADER.encode()
+_OUTCOME_TIMEOUT = OUTCOME_TIMEOUT
 
 
 def _default_port(scheme: str) -> int:
@@ -255,7 +66,7 @@ def _default_port(scheme: str) -> int:
 
 
 class _EngineResponseStream(httpx.SyncByteStream):  # type: ignore[misc,name-defined]
-    def __init__(self, response: Any, on_close: Any, outcome: _Outcome) -> None:
+    def __init__(self, response: Any, on_close: Any, outcome: Outcome) -> None:
         self._response = response
         self._on_close = on_close
         self._outcome = outcome
@@ -287,15 +98,12 @@ class _EngineTransport(httpx.BaseTransport):  # type: ignore[misc,name-defined]
 
     def handle_request(self, request: Any) -> Any:
         site, port = self._client._site()
-        request_id, outcome = site.expect()
         url = request.url
-        scheme = url.scheme
-        host = url.raw_host.decode("ascii")
-        server_port = url.port if url.port is not None else _default_port(scheme)
+        request_id, outcome = site.expect(self._client._promises(url))
         # Over HTTP a field value never carries leading or trailing whitespace (RFC 9110): it
         # is stripped here as any server would, since the HTTP client refuses to send it.
-        headers = [(k, v.strip(b" \t")) for k, v in request.headers.raw if k.lower() != _TEST_HEADER_BYTES]
-        headers.append((_TEST_HEADER_BYTES, f"{request_id}|{scheme}|{host}|{server_port}|".encode()))
+        headers = [(k, v.strip(b" \t")) for k, v in request.headers.raw if k.lower() != _SIDE_HEADER_BYTES]
+        headers.append((_SIDE_HEADER_BYTES, request_id.encode()))
         target = httpx.URL(scheme="http", host="127.0.0.1", port=port, raw_path=url.raw_path)
         forwarded = httpx.Request(request.method, target, headers=headers, stream=request.stream)
         raise_exceptions = self._client._raise_server_exceptions
@@ -347,7 +155,7 @@ class _EngineTransport(httpx.BaseTransport):  # type: ignore[misc,name-defined]
         return result
 
     @staticmethod
-    def _wait(outcome: _Outcome, response: Any) -> bool:
+    def _wait(outcome: Outcome, response: Any) -> bool:
         """True when the app ended without starting a response (the engine answered for it)."""
         if response.status_code != 500:
             return False
@@ -366,23 +174,19 @@ class WebSocketTestSession:
         self._headers = headers
         self._subprotocols = list(subprotocols) if subprotocols is not None else None
         self._connection: ClientConnection | None = None
-        self._outcome: _Outcome | None = None
+        self._outcome: Outcome | None = None
         self.accepted_subprotocol: str | None = None
         self.extra_headers: list[tuple[bytes, bytes]] | None = None
 
     def __enter__(self) -> WebSocketTestSession:
         site, port = self._client._site()
-        request_id, outcome = site.expect()
-        self._outcome = outcome
         url = self._url
-        scheme = url.scheme
-        host = url.raw_host.decode("ascii")
-        server_port = url.port if url.port is not None else _default_port(scheme)
+        request_id, outcome = site.expect(self._client._promises(url), host=bytes(url.netloc))
+        self._outcome = outcome
         skip = {b"host", b"connection", b"upgrade", b"sec-websocket-key", b"sec-websocket-version",
-                b"sec-websocket-protocol", b"sec-websocket-extensions", _TEST_HEADER_BYTES}
+                b"sec-websocket-protocol", b"sec-websocket-extensions", _SIDE_HEADER_BYTES}
         extra = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self._headers if k.lower() not in skip]
-        host_header = url.netloc.decode("ascii")
-        extra.append((TEST_HEADER, f"{request_id}|{scheme}|{host}|{server_port}|{host_header}"))
+        extra.append((SIDE_HEADER, request_id))
         target = f"ws://127.0.0.1:{port}{url.raw_path.decode('ascii')}"
         self._stack = contextlib.ExitStack()
         try:
@@ -403,7 +207,7 @@ class WebSocketTestSession:
         self.extra_headers = accept.get("headers")
         return self
 
-    def _rejected(self, outcome: _Outcome, exc: InvalidStatus) -> None:
+    def _rejected(self, outcome: Outcome, exc: InvalidStatus) -> None:
         outcome.done.wait(_OUTCOME_TIMEOUT)
         if outcome.exception is not None:
             raise outcome.exception
@@ -516,6 +320,7 @@ class TestClient(_starlette_testclient.TestClient):
         follow_redirects: bool = True,
         client: tuple[str, int] = ("testclient", 50000),
     ) -> None:
+        check_asgi_app(app, "TestClient")
         super().__init__(
             app,
             base_url=base_url,
@@ -532,23 +337,34 @@ class TestClient(_starlette_testclient.TestClient):
         self._root_path = root_path
         self._client_address = client
         self._site_lock = threading.Lock()
-        self._site_state: tuple[_TestSite, int, int] | None = None
+        self._site_state: tuple[EngineSite, int, int] | None = None
         self._transport = _EngineTransport(self)
         self._mounts = {}
 
-    def _site(self) -> tuple[_TestSite, int]:
+    def _site(self) -> tuple[EngineSite, int]:
         with self._site_lock:
             if self._site_state is None:
-                site = _TestSite(self.app, self.app_state, self._root_path, self._client_address)
-                port, listener_id = _get_hub().listen(site)
+                site = EngineSite(self.app, self.app_state, debug_extension=True)
+                port, listener_id = get_hub().listen(site)
                 self._site_state = (site, port, listener_id)
             return self._site_state[0], self._site_state[1]
+
+    def _promises(self, url: Any) -> dict[str, Any]:
+        """What the app sees as Starlette's client shows it, for a request to ``url``."""
+        scheme = url.scheme
+        port = url.port if url.port is not None else _default_port(scheme)
+        return {
+            "scheme": scheme,
+            "server": [url.raw_host.decode("ascii"), port],
+            "client": self._client_address,
+            "root_path": self._root_path,
+        }
 
     def _close_site(self) -> None:
         with self._site_lock:
             state, self._site_state = self._site_state, None
         if state is not None:
-            _get_hub().unlisten(state[2])
+            get_hub().unlisten(state[2])
 
     def websocket_connect(self, url: str, subprotocols: Sequence[str] | None = None, **kwargs: Any) -> Any:
         url = urljoin("ws://testserver", url)
@@ -556,12 +372,12 @@ class TestClient(_starlette_testclient.TestClient):
         return WebSocketTestSession(self, request.url, list(request.headers.raw), subprotocols)
 
     def __enter__(self) -> TestClient:
-        hub = _get_hub()
+        hub = get_hub()
         hub.run(self._lifespan_start())
         return self
 
     def __exit__(self, *args: Any) -> None:
-        hub = _get_hub()
+        hub = get_hub()
         try:
             hub.run(self._lifespan_stop())
         finally:

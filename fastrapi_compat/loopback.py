@@ -1,0 +1,404 @@
+"""The engine side of the in-process clients (``TestClient``, ``EngineTransport``).
+
+A client sends each request over loopback to a listener of its own on an engine. Beside the
+request travels one header, ``x-fastrapi-testclient: <id>``, naming an :class:`Outcome` the
+client registered first: what the app must see that plain HTTP cannot carry (the client's
+``client`` address, the URL's scheme and server, ``root_path``), and where the listener's
+handler (:class:`EngineSite`) reports what the app did (its exception, the response it
+started, whether it completed). The header is removed before the app sees the scope.
+
+Engines: synchronous clients share one process-wide *hub* (an event-loop thread and an
+engine), whose handler runs the app in a task of its own. An async client on asyncio gets an
+engine on its own running loop, and the handler hands the request back to the caller
+(``Outcome.handoff``), which runs the app in its own task as ``httpx.ASGITransport`` does
+(objects bound to that loop, created by fixtures or by a lifespan the test ran, keep working;
+cancellation crosses both ways). A trio caller uses the hub with the same handoff, its app's
+``receive``/``send`` bridged to the hub's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextvars
+import itertools
+import json
+import logging
+import os
+import threading
+from collections import Counter
+from collections.abc import Callable, Coroutine
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from fastrapi_compat._native import Engine, HTTPProtocol, WebSocketProtocol
+from fastrapi_compat.asgi_bridge import STATUS_PHRASES, Dispatcher, drain
+from fastrapi_compat.server import new_event_loop
+
+__all__ = [
+    "ASYNC_LIBRARY",
+    "OUTCOME_TIMEOUT",
+    "SIDE_HEADER",
+    "EngineSite",
+    "Hub",
+    "Outcome",
+    "check_asgi_app",
+    "engine_for_loop",
+    "engine_stats",
+    "fallback_reasons",
+    "get_hub",
+    "stop_listener",
+]
+
+
+def _async_library_var() -> contextvars.ContextVar[str | None] | None:
+    """sniffio's record of the async library running the caller (anyio asks it)."""
+    try:
+        import sniffio
+    except ImportError:  # pragma: no cover
+        return None
+    return sniffio.current_async_library_cvar
+
+
+_async_library = ASYNC_LIBRARY = _async_library_var()
+
+T = TypeVar("T")
+SIDE_HEADER = "x-fastrapi-testclient"
+_SIDE_HEADER_BYTES = SIDE_HEADER.encode()
+OUTCOME_TIMEOUT = 30.0
+"""Seconds a client waits for the app's call to end after its response arrived."""
+_logger = logging.getLogger("fastrapi_compat.testclient")
+_STAT_KEYS = ("http", "websocket", "native")
+
+
+def check_asgi_app(app: Any, owner: str) -> None:
+    """One clear line for an object that cannot be an ASGI app, before any request is sent."""
+    if not callable(app):
+        raise TypeError(
+            f"{owner}: expected an ASGI application (a callable taking scope, receive, send), "
+            f"got {type(app).__module__}.{type(app).__qualname__}"
+        )
+
+
+class Hub:
+    """One event-loop thread and one engine serving every synchronous client of the process."""
+
+    def __init__(self) -> None:
+        self.loop = new_event_loop()
+        self.engine = Engine(self.loop, reasons=STATUS_PHRASES)
+        self.loop.add_reader(self.engine.wake_fd(), drain, self.engine)
+        self._thread = threading.Thread(target=self.loop.run_forever, name="fastrapi-testclient", daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def listen(self, handler: Any) -> tuple[int, int]:
+        _, port, listener_id = self.engine.listen(handler, "127.0.0.1", 0)
+        return port, listener_id
+
+    def unlisten(self, listener_id: int) -> None:
+        """Stops a listener without waiting (safe from any thread, the loop's own included)."""
+        stop_listener(self.engine, self.loop, listener_id)
+
+
+def stop_listener(engine: Engine, loop: asyncio.AbstractEventLoop, listener_id: int) -> None:
+    """Stops one listener of ``engine`` (whose loop is ``loop``) from any thread, without waiting."""
+
+    def stop() -> None:
+        asyncio.ensure_future(engine.shutdown(0.0, listener_id))
+
+    if not loop.is_closed():
+        try:
+            loop.call_soon_threadsafe(stop)
+        except RuntimeError:  # closed meanwhile: its engine is retired with it
+            pass
+
+
+_hub_lock = threading.Lock()
+_hub: Hub | None = None
+
+
+def get_hub() -> Hub:
+    global _hub
+    with _hub_lock:
+        if _hub is None:
+            _hub = Hub()
+            _register_at_exit()
+        return _hub
+
+
+# Engines on the callers' own asyncio loops (async clients). An engine holds its loop, so an
+# entry is retired (its runtime dropped, its counters kept) once that loop is closed.
+_loop_lock = threading.Lock()
+_loop_engines: dict[asyncio.AbstractEventLoop, Engine] = {}
+_retired: Counter[str] = Counter()
+
+
+def engine_for_loop(loop: asyncio.AbstractEventLoop) -> Engine:
+    """The engine whose requests run on ``loop`` (created on first use)."""
+    hub = _hub
+    if hub is not None and loop is hub.loop:
+        return hub.engine
+    with _loop_lock:
+        _retire_closed_loops()
+        engine = _loop_engines.get(loop)
+        if engine is None:
+            engine = Engine(loop, reasons=STATUS_PHRASES)
+            loop.add_reader(engine.wake_fd(), drain, engine)
+            _loop_engines[loop] = engine
+        _register_at_exit()
+        return engine
+
+
+def _retire_closed_loops() -> None:
+    for loop in [loop for loop in _loop_engines if loop.is_closed()]:
+        _retire(_loop_engines.pop(loop))
+
+
+def _retire(engine: Engine) -> None:
+    _retired.update(engine.stats())
+    engine.close()
+
+
+def _retire_all() -> None:
+    with _loop_lock:
+        for loop in list(_loop_engines):
+            engine = _loop_engines.pop(loop)
+            if not loop.is_closed() and not loop.is_running():
+                loop.remove_reader(engine.wake_fd())
+            _retire(engine)
+
+
+def engine_stats() -> dict[str, int]:
+    """Requests the test engines served in this process: ``{"http", "websocket", "native"}``."""
+    total: Counter[str] = Counter({key: 0 for key in _STAT_KEYS})
+    total.update(_retired)
+    with _loop_lock:
+        for engine in _loop_engines.values():
+            total.update(engine.stats())
+    if _hub is not None:
+        total.update(_hub.engine.stats())
+    return dict(total)
+
+
+def fallback_reasons() -> Counter[str]:
+    """Why requests were not answered by the native tier, by count (the native tier does not
+    exist yet, so nothing is recorded)."""
+    return Counter()
+
+
+_at_exit_lock = threading.Lock()
+_at_exit_registered = False
+
+
+def _register_at_exit() -> None:
+    global _at_exit_registered
+    with _at_exit_lock:
+        if not _at_exit_registered:
+            _at_exit_registered = True
+            atexit.register(_at_exit)
+
+
+def _at_exit() -> None:
+    _retire_all()
+    _write_stats()
+
+
+def _write_stats() -> None:
+    """Leaves the engines' counters where the parity harness collects them
+    (``FASTRAPI_STATS_DIR``)."""
+    folder = os.environ.get("FASTRAPI_STATS_DIR")
+    if folder:
+        path = os.path.join(folder, f"{os.getpid()}.json")
+        with open(path, "w", encoding="utf-8") as out:
+            json.dump(engine_stats(), out)
+
+
+class Outcome:
+    """One request or websocket as the client promised it and as the app handled it.
+
+    ``scope`` holds the keys the app must see instead of the engine's (``scheme``, ``server``,
+    ``client``, ``root_path``); ``host`` a Host header to put first (websockets only: the
+    handshake library writes its own). ``handoff``, when set, is called on the engine's loop
+    with the request's protocol and scope instead of running the app, so that the caller runs
+    the app in its own task (it returns False when the caller is gone). The rest is written on
+    the loop thread and read by the client after ``done``.
+    """
+
+    def __init__(self, scope: dict[str, Any], host: bytes | None = None) -> None:
+        self.scope = scope
+        self.host = host
+        self.done = threading.Event()
+        self.context = contextvars.copy_context()  # the caller's: the app runs in a copy of it
+        if _async_library is not None and self.context.get(_async_library) is not None:
+            self.context.run(_async_library.set, None)  # a trio caller's app still runs on asyncio
+        self.headers: list[tuple[bytes, bytes]] | None = None  # replaces the scope's, when set
+        self.handoff: Callable[[HTTPProtocol, dict[str, Any]], bool] | None = None
+        self.claimed = False  # set before the app runs, so before any response exists
+        self.exception: BaseException | None = None
+        self.started: dict[str, Any] | None = None
+        self.body: list[bytes] = []
+        self.completed = False
+        self.debug: dict[str, Any] | None = None
+        self.accept: dict[str, Any] | None = None
+        self.close_before_accept: dict[str, Any] | None = None
+
+    def recording(self, send: Any) -> Any:
+        """``send``, recording the response the app sends."""
+
+        async def recording_send(message: dict[str, Any]) -> None:
+            kind = message["type"]
+            if kind == "http.response.debug":
+                self.debug = message["info"]
+                return
+            if kind == "http.response.start":
+                self.started = message
+            elif kind == "http.response.body":
+                self.body.append(bytes(message.get("body", b"")))
+                if not message.get("more_body", False):
+                    self.completed = True
+            await send(message)
+
+        return recording_send
+
+
+class EngineSite(Dispatcher):
+    """The handler of one client's listener: restores the client's promises and records outcomes.
+
+    ``state``: the lifespan state copied into each scope (``None``: no ``state`` key, as
+    ``httpx.ASGITransport``). ``debug_extension``: offer Starlette's ``http.response.debug``
+    extension (``TestClient`` does; ``ASGITransport`` sends no ``extensions`` at all).
+    """
+
+    def __init__(self, app: Any, state: dict[str, Any] | None, *, debug_extension: bool) -> None:
+        super().__init__(app, {} if state is None else state, _logger)
+        self.keep_state = state is not None
+        self.debug_extension = debug_extension
+        self._ids = itertools.count(1)
+        self._outcomes: dict[str, Outcome] = {}
+        self._lock = threading.Lock()
+
+    def expect(self, scope: dict[str, Any], host: bytes | None = None) -> tuple[str, Outcome]:
+        """Registers the next request: returns the side header's value and its outcome."""
+        request_id = str(next(self._ids))
+        outcome = Outcome(scope, host)
+        with self._lock:
+            self._outcomes[request_id] = outcome
+        return request_id, outcome
+
+    def forget(self, request_id: str) -> None:
+        """Drops an outcome the engine never claimed (the request did not reach the app)."""
+        with self._lock:
+            self._outcomes.pop(request_id, None)
+
+    def _claim(self, scope: dict[str, Any]) -> Outcome | None:
+        """Applies the promises named by the side header, and removes the header."""
+        headers = scope["headers"]
+        for index, (name, value) in enumerate(headers):
+            if name == _SIDE_HEADER_BYTES:
+                del headers[index]
+                break
+        else:
+            return None
+        with self._lock:
+            outcome = self._outcomes.pop(value.decode("latin-1"), None)
+        if outcome is None:
+            return None
+        scope.update(outcome.scope)
+        if outcome.headers is not None:
+            scope["headers"] = list(outcome.headers)
+        if outcome.host is not None:
+            scope["headers"] = [(n, v) for n, v in headers if n != b"host"]
+            scope["headers"].insert(0, (b"host", outcome.host))
+        outcome.claimed = True
+        return outcome
+
+    def spawn(self, protocol: HTTPProtocol | WebSocketProtocol) -> None:
+        # Like Starlette's client (anyio portals copy the caller's context) and ASGITransport
+        # (the app runs in the caller's task), the app sees the caller's contextvars.
+        scope = protocol.scope()
+        if self.keep_state:
+            scope["state"] = self.state.copy()
+        else:
+            scope.pop("state", None)
+        outcome = self._claim(scope)
+        is_http = type(protocol) is HTTPProtocol
+        if is_http:
+            if self.debug_extension:
+                scope["extensions"] = {"http.response.debug": {}} if outcome is not None else {}
+            else:
+                scope.pop("extensions", None)
+        if outcome is not None and outcome.handoff is not None and is_http:
+            if not outcome.handoff(protocol, scope):  # type: ignore[arg-type]
+                protocol.finish()
+            return
+        loop = asyncio.get_running_loop()
+        if is_http:
+            coro = self.run_http_call(protocol, scope, outcome)  # type: ignore[arg-type]
+        else:
+            coro = self.run_websocket_call(protocol, scope, outcome)  # type: ignore[arg-type]
+        context = outcome.context if outcome is not None else contextvars.copy_context()
+        task = context.run(loop.create_task, coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def run_http_call(self, protocol: HTTPProtocol, scope: dict[str, Any], outcome: Outcome | None) -> None:
+        if outcome is None:
+            await self._call_http(protocol, scope, protocol.send, None)
+        else:
+            await self._call_http(protocol, scope, outcome.recording(protocol.send), outcome)
+
+    async def _call_http(self, protocol: HTTPProtocol, scope: dict[str, Any], send: Any, outcome: Outcome | None) -> None:
+        try:
+            await self.app(scope, protocol.receive, send)
+        except BaseException as exc:
+            protocol.finish()
+            if outcome is not None:
+                outcome.exception = exc
+            else:
+                self.logger.error("Exception in ASGI application\n", exc_info=exc)
+        else:
+            protocol.finish()
+        finally:
+            if outcome is not None:
+                outcome.done.set()
+
+    async def run_websocket_call(self, protocol: WebSocketProtocol, scope: dict[str, Any], outcome: Outcome | None) -> None:
+        engine_send = protocol.send
+        accepted = False
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal accepted
+            if outcome is not None:
+                kind = message["type"]
+                if kind == "websocket.accept":
+                    accepted = True
+                    outcome.accept = message
+                elif kind == "websocket.close" and not accepted:
+                    outcome.close_before_accept = message
+            await engine_send(message)
+
+        try:
+            await self.app(scope, protocol.receive, send)
+        except OSError as exc:  # the client went away
+            if outcome is not None and not isinstance(exc, _native_disconnect()):
+                outcome.exception = exc
+        except BaseException as exc:
+            if outcome is not None:
+                outcome.exception = exc
+            else:
+                self.logger.error("Exception in ASGI application\n", exc_info=exc)
+        finally:
+            protocol.finish()
+            if outcome is not None:
+                outcome.done.set()
+
+
+def _native_disconnect() -> type[BaseException]:
+    from fastrapi_compat._native import ClientDisconnected
+
+    return ClientDisconnected

@@ -1,0 +1,281 @@
+"""``pytest --fastrapi-engine``: a small inner suite run with and without the flag (pytester)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import re
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+import starlette.testclient
+
+import fastrapi_compat
+from fastrapi_compat import pytest_plugin
+
+pytest_plugins = ["pytester"]
+
+PLUGIN = "fastrapi_compat.pytest_plugin"
+ROOT = Path(__file__).resolve().parents[2]
+
+INNER_APP = '''
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, Request, WebSocket
+
+
+def get_user() -> str:
+    return "real"
+
+
+@asynccontextmanager
+async def lifespan(app):
+    yield {"greeting": "hello"}
+
+
+app = FastAPI(lifespan=lifespan)
+
+
+@app.get("/hello")
+async def hello(request: Request, user: str = Depends(get_user)):
+    return {"greeting": request.state.greeting, "user": user, "client": request.client.host}
+
+
+@app.get("/plain")
+async def plain(request: Request):
+    return {"client": request.client.host}
+
+
+@app.websocket("/ws")
+async def ws(websocket: WebSocket):
+    await websocket.accept()
+    await websocket.send_text("hi " + await websocket.receive_text())
+    await websocket.close()
+
+
+@asynccontextmanager
+async def failing(app):
+    raise RuntimeError("no database")
+    yield
+
+
+failing_app = FastAPI(lifespan=failing)
+'''
+
+# Imported by pytest before the session is configured: the plugin must already have swapped the name.
+INNER_CONFTEST = '''
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from httpx import ASGITransport
+
+from inner_app import app
+
+
+def async_client():
+    return httpx.AsyncClient(transport=ASGITransport(app=app), base_url="http://test")
+
+
+@pytest.fixture
+def client():
+    with TestClient(app) as client:
+        yield client
+'''
+
+INNER_SUITE = '''
+import asyncio
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from inner_app import app, failing_app, get_user
+
+
+def test_lifespan_state_and_override(client):
+    app.dependency_overrides[get_user] = lambda: "override"
+    try:
+        assert client.get("/hello").json() == {"greeting": "hello", "user": "override", "client": "testclient"}
+    finally:
+        app.dependency_overrides.clear()
+    assert client.get("/hello").json()["user"] == "real"
+
+
+def test_websocket(client):
+    with client.websocket_connect("/ws") as ws:
+        ws.send_text("you")
+        assert ws.receive_text() == "hi you"
+
+
+def test_async_client_with_asgi_transport():
+    from conftest import async_client
+
+    async def main():
+        async with async_client() as c:
+            return (await c.get("/plain")).json()
+
+    assert asyncio.run(main()) == {"client": "127.0.0.1"}
+
+
+def test_lifespan_failure_surfaces():
+    with pytest.raises(RuntimeError, match="no database"), TestClient(failing_app):
+        pass
+
+
+def test_not_an_app():
+    with pytest.raises(TypeError):
+        TestClient(None).get("/")
+'''
+
+# 3 http requests and 1 websocket with the flag.
+SERVED_LINE = "requests served by the engine: 4 (http 3, websocket 1)"
+
+
+def _entry_point_installed() -> bool:
+    return any(ep.value == PLUGIN for ep in importlib.metadata.entry_points(group="pytest11"))
+
+
+def plugin_args() -> list[str]:
+    """``-p`` unless the installed distribution registers the plugin itself (both would clash).
+    In process, the plugin's modules were imported by an earlier run: pytest cannot rewrite
+    their asserts again, and says so."""
+    quiet = ["-W", "ignore::pytest.PytestAssertRewriteWarning"]
+    return quiet if _entry_point_installed() else [*quiet, "-p", PLUGIN]
+
+
+@pytest.fixture
+def inner(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.makepyfile(inner_app=INNER_APP, test_suite=INNER_SUITE)
+    pytester.makeconftest(INNER_CONFTEST)
+    return pytester
+
+
+def test_inert_without_the_flag(inner: pytest.Pytester) -> None:
+    original_testclient = starlette.testclient.TestClient
+    inner.makepyfile(
+        test_names='''
+        import fastapi.testclient, httpx, starlette.testclient
+
+        def test_names_are_stock(pytestconfig):
+            assert fastapi.testclient.TestClient.__module__ == "starlette.testclient"
+            assert starlette.testclient.TestClient.__module__ == "starlette.testclient"
+            assert httpx.ASGITransport.__name__ == "ASGITransport"
+            assert pytestconfig.pluginmanager.get_plugin("fastrapi-engine-session") is None
+        '''
+    )
+    result = inner.runpytest(*plugin_args())
+    result.assert_outcomes(passed=6)
+    assert "fastrapi-compat engine" not in result.stdout.str()
+    assert starlette.testclient.TestClient is original_testclient
+
+
+def test_flag_serves_the_suite_through_the_engine(inner: pytest.Pytester) -> None:
+    original = (starlette.testclient.TestClient, httpx.ASGITransport)
+    inner.makepyfile(
+        test_names='''
+        import fastapi.testclient, httpx, starlette.testclient
+        from fastrapi_compat.testclient import AsyncEngineTransport, TestClient
+
+        def test_names_are_the_engines():
+            assert fastapi.testclient.TestClient is TestClient
+            assert starlette.testclient.TestClient is TestClient
+            assert httpx.ASGITransport is AsyncEngineTransport
+        '''
+    )
+    result = inner.runpytest(*plugin_args(), "--fastrapi-engine")
+    result.assert_outcomes(passed=6)
+    result.stdout.fnmatch_lines([
+        "*fastrapi-compat engine*",
+        "tests run: 6",
+        SERVED_LINE,
+        "native tier: not yet available; all 4 requests were served by the ASGI tier",
+    ])
+    # The session's swaps are undone when it ends.
+    assert (starlette.testclient.TestClient, httpx.ASGITransport) == original
+
+
+def test_flag_catches_a_difference(pytester: pytest.Pytester) -> None:
+    """A test that only holds in process fails through the engine, and so does a test that meets
+    a fault injected into the engine's side of the client: the suite really goes through it."""
+    pytester.makepyfile(inner_app=INNER_APP)
+    pytester.makeconftest(
+        '''
+        import pytest
+        from fastrapi_compat import loopback
+
+        @pytest.fixture(autouse=True)
+        def engine_forgets_the_client_address(monkeypatch):
+            def faulty_claim(self, scope):
+                scope["headers"] = [(n, v) for n, v in scope["headers"] if n != b"x-fastrapi-testclient"]
+                return None
+
+            monkeypatch.setattr(loopback.EngineSite, "_claim", faulty_claim)
+        '''
+    )
+    pytester.makepyfile(
+        test_difference='''
+        import threading
+
+        from fastapi import FastAPI
+        from fastapi.testclient import TestClient
+
+        from inner_app import app
+
+        def test_client_address():
+            assert TestClient(app).get("/plain").json() == {"client": "testclient"}
+
+        def test_runs_in_process():
+            where = FastAPI()
+
+            @where.get("/")
+            async def root():
+                return threading.current_thread().name
+
+            assert not TestClient(where).get("/").json().startswith("fastrapi")
+        '''
+    )
+    pytester.runpytest(*plugin_args()).assert_outcomes(passed=2)
+    result = pytester.runpytest(*plugin_args(), "--fastrapi-engine")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        "*'client': '127.0.0.1'*",
+        "*fastrapi-testclient*",
+        "requests served by the engine: 2 (http 2, websocket 0)",
+    ])
+
+
+def test_xdist_workers_add_up(inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("xdist")
+    source_root = Path(fastrapi_compat.__file__).resolve().parent.parent
+    if "site-packages" not in source_root.parts:  # running from the source tree: so must the workers
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(source_root), os.environ.get("PYTHONPATH")])))
+    result = inner.runpytest_subprocess(*plugin_args(), "--fastrapi-engine", "-n", "2", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=5)
+    result.stdout.fnmatch_lines(["tests run: 5", SERVED_LINE])
+
+
+def test_summary_lines() -> None:
+    assert pytest_plugin.summary_lines(3, Counter(http=0, websocket=0, native=0), Counter()) == [
+        "= fastrapi-compat engine =",
+        "tests run: 3",
+        "requests served by the engine: 0 (http 0, websocket 0)",
+        "no test sent a request through TestClient or httpx.ASGITransport",
+    ]
+    lines = pytest_plugin.summary_lines(9, Counter(http=8, websocket=2, native=6), Counter({"Request parameter": 3, "mount": 1}))
+    assert lines[2:] == [
+        "requests served by the engine: 10 (http 8, websocket 2)",
+        "native tier: 6 of 10 (60%)",
+        "fallback reasons:",
+        "       3  Request parameter",
+        "       1  mount",
+    ]
+
+
+def test_registered_as_a_pytest11_entry_point() -> None:
+    pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert re.search(r'^\[project\.entry-points\.pytest11\]\nfastrapi_compat = "fastrapi_compat\.pytest_plugin"$', pyproject, re.MULTILINE)
+    if _entry_point_installed():
+        (entry_point,) = [ep for ep in importlib.metadata.entry_points(group="pytest11") if ep.value == PLUGIN]
+        assert entry_point.load() is pytest_plugin
