@@ -240,7 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(stats_dir, ignore_errors=True)
     stats_dir.mkdir(parents=True)
     engine_env = dict(env, FASTRAPI_STATS_DIR=str(stats_dir))
-    engine_seconds = run_pytest(engine_root, engine_junit, args.workers, args.pytest_args, engine_env)
+    # Imports rewritten to fastrapi_compat's FastAPI and TestClient, and the opt-in plugin on,
+    # so that tests using httpx.ASGITransport go through the engine too.
+    engine_args = ["--fastrapi-engine", *(args.pytest_args or ["tests"])]
+    engine_seconds = run_pytest(engine_root, engine_junit, args.workers, engine_args, engine_env)
 
     stock, engine = parse_junit(stock_junit), parse_junit(engine_junit)
     if not stock or not engine:
