@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import math
 import threading
@@ -27,6 +28,7 @@ from urllib.parse import urljoin
 
 import anyio
 import starlette.testclient as _starlette_testclient
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from anyio.streams.stapled import StapledObjectStream
 from starlette.websockets import WebSocketDisconnect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -46,6 +48,7 @@ from fastrapi_compat.transports import AsyncEngineTransport, EngineTransport
 
 httpx = _starlette_testclient.httpx  # type: ignore[attr-defined]  # the flavour Starlette's TestClient is built on (httpx2 or httpx)
 WebSocketDenialResponse = _starlette_testclient.WebSocketDenialResponse
+_STARLETTE_TAKES_CLIENT = "client" in inspect.signature(_starlette_testclient.TestClient.__init__).parameters
 
 __all__ = [
     "AsyncEngineTransport",
@@ -331,7 +334,8 @@ class TestClient(_starlette_testclient.TestClient):
             cookies=cookies,
             headers=headers,
             follow_redirects=follow_redirects,
-            client=client,
+            # Starlette < 0.44 has no `client` argument; the engine-side handler sets it anyway.
+            **({"client": client} if _STARLETTE_TAKES_CLIENT else {}),
         )
         self._raise_server_exceptions = raise_server_exceptions
         self._root_path = root_path
@@ -388,8 +392,9 @@ class TestClient(_starlette_testclient.TestClient):
     # requests. Same protocol and errors as Starlette's client, awaiting the task instead of
     # blocking on it.
     async def _lifespan_start(self) -> None:
-        send = anyio.create_memory_object_stream[Any](math.inf)
-        receive = anyio.create_memory_object_stream[Any](math.inf)
+        # (Not the subscripted form: anyio 3, which Starlette allows, has no generic alias.)
+        send: tuple[MemoryObjectSendStream[Any], MemoryObjectReceiveStream[Any]] = anyio.create_memory_object_stream(math.inf)
+        receive: tuple[MemoryObjectSendStream[Any], MemoryObjectReceiveStream[Any]] = anyio.create_memory_object_stream(math.inf)
         self.stream_send = StapledObjectStream(*send)
         self.stream_receive = StapledObjectStream(*receive)
         self._lifespan_task = asyncio.ensure_future(self.lifespan())
