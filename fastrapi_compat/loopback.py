@@ -206,6 +206,22 @@ def _register_at_exit() -> None:
 def _at_exit() -> None:
     _retire_all()
     _write_stats()
+    _close_hub()
+
+
+def _close_hub() -> None:
+    """Stops the hub's loop thread and its engine before the interpreter finalizes, so that no
+    daemon thread is left with engine code on its stack when Python tears threads down."""
+    hub = _hub
+    if hub is None or hub.loop.is_closed():
+        return
+    try:
+        hub.loop.call_soon_threadsafe(hub.loop.stop)
+    except RuntimeError:
+        return
+    hub._thread.join(timeout=5)
+    if not hub._thread.is_alive():
+        hub.engine.close()
 
 
 def _write_stats() -> None:
