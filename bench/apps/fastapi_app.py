@@ -1,0 +1,116 @@
+"""The benchmark's FastAPI application: stock ``fastapi.FastAPI``, served unchanged by
+uvicorn, granian and fastrapi-compat.
+
+Endpoints (each one exercises one part of the request path):
+
+- ``GET /plain``        ``async def`` returning a small dict
+- ``GET /sync``         ``def`` (runs in FastAPI's thread pool)
+- ``GET /items/{id}``   typed path and query parameters (``?q=...&limit=...``)
+- ``POST /items``       pydantic body, ``response_model``
+- ``GET /deps``         two levels of ``Depends``
+- ``GET /big``          a list of 100 dicts, built per request
+
+Route-count scaling: :func:`create_app` puts ``extra_routes`` routes *before* the benchmark
+routes (half static, half with a path parameter), so a router that matches in declaration order
+pays for every one of them on each ``/plain`` request. ``app`` has 10 extra routes;
+``app_10000_routes`` (built lazily on first access, it takes seconds) has 10,000.
+"""
+
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI
+from pydantic import BaseModel
+
+DEFAULT_EXTRA_ROUTES = 10
+SCALED_EXTRA_ROUTES = 10_000
+
+
+class ItemIn(BaseModel):
+    name: str
+    price: float
+    tags: list[str] = []
+
+
+class ItemOut(BaseModel):
+    id: int
+    name: str
+    price: float
+    tags: list[str]
+
+
+async def get_settings():
+    """Second level of the dependency chain."""
+    return {"page_size": 25}
+
+
+async def get_paging(settings: Annotated[dict, Depends(get_settings)], page: int = 1):
+    """First level: depends on :func:`get_settings` and reads a query parameter."""
+    return {"page": page, "size": settings["page_size"]}
+
+
+def _add_extra_routes(app: FastAPI, count: int) -> None:
+    for index in range(count):
+        if index % 2 == 0:
+
+            async def static_route():
+                return {"route": "static"}
+
+            app.add_api_route(f"/extra/{index}", static_route, methods=["GET"])
+        else:
+
+            async def param_route(item_id: int):
+                return {"item_id": item_id}
+
+            app.add_api_route(
+                f"/extra/{index}/{{item_id}}", param_route, methods=["GET"]
+            )
+
+
+def create_app(extra_routes: int = DEFAULT_EXTRA_ROUTES) -> FastAPI:
+    """The benchmark app with ``extra_routes`` routes declared before the measured ones."""
+    app = FastAPI(title="fastrapi-compat benchmark")
+    _add_extra_routes(app, extra_routes)
+
+    # No return annotations on purpose: FastAPI would turn them into response models, and the
+    # textbook endpoint has none. Only POST /items declares one (``response_model=``).
+    @app.get("/plain")
+    async def plain():
+        return {"message": "Hello, World", "ok": True}
+
+    @app.get("/sync")
+    def sync():
+        return {"message": "Hello from a thread", "ok": True}
+
+    @app.get("/items/{item_id}")
+    async def read_item(item_id: int, q: str | None = None, limit: int = 10):
+        return {"item_id": item_id, "q": q, "limit": limit}
+
+    @app.post("/items", response_model=ItemOut)
+    async def create_item(item: ItemIn):
+        return {"id": 1, "name": item.name, "price": item.price, "tags": item.tags}
+
+    @app.get("/deps")
+    async def deps(paging: Annotated[dict, Depends(get_paging)]):
+        return paging
+
+    @app.get("/big")
+    async def big():
+        return [
+            {"id": i, "name": f"item-{i}", "price": i * 1.25, "active": i % 2 == 0}
+            for i in range(100)
+        ]
+
+    return app
+
+
+app = create_app()
+
+
+def __getattr__(name: str) -> Any:
+    """``app_10000_routes`` is built on first access only (uvicorn, granian and
+    fastrapi-compat all resolve ``module:attr`` with ``getattr``)."""
+    if name == f"app_{SCALED_EXTRA_ROUTES}_routes":
+        scaled = create_app(SCALED_EXTRA_ROUTES)
+        globals()[name] = scaled
+        return scaled
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,124 @@
+"""What the harness needs, installed when missing: Python packages with pip, wrk with apt.
+
+Each ``ensure_*`` returns None when the thing is there (or was installed), else one line
+saying why not; the caller skips what depends on it and says so.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+
+FASTRAPI_VERSION = "0.2.11"
+
+
+def _log(message: str) -> None:
+    print(f"[install] {message}", flush=True)
+
+
+def _pip_install(*specs: str) -> str | None:
+    _log("pip install " + " ".join(specs))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            *specs,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PIP_ROOT_USER_ACTION": "ignore"},
+    )
+    if done.returncode == 0:
+        importlib.invalidate_caches()
+        return None
+    lines = (done.stderr or done.stdout).strip().splitlines()
+    return f"pip install {' '.join(specs)} failed: {lines[-1] if lines else done.returncode}"
+
+
+def _has_modules(*names: str) -> bool:
+    return all(importlib.util.find_spec(name) is not None for name in names)
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def ensure_uvicorn() -> str | None:
+    if _has_modules("uvicorn", "uvloop", "httptools"):
+        return None
+    return _pip_install("uvicorn[standard]")
+
+
+def ensure_granian() -> str | None:
+    if _has_modules("granian"):
+        return None
+    return _pip_install("granian")
+
+
+def ensure_fastrapi() -> str | None:
+    if _version("fastrapi") == FASTRAPI_VERSION:
+        return None
+    return _pip_install(f"fastrapi=={FASTRAPI_VERSION}")
+
+
+def ensure_matplotlib() -> str | None:
+    if _has_modules("matplotlib"):
+        return None
+    return _pip_install("matplotlib")
+
+
+def ensure_py_spy() -> str | None:
+    if shutil.which("py-spy"):
+        return None
+    return _pip_install("py-spy")
+
+
+def ensure_wrk() -> str | None:
+    if shutil.which("wrk"):
+        return None
+    if not shutil.which("apt-get"):
+        return "wrk is not installed and there is no apt-get to install it"
+    for argv in (["apt-get", "update"], ["apt-get", "install", "-y", "wrk"]):
+        _log(" ".join(argv))
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            lines = (done.stderr or done.stdout).strip().splitlines()
+            return f"{' '.join(argv)} failed: {lines[-1] if lines else done.returncode}"
+    return None if shutil.which("wrk") else "apt-get install wrk did not provide wrk"
+
+
+def ensure_taskset() -> str | None:
+    return (
+        None
+        if shutil.which("taskset")
+        else "taskset not found (util-linux): not pinning"
+    )
+
+
+def versions() -> dict[str, str | None]:
+    """Versions of everything that shapes the numbers."""
+    names = (
+        "fastapi", "starlette", "pydantic", "pydantic-core", "uvicorn", "uvloop", "httptools",
+        "granian", "fastrapi", "fastrapi-compat",
+    )  # fmt: skip
+    found: dict[str, str | None] = {name: _version(name) for name in names}
+    found["python"] = sys.version.split()[0]
+    try:
+        found["wrk"] = subprocess.run(
+            ["wrk", "--version"], capture_output=True, text=True, check=False
+        ).stdout.split()[1]
+    except (OSError, IndexError):
+        found["wrk"] = None
+    return found

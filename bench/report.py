@@ -1,0 +1,321 @@
+"""``results.md``: the tables a reader wants, from :class:`~bench.results.BenchResults`."""
+
+from __future__ import annotations
+
+from bench.endpoints import ENDPOINTS
+from bench.interference import DISTURBED_PCT
+from bench.results import BenchResults, Measurement, ServerRun
+from bench.servers import FASTRAPI, UVICORN
+
+FASTRAPI_FOOTNOTE = (
+    "FastrAPI runs `bench/apps/fastrapi_app.py` (its own API, same paths and answers) with "
+    "every endpoint a `def`: in 0.2.11 its `async def` endpoints answer 500, so its `/plain` "
+    "is not the `async def` the FastAPI app has."
+)
+
+
+def _rps(m: Measurement | None) -> str:
+    if m is None:
+        return "–"
+    if m.skipped:
+        return "✗ " + m.skipped.splitlines()[0].split(":")[0]
+    return f"{m.requests_per_sec:,.0f}"
+
+
+def _rps_spread(m: Measurement) -> str:
+    """``12,345`` or, with ``--repeat``, ``12,345 (11,900–12,800)``."""
+    runs = [r for r in m.extra.get("runs_rps", []) if r is not None]
+    text = _rps(m)
+    if len(runs) > 1 and m.requests_per_sec is not None:
+        text += f" ({min(runs):,.0f}–{max(runs):,.0f})"
+    return text
+
+
+def _ratio(m: Measurement | None, base: Measurement | None) -> str:
+    if (
+        m is None
+        or base is None
+        or m.requests_per_sec is None
+        or not base.requests_per_sec
+    ):
+        return "–"
+    return f"{m.requests_per_sec / base.requests_per_sec:.2f}×"
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}"
+
+
+def _mib(kib: int | None) -> str:
+    return "–" if kib is None else f"{kib / 1024:.1f}"
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f}"
+
+
+def _is_disturbed(m: Measurement) -> bool:
+    foreign = (
+        m.extra.get("server_core_foreign_pct"),
+        m.extra.get("wrk_core_foreign_pct"),
+    )
+    return any(f is not None and f >= DISTURBED_PCT for f in foreign)
+
+
+def _foreign(m: Measurement) -> str:
+    server = m.extra.get("server_core_foreign_pct")
+    wrk = m.extra.get("wrk_core_foreign_pct")
+    if server is None or wrk is None:
+        return "–"
+    flag = " ⚠" if _is_disturbed(m) else ""
+    return f"{server:.0f} / {wrk:.0f}{flag}"
+
+
+def _label(run: ServerRun) -> str:
+    return run.label + ("¹" if run.key == FASTRAPI else "")
+
+
+def _check(m: Measurement) -> str:
+    mark = {"identical": "✓", "json-equal": "≈ JSON-equal"}.get(m.check, m.check or "–")
+    problems = []
+    if m.non_2xx:
+        problems.append(f"{m.non_2xx:,} non-2xx")
+    if m.socket_errors:
+        problems.append(f"{m.socket_errors:,} socket errors")
+    return mark + (f" ({', '.join(problems)})" if problems else "")
+
+
+def _order(results: BenchResults) -> list[tuple[str, int]]:
+    """``(endpoint, connections)`` measured on the default app, in endpoint order."""
+    names = [e.name for e in ENDPOINTS]
+    seen = {(m.endpoint, m.connections) for m in results.measurements
+            if m.extra_routes == results.meta["default_extra_routes"]}  # fmt: skip
+    return sorted(seen, key=lambda case: (names.index(case[0]), -case[1]))
+
+
+def _header(results: BenchResults) -> list[str]:
+    meta = results.meta
+    machine = meta["machine"]
+    versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items() if v)
+    pinning = (
+        f"server pinned to core {meta['server_core']}, wrk (1 thread) to core {meta['wrk_core']}"
+        if meta.get("server_core") is not None
+        else "not pinned"
+    )
+    rounds = meta.get("repeat", 1)
+    per_run = f"{meta['warmup_s']:g} s warm-up + {meta['duration_s']:g} s per run"
+    if rounds > 1:
+        per_run += f", median of {rounds} interleaved rounds (range in brackets)"
+    lines = [
+        "# Benchmark results",
+        "",
+        (
+            f"{meta['date']} · {machine['cpu']}, {machine['cores']} cores, Linux "
+            f"{machine['kernel']} · commit {meta['git']} · {pinning} · {per_run} · "
+            f"whole run {meta.get('elapsed_s', 0) / 60:.1f} min"
+        ),
+        "",
+        f"Engine: `{meta['engine']}`. Versions: {versions}.",
+    ]
+    measured = [m for m in results.measurements if m.requests_per_sec is not None]
+    disturbed = [m for m in measured if _is_disturbed(m)]
+    if disturbed:
+        lines += [
+            "",
+            (
+                f"**⚠ {len(disturbed)} of {len(measured)} runs were disturbed: other processes "
+                f"used ≥ {DISTURBED_PCT:.0f}% of the server's or wrk's core (last column of "
+                "*Every run*). Their numbers are not reliable; run again on a quiet machine "
+                "(`--wait-quiet 300 --retry-disturbed 2` helps on a shared one).**"
+            ),
+        ]
+    if meta.get("profiled"):
+        lines += [
+            "",
+            "**Profiled with py-spy during every run: numbers are disturbed.**",
+        ]
+    return lines
+
+
+def _matrix(results: BenchResults, runs: list[ServerRun]) -> list[str]:
+    default = results.meta["default_extra_routes"]
+    lines = [
+        "",
+        "## Requests per second (× FastAPI+uvicorn)",
+        "",
+        "| endpoint | conns | " + " | ".join(_label(r) for r in runs) + " |",
+        "|---|--:|" + "--:|" * len(runs),
+    ]
+    for endpoint, conns in _order(results):
+        base = results.find(UVICORN, endpoint, conns, default)
+        cells = []
+        for r in runs:
+            m = results.find(r.key, endpoint, conns, default)
+            ratio = _ratio(m, base) if r.key != UVICORN else ""
+            cell = _rps(m) + (f" ({ratio})" if ratio and ratio != "–" else "")
+            cells.append(cell + (" ⚠" if m is not None and _is_disturbed(m) else ""))
+        lines.append(f"| `{endpoint}` | {conns} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _details(results: BenchResults, runs: list[ServerRun]) -> list[str]:
+    default = results.meta["default_extra_routes"]
+    lines = [
+        "",
+        "## Every run",
+        "",
+        (
+            "*server CPU %*: the server's process tree, in % of its one core. *others' CPU*: "
+            "share of the server's and wrk's pinned cores used by other processes during "
+            f"the run (⚠ from {DISTURBED_PCT:.0f}%: the machine was shared, numbers suspect)."
+        ),
+        "",
+        (
+            "| endpoint | conns | server | req/s | p50 ms | p99 ms | × uvicorn "
+            "| × FastrAPI | answers vs uvicorn | server CPU % | others' CPU % server/wrk core |"
+        ),
+        "|---|--:|---|--:|--:|--:|--:|--:|---|--:|--:|",
+    ]
+    for endpoint, conns in _order(results):
+        base = results.find(UVICORN, endpoint, conns, default)
+        fastrapi = results.find(FASTRAPI, endpoint, conns, default)
+        for r in runs:
+            m = results.find(r.key, endpoint, conns, default)
+            if m is None:
+                continue
+            lines.append(
+                f"| `{endpoint}` | {conns} | {_label(r)} | {_rps_spread(m)} | {_ms(m.p50_ms)} | "
+                f"{_ms(m.p99_ms)} | {_ratio(m, base)} | {_ratio(m, fastrapi)} | {_check(m)} | "
+                f"{_pct(m.extra.get('server_cpu_pct'))} | {_foreign(m)} |"
+            )
+    return lines
+
+
+def _scaling(results: BenchResults, runs: list[ServerRun]) -> list[str]:
+    scaled = results.meta.get("scaled_extra_routes")
+    if not scaled:
+        return []
+    default = results.meta["default_extra_routes"]
+    conns = results.meta["connections"][0]
+    lines = [
+        "",
+        (
+            f"## Route-count scaling: `/plain` with {default} vs {scaled:,} routes "
+            f"declared before it ({conns} connections)"
+        ),
+        "",
+        (
+            f"| server | req/s, {default} routes | req/s, {scaled:,} routes "
+            f"| {scaled:,} / {default} | p99 ms, {default} | p99 ms, {scaled:,} "
+            f"| startup s, {scaled:,} | idle RSS MiB, {scaled:,} |"
+        ),
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for r in runs:
+        small = results.find(r.key, "/plain", conns, default)
+        big = results.find(r.key, "/plain", conns, scaled)
+        if big is None and small is None:
+            continue
+        startup = "–" if r.scaled_startup_s is None else f"{r.scaled_startup_s:.1f}"
+        lines.append(
+            f"| {_label(r)} | {_rps(small)} | {_rps(big)} | {_ratio(big, small)} | "
+            f"{_ms(small.p99_ms if small else None)} | {_ms(big.p99_ms if big else None)} | "
+            f"{startup} | {_mib(r.scaled_idle_rss_kib)} |"
+        )
+    return lines
+
+
+def _servers(results: BenchResults) -> list[str]:
+    base = results.server(UVICORN)
+    lines = [
+        "",
+        "## Servers: memory and startup",
+        "",
+        (
+            "RSS is `VmRSS` from `/proc/PID/status`, summed over the server's process "
+            "tree (granian runs its worker as a child process); idle = after startup, "
+            "before any request but the readiness probe; after load = after its last "
+            "run; peak = `VmHWM`."
+        ),
+        "",
+        (
+            "| server | idle RSS MiB | × uvicorn | RSS after load MiB | peak MiB "
+            "| ready in s | command |"
+        ),
+        "|---|--:|--:|--:|--:|--:|---|",
+    ]
+    for r in results.servers:
+        if r.skipped:
+            lines.append(f"| {_label(r)} | not run: {r.skipped.splitlines()[0]} | | | | | "
+                         f"`{r.command}` |")  # fmt: skip
+            continue
+        ratio = (
+            f"{r.idle_rss_kib / base.idle_rss_kib:.2f}×"
+            if base and base.idle_rss_kib and r.idle_rss_kib
+            else "–"
+        )
+        startup = "–" if r.startup_s is None else f"{r.startup_s:.2f}"
+        lines.append(
+            f"| {_label(r)} | {_mib(r.idle_rss_kib)} | {ratio} | {_mib(r.loaded_rss_kib)} | "
+            f"{_mib(r.peak_rss_kib)} | {startup} | `{r.command}` |"
+        )
+    return lines
+
+
+def _todo() -> list[str]:
+    return [
+        "",
+        "## Not measured yet",
+        "",
+        "| run | status |",
+        "|---|---|",
+        (
+            "| fastrapi-compat, 2 workers vs 1 | TODO: `fastrapi-compat run` has no "
+            "`--workers` flag yet; nothing measured, nothing estimated |"
+        ),
+    ]
+
+
+def _mismatches(results: BenchResults) -> list[str]:
+    lines: list[str] = []
+    for r in results.servers:
+        for v in r.verdicts:
+            if v["outcome"] != "identical":
+                lines.append(
+                    f"- {_label(r)}, `{v['endpoint']}`: {v['outcome']}: {v['detail']}"
+                )
+    if not lines:
+        return [
+            "",
+            "## Answers",
+            "",
+            (
+                "Every server's status and body bytes were identical to FastAPI+uvicorn's "
+                "on every endpoint and probe."
+            ),
+        ]
+    return [
+        "",
+        "## Answers that differ from FastAPI+uvicorn's",
+        "",
+        (
+            "Checked before measuring: status and body bytes of each endpoint, plus "
+            "probes (422 path, 422 body, 404, 405). *different* on a measured endpoint "
+            "means it was not measured; *json-equal* (same JSON, other bytes) was measured."
+        ),
+        "",
+        *lines,
+    ]
+
+
+def render(results: BenchResults) -> str:
+    runs = [r for r in results.servers if not r.skipped]
+    lines = _header(results)
+    lines += _matrix(results, runs)
+    lines += _details(results, runs)
+    lines += _scaling(results, runs)
+    lines += _servers(results)
+    lines += _todo()
+    lines += _mismatches(results)
+    lines += ["", f"¹ {FASTRAPI_FOOTNOTE}", ""]
+    return "\n".join(lines)

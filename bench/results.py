@@ -1,0 +1,90 @@
+"""What one benchmark run found, as plain data (written to ``results.json``, read back by
+the report and the plot)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Measurement:
+    """One wrk run: a server, an endpoint, a connection count, an app size."""
+
+    server: str
+    endpoint: str
+    connections: int
+    extra_routes: int
+    requests_per_sec: float | None = None
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    requests: int | None = None
+    non_2xx: int = 0
+    socket_errors: int = 0
+    check: str = (
+        ""  # verification outcome of this endpoint (identical / json-equal / ...)
+    )
+    skipped: str | None = None  # why it was not measured
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ServerRun:
+    """One server slot: how it was started and what it cost in memory."""
+
+    key: str
+    label: str
+    command: str
+    note: str = ""
+    skipped: str | None = None
+    startup_s: float | None = None
+    idle_rss_kib: int | None = None
+    loaded_rss_kib: int | None = None
+    peak_rss_kib: int | None = None
+    scaled_startup_s: float | None = None
+    scaled_idle_rss_kib: int | None = None
+    verdicts: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class BenchResults:
+    meta: dict[str, Any] = field(default_factory=dict)
+    servers: list[ServerRun] = field(default_factory=list)
+    measurements: list[Measurement] = field(default_factory=list)
+
+    def server(self, key: str) -> ServerRun | None:
+        return next((s for s in self.servers if s.key == key), None)
+
+    def find(
+        self, server: str, endpoint: str, connections: int, extra_routes: int
+    ) -> Measurement | None:
+        for m in self.measurements:
+            if (m.server, m.endpoint, m.connections, m.extra_routes) == (
+                server,
+                endpoint,
+                connections,
+                extra_routes,
+            ):
+                return m
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "meta": self.meta,
+            "servers": [asdict(s) for s in self.servers],
+            "measurements": [asdict(m) for m in self.measurements],
+        }
+
+    def write(self, path: Path) -> None:
+        path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+    @classmethod
+    def read(cls, path: Path) -> BenchResults:
+        data = json.loads(path.read_text())
+        return cls(
+            meta=data["meta"],
+            servers=[ServerRun(**s) for s in data["servers"]],
+            measurements=[Measurement(**m) for m in data["measurements"]],
+        )

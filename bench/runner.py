@@ -1,0 +1,485 @@
+"""One benchmark run: install what is missing, start each server in turn, check its answers
+against FastAPI+uvicorn's, load it with wrk, record memory, stop it; then write the results."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bench import install
+from bench.apps.fastapi_app import DEFAULT_EXTRA_ROUTES, SCALED_EXTRA_ROUTES
+from bench.endpoints import (
+    ENDPOINTS,
+    PROBES,
+    SCALING_ENDPOINT,
+    Endpoint,
+    endpoint_by_name,
+)
+from bench.environment import (
+    ROOT,
+    describe_engine,
+    git_revision,
+    locate_engine,
+    machine,
+    server_env,
+)
+from bench.interference import (
+    DISTURBED_PCT,
+    CoreMonitor,
+    Interference,
+    wait_until_quiet,
+)
+from bench.options import BenchOptions
+from bench.process import ServerFailed, ServerProcess, free_port
+from bench.profile import PySpyRecording, summarize
+from bench.results import BenchResults, Measurement, ServerRun
+from bench.servers import (
+    FASTRAPI,
+    GRANIAN,
+    UVICORN,
+    ServerSpec,
+    all_servers,
+)
+from bench.verify import Answer, Verdict, collect, compare
+from bench.wrk import WrkError, WrkResult, run_wrk
+
+STARTUP_ESTIMATE_S = 3.0
+SCALED_STARTUP_ESTIMATE_S = 20.0
+
+
+class BenchError(RuntimeError):
+    """The run cannot go on (no wrk, no reference server, no engine): one line."""
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+@dataclass
+class _Context:
+    options: BenchOptions
+    env: dict[str, str]
+    workdir: Path
+    reference: dict[str, Answer] | None = None
+
+
+def estimate_seconds(options: BenchOptions, servers: int) -> float:
+    per_run = (options.warmup_s + options.duration_s) * max(1, options.repeat)
+    total = servers * (STARTUP_ESTIMATE_S + len(options.cases()) * per_run)
+    if options.scaling:
+        total += servers * (SCALED_STARTUP_ESTIMATE_S + per_run)
+    return total
+
+
+def _install(options: BenchOptions, wanted: list[ServerSpec]) -> dict[str, str]:
+    """Install what is missing; return {server key: reason it cannot run}."""
+    if not options.install:
+        return {}
+    problems: dict[str, str] = {}
+    if (reason := install.ensure_wrk()) is not None:
+        raise BenchError(reason)
+    if (reason := install.ensure_uvicorn()) is not None:
+        raise BenchError(reason + " (FastAPI+uvicorn is the reference)")
+    keys = {s.key for s in wanted}
+    if GRANIAN in keys and (reason := install.ensure_granian()) is not None:
+        problems[GRANIAN] = reason
+    if FASTRAPI in keys and (reason := install.ensure_fastrapi()) is not None:
+        problems[FASTRAPI] = f"not installed: {reason}"
+    if options.plot and (reason := install.ensure_matplotlib()) is not None:
+        say(f"[install] no plot: {reason}")
+        options.plot = False
+    if options.py_spy and (reason := install.ensure_py_spy()) is not None:
+        say(f"[install] no profiles: {reason}")
+        options.py_spy = False
+    return problems
+
+
+def _start(ctx: _Context, spec: ServerSpec, extra_routes: int) -> ServerProcess:
+    options = ctx.options
+    port = free_port(options.host)
+    env = dict(ctx.env)
+    env.update(spec.env)
+    server = ServerProcess(
+        spec.argv(options.host, port, extra_routes),
+        host=options.host,
+        port=port,
+        env=env,
+        cwd=ROOT,
+        log_path=ctx.workdir / f"{spec.key}-{extra_routes}.log",
+        core=options.server_core,
+    )
+    try:
+        server.wait_ready("/plain", options.ready_timeout_s)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def _reference(ctx: _Context) -> dict[str, Answer]:
+    """FastAPI+uvicorn's answers to every endpoint and probe."""
+    if ctx.reference is None:
+        spec = next(s for s in all_servers() if s.key == UVICORN)
+        with _start(ctx, spec, DEFAULT_EXTRA_ROUTES) as server:
+            ctx.reference = collect(server.host, server.port, [*ENDPOINTS, *PROBES])
+    return ctx.reference
+
+
+def _verify(
+    ctx: _Context, server: ServerProcess, endpoints: list[Endpoint]
+) -> dict[str, Verdict]:
+    reference = _reference(ctx)
+    answers = collect(server.host, server.port, endpoints)
+    return {
+        name: compare(name, reference[name], answer) for name, answer in answers.items()
+    }
+
+
+def _profile_path(
+    ctx: _Context, spec: ServerSpec, endpoint: Endpoint, m: Measurement
+) -> Path:
+    profiles = ctx.options.output_dir / "profiles"
+    profiles.mkdir(parents=True, exist_ok=True)
+    slug = "".join(c if c.isalnum() else "_" for c in endpoint.name).strip("_")
+    return profiles / f"{spec.key}-{slug}-c{m.connections}-r{m.extra_routes}.txt"
+
+
+def _disturbed(interference: Interference) -> bool:
+    foreign = (interference.server_core_foreign_pct, interference.wrk_core_foreign_pct)
+    return any(f is not None and f >= DISTURBED_PCT for f in foreign)
+
+
+def _attempt(
+    ctx: _Context,
+    spec: ServerSpec,
+    server: ServerProcess,
+    endpoint: Endpoint,
+    m: Measurement,
+) -> tuple[WrkResult, Interference]:
+    """Warm-up, then one measured wrk run (under py-spy if asked)."""
+    options = ctx.options
+    base_url = f"http://{server.host}:{server.port}"
+    load = {
+        "connections": m.connections,
+        "core": options.wrk_core,
+        "script_dir": ctx.workdir,
+    }
+    pinned_cores = [c for c in (options.server_core, options.wrk_core) if c is not None]
+    if options.wait_quiet_s > 0 and pinned_cores:
+        waited = wait_until_quiet(pinned_cores, options.wait_quiet_s)
+        m.extra["waited_for_quiet_s"] = round(
+            m.extra.get("waited_for_quiet_s", 0) + waited, 1
+        )
+    if options.warmup_s > 0:
+        run_wrk(base_url, endpoint, seconds=options.warmup_s, **load)
+    recording = None
+    if options.py_spy:
+        output = _profile_path(ctx, spec, endpoint, m)
+        recording = PySpyRecording(
+            server.pid, output, options.duration_s, options.wrk_core, native=False
+        )
+    monitor = CoreMonitor(server.pid, options.server_core, options.wrk_core)
+    result = run_wrk(base_url, endpoint, seconds=options.duration_s, **load)
+    interference = monitor.stop()
+    if recording is not None:
+        problem = recording.finish()
+        if problem is None:
+            recording.output.with_suffix(".summary.txt").write_text(
+                summarize(recording.output)
+            )
+            m.extra["profile"] = str(recording.output.relative_to(options.output_dir))
+        else:
+            say(f"    py-spy: {problem}")
+    return result, interference
+
+
+def _measure(
+    ctx: _Context,
+    spec: ServerSpec,
+    server: ServerProcess,
+    endpoint: Endpoint,
+    connections: int,
+    extra_routes: int,
+    verdict: Verdict,
+) -> Measurement:
+    m = Measurement(
+        spec.key, endpoint.name, connections, extra_routes, check=verdict.outcome
+    )
+    if not verdict.measurable:
+        m.skipped = f"wrong answer: {verdict.detail}"
+        return m
+    if ctx.options.verify_only:
+        m.skipped = "not measured (--verify-only)"
+        return m
+    attempts = 1 + max(0, ctx.options.retry_disturbed)
+    for attempt in range(attempts):
+        try:
+            result, interference = _attempt(ctx, spec, server, endpoint, m)
+        except WrkError as exc:
+            m.skipped = f"wrk failed: {exc}"
+            return m
+        if server.proc.poll() is not None:
+            m.skipped = f"server exited during the run:\n{server.log_tail()}"
+            return m
+        if not _disturbed(interference) or attempt == attempts - 1:
+            break
+        say(f"  {spec.label}: disturbed by other processes, measuring again")
+    m.extra["attempts"] = attempt + 1
+    m.requests_per_sec = result.requests_per_sec
+    m.p50_ms, m.p99_ms = result.p50_ms, result.p99_ms
+    m.requests = result.requests
+    m.non_2xx, m.socket_errors = result.non_2xx, result.socket_errors
+    m.extra.update(p75_ms=result.p75_ms, p90_ms=result.p90_ms, seconds=result.seconds)
+    m.extra.update(asdict(interference))
+    return m
+
+
+def _describe(spec: ServerSpec, m: Measurement) -> str:
+    head = f"  {spec.label:<30}"
+    if m.skipped:
+        return f"{head} SKIPPED: {m.skipped.splitlines()[0]}"
+    errors = f"  non-2xx={m.non_2xx}" if m.non_2xx else ""
+    errors += f"  socket-errors={m.socket_errors}" if m.socket_errors else ""
+    load = ""
+    if m.extra.get("server_cpu_pct") is not None:
+        load = f"  server cpu {m.extra['server_cpu_pct']:.0f}%"
+    foreign = [
+        m.extra.get(k) for k in ("server_core_foreign_pct", "wrk_core_foreign_pct")
+    ]
+    if any(f is not None and f >= DISTURBED_PCT for f in foreign):
+        load += f"  DISTURBED: other processes used {foreign[0]:.0f}% / {foreign[1]:.0f}% of"
+        load += " the server / wrk core"
+    return (
+        f"{head} {m.requests_per_sec:>10,.0f} req/s  p50 {m.p50_ms:6.2f} ms  "
+        f"p99 {m.p99_ms:6.2f} ms  [{m.check}]{errors}{load}"
+    )
+
+
+@dataclass
+class _Live:
+    """A started server with its slot and its verified answers."""
+
+    spec: ServerSpec
+    run: ServerRun
+    server: ServerProcess
+    verdicts: dict[str, Verdict]
+
+
+def _start_checked(
+    ctx: _Context,
+    stack: ExitStack,
+    spec: ServerSpec,
+    run: ServerRun,
+    extra_routes: int,
+    endpoints: list[Endpoint],
+) -> _Live | None:
+    """Start ``spec`` (stopped when ``stack`` closes) and compare its answers with uvicorn's;
+    None (and the reason in the table) if it does not start."""
+    try:
+        server = stack.enter_context(_start(ctx, spec, extra_routes))
+    except ServerFailed as exc:
+        if extra_routes == DEFAULT_EXTRA_ROUTES:
+            run.skipped = f"server failed: {exc}"
+        say(f"  {spec.label}: FAILED: {exc}")
+        return None
+    verdicts = _verify(ctx, server, endpoints)
+    identical = sum(v.outcome == "identical" for v in verdicts.values())
+    if extra_routes == DEFAULT_EXTRA_ROUTES:
+        run.startup_s, run.idle_rss_kib = server.ready_after, server.rss_kib()
+        run.verdicts = [v.to_json() for v in verdicts.values()]
+        rss = run.idle_rss_kib
+    else:
+        run.scaled_startup_s, run.scaled_idle_rss_kib = (
+            server.ready_after,
+            server.rss_kib(),
+        )
+        rss = run.scaled_idle_rss_kib
+    say(
+        f"  {spec.label}: ready in {server.ready_after:.2f} s, idle RSS {rss / 1024:.1f} MiB, "
+        f"answers: {identical}/{len(verdicts)} identical to uvicorn's"
+    )
+    for v in verdicts.values():
+        if v.outcome != "identical":
+            say(f"    MISMATCH {v.endpoint}: {v.outcome}: {v.detail}")
+    return _Live(spec, run, server, verdicts)
+
+
+def _median_run(runs: list[Measurement]) -> Measurement:
+    """One measurement from repeated runs: the run with the median requests/s (its
+    latencies with it), the others' requests/s kept in ``extra["runs_rps"]``."""
+    measured = sorted(
+        (m for m in runs if m.requests_per_sec is not None),
+        key=lambda m: m.requests_per_sec or 0.0,
+    )
+    if len(runs) == 1 or not measured:
+        return runs[0]
+    median = measured[(len(measured) - 1) // 2]
+    median.extra["runs_rps"] = [m.requests_per_sec for m in runs]
+    median.non_2xx = sum(m.non_2xx for m in runs)
+    median.socket_errors = sum(m.socket_errors for m in runs)
+    return median
+
+
+def _measure_all(
+    ctx: _Context,
+    live: list[_Live],
+    cases: list[tuple[str, int]],
+    extra_routes: int,
+    results: BenchResults,
+) -> None:
+    """Every case on every live server, interleaved (case by case, server by server, and
+    with ``--repeat`` round by round), so that a slow drift of the machine does not bias one
+    server against another."""
+    rounds = max(1, ctx.options.repeat)
+    runs: dict[tuple[str, str, int], list[Measurement]] = {}
+    for round_ in range(rounds):
+        for name, connections in cases:
+            endpoint = endpoint_by_name(name)
+            of = f", round {round_ + 1}/{rounds}" if rounds > 1 else ""
+            say(
+                f"-- {name}, {connections} connections, {extra_routes:,} extra routes{of}"
+            )
+            for item in live:
+                if item.server.proc.poll() is not None:
+                    m = Measurement(item.spec.key, name, connections, extra_routes)
+                    m.skipped = f"server exited earlier:\n{item.server.log_tail()}"
+                else:
+                    m = _measure(ctx, item.spec, item.server, endpoint, connections,
+                                 extra_routes, item.verdicts[name])  # fmt: skip
+                runs.setdefault((item.spec.key, name, connections), []).append(m)
+                say(_describe(item.spec, m))
+    results.measurements.extend(_median_run(ms) for ms in runs.values())
+
+
+def _run_default_app(
+    ctx: _Context, slots: list[tuple[ServerSpec, ServerRun]], results: BenchResults
+) -> None:
+    endpoints = [endpoint_by_name(n) for n in ctx.options.endpoints]
+    say("\n== starting every server (default app), checking answers")
+    with ExitStack() as stack:
+        live = []
+        for spec, run in slots:
+            item = _start_checked(
+                ctx, stack, spec, run, DEFAULT_EXTRA_ROUTES, [*endpoints, *PROBES]
+            )
+            if item is not None:
+                live.append(item)
+        _measure_all(ctx, live, ctx.options.cases(), DEFAULT_EXTRA_ROUTES, results)
+        for item in live:
+            item.run.loaded_rss_kib = item.server.rss_kib()
+            item.run.peak_rss_kib = item.server.rss_kib("VmHWM")
+            say(
+                f"  {item.spec.label}: RSS after load {item.run.loaded_rss_kib / 1024:.1f} "
+                f"MiB (peak {item.run.peak_rss_kib / 1024:.1f} MiB)"
+            )
+
+
+def _run_scaled_app(
+    ctx: _Context, slots: list[tuple[ServerSpec, ServerRun]], results: BenchResults
+) -> None:
+    """``/plain`` on the app with 10,000 extra routes declared before it."""
+    say(f"\n== starting every server ({SCALED_EXTRA_ROUTES:,}-route app)")
+    with ExitStack() as stack:
+        live = []
+        for spec, run in slots:
+            if run.skipped:
+                continue
+            item = _start_checked(
+                ctx, stack, spec, run, SCALED_EXTRA_ROUTES, [SCALING_ENDPOINT]
+            )
+            if item is not None:
+                live.append(item)
+        cases = [(SCALING_ENDPOINT.name, ctx.options.connections[0])]
+        _measure_all(ctx, live, cases, SCALED_EXTRA_ROUTES, results)
+
+
+def run(options: BenchOptions) -> BenchResults:
+    """Run the whole benchmark; write results.json (and .md, .png) to ``options.output_dir``."""
+    started = time.monotonic()
+    slots = all_servers(options.native_tier)
+    selected = (
+        slots
+        if options.servers is None
+        else [s for s in slots if s.key in options.servers]
+    )
+    unknown = set(options.servers or ()) - {s.key for s in slots}
+    if unknown:
+        raise BenchError(f"unknown server(s): {', '.join(sorted(unknown))}")
+    runnable = [s for s in selected if s.unavailable is None]
+    problems = _install(options, runnable)
+
+    engine_package, engine_native = locate_engine()
+    engine = describe_engine(engine_package, engine_native)
+    cores = os.cpu_count() or 1
+    if cores < 2 and options.server_core is not None:
+        say(f"only {cores} core(s): server and wrk are not pinned")
+        options.server_core = options.wrk_core = None
+    if options.wrk_core is not None:
+        os.sched_setaffinity(
+            0, {options.wrk_core}
+        )  # this process stays off the server's core
+
+    results = BenchResults(
+        meta={
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+            "machine": machine(),
+            "git": git_revision(),
+            "engine": engine,
+            "versions": install.versions(),
+            "warmup_s": options.warmup_s,
+            "duration_s": options.duration_s,
+            "connections": options.connections,
+            "plain_connections": options.plain_connections,
+            "server_core": options.server_core,
+            "wrk_core": options.wrk_core,
+            "wrk_threads": 1,
+            "default_extra_routes": DEFAULT_EXTRA_ROUTES,
+            "scaled_extra_routes": SCALED_EXTRA_ROUTES if options.scaling else None,
+            "profiled": options.py_spy,
+            "wait_quiet_s": options.wait_quiet_s,
+            "retry_disturbed": options.retry_disturbed,
+            "repeat": options.repeat,
+        }
+    )
+    to_run = [s for s in runnable if s.key not in problems]
+    say(f"engine: {engine}")
+    say(
+        f"servers: {', '.join(s.label for s in to_run)}; {len(options.cases())} runs each of "
+        f"{options.warmup_s:g} s warm-up + {options.duration_s:g} s"
+        + (
+            f", plus /plain on a {SCALED_EXTRA_ROUTES:,}-route app"
+            if options.scaling
+            else ""
+        )
+        + f"; about {estimate_seconds(options, len(to_run)) / 60:.1f} min"
+    )
+    options.output_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        # A copy: a rebuild of the engine in place during the run must not change it midway.
+        snapshot = Path(tmp) / "engine" / engine_package.name
+        shutil.copytree(
+            engine_package, snapshot, ignore=shutil.ignore_patterns("__pycache__")
+        )
+        ctx = _Context(options, server_env(snapshot), Path(tmp))
+        slots_to_run = []
+        for spec in selected:
+            run_ = ServerRun(
+                spec.key, spec.label, spec.describe_command(), note=spec.note
+            )
+            results.servers.append(run_)
+            run_.skipped = spec.unavailable or problems.get(spec.key)
+            if run_.skipped:
+                say(f"{spec.label}: not run: {run_.skipped}")
+            else:
+                slots_to_run.append((spec, run_))
+        _reference(ctx)
+        _run_default_app(ctx, slots_to_run, results)
+        if options.scaling:
+            _run_scaled_app(ctx, slots_to_run, results)
+    results.meta["elapsed_s"] = round(time.monotonic() - started, 1)
+    return results

@@ -1,0 +1,141 @@
+"""The servers under test: how each one is started, and what the table says about it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from bench.apps import fastapi_app
+
+ASGI_MODULE = "bench.apps.fastapi_app"
+FASTRAPI_MODULE = "bench.apps.fastrapi_app"
+NATIVE_TIER_ENV = "BENCH_NATIVE_TIER"
+
+CommandBuilder = Callable[
+    [str, int, int], list[str]
+]  # (host, port, extra_routes) -> argv
+
+
+def asgi_target(extra_routes: int) -> str:
+    """``module:attr`` of the FastAPI app with ``extra_routes`` routes before the measured ones."""
+    if extra_routes == fastapi_app.DEFAULT_EXTRA_ROUTES:
+        return f"{ASGI_MODULE}:app"
+    if extra_routes == fastapi_app.SCALED_EXTRA_ROUTES:
+        return f"{ASGI_MODULE}:app_{extra_routes}_routes"
+    raise ValueError(f"no app with {extra_routes} extra routes in {ASGI_MODULE}")
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """One server configuration; ``unavailable`` (a reason) keeps its row in the table but
+    does not run it."""
+
+    key: str
+    label: str
+    command: CommandBuilder
+    env: Mapping[str, str] = field(default_factory=dict)
+    note: str = ""
+    unavailable: str | None = None
+
+    def argv(self, host: str, port: int, extra_routes: int) -> list[str]:
+        return self.command(host, port, extra_routes)
+
+    def describe_command(self) -> str:
+        """The command as the table shows it (placeholders for host and port)."""
+        argv = self.command("HOST", 0, fastapi_app.DEFAULT_EXTRA_ROUTES)
+        argv = ["python" if a == sys.executable else a for a in argv]
+        text = " ".join(argv).replace("--port 0", "--port PORT")
+        env = " ".join(f"{k}={v}" for k, v in self.env.items())
+        return f"{env} {text}".strip()
+
+
+def _uvicorn(host: str, port: int, extra_routes: int) -> list[str]:
+    return [
+        sys.executable, "-m", "uvicorn", asgi_target(extra_routes),
+        "--host", host, "--port", str(port),
+        "--loop", "uvloop", "--http", "httptools",
+        "--workers", "1", "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+
+
+def _granian(host: str, port: int, extra_routes: int) -> list[str]:
+    return [
+        sys.executable, "-m", "granian", "--interface", "asgi",
+        "--host", host, "--port", str(port),
+        "--workers", "1", "--log-level", "warning",
+        asgi_target(extra_routes),
+    ]  # fmt: skip
+
+
+def _fastrapi_compat(host: str, port: int, extra_routes: int) -> list[str]:
+    # `python -m fastrapi_compat` is the `fastrapi-compat` console script; run through the
+    # interpreter so that the engine benchmarked is the one `bench` imports (see runner).
+    return [
+        sys.executable, "-m", "fastrapi_compat", "run", asgi_target(extra_routes),
+        "--host", host, "--port", str(port), "--log-level", "warning",
+    ]  # fmt: skip
+
+
+def _fastrapi(host: str, port: int, extra_routes: int) -> list[str]:
+    return [
+        sys.executable, "-m", FASTRAPI_MODULE,
+        "--host", host, "--port", str(port), "--extra-routes", str(extra_routes),
+    ]  # fmt: skip
+
+
+UVICORN = "uvicorn"
+GRANIAN = "granian"
+OURS_NATIVE = "fastrapi-compat-native"
+OURS_ASGI = "fastrapi-compat-asgi"
+FASTRAPI = "fastrapi"
+
+
+def all_servers(native_tier: bool | None = None) -> list[ServerSpec]:
+    """Every server slot, in table order. The native-tier slot runs only when asked
+    (``native_tier=True``, ``--native-tier`` or ``BENCH_NATIVE_TIER=1``)."""
+    if native_tier is None:
+        native_tier = os.environ.get(NATIVE_TIER_ENV, "") not in ("", "0")
+    return [
+        ServerSpec(
+            UVICORN,
+            "FastAPI + uvicorn",
+            _uvicorn,
+            note="uvloop + httptools, 1 worker, no access log",
+        ),
+        ServerSpec(
+            GRANIAN, "FastAPI + granian", _granian, note="ASGI interface, 1 worker"
+        ),
+        ServerSpec(
+            OURS_NATIVE,
+            "fastrapi-compat (native tier)",
+            _fastrapi_compat,
+            note="engine defaults (native tier where the compiler understands the route)",
+            unavailable=None
+            if native_tier
+            else f"native tier not built yet; enable with --native-tier or {NATIVE_TIER_ENV}=1",
+        ),
+        ServerSpec(
+            OURS_ASGI,
+            "fastrapi-compat (asgi tier)",
+            _fastrapi_compat,
+            env={"FASTRAPI_TIER": "asgi"},
+            note="FASTRAPI_TIER=asgi: every route through the engine's ASGI tier",
+        ),
+        ServerSpec(
+            FASTRAPI,
+            "FastrAPI 0.2.11",
+            _fastrapi,
+            note="its own API (bench/apps/fastrapi_app.py); all endpoints `def`: "
+            "its `async def` endpoints answer 500 in 0.2.11",
+        ),
+    ]
+
+
+def server_by_key(servers: list[ServerSpec], key: str) -> ServerSpec:
+    for server in servers:
+        if server.key == key:
+            return server
+    known = ", ".join(s.key for s in servers)
+    raise ValueError(f"unknown server {key!r} (known: {known})")
