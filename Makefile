@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 SHELL := bash
 PYTHON ?= python3
-PY_SOURCES := fastrapi_compat examples tests
+PY_SOURCES := fastrapi_compat examples tests bench
 
 .PHONY: help build-dev build-prod test lint-python lint-rust typecheck all
 
@@ -39,5 +39,8 @@ lint-rust: ## cargo fmt --check and cargo clippy with warnings as errors
 typecheck: ## mypy --strict on the package, and stubtest of _native.pyi against the built module
 	$(PYTHON) -m mypy --strict fastrapi_compat
 	cd "$$(mktemp -d)" && PYTHONSAFEPATH=1 $(PYTHON) -m mypy.stubtest fastrapi_compat._native
+
+bench: ## Run the benchmark against uvicorn, granian and FastrAPI (bench/README.md)
+	$(PYTHON) -m bench
 
 all: lint-python lint-rust typecheck test ## Lint, typecheck and test everything
