@@ -265,13 +265,24 @@ def _fail(message: str) -> int:
     return 1
 
 
-def cmd_explain(args: argparse.Namespace) -> int:
+def _load_target(args: argparse.Namespace, *, verbose: bool = False) -> Any:
+    """The app named on the command line (``--app-dir`` first on ``sys.path``); raises
+    :class:`AppLoadError` with one line if it cannot be had."""
     app_dir = os.path.abspath(args.app_dir)
     if not os.path.isdir(app_dir):
-        return _fail(f"--app-dir {args.app_dir!r} is not a directory.")
+        raise AppLoadError(f"--app-dir {args.app_dir!r} is not a directory.")
     sys.path.insert(0, app_dir)
     try:
-        app = load_app(args.app, args.factory)
+        return load_app(args.app, args.factory)
+    except AppLoadError as exc:
+        if verbose and exc.__cause__ is not None:
+            traceback.print_exception(exc.__cause__, file=sys.stderr)
+        raise
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    try:
+        app = _load_target(args)
     except AppLoadError as exc:
         return _fail(str(exc))
 
@@ -299,15 +310,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
-    app_dir = os.path.abspath(args.app_dir)
-    if not os.path.isdir(app_dir):
-        return _fail(f"--app-dir {args.app_dir!r} is not a directory.")
-    sys.path.insert(0, app_dir)
     try:
-        app = load_app(args.app, args.factory)
+        app = _load_target(args, verbose=args.log_level in ("debug", "trace"))
     except AppLoadError as exc:
-        if args.log_level in ("debug", "trace") and exc.__cause__ is not None:
-            traceback.print_exception(exc.__cause__, file=sys.stderr)
         return _fail(str(exc))
 
     from fastrapi_compat.server import run
