@@ -31,7 +31,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from fastrapi_compat._native import Engine, HTTPProtocol, WebSocketProtocol
+from fastrapi_compat._native import ClientDisconnected, Engine, HTTPProtocol, WebSocketProtocol
 from fastrapi_compat.asgi_bridge import STATUS_PHRASES, Dispatcher, drain
 from fastrapi_compat.server import new_event_loop
 
@@ -401,7 +401,7 @@ class EngineSite(Dispatcher):
         try:
             await self.app(scope, protocol.receive, send)
         except OSError as exc:  # the client went away
-            if outcome is not None and not isinstance(exc, _native_disconnect()):
+            if outcome is not None and not isinstance(exc, ClientDisconnected):
                 outcome.exception = exc
         except BaseException as exc:
             if outcome is not None:
@@ -412,9 +412,3 @@ class EngineSite(Dispatcher):
             protocol.finish()
             if outcome is not None:
                 outcome.done.set()
-
-
-def _native_disconnect() -> type[BaseException]:
-    from fastrapi_compat._native import ClientDisconnected
-
-    return ClientDisconnected
