@@ -10,10 +10,14 @@ from __future__ import annotations
 import asyncio
 import http
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastrapi_compat._native import Engine, HTTPProtocol, WebSocketProtocol
 from fastrapi_compat.errors import StartupError
+from fastrapi_compat.executor import NativeCall, Plan, prepare_scope, run
+
+if TYPE_CHECKING:
+    from fastrapi_compat.native import NativeApp
 
 ASGIApp = Any
 
@@ -36,10 +40,32 @@ class Dispatcher:
         self.state = state
         self.logger = logger
         self.tasks: set[asyncio.Task[None]] = set()
+        #: Set when the app's native routes are mirrored on this listener.
+        self.native: NativeApp | None = None
+
+    def native_plan(self, protocol: HTTPProtocol) -> tuple[Plan, dict[str, str]] | None:
+        """The plan serving ``protocol`` natively (the request is then counted as native)."""
+        native = self.native
+        if native is None:
+            return None
+        match = protocol.take_match()
+        if match is None:
+            native.check()  # routes added since the last compile may make some native
+            return None
+        plan = native.plan(match[0])
+        if plan is None:
+            return None
+        protocol.served_natively()
+        return plan, match[1]
 
     def spawn(self, protocol: HTTPProtocol | WebSocketProtocol) -> None:
         if type(protocol) is HTTPProtocol:
-            task = asyncio.get_running_loop().create_task(self.run_http(protocol))
+            found = self.native_plan(protocol)
+            if found is not None:
+                coro = self.run_native(protocol, *found)
+            else:
+                coro = self.run_http(protocol)
+            task = asyncio.get_running_loop().create_task(coro)
         else:
             task = asyncio.get_running_loop().create_task(self.run_websocket(protocol))
         self.tasks.add(task)
@@ -61,6 +87,18 @@ class Dispatcher:
             self.logger.error("ASGI callable returned without starting response.")
         elif outcome == "not_completed":
             self.logger.error("ASGI callable returned without completing response.")
+
+    async def run_native(self, protocol: HTTPProtocol, plan: Plan, params: dict[str, str]) -> None:
+        scope = protocol.scope()
+        scope["state"] = self.state.copy()
+        prepare_scope(plan, scope, params)
+        try:
+            await run(NativeCall(plan, scope, protocol.receive, protocol.send, protocol.respond))
+        except BaseException as exc:
+            protocol.finish()
+            self.logger.error("Exception in ASGI application\n", exc_info=exc)
+            return
+        protocol.finish()
 
     async def run_websocket(self, protocol: WebSocketProtocol) -> None:
         scope = protocol.scope()

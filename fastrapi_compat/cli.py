@@ -78,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="lifespan events: auto, on or off (default: %(default)s)",
     )
     run.add_argument(
+        "--tier",
+        choices=("auto", "asgi"),
+        default=os.environ.get("FASTRAPI_TIER", "auto"),
+        help="auto: native routes natively, the rest through ASGI; asgi: everything through the "
+        "app's ASGI stack (default: %(default)s, or $FASTRAPI_TIER)",
+    )
+    run.add_argument(
         "--app-dir",
         default=".",
         help="directory put first on sys.path to import the app (default: current directory)",
@@ -325,6 +332,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             root_path=args.root_path,
             lifespan=args.lifespan,
+            tier=args.tier,
         )
     except StartupError as exc:
         return _fail(str(exc))

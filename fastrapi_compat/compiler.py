@@ -2,9 +2,14 @@
 
 ``compile_app(app)`` walks the app's effective routes in Starlette's matching order and gives,
 per route, its tier (``native``/``asgi``) with the fallback reason, per middleware whether it
-runs natively, and the table the Rust route mirror is built from. The native executor (plans run
-without Starlette's request/response machinery) is not built yet, so every route is served by the
-ASGI tier for now; the reasons say what each route would need.
+runs natively, the table the Rust route mirror is built from, and a :class:`~executor.Plan` for
+each native route (run by :mod:`fastrapi_compat.executor`).
+
+A route is native when everything between the server and FastAPI's own request handler for it is
+known: the app is a ``fastapi.FastAPI`` without middleware the engine does not run natively, no
+``root_path`` or app-wide body limit, and the route is an ``APIRoute`` whose class does not
+customise matching or handling and whose ``app`` is FastAPI's ``request_response`` around its
+handler. Anything else is served by the ASGI tier, with the reason.
 """
 
 from __future__ import annotations
@@ -13,12 +18,12 @@ import dataclasses
 import re
 from typing import Any
 
+import fastapi.params
 import fastapi.routing
 from starlette.routing import Mount, Route, WebSocketRoute
 
 from fastrapi_compat import internals
-
-NOT_YET = "native executor not implemented yet"
+from fastrapi_compat.executor import AppRuntime, Plan
 
 #: (pattern, literal prefix, methods or None, static path or None, plan id or None)
 MirrorSpec = tuple[str, str, list[str] | None, str | None, int | None]
@@ -44,6 +49,11 @@ class Compiled:
     routes: list[RouteReport]
     middleware: list[MiddlewareReport]
     mirror: list[MirrorSpec]
+    plans: list[Plan]
+    #: Per mirror entry, why it is served by the ASGI tier ("" for native entries).
+    mirror_reasons: list[str] = dataclasses.field(default_factory=list)
+    #: Why no route of the app is native ("" when some can be).
+    app_reason: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -56,13 +66,38 @@ def _overrides(route: Any, method: str, base: type) -> bool:
     return getattr(type(route), method, None) is not getattr(base, method, None)
 
 
-def route_reason(route: Any) -> str:
-    """Why ``route`` is not served natively."""
-    original = getattr(route, "original_route", route)
+def app_reason(app: Any) -> str:
+    """Why no route of ``app`` can be native ("" when routes may be)."""
+    if not isinstance(app, fastapi.FastAPI):
+        return f"not a FastAPI app ({type(app).__module__}.{type(app).__qualname__})"
+    for method in ("__call__", "build_middleware_stack"):
+        if _overrides(app, method, fastapi.FastAPI):
+            return f"{type(app).__name__} overrides {method}"
+    middleware = getattr(app, "user_middleware", None) or []
+    if middleware:
+        names = ", ".join(getattr(m.cls, "__name__", repr(m.cls)) for m in middleware)
+        return f"middleware runs in Python: {names}"
+    if getattr(app, "root_path", ""):
+        return "app.root_path is set"
+    if getattr(app, "max_body_size", None) is not None:
+        return "app-wide max_body_size"
+    return ""
+
+
+def route_reason(entry: Any, form_limits: bool) -> str:
+    """Why the route ``entry`` (a route or an included route's context) is not native ("")."""
+    original = internals.original_route(entry)
     if isinstance(original, fastapi.routing.APIRoute):
-        if _overrides(original, "get_route_handler", fastapi.routing.APIRoute):
-            return f"route class {type(original).__name__} overrides get_route_handler"
-        return NOT_YET
+        for method in ("get_route_handler", "matches", "handle"):
+            if _overrides(original, method, fastapi.routing.APIRoute):
+                return f"route class {type(original).__name__} overrides {method}"
+        like = internals.route_like(entry)
+        if not getattr(like, "methods", None):
+            return "route without methods"
+        body_field = getattr(like, "body_field", None)
+        if form_limits and body_field is not None and isinstance(body_field.field_info, fastapi.params.Form):
+            return "form body with router form limits"
+        return internals.request_handler(like)[1]
     if isinstance(original, (fastapi.routing.APIWebSocketRoute, WebSocketRoute)):
         return "websocket route (served by the ASGI tier)"
     if isinstance(original, Mount):
@@ -87,20 +122,33 @@ def _mirror_spec(route: Any, plan: int | None) -> MirrorSpec:
     return (pattern, internals.literal_prefix(path_format), methods, path_format if is_static else None, plan)
 
 
+def _is_websocket(entry: Any) -> bool:
+    return isinstance(internals.original_route(entry), (fastapi.routing.APIWebSocketRoute, WebSocketRoute))
+
+
 def compile_app(app: Any) -> Compiled:
+    """Compiles ``app``'s current route table (see the module docstring)."""
+    reason_for_app = app_reason(app)
+    runtime = AppRuntime(app) if not reason_for_app else None
+    form_limits = bool(runtime) and internals.form_limits_configured(app)
     routes: list[RouteReport] = []
     mirror: list[MirrorSpec] = []
-    for entry in internals.top_level_routes(app):
-        if internals.is_included_router(entry):
-            # Included routers match through their own logic (priorities, frontends): mirror the
-            # whole prefix as one ASGI-tier entry, which is pessimistic but never wrong.
-            prefix = internals.included_router_prefix(entry)
-            mirror.append((f"^{re.escape(prefix)}.*$", prefix, None, None, None))
-        for route in internals.effective_routes(entry):
-            path = getattr(route, "path", None) or getattr(route, "path_format", "") or ""
-            routes.append(RouteReport(path=path, methods=_methods(route), tier="asgi", reason=route_reason(route)))
-            if not internals.is_included_router(entry):
-                mirror.append(_mirror_spec(route, None))
+    plans: list[Plan] = []
+    mirror_reasons: list[str] = []
+    for top in internals.top_level_routes(app):
+        for entry in internals.effective_routes(top):
+            like = internals.route_like(entry)
+            path = getattr(entry, "path", None) or getattr(entry, "path_format", "") or ""
+            reason = reason_for_app or route_reason(entry, form_limits)
+            plan_id: int | None = None
+            if not reason and runtime is not None:
+                handler, _ = internals.request_handler(like)
+                plan_id = len(plans)
+                plans.append(Plan(runtime, internals.original_route(entry), like, handler, plan_id))
+            routes.append(RouteReport(path=path, methods=_methods(entry), tier="asgi" if reason else "native", reason=reason))
+            if not _is_websocket(entry):  # websocket routes never match an HTTP request
+                mirror.append(_mirror_spec(entry, plan_id))
+                mirror_reasons.append(reason)
     middleware = [
         MiddlewareReport(
             name=getattr(m.cls, "__name__", repr(m.cls)),
@@ -109,4 +157,7 @@ def compile_app(app: Any) -> Compiled:
         )
         for m in getattr(app, "user_middleware", []) or []
     ]
-    return Compiled(routes=routes, middleware=middleware, mirror=mirror)
+    return Compiled(
+        routes=routes, middleware=middleware, mirror=mirror, plans=plans,
+        mirror_reasons=mirror_reasons, app_reason=reason_for_app,
+    )

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextvars
+import functools
 import itertools
 import json
 import logging
@@ -33,6 +34,8 @@ from typing import Any, TypeVar
 
 from fastrapi_compat._native import ClientDisconnected, Engine, HTTPProtocol, WebSocketProtocol
 from fastrapi_compat.asgi_bridge import STATUS_PHRASES, Dispatcher, drain
+from fastrapi_compat.executor import NativeCall, Plan, prepare_scope, run
+from fastrapi_compat.native import NativeApp, NativeASGI
 from fastrapi_compat.server import new_event_loop
 
 __all__ = [
@@ -185,10 +188,21 @@ def engine_stats() -> dict[str, int]:
     return dict(total)
 
 
+_reasons: Counter[str] = Counter()
+_reasons_lock = threading.Lock()
+
+
+def _record_fallback(native: NativeApp, scope: dict[str, Any]) -> None:
+    reason = native.fallback_reason(scope["method"], scope["path"][len(scope.get("root_path", "")) :] or "/")
+    with _reasons_lock:
+        _reasons[reason] += 1
+
+
 def fallback_reasons() -> Counter[str]:
-    """Why requests were not answered by the native tier, by count (the native tier does not
-    exist yet, so nothing is recorded)."""
-    return Counter()
+    """Why requests the test engines served (HTTP, not websockets) were not answered by the
+    native tier, by count."""
+    with _reasons_lock:
+        return Counter(_reasons)
 
 
 _at_exit_lock = threading.Lock()
@@ -231,7 +245,7 @@ def _write_stats() -> None:
     if folder:
         path = os.path.join(folder, f"{os.getpid()}.json")
         with open(path, "w", encoding="utf-8") as out:
-            json.dump(engine_stats(), out)
+            json.dump({**engine_stats(), "reasons": dict(fallback_reasons())}, out)
 
 
 class Outcome:
@@ -254,6 +268,7 @@ class Outcome:
             self.context.run(_async_library.set, None)  # a trio caller's app still runs on asyncio
         self.headers: list[tuple[bytes, bytes]] | None = None  # replaces the scope's, when set
         self.handoff: Callable[[HTTPProtocol, dict[str, Any]], bool] | None = None
+        self.app: Any = None  # what the caller runs instead of its app (a native route), when set
         self.claimed = False  # set before the app runs, so before any response exists
         self.exception: BaseException | None = None
         self.started: dict[str, Any] | None = None
@@ -262,6 +277,17 @@ class Outcome:
         self.debug: dict[str, Any] | None = None
         self.accept: dict[str, Any] | None = None
         self.close_before_accept: dict[str, Any] | None = None
+
+    def responding(self, respond: Any) -> Any:
+        """``respond`` (a whole response in one call), recording it."""
+
+        def recording_respond(status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+            self.started = {"type": "http.response.start", "status": status, "headers": headers}
+            self.body.append(bytes(body))
+            self.completed = True
+            respond(status, headers, body)
+
+        return recording_respond
 
     def recording(self, send: Any) -> Any:
         """``send``, recording the response the app sends."""
@@ -297,6 +323,14 @@ class EngineSite(Dispatcher):
         self._ids = itertools.count(1)
         self._outcomes: dict[str, Outcome] = {}
         self._lock = threading.Lock()
+
+    def serve_natively(self, engine: Engine, listener_id: int) -> None:
+        """Mirrors the app's native routes on ``engine``'s listener (unless ``FASTRAPI_TIER=asgi``)."""
+        if os.environ.get("FASTRAPI_TIER", "auto") == "asgi":
+            return
+        if self.native is None:
+            self.native = NativeApp(self.app)
+        self.native.attach(functools.partial(engine.set_mirror, listener_id))
 
     def expect(self, scope: dict[str, Any], host: bytes | None = None) -> tuple[str, Outcome]:
         """Registers the next request: returns the side header's value and its outcome."""
@@ -348,12 +382,24 @@ class EngineSite(Dispatcher):
                 scope["extensions"] = {"http.response.debug": {}} if outcome is not None else {}
             else:
                 scope.pop("extensions", None)
+        found = None
+        if is_http and self.native is not None:
+            if outcome is not None and ("path" in outcome.scope or outcome.scope.get("root_path")):
+                protocol.take_match()  # the app sees another path than the mirror matched
+            else:
+                found = self.native_plan(protocol)  # type: ignore[arg-type]
         if outcome is not None and outcome.handoff is not None and is_http:
+            if found is not None:
+                outcome.app = NativeASGI(*found)
             if not outcome.handoff(protocol, scope):  # type: ignore[arg-type]
                 protocol.finish()
             return
         loop = asyncio.get_running_loop()
-        if is_http:
+        if found is not None:
+            coro = self.run_native_call(protocol, scope, outcome, *found)  # type: ignore[arg-type]
+        elif is_http:
+            if self.native is not None:
+                _record_fallback(self.native, scope)
             coro = self.run_http_call(protocol, scope, outcome)  # type: ignore[arg-type]
         else:
             coro = self.run_websocket_call(protocol, scope, outcome)  # type: ignore[arg-type]
@@ -368,9 +414,19 @@ class EngineSite(Dispatcher):
         else:
             await self._call_http(protocol, scope, outcome.recording(protocol.send), outcome)
 
-    async def _call_http(self, protocol: HTTPProtocol, scope: dict[str, Any], send: Any, outcome: Outcome | None) -> None:
+    async def run_native_call(
+        self, protocol: HTTPProtocol, scope: dict[str, Any], outcome: Outcome | None, plan: Plan, params: dict[str, str]
+    ) -> None:
+        prepare_scope(plan, scope, params)
+        send = protocol.send if outcome is None else outcome.recording(protocol.send)
+        respond = protocol.respond if outcome is None else outcome.responding(protocol.respond)
+        await self._call_http(protocol, scope, send, outcome, lambda s, r, w: run(NativeCall(plan, s, r, w, respond)))
+
+    async def _call_http(
+        self, protocol: HTTPProtocol, scope: dict[str, Any], send: Any, outcome: Outcome | None, app: Any = None
+    ) -> None:
         try:
-            await self.app(scope, protocol.receive, send)
+            await (app or self.app)(scope, protocol.receive, send)
         except BaseException as exc:
             protocol.finish()
             if outcome is not None:

@@ -124,10 +124,8 @@ def summary_lines(tests: int, stats: Counter[str], reasons: Counter[str]) -> lis
     ]
     if total == 0:
         lines.append("no test sent a request through TestClient or httpx.ASGITransport")
-    elif native == 0 and not reasons:
-        lines.append(f"native tier: not yet available; all {total} requests were served by the ASGI tier")
-    else:
-        lines.append(f"native tier: {native} of {total} ({100 * native / total:.0f}%)")
+    elif http:
+        lines.append(f"native tier: {native} of {http} HTTP requests ({100 * native / http:.0f}%)")
         if reasons:
             lines.append("fallback reasons:")
             lines.extend(f"  {count:>6}  {reason}" for reason, count in reasons.most_common())

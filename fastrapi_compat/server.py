@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import signal
 import threading
@@ -19,6 +20,7 @@ from typing import Any
 from fastrapi_compat._native import Engine
 from fastrapi_compat.asgi_bridge import STATUS_PHRASES, Dispatcher, Lifespan, drain
 from fastrapi_compat.errors import StartupError
+from fastrapi_compat.native import NativeApp
 
 logger = logging.getLogger("fastrapi_compat")
 
@@ -36,6 +38,12 @@ class Config:
     """tokio worker threads doing the network I/O."""
     graceful_timeout: float = 30.0
     """Seconds in-flight requests get to finish on shutdown."""
+    tier: str = "auto"
+    """``auto``: routes the compiler understands are served natively, the rest by the ASGI
+    tier; ``asgi``: every request goes through the app's full ASGI stack."""
+
+
+TIERS = ("auto", "asgi")
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -66,6 +74,8 @@ class Server:
     async def serve(self, on_ready: Callable[[], None] | None = None) -> None:
         """Starts, serves until :meth:`request_shutdown`, then shuts down gracefully."""
         config = self.config
+        if config.tier not in TIERS:
+            raise StartupError(f"invalid tier {config.tier!r}: expected 'auto' or 'asgi'")
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._stop = asyncio.Event()
@@ -77,10 +87,14 @@ class Server:
         try:
             dispatcher = Dispatcher(self.app, lifespan.state, logger)
             try:
-                host, port, _ = engine.listen(dispatcher, config.host, config.port, root_path=config.root_path)
+                host, port, listener_id = engine.listen(dispatcher, config.host, config.port, root_path=config.root_path)
             except OSError as exc:
                 reason = (exc.strerror or str(exc)).lower()
                 raise StartupError(f"cannot bind to {config.host}:{config.port}: {reason}") from None
+            if config.tier == "auto":
+                # Compiled after the lifespan started: apps add routes there too.
+                dispatcher.native = NativeApp(self.app)
+                dispatcher.native.attach(functools.partial(engine.set_mirror, listener_id))
             self.bound = (host, port)
             logger.info("fastrapi-compat running on http://%s:%d (Press CTRL+C to quit)", _url_host(host), port)
             if on_ready is not None:
@@ -119,6 +133,7 @@ def run(
     lifespan: str = "auto",
     threads: int = 1,
     graceful_timeout: float = 30.0,
+    tier: str = "auto",
 ) -> None:
     """Serves ``app`` until SIGINT or SIGTERM. Raises :class:`StartupError` if it cannot start."""
     if log_level is not None or not logger.handlers:
@@ -133,6 +148,7 @@ def run(
         log_level=log_level,
         threads=threads,
         graceful_timeout=graceful_timeout,
+        tier=tier,
     )
     server = Server(app, config)
     loop = new_event_loop()

@@ -350,6 +350,7 @@ class TestClient(_starlette_testclient.TestClient):
             if self._site_state is None:
                 site = EngineSite(self.app, self.app_state, debug_extension=True)
                 port, listener_id = get_hub().listen(site)
+                site.serve_natively(get_hub().engine, listener_id)
                 self._site_state = (site, port, listener_id)
             return self._site_state[0], self._site_state[1]
 

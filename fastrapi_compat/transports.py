@@ -123,6 +123,7 @@ class _EngineTransportBase:
                 else:
                     engine, engine_loop = engine_for_loop(loop), loop
                 _, port, listener_id = engine.listen(self._site, "127.0.0.1", 0)
+                self._site.serve_natively(engine, listener_id)
                 entry = self._listeners[loop] = (engine, engine_loop, port, listener_id)
             return entry[2]
 
@@ -283,7 +284,7 @@ class AsyncEngineTransport(_EngineTransportBase, _httpx.AsyncBaseTransport):
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             if handed.done():
                 protocol, scope = handed.result()
-                await _call_app(self.app, scope, protocol.receive, protocol.send, protocol.finish, outcome, pull)
+                await _call_app(outcome.app or self.app, scope, protocol.receive, protocol.send, protocol.finish, outcome, pull)
                 # Under ASGITransport nothing suspends once the app has returned, so a
                 # cancellation still pending (the app cancelled the caller's scope and did not
                 # await since) is not delivered here either.
@@ -344,7 +345,7 @@ class AsyncEngineTransport(_EngineTransportBase, _httpx.AsyncBaseTransport):
                 async def send(message: Any) -> None:
                     await bridge.call(protocol.send, message, busy=True)
 
-                await _call_app(self.app, scope, receive, send, finish, outcome, pull)
+                await _call_app(outcome.app or self.app, scope, receive, send, finish, outcome, pull)
                 with anyio.CancelScope(shield=True, deadline=anyio.current_time() + OUTCOME_TIMEOUT):
                     await bridge.wait(exchange)
             wire, failure = exchange.result() if exchange.done() else _timed_out(flavour)

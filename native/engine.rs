@@ -24,6 +24,7 @@ pub struct EngineShared {
     pub http_requests: AtomicU64,
     /// Websockets handed to Python since the engine started.
     pub websockets: AtomicU64,
+    pub native_requests: AtomicU64,
     /// Set when the whole engine shuts down (open websockets are then closed).
     pub closing: watch::Sender<bool>,
     /// Status line reason phrases, as uvicorn writes them (Python's `http.HTTPStatus`);
@@ -60,6 +61,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// A listener being served: how to stop it, and its accept task.
 struct Listening {
+    site: Arc<Site>,
     stop: watch::Sender<Option<Duration>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -98,6 +100,7 @@ impl Engine {
             create_future: event_loop.getattr("create_future")?.unbind(),
             http_requests: AtomicU64::new(0),
             websockets: AtomicU64::new(0),
+            native_requests: AtomicU64::new(0),
             closing: watch::channel(false).0,
             reasons,
         });
@@ -127,6 +130,7 @@ impl Engine {
             handler,
             root_path,
             scheme: "http",
+            mirror: arc_swap::ArcSwapOption::empty(),
         });
         let (stop, stop_rx) = watch::channel(None);
         let task = {
@@ -134,10 +138,10 @@ impl Engine {
             let listener = tokio::net::TcpListener::from_std(listener)?;
             self.shared
                 .handle
-                .spawn(crate::serve::accept_loop(listener, self.shared.clone(), site, stop_rx))
+                .spawn(crate::serve::accept_loop(listener, self.shared.clone(), site.clone(), stop_rx))
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        lock(&self.listeners).insert(id, Listening { stop, task });
+        lock(&self.listeners).insert(id, Listening { site, stop, task });
         Ok((addr.ip().to_string(), addr.port(), id))
     }
 
@@ -146,11 +150,24 @@ impl Engine {
         HashMap::from([
             ("http", self.shared.http_requests.load(Ordering::Relaxed)),
             ("websocket", self.shared.websockets.load(Ordering::Relaxed)),
-            ("native", 0),
+            ("native", self.shared.native_requests.load(Ordering::Relaxed)),
         ])
     }
 
     /// The file descriptor the event loop must watch (`loop.add_reader(fd, drain)`).
+    /// Routes the listener's requests through `mirror` (its native routes are handed to the
+    /// handler with their match), or sends them all to the ASGI tier when `mirror` is `None`.
+    /// Takes effect for requests that arrive after the call.
+    #[pyo3(signature = (id, mirror))]
+    fn set_mirror(&self, id: u64, mirror: Option<PyRef<'_, crate::router::PyRouteMirror>>) -> PyResult<()> {
+        let listeners = lock(&self.listeners);
+        let listening = listeners
+            .get(&id)
+            .ok_or_else(|| PyValueError::new_err(format!("no listener with id {id}")))?;
+        listening.site.mirror.store(mirror.map(|m| m.inner.clone()));
+        Ok(())
+    }
+
     fn wake_fd(&self) -> RawFd {
         self.shared.inbox.fd()
     }

@@ -13,6 +13,9 @@ pub struct Site {
     pub handler: Py<PyAny>,
     pub root_path: String,
     pub scheme: &'static str,
+    /// The app's route mirror, when its routes can be served natively (swapped whole when the
+    /// app's table changes; `None`: every request goes to the ASGI tier).
+    pub mirror: arc_swap::ArcSwapOption<crate::router::RouteMirror>,
 }
 
 /// Addresses of one accepted connection, and the site it was accepted for.

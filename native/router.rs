@@ -403,7 +403,7 @@ mod tests {
 /// a request reaches: `RouteMirror([(pattern, prefix, methods|None, static_path|None, plan|None)])`.
 #[pyo3::pyclass(frozen, module = "fastrapi_compat._native", name = "RouteMirror")]
 pub struct PyRouteMirror {
-    inner: RouteMirror,
+    pub(crate) inner: std::sync::Arc<RouteMirror>,
 }
 
 type SpecTuple = (String, String, Option<Vec<String>>, Option<String>, Option<u32>);
@@ -423,7 +423,7 @@ impl PyRouteMirror {
             })
             .collect();
         RouteMirror::build(specs)
-            .map(|inner| Self { inner })
+            .map(|inner| Self { inner: std::sync::Arc::new(inner) })
             .map_err(pyo3::exceptions::PyValueError::new_err)
     }
 

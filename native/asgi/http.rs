@@ -60,6 +60,8 @@ pub struct HttpShared {
     /// `http.disconnect`.
     finished: watch::Sender<bool>,
     disconnected: AtomicBool,
+    /// The native route the mirror picked (plan id, raw path parameters), until Python takes it.
+    matched: Mutex<Option<(u32, Vec<(String, String)>)>>,
 }
 
 impl HttpShared {
@@ -100,6 +102,7 @@ pub async fn handle(
 ) -> Response<ResBody> {
     let (parts, incoming) = req.into_parts();
     let head = RequestHead::new(&parts, conn);
+    let matched = native_match(&head);
     let body = if incoming.is_end_stream() {
         BodyState::Buffered(Bytes::new())
     } else if incoming
@@ -125,6 +128,7 @@ pub async fn handle(
         }),
         finished: watch::channel(false).0,
         disconnected: AtomicBool::new(false),
+        matched: Mutex::new(matched),
     });
     let mut watch = Watch(Some(shared.clone()));
     engine.http_requests.fetch_add(1, Ordering::Relaxed);
@@ -135,6 +139,22 @@ pub async fn handle(
     // The service future completed: from here on the streamed body (if any) watches.
     watch.0 = None;
     response.unwrap_or_else(|_| internal_error())
+}
+
+/// Asks the listener's route mirror (if any) which native route the request reaches. The
+/// route path is the percent-decoded path, as Starlette's `get_route_path` gives it for the
+/// scopes this engine builds (`path` = root path + request path).
+fn native_match(head: &RequestHead) -> Option<(u32, Vec<(String, String)>)> {
+    let mirror = head.site.mirror.load();
+    let mirror = mirror.as_ref()?;
+    if !head.raw_path.starts_with(b"/") {
+        return None;
+    }
+    let path = percent_encoding::percent_decode(&head.raw_path).decode_utf8_lossy();
+    match mirror.lookup(head.method.as_str(), &path) {
+        crate::router::Found::Native { plan, params } => Some((plan, params)),
+        crate::router::Found::Asgi => None,
+    }
 }
 
 fn plain_response(status: StatusCode, text: &'static str) -> Response<ResBody> {
@@ -317,6 +337,70 @@ impl HTTPProtocol {
     #[getter]
     fn handler(&self, py: Python<'_>) -> Py<PyAny> {
         self.inner.head.site.handler.clone_ref(py)
+    }
+
+    /// The native route the mirror picked for this request, as `(plan id, {name: raw value})`,
+    /// or `None` (the ASGI tier serves it). Taken once.
+    fn take_match<'py>(&self, py: Python<'py>) -> PyResult<Option<(u32, Bound<'py, PyDict>)>> {
+        let taken = self
+            .inner
+            .matched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        match taken {
+            None => Ok(None),
+            Some((plan, params)) => {
+                let dict = PyDict::new(py);
+                for (name, value) in params {
+                    dict.set_item(name, value)?;
+                }
+                Ok(Some((plan, dict)))
+            }
+        }
+    }
+
+    /// Counts this request as served by the native tier (in `Engine.stats()["native"]`).
+    fn served_natively(&self) {
+        self.inner.engine.native_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The whole response in one call (`http.response.start` then a final `http.response.body`),
+    /// for the native tier: `headers` as ASGI gives them, `body` the complete body.
+    fn respond(&self, status: u16, headers: &Bound<'_, PyAny>, body: &Bound<'_, PyBytes>) -> PyResult<()> {
+        let inner = &self.inner;
+        let status = StatusCode::from_u16(status).map_err(|_| {
+            PyRuntimeError::new_err(format!("Invalid HTTP status code '{status}' in response."))
+        })?;
+        let headers = parse_headers(Some(headers.clone()))?;
+        if inner.disconnected.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let mut state = inner.lock();
+        match std::mem::replace(&mut state.response, ResponseState::Done) {
+            ResponseState::Pending(tx) => {
+                drop(state);
+                let body = Bytes::copy_from_slice(body.as_bytes());
+                let exact = !inner.is_head()
+                    && headers
+                        .get(CONTENT_LENGTH)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        == Some(body.len());
+                let _ = tx.send(build_response(&inner.engine, status, headers, ResBody::full(body, exact)));
+                inner.finished.send_replace(true);
+                Ok(())
+            }
+            ResponseState::Done => Err(PyRuntimeError::new_err(
+                "Unexpected ASGI message 'http.response.start' sent, after response already completed.",
+            )),
+            previous => {
+                state.response = previous;
+                Err(PyRuntimeError::new_err(
+                    "Expected ASGI message 'http.response.body', but got 'http.response.start'.",
+                ))
+            }
+        }
     }
 
     /// ASGI `receive`: an awaitable giving the next `http.request` or `http.disconnect`.

@@ -21,6 +21,7 @@ import sys
 import tarfile
 import time
 import xml.etree.ElementTree as ET
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,13 +201,17 @@ def load_known() -> dict[str, str]:
     return known
 
 
-def engine_counts(stats_dir: Path) -> dict[str, int]:
+def engine_counts(stats_dir: Path) -> tuple[dict[str, int], Counter[str]]:
+    """The engines' request counters and the native tier's fallback reasons, over all
+    processes of the engine run."""
     totals = {"http": 0, "websocket": 0, "native": 0}
+    reasons: Counter[str] = Counter()
     for path in stats_dir.glob("*.json"):
         data = json.loads(path.read_text())
         for key in totals:
             totals[key] += int(data.get(key, 0))
-    return totals
+        reasons.update(data.get("reasons", {}))
+    return totals, reasons
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -267,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
                 regressions.remove(entry)
                 flaky.append(entry)
     stale = sorted(set(known) - {e["id"] for e in listed})
-    counts = engine_counts(stats_dir)
+    counts, reasons = engine_counts(stats_dir)
     report = {
         "fastapi_version": version,
         "stock_passed": sum(r.outcome == "passed" for r in stock.values()),
@@ -284,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         "engine_requests": counts["http"],
         "engine_websockets": counts["websocket"],
         "native_requests": counts["native"],
+        "native_share": round(counts["native"] / counts["http"], 4) if counts["http"] else 0.0,
+        "fallback_reasons": dict(reasons.most_common()),
         "files_rewritten": rewritten,
         "stock_seconds": round(stock_seconds, 1),
         "engine_seconds": round(engine_seconds, 1),
@@ -307,12 +314,16 @@ def summary(report: dict[str, object]) -> str:
         f"| through the engine | {report['engine_passed']} | {report['engine_failed']} | {report['engine_skipped']} | {report['engine_seconds']} |",
         "",
         f"- requests served by the engine: {report['engine_requests']} HTTP + {report['engine_websockets']} websockets"
-        f" (native tier: {report['native_requests']})",
+        f" (native tier: {report['native_requests']}, {100 * float(report['native_share']):.1f}% of HTTP)",  # type: ignore[arg-type]
         f"- regressions (pass on stock, not on the engine, not listed): {len(report['regressions'])}",  # type: ignore[arg-type]
         f"- known differences seen: {len(report['known_differences_seen'])}",  # type: ignore[arg-type]
         f"- flaky (failed through the engine, passed when run again alone): {len(report['flaky'])}",  # type: ignore[arg-type]
         f"- fixed (fail on stock, pass on the engine): {len(report['fixed'])}",  # type: ignore[arg-type]
     ]
+    reasons = list(report["fallback_reasons"].items())  # type: ignore[attr-defined]
+    if reasons:
+        lines.append("- top reasons for the ASGI tier (HTTP requests):")
+        lines.extend(f"  - {count} × {reason}" for reason, count in reasons[:10])
     for entry in report["regressions"]:  # type: ignore[attr-defined]
         lines.append(f"  - REGRESSION `{entry['id']}`: {entry['outcome']}: {entry['message']}")
     for entry in report["flaky"]:  # type: ignore[attr-defined]

@@ -190,7 +190,8 @@ def test_flag_serves_the_suite_through_the_engine(inner: pytest.Pytester) -> Non
         "*fastrapi-compat engine*",
         "tests run: 6",
         SERVED_LINE,
-        "native tier: not yet available; all 4 requests were served by the ASGI tier",
+        "native tier: 3 of 3 HTTP requests (100%)",
+        "fallback reasons: none recorded",
     ])
     # The session's swaps are undone when it ends.
     assert (starlette.testclient.TestClient, httpx.ASGITransport) == original
@@ -266,7 +267,7 @@ def test_summary_lines() -> None:
     lines = pytest_plugin.summary_lines(9, Counter(http=8, websocket=2, native=6), Counter({"Request parameter": 3, "mount": 1}))
     assert lines[2:] == [
         "requests served by the engine: 10 (http 8, websocket 2)",
-        "native tier: 6 of 10 (60%)",
+        "native tier: 6 of 8 HTTP requests (75%)",
         "fallback reasons:",
         "       3  Request parameter",
         "       1  mount",

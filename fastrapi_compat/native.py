@@ -1,0 +1,132 @@
+"""An app as the native tier sees it: its compiled routes, kept in step with the live app.
+
+A :class:`NativeApp` compiles the app once, gives the engine the route mirror, and for each
+request the mirror sent to a native route says whether that plan may run: the app's route table
+has not changed since it was compiled (checked with version tokens, never by walking the routes),
+the route still has the handler the plan was made from, and FastAPI's own telemetry is not
+active. When the table changed it compiles again and hands the engine the new mirror; the
+request in hand is then served by the ASGI tier, which is right by construction.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from fastrapi_compat import internals
+from fastrapi_compat._native import RouteMirror
+from fastrapi_compat.compiler import Compiled, compile_app
+from fastrapi_compat.executor import NativeCall, Plan, prepare_scope, run
+
+_logger = logging.getLogger("fastrapi_compat.native")
+
+#: Called with the new mirror (or None) whenever the app is compiled again.
+MirrorSink = Callable[[RouteMirror | None], None]
+
+
+class NativeApp:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+        self._sinks: list[MirrorSink] = []
+        self.compiled: Compiled
+        self.mirror: RouteMirror | None
+        self._token: Any
+        self._compile()
+
+    def _compile(self) -> None:
+        self._token = self._current_token()
+        self.compiled = compile_app(self.app)
+        self.mirror = None
+        if self.compiled.plans:
+            try:
+                self.mirror = RouteMirror(self.compiled.mirror)
+            except ValueError as exc:  # a pattern Rust's regex cannot take: all ASGI
+                _logger.info("route mirror unavailable, serving through the ASGI tier: %s", exc)
+        self._plans = self.compiled.plans
+        self._telemetry = self._plans[0].runtime.telemetry_enabled if self._plans else None
+
+    def _current_token(self) -> Any:
+        app = self.app
+        router = getattr(app, "router", None)
+        tokens = [internals.routes_version(router), len(getattr(app, "user_middleware", None) or ())]
+        self._included = internals.included_routers(internals.top_level_routes(app))
+        tokens.extend(internals.routes_version(r) for r in self._included)
+        return tuple(tokens)
+
+    def _is_fresh(self) -> bool:
+        app = self.app
+        token = [internals.routes_version(getattr(app, "router", None)), len(getattr(app, "user_middleware", None) or ())]
+        token.extend(internals.routes_version(r) for r in self._included)
+        return tuple(token) == self._token
+
+    def attach(self, sink: MirrorSink) -> None:
+        """Gives ``sink`` the current mirror now and every new one later."""
+        with self._lock:
+            self._sinks.append(sink)
+            sink(self.mirror)
+
+    def detach(self, sink: MirrorSink) -> None:
+        with self._lock:
+            if sink in self._sinks:
+                self._sinks.remove(sink)
+
+    def refresh(self) -> None:
+        """Compiles the app again and hands the new mirror to the engine."""
+        with self._lock:
+            self._compile()
+            for sink in self._sinks:
+                sink(self.mirror)
+
+    def fallback_reason(self, method: str, route_path: str) -> str:
+        """Why a request was served by the ASGI tier (for reports; matches in Python)."""
+        compiled = self.compiled
+        if compiled.app_reason:
+            return compiled.app_reason
+        for (pattern, _, methods, _, _), reason in zip(compiled.mirror, compiled.mirror_reasons):
+            if methods is not None and method not in methods:
+                continue
+            if re.match(pattern, route_path):
+                return reason or "native route, served by the ASGI tier (the app changed meanwhile)"
+        return "no route matched (404, 405 or a redirect, answered by the app)"
+
+    def check(self) -> None:
+        """Compiles again if the app's route table changed."""
+        if not self._is_fresh():
+            self.refresh()
+
+    def plan(self, plan_id: int) -> Plan | None:
+        """The plan to run for a request the mirror sent to ``plan_id``, or None: serve it
+        through the ASGI tier."""
+        if not self._is_fresh():
+            self.refresh()
+            return None
+        plans = self._plans
+        if plan_id >= len(plans):
+            return None
+        plan = plans[plan_id]
+        if internals.route_app(plan.route_like) is not plan.route_app:
+            self.refresh()  # the route's handler was replaced (e.g. its dependant rewritten)
+            return None
+        telemetry = self._telemetry
+        if telemetry is not None and telemetry():
+            return None
+        return plan
+
+
+class NativeASGI:
+    """One native request as an ASGI app, for callers that run the app themselves (the async
+    test transports): every response goes through ``send``."""
+
+    __slots__ = ("plan", "params")
+
+    def __init__(self, plan: Plan, params: dict[str, str]) -> None:
+        self.plan = plan
+        self.params = params
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        prepare_scope(self.plan, scope, self.params)
+        await run(NativeCall(self.plan, scope, receive, send, None))
