@@ -48,15 +48,10 @@ class Dispatcher:
         native = self.native
         if native is None:
             return None
-        match = protocol.take_match()
-        if match is None:
-            native.check()  # routes added since the last compile may make some native
-            return None
-        plan = native.plan(match[0])
-        if plan is None:
-            return None
-        protocol.served_natively()
-        return plan, match[1]
+        found = native.find(protocol)
+        if found is not None:
+            protocol.served_natively()
+        return found
 
     def spawn(self, protocol: HTTPProtocol | WebSocketProtocol) -> None:
         if type(protocol) is HTTPProtocol:

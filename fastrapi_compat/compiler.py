@@ -84,27 +84,38 @@ def app_reason(app: Any) -> str:
     return ""
 
 
-def route_reason(entry: Any, form_limits: bool) -> str:
-    """Why the route ``entry`` (a route or an included route's context) is not native ("")."""
-    original = internals.original_route(entry)
+def route_reason(leaf: internals.Leaf, form_limits: bool) -> tuple[str, str, Any]:
+    """``(reason, kind, handler)`` for one route: why it is not native ("" when it is), and
+    when it is, which request handling it gets (``fastapi`` or ``starlette``) and the handler."""
+    original = leaf.route
+    if leaf.reason:
+        return leaf.reason, "", None
     if isinstance(original, fastapi.routing.APIRoute):
         for method in ("get_route_handler", "matches", "handle"):
             if _overrides(original, method, fastapi.routing.APIRoute):
-                return f"route class {type(original).__name__} overrides {method}"
-        like = internals.route_like(entry)
+                return f"route class {type(original).__name__} overrides {method}", "", None
+        like = leaf.like
         if not getattr(like, "methods", None):
-            return "route without methods"
+            return "route without methods", "", None
         body_field = getattr(like, "body_field", None)
         if form_limits and body_field is not None and isinstance(body_field.field_info, fastapi.params.Form):
-            return "form body with router form limits"
-        return internals.request_handler(like)[1]
+            return "form body with router form limits", "", None
+        handler, reason = internals.request_handler(like)
+        return reason, "fastapi", handler
     if isinstance(original, (fastapi.routing.APIWebSocketRoute, WebSocketRoute)):
-        return "websocket route (served by the ASGI tier)"
+        return "websocket route (served by the ASGI tier)", "", None
     if isinstance(original, Mount):
-        return f"mounted app {type(original.app).__name__}"
+        return f"mounted app {type(original.app).__name__}", "", None
+    if type(original) is Route:
+        if leaf.included is not None:
+            return "Starlette route inside an included router", "", None
+        if not original.methods:
+            return "Starlette route without methods", "", None
+        handler, reason = internals.starlette_handler(original)
+        return reason, "starlette", handler
     if isinstance(original, Route):
-        return "Starlette route (not a FastAPI APIRoute)"
-    return f"route type {type(original).__name__}"
+        return f"route class {type(original).__name__}", "", None
+    return f"route type {type(original).__name__}", "", None
 
 
 def _methods(route: Any) -> list[str] | None:
@@ -136,15 +147,15 @@ def compile_app(app: Any) -> Compiled:
     plans: list[Plan] = []
     mirror_reasons: list[str] = []
     for top in internals.top_level_routes(app):
-        for entry in internals.effective_routes(top):
-            like = internals.route_like(entry)
+        for leaf in internals.leaves(top):
+            entry = leaf.report
             path = getattr(entry, "path", None) or getattr(entry, "path_format", "") or ""
-            reason = reason_for_app or route_reason(entry, form_limits)
+            reason, kind, handler = route_reason(leaf, form_limits)
+            reason = reason_for_app or reason
             plan_id: int | None = None
             if not reason and runtime is not None:
-                handler, _ = internals.request_handler(like)
                 plan_id = len(plans)
-                plans.append(Plan(runtime, internals.original_route(entry), like, handler, plan_id))
+                plans.append(Plan(runtime, leaf, kind, handler, plan_id))
             routes.append(RouteReport(path=path, methods=_methods(entry), tier="asgi" if reason else "native", reason=reason))
             if not _is_websocket(entry):  # websocket routes never match an HTTP request
                 mirror.append(_mirror_spec(entry, plan_id))

@@ -17,18 +17,29 @@ anything else never reaches this module.
 
 from __future__ import annotations
 
+import email.message
+import json
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
 
+import fastapi.params
+import fastapi.responses
+from fastapi.datastructures import DefaultPlaceholder
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.utils import is_body_allowed_for_status_code
+from fastapi._compat import lenient_issubclass
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from fastrapi_compat import internals
+
+Undefined = internals.Undefined
 
 Respond = Callable[[int, list[tuple[bytes, bytes]], bytes], None]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -76,20 +87,171 @@ class AppRuntime:
         return handler
 
 
+class _Param:
+    """One path/query/header/cookie field, analysed once as ``request_params_to_args`` analyses
+    it on every request."""
+
+    __slots__ = ("field", "name", "keys", "location", "getlist", "sequence")
+
+    def __init__(self, field: Any) -> None:
+        helpers = internals.FLAT
+        assert helpers is not None
+        self.field = field
+        self.name = field.name
+        self.keys = [key for _, key in helpers["get_param_aliases"](field)]
+        self.location = field.field_info.in_.value
+        self.sequence = bool(helpers["is_sequence"](field.field_info.annotation))
+        self.getlist = self.sequence and not helpers["is_json_field"](field)
+
+
+def _params(fields: list[Any]) -> list[_Param] | None:
+    """The fields of one location, or None when one is a parameter model (then FastAPI's
+    ``request_params_to_args`` handles the location)."""
+    helpers = internals.FLAT
+    assert helpers is not None
+    if any(helpers["get_param_model"](field) is not None for field in fields):
+        return None
+    return [_Param(field) for field in fields]
+
+
+def _params_to_args(
+    fields: list[Any], params: list[_Param] | None, received: Any, multidict: bool
+) -> tuple[dict[str, Any], list[Any]]:
+    """``request_params_to_args`` with each field's analysis done beforehand."""
+    helpers = internals.FLAT
+    assert helpers is not None
+    if params is None:
+        return helpers["request_params_to_args"](fields, received)  # type: ignore[no-any-return]
+    validate = helpers["validate_value"]
+    values: dict[str, Any] = {}
+    errors: list[Any] = []
+    for param in params:
+        keys = param.keys
+        key = keys[0] if len(keys) == 1 else next((k for k in keys if k in received), keys[0])
+        if param.getlist and multidict:
+            value = received.getlist(key)
+        else:
+            value = received.get(key, None)
+        if value is None or (param.sequence and len(value) == 0):
+            value = Undefined
+        found, failed = validate(field=param.field, value=value, values=values, loc=(param.location, key))
+        if failed:
+            errors.extend(failed)
+        else:
+            values[param.name] = found
+    return values, errors
+
+
+class FlatPlan:
+    """A route whose whole ``Dependant`` the compiler understood (path, query, header and cookie
+    parameters and a JSON body; no sub-dependencies, no special parameters): run as FastAPI's
+    handler runs it, with FastAPI's own field helpers, but without solving a dependency tree,
+    exit stacks, or building a ``Response`` for the common JSON answer."""
+
+    __slots__ = (
+        "call", "is_coroutine", "path_fields", "query_fields", "header_fields", "cookie_fields",
+        "body_fields", "has_body", "embed_body_fields", "strict_content_type", "status_code",
+        "response_field", "serialize_kwargs", "use_dump_json", "json_class", "response_class",
+        "endpoint_ctx", "dependant_path", "needs_request", "path_params", "query_params",
+        "header_params", "cookie_params",
+    )
+
+    def __init__(self, like: Any) -> None:
+        helpers = internals.FLAT
+        assert helpers is not None
+        dependant = like.dependant
+        self.call = dependant.call
+        self.is_coroutine = helpers["is_coroutine"](dependant.call)
+        self.path_fields = list(dependant.path_params)
+        self.query_fields = list(dependant.query_params)
+        self.header_fields = list(dependant.header_params)
+        self.cookie_fields = list(dependant.cookie_params)
+        self.body_fields = list(dependant.body_params)
+        self.path_params = _params(self.path_fields)
+        self.query_params = _params(self.query_fields)
+        self.header_params = _params(self.header_fields)
+        self.cookie_params = _params(self.cookie_fields)
+        self.has_body = like.body_field is not None
+        self.embed_body_fields = like._embed_body_fields
+        strict = getattr(like, "strict_content_type", True)
+        self.strict_content_type = strict.value if isinstance(strict, DefaultPlaceholder) else strict
+        self.status_code = like.status_code
+        self.response_field = like.response_field
+        self.serialize_kwargs = {
+            "include": like.response_model_include,
+            "exclude": like.response_model_exclude,
+            "by_alias": like.response_model_by_alias,
+            "exclude_unset": like.response_model_exclude_unset,
+            "exclude_defaults": like.response_model_exclude_defaults,
+            "exclude_none": like.response_model_exclude_none,
+        }
+        response_class = like.response_class
+        self.use_dump_json = self.response_field is not None and isinstance(response_class, DefaultPlaceholder)
+        actual = response_class.value if isinstance(response_class, DefaultPlaceholder) else response_class
+        self.response_class = actual
+        # Starlette's JSONResponse itself (not a subclass): its bytes are rendered here.
+        self.json_class = actual is JSONResponse
+        self.endpoint_ctx = helpers["endpoint_context"](dependant.call) if dependant.call else {}
+        self.dependant_path = dependant.path
+        self.needs_request = bool(self.query_fields or self.header_fields or self.cookie_fields or self.has_body)
+
+
+def flat_reason(like: Any) -> str:
+    """Why ``like`` (a route or an included route's context) cannot have a flat plan ("")."""
+    helpers = internals.FLAT
+    if helpers is None:
+        return internals.FLAT_UNSUPPORTED
+    dependant = like.dependant
+    if dependant.dependencies:
+        return "sub-dependencies"
+    for name in ("request", "websocket", "http_connection", "response", "background_tasks", "security_scopes"):
+        if getattr(dependant, f"{name}_param_name", None):
+            return f"{name} parameter"
+    if getattr(dependant, "concurrency", None) is not None:
+        return "concurrency limit"
+    call = dependant.call
+    if call is None or helpers["is_gen"](call) or helpers["is_async_gen"](call):
+        return "streaming endpoint"
+    if getattr(like, "is_json_stream", False) or getattr(like, "stream_item_field", None) is not None:
+        return "streaming endpoint"
+    body_field = getattr(like, "body_field", None)
+    if body_field is not None and isinstance(body_field.field_info, fastapi.params.Form):
+        return "form body"
+    response_class = like.response_class
+    actual = response_class.value if isinstance(response_class, DefaultPlaceholder) else response_class
+    if getattr(fastapi.responses, "EventSourceResponse", None) is not None and lenient_issubclass(
+        actual, fastapi.responses.EventSourceResponse
+    ):
+        return "server-sent events"
+    return ""
+
+
 class Plan:
-    """One native route: its FastAPI handler and the scope keys the router would have set."""
+    """One native route: how its request is handled, and the scope keys the router (and, for
+    a route reached through included routers, FastAPI's include handling) would have set.
 
-    __slots__ = ("runtime", "route", "route_like", "route_app", "handler", "endpoint", "convertors", "index")
+    ``kind`` is ``fastapi`` (an ``APIRoute``: FastAPI's handler between its exit stacks, or a
+    :class:`FlatPlan`) or ``starlette`` (a Starlette ``Route``: its function, as Starlette's
+    ``request_response`` calls it)."""
 
-    def __init__(self, runtime: AppRuntime, route: Any, route_like: Any, handler: Any, index: int) -> None:
+    __slots__ = (
+        "runtime", "route", "route_like", "route_app", "kind", "handler", "endpoint", "convertors",
+        "index", "flat", "fastapi_scope",
+    )
+
+    def __init__(self, runtime: AppRuntime, leaf: Any, kind: str, handler: Any, index: int) -> None:
         self.runtime = runtime
-        self.route = route  # the APIRoute (``scope["route"]``)
-        self.route_like = route_like
-        self.route_app = internals.route_app(route_like)  # checked per request: still the same?
+        self.kind = kind
+        # ``scope["route"]``: FastAPI's APIRoute sets it, Starlette's Route does not.
+        self.route = leaf.route if kind == "fastapi" else None
+        self.route_like = leaf.like
+        self.route_app = internals.route_app(leaf.like)  # checked per request: still the same?
         self.handler = handler
-        self.endpoint = route_like.endpoint
-        self.convertors = dict(route_like.param_convertors)
+        self.endpoint = leaf.like.endpoint
+        self.convertors = dict(leaf.like.param_convertors)
         self.index = index
+        self.fastapi_scope = internals.included_scope(leaf)
+        self.flat = FlatPlan(leaf.like) if kind == "fastapi" and not flat_reason(leaf.like) else None
 
     def path_params(self, raw: dict[str, str]) -> dict[str, Any]:
         convertors = self.convertors
@@ -133,15 +295,28 @@ def prepare_scope(plan: Plan, scope: dict[str, Any], raw_params: dict[str, str])
     scope["starlette.exception_handlers"] = (runtime.exception_handlers, runtime.status_handlers)
     if "router" not in scope:
         scope["router"] = runtime.router
+    if plan.fastapi_scope is not None:
+        scope.setdefault(internals.SCOPE_KEY, {}).update(plan.fastapi_scope)
     scope["endpoint"] = plan.endpoint
     scope["path_params"] = plan.path_params(raw_params)
-    scope["route"] = plan.route
+    if plan.route is not None:
+        scope["route"] = plan.route
 
 
 async def run(call: NativeCall) -> None:
     """Serves ``call`` as the app's middleware stack and router would have."""
     runtime = call.plan.runtime
+    flat = call.plan.flat
     try:
+        if flat is not None:
+            try:  # ExceptionMiddleware, and request_response's wrapper: the same handlers
+                await _run_flat(call, flat)
+            except Exception as exc:
+                try:
+                    await _handled(call, Request(call.scope, call.receive, call.tracking_send), exc)
+                except Exception as again:
+                    await _handled(call, Request(call.scope, call.receive, call.tracking_send), again)
+            return
         try:  # ExceptionMiddleware
             async with AsyncExitStack() as middleware_stack:  # AsyncExitStackMiddleware
                 call.scope["fastapi_middleware_astack"] = middleware_stack
@@ -169,8 +344,12 @@ async def run(call: NativeCall) -> None:
 
 
 async def _handle(call: NativeCall, request: Request) -> None:
-    """FastAPI's ``request_response``: the handler between its two exit stacks."""
+    """FastAPI's ``request_response``: the handler between its two exit stacks (Starlette's
+    has none)."""
     scope = call.scope
+    if call.plan.kind == "starlette":
+        await call.send_response(await call.plan.handler(request))
+        return
     response_awaited = False
     async with AsyncExitStack() as request_stack:
         scope["fastapi_inner_astack"] = request_stack
@@ -197,3 +376,124 @@ async def _handled(call: NativeCall, request: Request, exc: Exception) -> None:
     if response is not None:
         await call.send_response(response)
     exc.__traceback__ = None
+
+
+async def _run_flat(call: NativeCall, flat: FlatPlan) -> None:
+    """FastAPI's ``get_request_handler`` for a route with a flat plan (the same steps, in the
+    same order, with FastAPI's helpers)."""
+    helpers = internals.FLAT
+    assert helpers is not None
+    scope = call.scope
+    request = Request(scope, call.receive, call.tracking_send) if flat.needs_request else None
+    body: Any = Undefined
+    if flat.has_body:
+        assert request is not None
+        body = await _read_json_body(request, flat, scope)
+    values: dict[str, Any] = {}
+    errors: list[Any] = []
+    if flat.path_fields:
+        found, failed = _params_to_args(flat.path_fields, flat.path_params, scope["path_params"], False)
+        values.update(found)
+        errors += failed
+    if request is not None:
+        if flat.query_fields:
+            found, failed = _params_to_args(flat.query_fields, flat.query_params, request.query_params, True)
+            values.update(found)
+            errors += failed
+        if flat.header_fields:
+            found, failed = _params_to_args(flat.header_fields, flat.header_params, request.headers, True)
+            values.update(found)
+            errors += failed
+        if flat.cookie_fields:
+            found, failed = _params_to_args(flat.cookie_fields, flat.cookie_params, request.cookies, False)
+            values.update(found)
+            errors += failed
+        if flat.body_fields:
+            found, failed = await helpers["request_body_to_args"](
+                body_fields=flat.body_fields, received_body=body, embed_body_fields=flat.embed_body_fields
+            )
+            values.update(found)
+            errors.extend(failed)
+    if errors:
+        raise RequestValidationError(errors, body=None if body is Undefined else body, endpoint_ctx=_endpoint_ctx(flat, scope))
+    if flat.is_coroutine:
+        raw = await flat.call(**values)
+    else:
+        raw = await run_in_threadpool(flat.call, **values)
+    if isinstance(raw, Response):
+        await call.send_response(raw)
+        return
+    if flat.response_field is not None:
+        content = await helpers["serialize_response"](
+            field=flat.response_field,
+            response_content=raw,
+            is_coroutine=flat.is_coroutine,
+            endpoint_ctx=_endpoint_ctx(flat, scope),
+            dump_json=flat.use_dump_json,
+            **flat.serialize_kwargs,
+        )
+    else:
+        content = jsonable_encoder(raw)
+    status = flat.status_code
+    if flat.use_dump_json:
+        rendered = content
+    elif flat.json_class:
+        rendered = json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8")
+    else:
+        response = flat.response_class(content, status_code=status) if status else flat.response_class(content)
+        if not is_body_allowed_for_status_code(response.status_code):
+            response.body = b""
+        await call.send_response(response)
+        return
+    # What Response(rendered, media_type="application/json", status_code=...) gives.
+    status = status or 200
+    headers = [(b"content-type", b"application/json")]
+    if not (status < 200 or status in (204, 304)):
+        headers.insert(0, (b"content-length", str(len(rendered)).encode("latin-1")))
+    if not is_body_allowed_for_status_code(status):
+        rendered = b""
+    if call.respond is not None:
+        call.started = True
+        call.respond(status, headers, rendered)
+    else:
+        await call.tracking_send({"type": "http.response.start", "status": status, "headers": headers})
+        await call.send({"type": "http.response.body", "body": rendered})
+
+
+def _endpoint_ctx(flat: FlatPlan, scope: dict[str, Any]) -> Any:
+    ctx = dict(flat.endpoint_ctx)
+    if flat.dependant_path:
+        mount_path = scope.get("root_path", "").rstrip("/")
+        ctx["path"] = f"{scope['method']} {mount_path}{flat.dependant_path}"
+    return ctx
+
+
+async def _read_json_body(request: Request, flat: FlatPlan, scope: dict[str, Any]) -> Any:
+    """The body as FastAPI's handler reads it for a JSON body parameter."""
+    try:
+        body_bytes = await request.body()
+        if not body_bytes:
+            return Undefined
+        json_body: Any = Undefined
+        content_type_value = request.headers.get("content-type")
+        if not content_type_value:
+            if not flat.strict_content_type:
+                json_body = await request.json()
+        else:
+            message = email.message.Message()
+            message["content-type"] = content_type_value
+            if message.get_content_maintype() == "application":
+                subtype = message.get_content_subtype()
+                if subtype == "json" or subtype.endswith("+json"):
+                    json_body = await request.json()
+        return json_body if json_body is not Undefined else body_bytes
+    except json.JSONDecodeError as e:
+        raise RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body", e.pos), "msg": "JSON decode error", "input": {}, "ctx": {"error": e.msg}}],
+            body=e.doc,
+            endpoint_ctx=_endpoint_ctx(flat, scope),
+        ) from e
+    except HTTPException:
+        raise
+    except Exception as e:
+        raise HTTPException(status_code=400, detail="There was an error parsing the body") from e

@@ -73,6 +73,25 @@ def _inner_code(factory: Any) -> Any:
 _REQUEST_RESPONSE_CODE = _inner_code(_request_response) if _request_response is not None else None
 
 
+import starlette.routing  # noqa: E402
+
+_STARLETTE_REQUEST_RESPONSE_CODE = _inner_code(starlette.routing.request_response)
+
+
+def starlette_handler(route: Any) -> tuple[Any, str]:
+    """The ``func(request)`` a Starlette ``Route`` runs (already wrapped for the threadpool when
+    it is sync), from Starlette's ``request_response`` app, or ``(None, reason)``."""
+    app = getattr(route, "app", None)
+    code = getattr(app, "__code__", None)
+    if code is None or code is not _STARLETTE_REQUEST_RESPONSE_CODE:
+        return None, "Starlette route whose app is not Starlette's request_response"
+    cells = dict(zip(code.co_freevars, app.__closure__ or ()))
+    cell = cells.get("f")
+    if cell is None:
+        return None, "Starlette route whose app is not Starlette's request_response"
+    return cell.cell_contents, ""
+
+
 def route_like(entry: Any) -> Any:
     """The object FastAPI handles a route with: the effective context of a route reached through
     an included router (its own dependant, path and handler), else the route itself."""
@@ -142,3 +161,104 @@ def form_limits_configured(app: Any) -> bool:
         if getattr(context, "form_limits", None):
             return True
     return False
+
+
+# --- what flat plans replicate of FastAPI's get_request_handler --------------------------------
+
+import inspect  # noqa: E402
+
+import fastapi.dependencies.utils as _dep_utils  # noqa: E402
+
+
+def _flat_support() -> tuple[dict[str, Any] | None, str]:
+    """FastAPI's helpers a flat plan calls, when this release has the request handler the
+    flat executor replicates (fastapi's ``serialize_response(dump_json=...)`` generation)."""
+    names = {
+        "is_coroutine": getattr(fastapi.routing, "_is_coroutine_callable", None),
+        "is_gen": getattr(fastapi.routing, "_is_gen_callable", None),
+        "is_async_gen": getattr(fastapi.routing, "_is_async_gen_callable", None),
+        "endpoint_context": getattr(fastapi.routing, "_extract_endpoint_context", None),
+        "serialize_response": getattr(fastapi.routing, "serialize_response", None),
+        "request_params_to_args": getattr(_dep_utils, "request_params_to_args", None),
+        "request_body_to_args": getattr(_dep_utils, "request_body_to_args", None),
+        # request_params_to_args' pieces, so that a plan can analyse each field once
+        "get_param_model": getattr(_dep_utils, "_get_param_model", None),
+        "get_param_aliases": getattr(_dep_utils, "_get_param_aliases", None),
+        "is_json_field": getattr(_dep_utils, "_is_json_field", None),
+        "is_sequence": getattr(_dep_utils, "field_annotation_is_sequence", None),
+        "validate_value": getattr(_dep_utils, "_validate_value_with_model_field", None),
+    }
+    missing = [name for name, value in names.items() if value is None]
+    if missing:
+        return None, f"fastapi {fastapi.__version__} lacks {', '.join(missing)}"
+    parameters = inspect.signature(names["serialize_response"]).parameters
+    if "dump_json" not in parameters or "endpoint_ctx" not in parameters:
+        return None, f"fastapi {fastapi.__version__}: serialize_response without dump_json/endpoint_ctx"
+    return names, ""
+
+
+FLAT, FLAT_UNSUPPORTED = _flat_support()
+
+from fastapi._compat import Undefined as Undefined  # noqa: E402
+
+
+# --- included routers, leaf by leaf ---------------------------------------------------------------
+
+SCOPE_KEY = getattr(fastapi.routing, "_FASTAPI_SCOPE_KEY", None)
+_CONTEXT_KEY = getattr(fastapi.routing, "_FASTAPI_EFFECTIVE_ROUTE_CONTEXT_KEY", None)
+_INCLUDED_KEY = getattr(fastapi.routing, "_FASTAPI_INCLUDED_ROUTER_KEY", None)
+_ROUTER_METHODS = ("matches", "handle", "app", "__call__")
+
+
+def _custom_router(router: Any) -> str:
+    """The name of a router class that customises matching or handling ("" for APIRouter)."""
+    for method in _ROUTER_METHODS:
+        if getattr(type(router), method, None) is not getattr(fastapi.routing.APIRouter, method, None):
+            return f"router class {type(router).__name__} overrides {method}"
+    return ""
+
+
+class Leaf:
+    """One route as a request reaches it: ``like`` (the route, or an included route's effective
+    context), the route itself, the innermost included-router entry it is reached through, and
+    why it must go through the ASGI tier whatever it is ("" if nothing prevents it)."""
+
+    __slots__ = ("like", "route", "included", "reason", "report")
+
+    def __init__(self, like: Any, route: Any, included: Any, reason: str, report: Any) -> None:
+        self.like = like
+        self.route = route
+        self.included = included
+        self.reason = reason
+        self.report = report  # what explain shows (a RouteContext in current fastapi)
+
+
+def leaves(entry: Any) -> Iterator[Leaf]:
+    """The routes a top-level entry stands for, in Starlette's matching order."""
+    if not is_included_router(entry):
+        yield Leaf(entry, entry, None, "", entry)
+        return
+    walker = getattr(entry, "effective_candidates", None)
+    if not callable(walker):  # pragma: no cover - another FastAPI generation
+        for context in effective_routes(entry):
+            yield Leaf(route_like(context), original_route(context), entry, "included router", context)
+        return
+    yield from _walk(entry, _custom_router(getattr(entry, "original_router", None)))
+
+
+def _walk(included: Any, reason: str) -> Iterator[Leaf]:
+    for candidate in included.effective_candidates():
+        if is_included_router(candidate):
+            inner = _custom_router(getattr(candidate, "original_router", None))
+            yield from _walk(candidate, reason or inner)
+        else:
+            report = fastapi.routing.RouteContext(candidate.original_route, candidate) if hasattr(fastapi.routing, "RouteContext") else candidate
+            like = candidate.starlette_route or candidate
+            yield Leaf(like if candidate.starlette_route is not None else candidate, candidate.original_route, included, reason, report)
+
+
+def included_scope(leaf: Leaf) -> dict[str, Any] | None:
+    """What FastAPI's included-router handling puts under ``scope["fastapi"]`` for ``leaf``."""
+    if leaf.included is None or SCOPE_KEY is None or _CONTEXT_KEY is None or _INCLUDED_KEY is None:
+        return None
+    return {_INCLUDED_KEY: leaf.included, _CONTEXT_KEY: leaf.like}

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastrapi_compat import internals
-from fastrapi_compat._native import RouteMirror
+from fastrapi_compat._native import HTTPProtocol, RouteMirror
 from fastrapi_compat.compiler import Compiled, compile_app
 from fastrapi_compat.executor import NativeCall, Plan, prepare_scope, run
 
@@ -93,18 +93,19 @@ class NativeApp:
                 return reason or "native route, served by the ASGI tier (the app changed meanwhile)"
         return "no route matched (404, 405 or a redirect, answered by the app)"
 
-    def check(self) -> None:
-        """Compiles again if the app's route table changed."""
+    def find(self, protocol: HTTPProtocol) -> tuple[Plan, dict[str, str]] | None:
+        """The plan serving ``protocol``'s request, with its raw path parameters, or None: the
+        ASGI tier serves it. If the app changed since the mirror was built, the app is compiled
+        again and the request matched against the new mirror."""
+        match = protocol.take_match()
         if not self._is_fresh():
             self.refresh()
-
-    def plan(self, plan_id: int) -> Plan | None:
-        """The plan to run for a request the mirror sent to ``plan_id``, or None: serve it
-        through the ASGI tier."""
-        if not self._is_fresh():
-            self.refresh()
+            mirror = self.mirror
+            match = protocol.rematch(mirror) if mirror is not None else None
+        if match is None:
             return None
         plans = self._plans
+        plan_id, params = match
         if plan_id >= len(plans):
             return None
         plan = plans[plan_id]
@@ -114,7 +115,7 @@ class NativeApp:
         telemetry = self._telemetry
         if telemetry is not None and telemetry():
             return None
-        return plan
+        return plan, params
 
 
 class NativeASGI:

@@ -146,7 +146,10 @@ pub async fn handle(
 /// scopes this engine builds (`path` = root path + request path).
 fn native_match(head: &RequestHead) -> Option<(u32, Vec<(String, String)>)> {
     let mirror = head.site.mirror.load();
-    let mirror = mirror.as_ref()?;
+    match_with(head, mirror.as_ref()?)
+}
+
+fn match_with(head: &RequestHead, mirror: &crate::router::RouteMirror) -> Option<(u32, Vec<(String, String)>)> {
     if !head.raw_path.starts_with(b"/") {
         return None;
     }
@@ -349,6 +352,24 @@ impl HTTPProtocol {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
         match taken {
+            None => Ok(None),
+            Some((plan, params)) => {
+                let dict = PyDict::new(py);
+                for (name, value) in params {
+                    dict.set_item(name, value)?;
+                }
+                Ok(Some((plan, dict)))
+            }
+        }
+    }
+
+    /// `take_match`, asked of another mirror (one compiled after the app changed).
+    fn rematch<'py>(
+        &self,
+        py: Python<'py>,
+        mirror: PyRef<'py, crate::router::PyRouteMirror>,
+    ) -> PyResult<Option<(u32, Bound<'py, PyDict>)>> {
+        match match_with(&self.inner.head, &mirror.inner) {
             None => Ok(None),
             Some((plan, params)) => {
                 let dict = PyDict::new(py);
