@@ -30,6 +30,7 @@ MirrorSink = Callable[[RouteMirror | None], None]
 class NativeApp:
     def __init__(self, app: Any) -> None:
         self.app = app
+        self.declined = ""  # why the last request with a native match was not served natively
         self._lock = threading.Lock()
         self._sinks: list[MirrorSink] = []
         self.compiled: Compiled
@@ -90,13 +91,15 @@ class NativeApp:
             if methods is not None and method not in methods:
                 continue
             if re.match(pattern, route_path):
-                return reason or "native route, served by the ASGI tier (the app changed meanwhile)"
+                return reason or self.declined or "native route, served by the ASGI tier"
         return "no route matched (404, 405 or a redirect, answered by the app)"
 
     def find(self, protocol: HTTPProtocol) -> tuple[Plan, dict[str, str]] | None:
         """The plan serving ``protocol``'s request, with its raw path parameters, or None: the
-        ASGI tier serves it. If the app changed since the mirror was built, the app is compiled
-        again and the request matched against the new mirror."""
+        ASGI tier serves it (``declined`` then says why, when the mirror had found a native
+        route). If the app changed since the mirror was built, the app is compiled again and
+        the request matched against the new mirror."""
+        self.declined = ""
         match = protocol.take_match()
         if not self._is_fresh():
             self.refresh()
@@ -111,9 +114,11 @@ class NativeApp:
         plan = plans[plan_id]
         if internals.route_app(plan.route_like) is not plan.route_app:
             self.refresh()  # the route's handler was replaced (e.g. its dependant rewritten)
+            self.declined = "the route's handler was replaced while the app ran"
             return None
         telemetry = self._telemetry
         if telemetry is not None and telemetry():
+            self.declined = "FastAPI's native telemetry is active (an OpenTelemetry provider is set)"
             return None
         return plan, params
 

@@ -70,6 +70,12 @@ class Server:
         self.bound: tuple[str, int] | None = None
         self._stop: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._engine: Engine | None = None
+
+    def stats(self) -> dict[str, int]:
+        """Requests served so far: ``{"http", "websocket", "native"}``."""
+        engine = self._engine
+        return engine.stats() if engine is not None else {"http": 0, "websocket": 0, "native": 0}
 
     async def serve(self, on_ready: Callable[[], None] | None = None) -> None:
         """Starts, serves until :meth:`request_shutdown`, then shuts down gracefully."""
@@ -82,6 +88,7 @@ class Server:
         lifespan = Lifespan(self.app, config.lifespan, logger)
         await lifespan.startup()
         engine = Engine(loop, threads=config.threads, reasons=STATUS_PHRASES)
+        self._engine = engine
         wake_fd = engine.wake_fd()
         loop.add_reader(wake_fd, drain, engine)
         try:
@@ -185,6 +192,10 @@ class ServerThread:
     @property
     def url(self) -> str:
         return f"http://{_url_host(self.host)}:{self.port}"
+
+    def stats(self) -> dict[str, int]:
+        """The engine's request counters (see :meth:`Server.stats`)."""
+        return self.server.stats()
 
     def start(self, timeout: float = 30.0) -> None:
         self._thread = threading.Thread(target=self._main, name="fastrapi-loop", daemon=True)
