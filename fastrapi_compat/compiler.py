@@ -100,8 +100,8 @@ def route_reason(leaf: internals.Leaf, form_limits: bool) -> tuple[str, str, Any
         body_field = getattr(like, "body_field", None)
         if form_limits and body_field is not None and isinstance(body_field.field_info, fastapi.params.Form):
             return "form body with router form limits", "", None
-        handler, reason = internals.request_handler(like)
-        return reason, "fastapi", handler
+        handler, flavour, reason = internals.request_handler(like)
+        return reason, flavour, handler
     if isinstance(original, (fastapi.routing.APIWebSocketRoute, WebSocketRoute)):
         return "websocket route (served by the ASGI tier)", "", None
     if isinstance(original, Mount):
@@ -155,7 +155,7 @@ def compile_app(app: Any) -> Compiled:
             plan_id: int | None = None
             if not reason and runtime is not None:
                 plan_id = len(plans)
-                plans.append(Plan(runtime, leaf, kind, handler, plan_id))
+                plans.append(Plan(runtime, leaf, kind, handler, plan_id, api_route=isinstance(leaf.route, fastapi.routing.APIRoute)))
             routes.append(RouteReport(path=path, methods=_methods(entry), tier="asgi" if reason else "native", reason=reason))
             if not _is_websocket(entry):  # websocket routes never match an HTTP request
                 mirror.append(_mirror_spec(entry, plan_id))

@@ -230,20 +230,20 @@ class Plan:
     """One native route: how its request is handled, and the scope keys the router (and, for
     a route reached through included routers, FastAPI's include handling) would have set.
 
-    ``kind`` is ``fastapi`` (an ``APIRoute``: FastAPI's handler between its exit stacks, or a
-    :class:`FlatPlan`) or ``starlette`` (a Starlette ``Route``: its function, as Starlette's
-    ``request_response`` calls it)."""
+    ``kind`` is ``fastapi`` (FastAPI's ``request_response``, 0.118+: the route's handler between
+    its exit stacks, or a :class:`FlatPlan`) or ``starlette`` (Starlette's ``request_response``:
+    a Starlette ``Route``'s function, or an ``APIRoute``'s handler on older FastAPI)."""
 
     __slots__ = (
         "runtime", "route", "route_like", "route_app", "kind", "handler", "endpoint", "convertors",
         "index", "flat", "fastapi_scope",
     )
 
-    def __init__(self, runtime: AppRuntime, leaf: Any, kind: str, handler: Any, index: int) -> None:
+    def __init__(self, runtime: AppRuntime, leaf: Any, kind: str, handler: Any, index: int, *, api_route: bool) -> None:
         self.runtime = runtime
         self.kind = kind
         # ``scope["route"]``: FastAPI's APIRoute sets it, Starlette's Route does not.
-        self.route = leaf.route if kind == "fastapi" else None
+        self.route = leaf.route if api_route else None
         self.route_like = leaf.like
         self.route_app = internals.route_app(leaf.like)  # checked per request: still the same?
         self.handler = handler
@@ -319,7 +319,8 @@ async def run(call: NativeCall) -> None:
             return
         try:  # ExceptionMiddleware
             async with AsyncExitStack() as middleware_stack:  # AsyncExitStackMiddleware
-                call.scope["fastapi_middleware_astack"] = middleware_stack
+                if internals.MIDDLEWARE_ASTACK_KEY is not None:
+                    call.scope[internals.MIDDLEWARE_ASTACK_KEY] = middleware_stack
                 request = Request(call.scope, call.receive, call.tracking_send)
                 try:  # request_response's exception wrapper
                     await _handle(call, request)

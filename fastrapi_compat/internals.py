@@ -52,6 +52,8 @@ def literal_prefix(path_format: str) -> str:
 
 # --- the native tier's view of FastAPI's request handling -------------------------------------
 
+import inspect  # noqa: E402
+
 from starlette._utils import is_async_callable as is_async_callable  # noqa: E402
 
 FastAPIError: type[Exception] = getattr(fastapi.exceptions, "FastAPIError", RuntimeError)
@@ -69,8 +71,17 @@ def _inner_code(factory: Any) -> Any:
 
 
 # FastAPI's own ``request_response`` (0.118+: the handler runs between the request and function
-# exit stacks). Older releases use Starlette's, without those stacks: not served natively.
+# exit stacks). Older releases import Starlette's.
 _REQUEST_RESPONSE_CODE = _inner_code(_request_response) if _request_response is not None else None
+
+try:  # FastAPI's AsyncExitStackMiddleware (in the app's stack since 0.118; absent before)
+    import fastapi.middleware.asyncexitstack as _asyncexitstack
+
+    MIDDLEWARE_ASTACK_KEY: str | None = inspect.signature(
+        _asyncexitstack.AsyncExitStackMiddleware.__init__
+    ).parameters["context_name"].default
+except (ImportError, KeyError, AttributeError):  # pragma: no cover - older fastapi
+    MIDDLEWARE_ASTACK_KEY = None
 
 
 import starlette.routing  # noqa: E402
@@ -106,22 +117,26 @@ def route_app(route_like: Any) -> Any:
     return getattr(route_like, "app", None)
 
 
-def request_handler(route_like: Any) -> tuple[Any, str]:
+def request_handler(route_like: Any) -> tuple[Any, str, str]:
     """The request handler FastAPI built for a route (``handler(request) -> Response``), taken
-    from the ``request_response`` app wrapped around it, or ``(None, reason)``."""
-    if _REQUEST_RESPONSE_CODE is None:
-        return None, f"fastapi {fastapi.__version__} handles requests with Starlette's request_response (native tier needs fastapi >= 0.118)"
+    from the ``request_response`` app wrapped around it, with that wrapper's flavour:
+    ``fastapi`` (FastAPI's own, 0.118+: the handler runs between a request and a function exit
+    stack) or ``starlette`` (older releases use Starlette's). Or ``(None, "", reason)``."""
     app = route_app(route_like)
     code = getattr(app, "__code__", None)
-    if code is not _REQUEST_RESPONSE_CODE:
+    if code is not None and code is _STARLETTE_REQUEST_RESPONSE_CODE:
+        flavour = "starlette"
+    elif code is not None and code is _REQUEST_RESPONSE_CODE:
+        flavour = "fastapi"
+    else:
         name = type(app).__name__ if code is None else getattr(app, "__qualname__", "?")
-        return None, f"route app is {name}, not FastAPI's request_response (e.g. a per-route body limit)"
+        return None, "", f"route app is {name}, not FastAPI's request_response (e.g. a per-route body limit)"
     cells = dict(zip(code.co_freevars, app.__closure__ or ()))
     cell = cells.get("f")
     handler = cell.cell_contents if cell is not None else None
     if handler is None or not is_async_callable(handler):
-        return None, "the route's request handler is not a coroutine function"
-    return handler, ""
+        return None, "", "the route's request handler is not a coroutine function"
+    return handler, flavour, ""
 
 
 def telemetry_probe(app: Any) -> Any:
@@ -164,8 +179,6 @@ def form_limits_configured(app: Any) -> bool:
 
 
 # --- what flat plans replicate of FastAPI's get_request_handler --------------------------------
-
-import inspect  # noqa: E402
 
 import fastapi.dependencies.utils as _dep_utils  # noqa: E402
 
