@@ -96,10 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-scaling", action="store_true", help="skip the 10,000-route run"
     )
     p.add_argument(
-        "--native-tier",
-        action="store_true",
+        "--no-native-tier",
+        dest="native_tier",
+        action="store_false",
         default=None,
-        help=f"also run the native-tier slot (or set {NATIVE_TIER_ENV}=1)",
+        help=f"skip the native-tier slot (or set {NATIVE_TIER_ENV}=0)",
     )
     p.add_argument(
         "--output", type=Path, default=DEFAULT_OUTPUT, help="results directory"

@@ -93,10 +93,10 @@ FASTRAPI = "fastrapi"
 
 
 def all_servers(native_tier: bool | None = None) -> list[ServerSpec]:
-    """Every server slot, in table order. The native-tier slot runs only when asked
-    (``native_tier=True``, ``--native-tier`` or ``BENCH_NATIVE_TIER=1``)."""
+    """Every server slot, in table order. The native-tier slot runs unless turned off
+    (``native_tier=False``, ``--no-native-tier`` or ``BENCH_NATIVE_TIER=0``)."""
     if native_tier is None:
-        native_tier = os.environ.get(NATIVE_TIER_ENV, "") not in ("", "0")
+        native_tier = os.environ.get(NATIVE_TIER_ENV, "1") not in ("", "0")
     return [
         ServerSpec(
             UVICORN,
@@ -114,7 +114,7 @@ def all_servers(native_tier: bool | None = None) -> list[ServerSpec]:
             note="engine defaults (native tier where the compiler understands the route)",
             unavailable=None
             if native_tier
-            else f"native tier not built yet; enable with --native-tier or {NATIVE_TIER_ENV}=1",
+            else f"turned off (--no-native-tier or {NATIVE_TIER_ENV}=0)",
         ),
         ServerSpec(
             OURS_ASGI,

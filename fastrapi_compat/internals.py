@@ -8,6 +8,7 @@ the app's own table.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -139,12 +140,43 @@ def request_handler(route_like: Any) -> tuple[Any, str, str]:
     return handler, flavour, ""
 
 
+def _otel_globals() -> list[tuple[Any, str]]:
+    """Where OpenTelemetry keeps its global providers (each is set at most once)."""
+    places = []
+    for module_name, attribute in (
+        ("opentelemetry.trace", "_TRACER_PROVIDER"),
+        ("opentelemetry.metrics._internal", "_METER_PROVIDER"),
+        ("opentelemetry._logs._internal", "_LOGGER_PROVIDER"),
+    ):
+        module = sys.modules.get(module_name)
+        if module is None or not hasattr(module, attribute):
+            return []
+        places.append((module, attribute))
+    return places
+
+
 def telemetry_probe(app: Any) -> Any:
-    """A callable telling whether FastAPI's native telemetry wraps requests right now (it can
-    turn on whenever an OpenTelemetry provider is configured), or None on releases without it."""
+    """A callable telling whether FastAPI's native telemetry wraps requests right now, or None
+    on releases without it. It can turn on whenever an OpenTelemetry provider is configured;
+    FastAPI's own check costs microseconds, so its answer is kept until the app's telemetry
+    config or one of OpenTelemetry's global providers changes."""
     telemetry = getattr(app, "_native_telemetry", None)
     enabled = getattr(telemetry, "enabled", None)
-    return enabled if callable(enabled) else None
+    if not callable(enabled):
+        return None
+    config = getattr(telemetry, "config", None)
+    places = _otel_globals()
+    if not places or not isinstance(config, dict):
+        return enabled
+    cached: list[Any] = [None, False]
+
+    def probe() -> bool:
+        key = (tuple(config.values()), *[getattr(module, name) for module, name in places])
+        if key != cached[0]:
+            cached[0], cached[1] = key, bool(enabled())
+        return cached[1]  # type: ignore[no-any-return]
+
+    return probe
 
 
 def routes_version(router: Any) -> Any:

@@ -351,3 +351,18 @@ def test_explain_reasons() -> None:
     assert routes["/b"] == ("asgi", "router class Custom overrides matches")
     assert routes["/static"] == ("asgi", "mounted app FastAPI")
     assert routes["/openapi.json"] == ("native", "")
+
+
+def test_telemetry_probe_follows_configuration_changes() -> None:
+    from fastrapi_compat import internals
+
+    app = FastAPI()
+    probe = internals.telemetry_probe(app)
+    assert probe is not None
+    assert probe() is app._native_telemetry.enabled() is False
+    app._native_telemetry.config["tracer_provider"] = object()  # configured on the app
+    try:
+        assert probe() is app._native_telemetry.enabled() is True
+    finally:
+        app._native_telemetry.config["tracer_provider"] = None
+    assert probe() is False
