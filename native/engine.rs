@@ -30,7 +30,19 @@ pub struct EngineShared {
     /// Status line reason phrases, as uvicorn writes them (Python's `http.HTTPStatus`);
     /// codes missing here get an empty phrase.
     reasons: HashMap<u16, hyper::ext::ReasonPhrase>,
+    /// Complete responses made on the loop thread, handed to their connections together once
+    /// per loop iteration (`flush`), so that tokio is woken once per batch, not per response.
+    outbox: Mutex<Vec<Outgoing>>,
+    /// The loop's `call_soon`, and the callable it is given to flush the outbox.
+    call_soon: Py<PyAny>,
+    flusher: std::sync::OnceLock<Py<PyAny>>,
 }
+
+/// A response and the connection waiting for it.
+pub type Outgoing = (
+    tokio::sync::oneshot::Sender<hyper::Response<crate::body::ResBody>>,
+    hyper::Response<crate::body::ResBody>,
+);
 
 impl EngineShared {
     /// A new asyncio future of the engine's loop (loop thread only).
@@ -50,6 +62,33 @@ impl EngineShared {
     }
 
     /// Completes `future` on the loop thread with the value `build` makes there.
+    /// Hands `response` to its connection at the end of this loop iteration (called with the
+    /// GIL, on the loop thread). If the flush cannot be scheduled, it is sent at once.
+    pub fn deliver(&self, py: Python<'_>, outgoing: Outgoing) {
+        let mut outbox = lock(&self.outbox);
+        let first = outbox.is_empty();
+        outbox.push(outgoing);
+        drop(outbox);
+        if first {
+            let scheduled = self
+                .flusher
+                .get()
+                .map(|flusher| self.call_soon.call1(py, (flusher.clone_ref(py),)).is_ok())
+                .unwrap_or(false);
+            if !scheduled {
+                self.flush();
+            }
+        }
+    }
+
+    /// Sends every response in the outbox to its connection.
+    pub fn flush(&self) {
+        let batch = std::mem::take(&mut *lock(&self.outbox));
+        for (tx, response) in batch {
+            let _ = tx.send(response);
+        }
+    }
+
     pub fn resolve(&self, future: Py<PyAny>, build: Build) {
         self.inbox.push(Event::Resolve(future, build));
     }
@@ -103,7 +142,12 @@ impl Engine {
             native_requests: AtomicU64::new(0),
             closing: watch::channel(false).0,
             reasons,
+            outbox: Mutex::new(Vec::new()),
+            call_soon: event_loop.getattr("call_soon")?.unbind(),
+            flusher: std::sync::OnceLock::new(),
         });
+        let flusher = Py::new(event_loop.py(), Flush { shared: Arc::downgrade(&shared) })?;
+        let _ = shared.flusher.set(flusher.into_any());
         Ok(Self {
             shared,
             runtime: Mutex::new(Some(runtime)),
@@ -224,9 +268,25 @@ impl Engine {
 
     /// Drops the runtime (after `shutdown`); tasks still running are cancelled.
     fn close(&self, py: Python<'_>) {
+        self.shared.flush();
         let runtime = lock(&self.runtime).take();
         if let Some(runtime) = runtime {
             py.detach(|| runtime.shutdown_timeout(Duration::from_secs(1)));
+        }
+    }
+}
+
+/// The loop callback that flushes an engine's outbox (holds the engine weakly).
+#[pyclass(frozen, module = "fastrapi_compat._native")]
+struct Flush {
+    shared: std::sync::Weak<EngineShared>,
+}
+
+#[pymethods]
+impl Flush {
+    fn __call__(&self) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.flush();
         }
     }
 }

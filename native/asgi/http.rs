@@ -390,6 +390,7 @@ impl HTTPProtocol {
     /// for the native tier: `headers` as ASGI gives them, `body` the complete body.
     fn respond(&self, status: u16, headers: &Bound<'_, PyAny>, body: &Bound<'_, PyBytes>) -> PyResult<()> {
         let inner = &self.inner;
+        let headers_py = headers.py();
         let status = StatusCode::from_u16(status).map_err(|_| {
             PyRuntimeError::new_err(format!("Invalid HTTP status code '{status}' in response."))
         })?;
@@ -408,7 +409,8 @@ impl HTTPProtocol {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<usize>().ok())
                         == Some(body.len());
-                let _ = tx.send(build_response(&inner.engine, status, headers, ResBody::full(body, exact)));
+                let response = build_response(&inner.engine, status, headers, ResBody::full(body, exact));
+                inner.engine.deliver(headers_py, (tx, response));
                 inner.finished.send_replace(true);
                 Ok(())
             }
@@ -504,8 +506,9 @@ impl HTTPProtocol {
                             .and_then(|v| v.to_str().ok())
                             .and_then(|v| v.trim().parse::<usize>().ok())
                             == Some(body.len());
-                    let _ = tx.send(build_response(&inner.engine, status, headers, ResBody::full(body, exact)));
+                    let response = build_response(&inner.engine, status, headers, ResBody::full(body, exact));
                     drop(state);
+                    inner.engine.deliver(py, (tx, response));
                     inner.finished.send_replace(true);
                 }
             }
