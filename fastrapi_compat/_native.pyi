@@ -4,7 +4,7 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any, Literal, final
 
-__all__ = ["ClientDisconnected", "Engine", "HTTPProtocol", "Ready", "RouteMirror", "WebSocketProtocol", "__version__", "build_profile"]
+__all__ = ["ClientDisconnected", "Engine", "HTTPProtocol", "Ready", "RouteMirror", "WebSocketProtocol", "__version__", "build_profile", "dumps_plain"]
 
 __version__: str
 build_profile: str
@@ -68,3 +68,5 @@ class RouteMirror:
     ) -> RouteMirror: ...
     def __len__(self) -> int: ...
     def lookup(self, method: str, route_path: str) -> tuple[int, dict[str, str]] | None: ...
+
+def dumps_plain(obj: Any) -> bytes | None: ...

@@ -38,6 +38,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from fastrapi_compat import internals
+from fastrapi_compat._native import dumps_plain
 
 Undefined = internals.Undefined
 
@@ -424,6 +425,7 @@ async def _run_flat(call: NativeCall, flat: FlatPlan) -> None:
     if isinstance(raw, Response):
         await call.send_response(raw)
         return
+    rendered: Any = None
     if flat.response_field is not None:
         content = await helpers["serialize_response"](
             field=flat.response_field,
@@ -433,13 +435,17 @@ async def _run_flat(call: NativeCall, flat: FlatPlan) -> None:
             dump_json=flat.use_dump_json,
             **flat.serialize_kwargs,
         )
+    elif flat.json_class:
+        rendered = dumps_plain(raw)  # plain data: the same bytes, rendered in Rust
+        content = jsonable_encoder(raw) if rendered is None else None
     else:
         content = jsonable_encoder(raw)
     status = flat.status_code
     if flat.use_dump_json:
         rendered = content
     elif flat.json_class:
-        rendered = json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8")
+        if rendered is None:
+            rendered = json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8")
     else:
         response = flat.response_class(content, status_code=status) if status else flat.response_class(content)
         if not is_body_allowed_for_status_code(response.status_code):

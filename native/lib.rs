@@ -7,6 +7,7 @@ mod awaitable;
 mod body;
 mod engine;
 mod inbox;
+mod json;
 mod request;
 mod router;
 mod serve;
@@ -24,5 +25,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     engine::init_pymodule(m)?;
     asgi::init_pymodule(m)?;
     router::init_pymodule(m)?;
+    json::init_pymodule(m)?;
     Ok(())
 }
