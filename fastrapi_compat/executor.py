@@ -143,40 +143,93 @@ def _params_to_args(
     return values, errors
 
 
-class FlatPlan:
-    """A route whose whole ``Dependant`` the compiler understood (path, query, header and cookie
-    parameters and a JSON body; no sub-dependencies, no special parameters): run as FastAPI's
-    handler runs it, with FastAPI's own field helpers, but without solving a dependency tree,
-    exit stacks, or building a ``Response`` for the common JSON answer."""
+_SPECIAL_PARAMETERS = ("request", "websocket", "http_connection", "response", "background_tasks", "security_scopes")
+
+
+class _Node:
+    """One level of a ``Dependant`` tree: its parameters by location, analysed once, and its
+    sub-dependencies, in FastAPI's solving order."""
 
     __slots__ = (
-        "call", "is_coroutine", "path_fields", "query_fields", "header_fields", "cookie_fields",
-        "body_fields", "has_body", "embed_body_fields", "strict_content_type", "status_code",
-        "response_field", "serialize_kwargs", "use_dump_json", "json_class", "response_class",
-        "endpoint_ctx", "dependant_path", "needs_request", "path_params", "query_params",
-        "header_params", "cookie_params",
+        "call", "name", "is_coroutine", "use_cache", "cache_key", "path_fields", "path_params",
+        "query_fields", "query_params", "header_fields", "header_params", "cookie_fields",
+        "cookie_params", "deps", "needs_request",
+    )
+
+    def __init__(self, dependant: Any) -> None:
+        helpers = internals.FLAT
+        assert helpers is not None
+        self.call = dependant.call
+        self.name = dependant.name
+        self.is_coroutine = helpers["is_coroutine"](dependant.call)
+        self.use_cache = dependant.use_cache
+        self.cache_key = helpers["cache_key"](dependant=dependant)
+        self.path_fields = list(dependant.path_params)
+        self.query_fields = list(dependant.query_params)
+        self.header_fields = list(dependant.header_params)
+        self.cookie_fields = list(dependant.cookie_params)
+        self.path_params = _params(self.path_fields)
+        self.query_params = _params(self.query_fields)
+        self.header_params = _params(self.header_fields)
+        self.cookie_params = _params(self.cookie_fields)
+        self.deps = [_Node(sub) for sub in dependant.dependencies]
+        self.needs_request = bool(self.query_fields or self.header_fields or self.cookie_fields) or any(
+            d.needs_request for d in self.deps
+        )
+
+
+def _node_reason(dependant: Any, top: bool) -> str:
+    helpers = internals.FLAT
+    assert helpers is not None
+    for name in _SPECIAL_PARAMETERS:
+        if getattr(dependant, f"{name}_param_name", None):
+            return f"{name} parameter" if top else f"{name} parameter in a dependency"
+    if getattr(dependant, "concurrency", None) is not None:
+        return "concurrency limit"
+    if helpers["oauth_scopes"](dependant=dependant):
+        return "security scopes"
+    call = dependant.call
+    if not top:
+        if call is None or helpers["is_gen"](call) or helpers["is_async_gen"](call):
+            return "dependency with yield"
+        if dependant.body_params:
+            return "body parameter in a dependency"
+    for sub in dependant.dependencies:
+        reason = _node_reason(sub, False)
+        if reason:
+            return reason
+    return ""
+
+
+class FlatPlan:
+    """A route whose whole ``Dependant`` the compiler understood: path, query, header and cookie
+    parameters, a JSON body, and sub-dependencies made of the same (no ``yield``, no special
+    parameters, no security scopes). Run as FastAPI's handler and ``solve_dependencies`` run it,
+    in the same order and with FastAPI's own field helpers, but without ``Request``, exit stacks
+    or a ``Response`` for the common JSON answer. While ``dependency_overrides`` are set, the
+    route's own FastAPI handler runs instead."""
+
+    __slots__ = (
+        "node", "call", "is_coroutine", "body_fields", "has_body", "embed_body_fields",
+        "strict_content_type", "status_code", "response_field", "serialize_kwargs", "use_dump_json",
+        "json_class", "response_class", "endpoint_ctx", "dependant_path", "needs_request",
+        "overrides_provider", "body_allowed",
     )
 
     def __init__(self, like: Any) -> None:
         helpers = internals.FLAT
         assert helpers is not None
         dependant = like.dependant
+        self.node = _Node(dependant)
         self.call = dependant.call
-        self.is_coroutine = helpers["is_coroutine"](dependant.call)
-        self.path_fields = list(dependant.path_params)
-        self.query_fields = list(dependant.query_params)
-        self.header_fields = list(dependant.header_params)
-        self.cookie_fields = list(dependant.cookie_params)
+        self.is_coroutine = self.node.is_coroutine
         self.body_fields = list(dependant.body_params)
-        self.path_params = _params(self.path_fields)
-        self.query_params = _params(self.query_fields)
-        self.header_params = _params(self.header_fields)
-        self.cookie_params = _params(self.cookie_fields)
         self.has_body = like.body_field is not None
         self.embed_body_fields = like._embed_body_fields
         strict = getattr(like, "strict_content_type", True)
         self.strict_content_type = strict.value if isinstance(strict, DefaultPlaceholder) else strict
         self.status_code = like.status_code
+        self.body_allowed = is_body_allowed_for_status_code(like.status_code or 200)
         self.response_field = like.response_field
         self.serialize_kwargs = {
             "include": like.response_model_include,
@@ -194,7 +247,8 @@ class FlatPlan:
         self.json_class = actual is JSONResponse
         self.endpoint_ctx = helpers["endpoint_context"](dependant.call) if dependant.call else {}
         self.dependant_path = dependant.path
-        self.needs_request = bool(self.query_fields or self.header_fields or self.cookie_fields or self.has_body)
+        self.needs_request = self.node.needs_request or self.has_body
+        self.overrides_provider = like.dependency_overrides_provider if self.node.deps else None
 
 
 def flat_reason(like: Any) -> str:
@@ -203,13 +257,9 @@ def flat_reason(like: Any) -> str:
     if helpers is None:
         return internals.FLAT_UNSUPPORTED
     dependant = like.dependant
-    if dependant.dependencies:
-        return "sub-dependencies"
-    for name in ("request", "websocket", "http_connection", "response", "background_tasks", "security_scopes"):
-        if getattr(dependant, f"{name}_param_name", None):
-            return f"{name} parameter"
-    if getattr(dependant, "concurrency", None) is not None:
-        return "concurrency limit"
+    reason = _node_reason(dependant, True)
+    if reason:
+        return reason
     call = dependant.call
     if call is None or helpers["is_gen"](call) or helpers["is_async_gen"](call):
         return "streaming endpoint"
@@ -308,6 +358,8 @@ async def run(call: NativeCall) -> None:
     """Serves ``call`` as the app's middleware stack and router would have."""
     runtime = call.plan.runtime
     flat = call.plan.flat
+    if flat is not None and flat.overrides_provider is not None and getattr(flat.overrides_provider, "dependency_overrides", None):
+        flat = None  # FastAPI's own solver applies the overrides
     try:
         if flat is not None:
             try:  # ExceptionMiddleware, and request_response's wrapper: the same handlers
@@ -391,25 +443,9 @@ async def _run_flat(call: NativeCall, flat: FlatPlan) -> None:
     if flat.has_body:
         assert request is not None
         body = await _read_json_body(request, flat, scope)
-    values: dict[str, Any] = {}
-    errors: list[Any] = []
-    if flat.path_fields:
-        found, failed = _params_to_args(flat.path_fields, flat.path_params, scope["path_params"], False)
-        values.update(found)
-        errors += failed
+    cache: dict[Any, Any] = {}
+    values, errors = await _solve(flat.node, scope, request, cache)
     if request is not None:
-        if flat.query_fields:
-            found, failed = _params_to_args(flat.query_fields, flat.query_params, request.query_params, True)
-            values.update(found)
-            errors += failed
-        if flat.header_fields:
-            found, failed = _params_to_args(flat.header_fields, flat.header_params, request.headers, True)
-            values.update(found)
-            errors += failed
-        if flat.cookie_fields:
-            found, failed = _params_to_args(flat.cookie_fields, flat.cookie_params, request.cookies, False)
-            values.update(found)
-            errors += failed
         if flat.body_fields:
             found, failed = await helpers["request_body_to_args"](
                 body_fields=flat.body_fields, received_body=body, embed_body_fields=flat.embed_body_fields
@@ -457,7 +493,7 @@ async def _run_flat(call: NativeCall, flat: FlatPlan) -> None:
     headers = [(b"content-type", b"application/json")]
     if not (status < 200 or status in (204, 304)):
         headers.insert(0, (b"content-length", str(len(rendered)).encode("latin-1")))
-    if not is_body_allowed_for_status_code(status):
+    if not flat.body_allowed:
         rendered = b""
     if call.respond is not None:
         call.started = True
@@ -465,6 +501,47 @@ async def _run_flat(call: NativeCall, flat: FlatPlan) -> None:
     else:
         await call.tracking_send({"type": "http.response.start", "status": status, "headers": headers})
         await call.send({"type": "http.response.body", "body": rendered})
+
+
+async def _solve(node: _Node, scope: dict[str, Any], request: Request | None, cache: dict[Any, Any]) -> tuple[dict[str, Any], list[Any]]:
+    """``solve_dependencies`` for one node: its sub-dependencies (solved, then called unless
+    they failed or are cached), then its own parameters."""
+    values: dict[str, Any] = {}
+    errors: list[Any] = []
+    for sub in node.deps:
+        sub_values, sub_errors = await _solve(sub, scope, request, cache)
+        if sub_errors:
+            errors.extend(sub_errors)
+            continue
+        key = sub.cache_key
+        if sub.use_cache and key in cache:
+            solved = cache[key]
+        elif sub.is_coroutine:
+            solved = await sub.call(**sub_values)
+        else:
+            solved = await run_in_threadpool(sub.call, **sub_values)
+        if sub.name is not None:
+            values[sub.name] = solved
+        if key not in cache:
+            cache[key] = solved
+    if node.path_fields:
+        found, failed = _params_to_args(node.path_fields, node.path_params, scope["path_params"], False)
+        values.update(found)
+        errors += failed
+    if request is not None:
+        if node.query_fields:
+            found, failed = _params_to_args(node.query_fields, node.query_params, request.query_params, True)
+            values.update(found)
+            errors += failed
+        if node.header_fields:
+            found, failed = _params_to_args(node.header_fields, node.header_params, request.headers, True)
+            values.update(found)
+            errors += failed
+        if node.cookie_fields:
+            found, failed = _params_to_args(node.cookie_fields, node.cookie_params, request.cookies, False)
+            values.update(found)
+            errors += failed
+    return values, errors
 
 
 def _endpoint_ctx(flat: FlatPlan, scope: dict[str, Any]) -> Any:

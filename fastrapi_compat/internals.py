@@ -212,6 +212,7 @@ def form_limits_configured(app: Any) -> bool:
 
 # --- what flat plans replicate of FastAPI's get_request_handler --------------------------------
 
+import fastapi.dependencies.models as _dep_models  # noqa: E402
 import fastapi.dependencies.utils as _dep_utils  # noqa: E402
 
 
@@ -232,6 +233,8 @@ def _flat_support() -> tuple[dict[str, Any] | None, str]:
         "is_json_field": getattr(_dep_utils, "_is_json_field", None),
         "is_sequence": getattr(_dep_utils, "field_annotation_is_sequence", None),
         "validate_value": getattr(_dep_utils, "_validate_value_with_model_field", None),
+        "cache_key": getattr(_dep_models, "_get_cache_key", None),
+        "oauth_scopes": getattr(_dep_models, "_get_oauth_scopes", None),
     }
     missing = [name for name, value in names.items() if value is None]
     if missing:

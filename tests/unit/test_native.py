@@ -127,6 +127,32 @@ def make_app() -> FastAPI:
     async def deps(c: Annotated[dict[str, Any], Depends(common)], u: Annotated[str, Depends(user)], request: Request) -> Any:
         return {"c": c, "u": u, "path": request.url.path}
 
+    calls: list[str] = []
+
+    def shared(page: int = 1) -> int:
+        calls.append("shared")
+        return page
+
+    async def level1(p: Annotated[int, Depends(shared)], size: Annotated[int, Query(gt=0)] = 10) -> dict[str, int]:
+        return {"page": p, "size": size}
+
+    def level1b(p: Annotated[int, Depends(shared)], x_key: Annotated[str, Header()] = "k") -> str:
+        return f"{x_key}:{p}"
+
+    async def uncached(p: Annotated[int, Depends(shared, use_cache=False)]) -> int:
+        return p
+
+    @app.get("/flatdeps")
+    async def flatdeps(
+        a: Annotated[dict[str, int], Depends(level1)],
+        b: Annotated[str, Depends(level1b)],
+        c: Annotated[int, Depends(uncached)],
+        q: int = 0,
+    ) -> Any:
+        return {"a": a, "b": b, "c": c, "q": q}
+
+    app.state.calls = calls
+
     router = APIRouter(prefix="/r", dependencies=[Depends(user)])
 
     @router.get("/{name}")
@@ -160,6 +186,8 @@ CASES = [
     ("GET", "/teapot", {}),
     ("GET", "/boom", {}),
     ("GET", "/deps?q=1&limit=2", {"headers": {"token": "tok"}}),
+    ("GET", "/flatdeps?page=3&size=2&q=1", {"headers": {"x-key": "K"}}),
+    ("GET", "/flatdeps?page=x&size=0&q=y", {}),
     ("GET", "/deps?limit=x", {}),
     ("GET", "/api/r/thing", {}),
     ("HEAD", "/openapi.json", {}),
@@ -249,6 +277,25 @@ def test_dependency_overrides_are_honoured_per_request(app: FastAPI) -> None:
     finally:
         app.dependency_overrides.clear()
     assert client.get("/deps").json()["c"] == {"q": None, "limit": 5}
+
+
+def test_flat_plan_dependency_tree_and_overrides() -> None:
+    app = make_app()
+    route = next(r for r in app.routes if getattr(r, "path", "") == "/flatdeps")
+    plan = next(p for p in compile_app(app).plans if p.route is route)
+    assert plan.flat is not None and len(plan.flat.node.deps) == 3
+    client = TestClient(app)
+    before = len(app.state.calls)
+    assert client.get("/flatdeps?page=2").json()["a"] == {"page": 2, "size": 10}
+    # ``shared`` runs once for the two cached uses and once for the uncached one, per request
+    assert len(app.state.calls) - before == 2
+    level1 = route.dependant.dependencies[0].call
+    app.dependency_overrides[level1] = lambda: {"over": 1}
+    try:
+        assert client.get("/flatdeps").json()["a"] == {"over": 1}
+    finally:
+        app.dependency_overrides.clear()
+    assert client.get("/flatdeps").json()["a"] == {"page": 1, "size": 10}
 
 
 def test_routes_added_later_are_served_natively() -> None:
