@@ -213,7 +213,7 @@ class FlatPlan:
         "node", "call", "is_coroutine", "body_fields", "has_body", "embed_body_fields",
         "strict_content_type", "status_code", "response_field", "serialize_kwargs", "use_dump_json",
         "json_class", "response_class", "endpoint_ctx", "dependant_path", "needs_request",
-        "overrides_provider", "body_allowed",
+        "overrides_provider", "body_allowed", "single_body", "contexts",
     )
 
     def __init__(self, like: Any) -> None:
@@ -249,6 +249,16 @@ class FlatPlan:
         self.dependant_path = dependant.path
         self.needs_request = self.node.needs_request or self.has_body
         self.overrides_provider = like.dependency_overrides_provider if self.node.deps else None
+        fields = self.body_fields
+        self.single_body = (
+            fields[0]
+            if len(fields) == 1
+            and not self.embed_body_fields
+            and not helpers["should_embed"](fields)
+            and not helpers["form_models"](fields[0])
+            else None
+        )
+        self.contexts: dict[tuple[str, str], Any] = {}  # endpoint context per (method, root path)
 
 
 def flat_reason(like: Any) -> str:
@@ -314,7 +324,7 @@ class NativeCall:
     engine, adjusted by the listener's handler); ``respond`` answers with a whole response in
     one call (None: every response goes through ``send``); ``send`` is ASGI ``send``."""
 
-    __slots__ = ("plan", "scope", "receive", "send", "respond", "started")
+    __slots__ = ("plan", "scope", "receive", "send", "respond", "started", "request")
 
     def __init__(self, plan: Plan, scope: dict[str, Any], receive: Any, send: Send, respond: Respond | None) -> None:
         self.plan = plan
@@ -323,6 +333,14 @@ class NativeCall:
         self.send = send
         self.respond = respond
         self.started = False
+        self.request: Request | None = None  # the Request a flat plan made, if any
+
+    def conn(self) -> Request:
+        """The ``Request`` exception handlers get: the one the route used, as in
+        ``request_response`` (its body already read), else a new one."""
+        if self.request is None:
+            self.request = Request(self.scope, self.receive, self.tracking_send)
+        return self.request
 
     async def tracking_send(self, message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
@@ -366,7 +384,7 @@ async def run(call: NativeCall) -> None:
                 await _run_flat(call, flat)
             except Exception as exc:
                 try:
-                    await _handled(call, Request(call.scope, call.receive, call.tracking_send), exc)
+                    await _handled(call, call.conn(), exc)
                 except Exception as again:
                     await _handled(call, Request(call.scope, call.receive, call.tracking_send), again)
             return
@@ -438,7 +456,7 @@ async def _run_flat(call: NativeCall, flat: FlatPlan) -> None:
     helpers = internals.FLAT
     assert helpers is not None
     scope = call.scope
-    request = Request(scope, call.receive, call.tracking_send) if flat.needs_request else None
+    request = call.conn() if flat.needs_request else None
     body: Any = Undefined
     if flat.has_body:
         assert request is not None
@@ -446,7 +464,11 @@ async def _run_flat(call: NativeCall, flat: FlatPlan) -> None:
     cache: dict[Any, Any] = {}
     values, errors = await _solve(flat.node, scope, request, cache)
     if request is not None:
-        if flat.body_fields:
+        if flat.single_body is not None:  # request_body_to_args' single, not embedded field
+            found_value, failed = helpers["validate_value"](field=flat.single_body, value=body, values={}, loc=("body",))
+            values[flat.single_body.name] = found_value
+            errors.extend(failed)
+        elif flat.body_fields:
             found, failed = await helpers["request_body_to_args"](
                 body_fields=flat.body_fields, received_body=body, embed_body_fields=flat.embed_body_fields
             )
@@ -503,6 +525,40 @@ async def _run_flat(call: NativeCall, flat: FlatPlan) -> None:
         await call.send({"type": "http.response.body", "body": rendered})
 
 
+class _Query:
+    """The query string as ``request_params_to_args`` reads Starlette's ``QueryParams``
+    (``get``: the last value, ``getlist``: all values, in order), for query strings whose
+    ``parse_qsl`` is a plain split: ASCII, no ``%`` escapes, no ``+``."""
+
+    __slots__ = ("_lists",)
+
+    def __init__(self, lists: dict[str, list[str]]) -> None:
+        self._lists = lists
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._lists
+
+    def get(self, key: str, default: Any = None) -> Any:
+        values = self._lists.get(key)
+        return values[-1] if values else default
+
+    def getlist(self, key: str) -> list[str]:
+        return list(self._lists.get(key, ()))
+
+
+def _query(scope: dict[str, Any], request: Request) -> Any:
+    """The request's query parameters: Starlette's ``QueryParams`` unless the string is plain."""
+    raw = scope["query_string"]
+    if b"%" in raw or b"+" in raw or not raw.isascii():
+        return request.query_params
+    lists: dict[str, list[str]] = {}
+    for part in raw.decode("ascii").split("&"):
+        if part:
+            name, _, value = part.partition("=")
+            lists.setdefault(name, []).append(value)
+    return _Query(lists)
+
+
 async def _solve(node: _Node, scope: dict[str, Any], request: Request | None, cache: dict[Any, Any]) -> tuple[dict[str, Any], list[Any]]:
     """``solve_dependencies`` for one node: its sub-dependencies (solved, then called unless
     they failed or are cached), then its own parameters."""
@@ -530,7 +586,8 @@ async def _solve(node: _Node, scope: dict[str, Any], request: Request | None, ca
         errors += failed
     if request is not None:
         if node.query_fields:
-            found, failed = _params_to_args(node.query_fields, node.query_params, request.query_params, True)
+            received = _query(scope, request) if node.query_params is not None else request.query_params
+            found, failed = _params_to_args(node.query_fields, node.query_params, received, True)
             values.update(found)
             errors += failed
         if node.header_fields:
@@ -545,17 +602,66 @@ async def _solve(node: _Node, scope: dict[str, Any], request: Request | None, ca
 
 
 def _endpoint_ctx(flat: FlatPlan, scope: dict[str, Any]) -> Any:
-    ctx = dict(flat.endpoint_ctx)
-    if flat.dependant_path:
-        mount_path = scope.get("root_path", "").rstrip("/")
-        ctx["path"] = f"{scope['method']} {mount_path}{flat.dependant_path}"
-    return ctx
+    """The endpoint context FastAPI's handler gives errors (a new dict each time, as there)."""
+    key = (scope["method"], scope.get("root_path", ""))
+    ctx = flat.contexts.get(key)
+    if ctx is None:
+        ctx = dict(flat.endpoint_ctx)
+        if flat.dependant_path:
+            ctx["path"] = f"{key[0]} {key[1].rstrip('/')}{flat.dependant_path}"
+        if len(flat.contexts) < 16:
+            flat.contexts[key] = ctx
+    return dict(ctx)
+
+
+_JSON_CONTENT_TYPES: dict[str, bool] = {}
+
+
+def _is_json_content_type(value: str) -> bool:
+    """FastAPI's test (``application/json`` or ``application/*+json``, parsed with
+    ``email.message``), remembered per header value."""
+    known = _JSON_CONTENT_TYPES.get(value)
+    if known is None:
+        message = email.message.Message()
+        message["content-type"] = value
+        subtype = message.get_content_subtype()
+        known = message.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
+        if len(_JSON_CONTENT_TYPES) < 256:
+            _JSON_CONTENT_TYPES[value] = known
+    return known
+
+
+async def _body(request: Request) -> bytes:
+    """``await request.body()``; a body that arrives in one message is taken directly, and
+    cached on the request as Starlette caches it."""
+    if not hasattr(request, "_body") and not request._stream_consumed:
+        message = await request._receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            request._stream_consumed = True
+            request._body = message.get("body", b"")
+            return request._body
+        request._receive = _Replay(message, request._receive)
+    return await request.body()
+
+
+class _Replay:
+    """``receive`` that first gives back a message already taken."""
+
+    __slots__ = ("message", "receive")
+
+    def __init__(self, message: dict[str, Any], receive: Any) -> None:
+        self.message: dict[str, Any] | None = message
+        self.receive = receive
+
+    async def __call__(self) -> Any:
+        message, self.message = self.message, None
+        return message if message is not None else await self.receive()
 
 
 async def _read_json_body(request: Request, flat: FlatPlan, scope: dict[str, Any]) -> Any:
     """The body as FastAPI's handler reads it for a JSON body parameter."""
     try:
-        body_bytes = await request.body()
+        body_bytes = await _body(request)
         if not body_bytes:
             return Undefined
         json_body: Any = Undefined
@@ -563,13 +669,8 @@ async def _read_json_body(request: Request, flat: FlatPlan, scope: dict[str, Any
         if not content_type_value:
             if not flat.strict_content_type:
                 json_body = await request.json()
-        else:
-            message = email.message.Message()
-            message["content-type"] = content_type_value
-            if message.get_content_maintype() == "application":
-                subtype = message.get_content_subtype()
-                if subtype == "json" or subtype.endswith("+json"):
-                    json_body = await request.json()
+        elif _is_json_content_type(content_type_value):
+            json_body = await request.json()
         return json_body if json_body is not Undefined else body_bytes
     except json.JSONDecodeError as e:
         raise RequestValidationError(

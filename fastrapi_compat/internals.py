@@ -234,6 +234,8 @@ def _flat_support() -> tuple[dict[str, Any] | None, str]:
         "is_sequence": getattr(_dep_utils, "field_annotation_is_sequence", None),
         "validate_value": getattr(_dep_utils, "_validate_value_with_model_field", None),
         "cache_key": getattr(_dep_models, "_get_cache_key", None),
+        "should_embed": getattr(_dep_utils, "_should_embed_body_fields", None),
+        "form_models": getattr(_dep_utils, "_get_form_models", None),
         "oauth_scopes": getattr(_dep_models, "_get_oauth_scopes", None),
     }
     missing = [name for name, value in names.items() if value is None]

@@ -167,6 +167,13 @@ CASES = [
     ("GET", "/plain", {}),
     ("GET", "/items/3?q=x&limit=5&tags=a&tags=b&item-query=z", {"headers": {"x-token": "t1", "cookie": "session=s; other=1"}}),
     ("GET", "/items/3?limit=0", {}),
+    ("GET", "/items/3?q=a%20b&limit=5&tags=x%2Cy", {}),
+    ("GET", "/items/3?q=a+b&tags=&tags=z", {}),
+    ("GET", "/items/3?q=&limit=", {}),
+    ("GET", "/items/3?q&tags", {}),
+    ("GET", "/items/3?q=1&q=2&&limit=3&limit=4", {}),
+    ("GET", "/items/3?q=caf%C3%A9&item-query=%ZZ", {}),
+    ("GET", "/items/3?q=a=b=c", {}),
     ("GET", "/items/x?limit=abc", {}),
     ("POST", "/items", {"json": {"name": "n", "price": 1, "tags": ["t"]}}),
     ("POST", "/items", {"json": {"name": "n"}}),
@@ -413,3 +420,37 @@ def test_telemetry_probe_follows_configuration_changes() -> None:
     finally:
         app._native_telemetry.config["tracer_provider"] = None
     assert probe() is False
+
+
+def test_validation_handler_reads_the_body_the_route_read() -> None:
+    from fastapi.exceptions import RequestValidationError
+
+    app = FastAPI()
+
+    @app.exception_handler(RequestValidationError)
+    async def handler(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"raw": (await request.body()).decode(), "errors": len(exc.errors())}, status_code=422)
+
+    @app.post("/items")
+    async def create(item: Item) -> Item:
+        return item
+
+    same(app, "POST", "/items", json={"name": "n"})
+    same(app, "POST", "/items", content=b"{bad json", headers={"content-type": "application/json"})
+
+
+def test_chunked_body_reaches_a_flat_route() -> None:
+    app = FastAPI()
+
+    @app.post("/items")
+    async def create(item: Item) -> Item:
+        return item
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"name": "n", '
+        yield b'"price": 2}'
+
+    json_type = {"content-type": "application/json"}
+    stock = starlette.testclient.TestClient(app).post("/items", content=chunks(), headers=json_type)
+    got = TestClient(app).post("/items", content=chunks(), headers=json_type)
+    assert (got.status_code, got.content) == (stock.status_code, stock.content) == (200, b'{"name":"n","price":2.0,"tags":[]}')
