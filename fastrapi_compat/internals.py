@@ -157,33 +157,48 @@ def _otel_globals() -> list[tuple[Any, str]]:
 
 def telemetry_probe(app: Any) -> Any:
     """A callable telling whether FastAPI's native telemetry wraps requests right now, or None
-    on releases without it. It can turn on whenever an OpenTelemetry provider is configured;
-    FastAPI's own check costs microseconds, so its answer is kept until the app's telemetry
-    config or one of OpenTelemetry's global providers changes."""
+    on releases without it. It turns on when an OpenTelemetry provider is configured, globally
+    (at any time) or in the app's telemetry config; FastAPI's own check costs microseconds, so
+    its answer is kept until one of OpenTelemetry's global providers (each set at most once)
+    or the config object changes. (A config dict changed in place is not noticed.)"""
     telemetry = getattr(app, "_native_telemetry", None)
     enabled = getattr(telemetry, "enabled", None)
     if not callable(enabled):
         return None
-    config = getattr(telemetry, "config", None)
     places = _otel_globals()
-    if not places or not isinstance(config, dict):
+    if not places or len(places) != 3:
         return enabled
-    cached: list[Any] = [None, False]
+    (m1, a1), (m2, a2), (m3, a3) = places
+    state: list[Any] = [object(), None, None, None, False]
 
     def probe() -> bool:
-        key = (tuple(config.values()), *[getattr(module, name) for module, name in places])
-        if key != cached[0]:
-            cached[0], cached[1] = key, bool(enabled())
-        return cached[1]  # type: ignore[no-any-return]
+        config = telemetry.config
+        if (
+            config is not state[0]
+            or getattr(m1, a1) is not state[1]
+            or getattr(m2, a2) is not state[2]
+            or getattr(m3, a3) is not state[3]
+        ):
+            state[:] = [config, getattr(m1, a1), getattr(m2, a2), getattr(m3, a3), bool(enabled())]
+        return state[4]  # type: ignore[no-any-return]
 
     return probe
 
 
-def routes_version(router: Any) -> Any:
-    """A cheap token that changes when a router's own route list changes."""
+def routes_snapshot(router: Any) -> tuple[Any, Any, int, Any]:
+    """``(router, its route list, its length, its version counter)``: what
+    :func:`routes_unchanged` compares. The version is FastAPI's own per-router counter (read
+    directly: ``_get_routes_version()`` walks every route)."""
     routes = getattr(router, "routes", None)
-    version = getattr(router, "_get_routes_version", None)
-    return (id(routes), len(routes or ()), version() if callable(version) else None)
+    return (router, routes, len(routes or ()), getattr(router, "_routes_version", None))
+
+
+def routes_unchanged(snapshot: tuple[Any, Any, int, Any]) -> bool:
+    """Whether the router's route list is the one snapshotted: the same list object, length and
+    version (a route replaced in place at the same index is not noticed)."""
+    router, routes, length, version = snapshot
+    current = router.routes
+    return current is routes and len(current) == length and getattr(router, "_routes_version", None) == version
 
 
 def included_routers(entries: Sequence[Any]) -> list[Any]:

@@ -52,17 +52,18 @@ class NativeApp:
 
     def _current_token(self) -> Any:
         app = self.app
-        router = getattr(app, "router", None)
-        tokens = [internals.routes_version(router), len(getattr(app, "user_middleware", None) or ())]
-        self._included = internals.included_routers(internals.top_level_routes(app))
-        tokens.extend(internals.routes_version(r) for r in self._included)
-        return tuple(tokens)
+        routers = [app.router, *internals.included_routers(internals.top_level_routes(app))]
+        self._snapshots = [internals.routes_snapshot(router) for router in routers]
+        self._middleware = getattr(app, "user_middleware", None)
+        self._middleware_count = len(self._middleware or ())
+        return None
 
     def _is_fresh(self) -> bool:
-        app = self.app
-        token = [internals.routes_version(getattr(app, "router", None)), len(getattr(app, "user_middleware", None) or ())]
-        token.extend(internals.routes_version(r) for r in self._included)
-        return tuple(token) == self._token
+        for snapshot in self._snapshots:
+            if not internals.routes_unchanged(snapshot):
+                return False
+        middleware = getattr(self.app, "user_middleware", None)
+        return middleware is self._middleware and len(middleware or ()) == self._middleware_count
 
     def attach(self, sink: MirrorSink) -> None:
         """Gives ``sink`` the current mirror now and every new one later."""

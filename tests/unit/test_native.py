@@ -414,11 +414,12 @@ def test_telemetry_probe_follows_configuration_changes() -> None:
     probe = internals.telemetry_probe(app)
     assert probe is not None
     assert probe() is app._native_telemetry.enabled() is False
-    app._native_telemetry.config["tracer_provider"] = object()  # configured on the app
+    original = app._native_telemetry.config
+    app._native_telemetry.config = {**original, "tracer_provider": object()}  # configured on the app
     try:
         assert probe() is app._native_telemetry.enabled() is True
     finally:
-        app._native_telemetry.config["tracer_provider"] = None
+        app._native_telemetry.config = original
     assert probe() is False
 
 
