@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import inspect
+import json
 import logging
 import os
 import platform

@@ -19,17 +19,17 @@ from __future__ import annotations
 
 import email.message
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from contextlib import AsyncExitStack
 from typing import Any
 
 import fastapi.params
 import fastapi.responses
+from fastapi._compat import lenient_issubclass
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.utils import is_body_allowed_for_status_code
-from fastapi._compat import lenient_issubclass
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware.errors import ServerErrorMiddleware
@@ -42,8 +42,8 @@ from fastrapi_compat._native import dumps_plain
 
 Undefined = internals.Undefined
 
-Respond = Callable[[int, list[tuple[bytes, bytes]], bytes], None]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+Respond = Callable[[int, list[tuple[bytes, bytes]], Any], None]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 _plain_call = Response.__call__
 
@@ -92,7 +92,7 @@ class _Param:
     """One path/query/header/cookie field, analysed once as ``request_params_to_args`` analyses
     it on every request."""
 
-    __slots__ = ("field", "name", "keys", "location", "getlist", "sequence")
+    __slots__ = ("field", "getlist", "keys", "location", "name", "sequence")
 
     def __init__(self, field: Any) -> None:
         helpers = internals.FLAT
@@ -151,9 +151,21 @@ class _Node:
     sub-dependencies, in FastAPI's solving order."""
 
     __slots__ = (
-        "call", "name", "is_coroutine", "use_cache", "cache_key", "path_fields", "path_params",
-        "query_fields", "query_params", "header_fields", "header_params", "cookie_fields",
-        "cookie_params", "deps", "needs_request",
+        "cache_key",
+        "call",
+        "cookie_fields",
+        "cookie_params",
+        "deps",
+        "header_fields",
+        "header_params",
+        "is_coroutine",
+        "name",
+        "needs_request",
+        "path_fields",
+        "path_params",
+        "query_fields",
+        "query_params",
+        "use_cache",
     )
 
     def __init__(self, dependant: Any) -> None:
@@ -172,8 +184,8 @@ class _Node:
         self.query_params = _params(self.query_fields)
         self.header_params = _params(self.header_fields)
         self.cookie_params = _params(self.cookie_fields)
-        self.deps = [_Node(sub) for sub in dependant.dependencies]
-        self.needs_request = bool(self.query_fields or self.header_fields or self.cookie_fields) or any(
+        self.deps: list[_Node] = [_Node(sub) for sub in dependant.dependencies]
+        self.needs_request: bool = bool(self.query_fields or self.header_fields or self.cookie_fields) or any(
             d.needs_request for d in self.deps
         )
 
@@ -210,10 +222,26 @@ class FlatPlan:
     route's own FastAPI handler runs instead."""
 
     __slots__ = (
-        "node", "call", "is_coroutine", "body_fields", "has_body", "embed_body_fields",
-        "strict_content_type", "status_code", "response_field", "serialize_kwargs", "use_dump_json",
-        "json_class", "response_class", "endpoint_ctx", "dependant_path", "needs_request",
-        "overrides_provider", "body_allowed", "single_body", "contexts",
+        "body_allowed",
+        "body_fields",
+        "call",
+        "contexts",
+        "dependant_path",
+        "embed_body_fields",
+        "endpoint_ctx",
+        "has_body",
+        "is_coroutine",
+        "json_class",
+        "needs_request",
+        "node",
+        "overrides_provider",
+        "response_class",
+        "response_field",
+        "serialize_kwargs",
+        "single_body",
+        "status_code",
+        "strict_content_type",
+        "use_dump_json",
     )
 
     def __init__(self, like: Any) -> None:
@@ -296,8 +324,17 @@ class Plan:
     a Starlette ``Route``'s function, or an ``APIRoute``'s handler on older FastAPI)."""
 
     __slots__ = (
-        "runtime", "route", "route_like", "route_app", "kind", "handler", "endpoint", "convertors",
-        "index", "flat", "fastapi_scope",
+        "convertors",
+        "endpoint",
+        "fastapi_scope",
+        "flat",
+        "handler",
+        "index",
+        "kind",
+        "route",
+        "route_app",
+        "route_like",
+        "runtime",
     )
 
     def __init__(self, runtime: AppRuntime, leaf: Any, kind: str, handler: Any, index: int, *, api_route: bool) -> None:
@@ -324,7 +361,7 @@ class NativeCall:
     engine, adjusted by the listener's handler); ``respond`` answers with a whole response in
     one call (None: every response goes through ``send``); ``send`` is ASGI ``send``."""
 
-    __slots__ = ("plan", "scope", "receive", "send", "respond", "started", "request")
+    __slots__ = ("plan", "receive", "request", "respond", "scope", "send", "started")
 
     def __init__(self, plan: Plan, scope: dict[str, Any], receive: Any, send: Send, respond: Respond | None) -> None:
         self.plan = plan
@@ -342,7 +379,7 @@ class NativeCall:
             self.request = Request(self.scope, self.receive, self.tracking_send)
         return self.request
 
-    async def tracking_send(self, message: dict[str, Any]) -> None:
+    async def tracking_send(self, message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.start":
             self.started = True
         await self.send(message)
@@ -364,7 +401,7 @@ def prepare_scope(plan: Plan, scope: dict[str, Any], raw_params: dict[str, str])
     scope["starlette.exception_handlers"] = (runtime.exception_handlers, runtime.status_handlers)
     if "router" not in scope:
         scope["router"] = runtime.router
-    if plan.fastapi_scope is not None:
+    if plan.fastapi_scope is not None and internals.SCOPE_KEY is not None:
         scope.setdefault(internals.SCOPE_KEY, {}).update(plan.fastapi_scope)
     scope["endpoint"] = plan.endpoint
     scope["path_params"] = plan.path_params(raw_params)
@@ -402,14 +439,16 @@ async def run(call: NativeCall) -> None:
     except Exception as exc:  # ServerErrorMiddleware
         request = Request(call.scope)
         errors = runtime.server_errors
+        response: Any
+        handler: Any = errors.handler
         if errors.debug:
             response = await run_in_threadpool(errors.debug_response, request, exc)
-        elif errors.handler is None:
+        elif handler is None:
             response = errors.error_response(request, exc)
-        elif internals.is_async_callable(errors.handler):
-            response = await errors.handler(request, exc)
+        elif internals.is_async_callable(handler):
+            response = await handler(request, exc)
         else:
-            response = await run_in_threadpool(errors.handler, request, exc)
+            response = await run_in_threadpool(handler, request, exc)
         if not call.started:
             await response(call.scope, call.receive, call.send)
         raise exc
@@ -649,8 +688,8 @@ class _Replay:
 
     __slots__ = ("message", "receive")
 
-    def __init__(self, message: dict[str, Any], receive: Any) -> None:
-        self.message: dict[str, Any] | None = message
+    def __init__(self, message: MutableMapping[str, Any], receive: Any) -> None:
+        self.message: MutableMapping[str, Any] | None = message
         self.receive = receive
 
     async def __call__(self) -> Any:

@@ -53,9 +53,9 @@ def literal_prefix(path_format: str) -> str:
 
 # --- the native tier's view of FastAPI's request handling -------------------------------------
 
-import inspect  # noqa: E402
+import inspect
 
-from starlette._utils import is_async_callable as is_async_callable  # noqa: E402
+from starlette._utils import is_async_callable as is_async_callable
 
 FastAPIError: type[Exception] = getattr(fastapi.exceptions, "FastAPIError", RuntimeError)
 _request_response = getattr(fastapi.routing, "request_response", None)
@@ -85,7 +85,7 @@ except (ImportError, KeyError, AttributeError):  # pragma: no cover - older fast
     MIDDLEWARE_ASTACK_KEY = None
 
 
-import starlette.routing  # noqa: E402
+import starlette.routing
 
 _STARLETTE_REQUEST_RESPONSE_CODE = _inner_code(starlette.routing.request_response)
 
@@ -93,8 +93,8 @@ _STARLETTE_REQUEST_RESPONSE_CODE = _inner_code(starlette.routing.request_respons
 def starlette_handler(route: Any) -> tuple[Any, str]:
     """The ``func(request)`` a Starlette ``Route`` runs (already wrapped for the threadpool when
     it is sync), from Starlette's ``request_response`` app, or ``(None, reason)``."""
-    app = getattr(route, "app", None)
-    code = getattr(app, "__code__", None)
+    app: Any = getattr(route, "app", None)
+    code: Any = getattr(app, "__code__", None)
     if code is None or code is not _STARLETTE_REQUEST_RESPONSE_CODE:
         return None, "Starlette route whose app is not Starlette's request_response"
     cells = dict(zip(code.co_freevars, app.__closure__ or ()))
@@ -123,8 +123,8 @@ def request_handler(route_like: Any) -> tuple[Any, str, str]:
     from the ``request_response`` app wrapped around it, with that wrapper's flavour:
     ``fastapi`` (FastAPI's own, 0.118+: the handler runs between a request and a function exit
     stack) or ``starlette`` (older releases use Starlette's). Or ``(None, "", reason)``."""
-    app = route_app(route_like)
-    code = getattr(app, "__code__", None)
+    app: Any = route_app(route_like)
+    code: Any = getattr(app, "__code__", None)
     if code is not None and code is _STARLETTE_REQUEST_RESPONSE_CODE:
         flavour = "starlette"
     elif code is not None and code is _REQUEST_RESPONSE_CODE:
@@ -161,7 +161,7 @@ def telemetry_probe(app: Any) -> Any:
     (at any time) or in the app's telemetry config; FastAPI's own check costs microseconds, so
     its answer is kept until one of OpenTelemetry's global providers (each set at most once)
     or the config object changes. (A config dict changed in place is not noticed.)"""
-    telemetry = getattr(app, "_native_telemetry", None)
+    telemetry: Any = getattr(app, "_native_telemetry", None)
     enabled = getattr(telemetry, "enabled", None)
     if not callable(enabled):
         return None
@@ -227,8 +227,8 @@ def form_limits_configured(app: Any) -> bool:
 
 # --- what flat plans replicate of FastAPI's get_request_handler --------------------------------
 
-import fastapi.dependencies.models as _dep_models  # noqa: E402
-import fastapi.dependencies.utils as _dep_utils  # noqa: E402
+import fastapi.dependencies.models as _dep_models
+import fastapi.dependencies.utils as _dep_utils
 
 
 def _flat_support() -> tuple[dict[str, Any] | None, str]:
@@ -256,7 +256,8 @@ def _flat_support() -> tuple[dict[str, Any] | None, str]:
     missing = [name for name, value in names.items() if value is None]
     if missing:
         return None, f"fastapi {fastapi.__version__} lacks {', '.join(missing)}"
-    parameters = inspect.signature(names["serialize_response"]).parameters
+    serialize: Any = names["serialize_response"]
+    parameters = inspect.signature(serialize).parameters
     if "dump_json" not in parameters or "endpoint_ctx" not in parameters:
         return None, f"fastapi {fastapi.__version__}: serialize_response without dump_json/endpoint_ctx"
     return names, ""
@@ -264,8 +265,7 @@ def _flat_support() -> tuple[dict[str, Any] | None, str]:
 
 FLAT, FLAT_UNSUPPORTED = _flat_support()
 
-from fastapi._compat import Undefined as Undefined  # noqa: E402
-
+from fastapi._compat import Undefined as Undefined
 
 # --- included routers, leaf by leaf ---------------------------------------------------------------
 
@@ -288,7 +288,7 @@ class Leaf:
     context), the route itself, the innermost included-router entry it is reached through, and
     why it must go through the ASGI tier whatever it is ("" if nothing prevents it)."""
 
-    __slots__ = ("like", "route", "included", "reason", "report")
+    __slots__ = ("included", "like", "reason", "report", "route")
 
     def __init__(self, like: Any, route: Any, included: Any, reason: str, report: Any) -> None:
         self.like = like

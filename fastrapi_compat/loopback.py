@@ -32,7 +32,12 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from fastrapi_compat._native import ClientDisconnected, Engine, HTTPProtocol, WebSocketProtocol
+from fastrapi_compat._native import (
+    ClientDisconnected,
+    Engine,
+    HTTPProtocol,
+    WebSocketProtocol,
+)
 from fastrapi_compat.asgi_bridge import STATUS_PHRASES, Dispatcher, drain
 from fastrapi_compat.executor import NativeCall, Plan, prepare_scope, run
 from fastrapi_compat.native import NativeApp, NativeASGI
@@ -385,7 +390,7 @@ class EngineSite(Dispatcher):
         found = None
         if is_http and self.native is not None:
             if outcome is not None and ("path" in outcome.scope or outcome.scope.get("root_path")):
-                protocol.take_match()  # the app sees another path than the mirror matched
+                protocol.take_match()  # type: ignore[union-attr]  # the app sees another path than the mirror matched
             else:
                 found = self.native_plan(protocol)  # type: ignore[arg-type]
         if outcome is not None and outcome.handoff is not None and is_http:

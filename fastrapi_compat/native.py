@@ -52,7 +52,8 @@ class NativeApp:
 
     def _current_token(self) -> Any:
         app = self.app
-        routers = [app.router, *internals.included_routers(internals.top_level_routes(app))]
+        router = getattr(app, "router", None)
+        routers = [] if router is None else [router, *internals.included_routers(internals.top_level_routes(app))]
         self._snapshots = [internals.routes_snapshot(router) for router in routers]
         self._middleware = getattr(app, "user_middleware", None)
         self._middleware_count = len(self._middleware or ())
@@ -128,7 +129,7 @@ class NativeASGI:
     """One native request as an ASGI app, for callers that run the app themselves (the async
     test transports): every response goes through ``send``."""
 
-    __slots__ = ("plan", "params")
+    __slots__ = ("params", "plan")
 
     def __init__(self, plan: Plan, params: dict[str, str]) -> None:
         self.plan = plan

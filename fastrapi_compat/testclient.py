@@ -152,9 +152,9 @@ class _EngineTransport(httpx.BaseTransport):  # type: ignore[misc,name-defined]
         if outcome.debug is not None:
             result.extensions["http.response.debug"] = outcome.debug
             if "template" in outcome.debug:
-                result.template = outcome.debug["template"]
+                setattr(result, "template", outcome.debug["template"])  # noqa: B010 - Starlette's extra attribute
             if "context" in outcome.debug:
-                result.context = outcome.debug["context"]
+                setattr(result, "context", outcome.debug["context"])  # noqa: B010
         return result
 
     @staticmethod
@@ -224,7 +224,7 @@ class WebSocketTestSession:
             content=bytes(response.body or b""),
         ) from None
 
-    def __exit__(self, *args: Any) -> None:
+    def __exit__(self, *args: object) -> None:
         self.close(1000)
         outcome = self._outcome
         if outcome is not None and outcome.done.wait(_OUTCOME_TIMEOUT) and outcome.exception is not None:
@@ -381,7 +381,7 @@ class TestClient(_starlette_testclient.TestClient):
         hub.run(self._lifespan_start())
         return self
 
-    def __exit__(self, *args: Any) -> None:
+    def __exit__(self, *args: object) -> None:
         hub = get_hub()
         try:
             hub.run(self._lifespan_stop())
