@@ -61,6 +61,14 @@ def test_the_suite_passes_through_the_engine_and_says_so() -> None:
     assert http >= 10 and int(native.group(2)) == http
     assert 0 < int(native.group(1)) < http  # the TimedRoute's requests go to the ASGI tier
     assert "route class TimedRoute overrides get_route_handler" in result.stdout
+    # The migration guide's first step quotes this summary: it must be the real one.
+    guide = (ROOT / "migration_docs" / "docs" / "index.md").read_text(encoding="utf-8")
+    first_step = guide.split("## Step 1", 1)[1].split("## Step 2", 1)[0]
+    assert "run your own test suite through the engine" in first_step
+    quoted = first_step.split("```text", 1)[1].split("```", 1)[0].strip().splitlines()[1:]
+    after = result.stdout.split("fastrapi-compat engine", 1)[1].splitlines()
+    summary = [line for line in after if line.strip() and not line.strip().startswith("=")][: len(quoted)]
+    assert [line.strip() for line in summary] == [line.strip() for line in quoted]
 
 
 def test_a_deliberate_difference_is_caught(tmp_path: Path) -> None:
