@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +34,24 @@ def pytest_configure(config):
 '''
 
 
+def _project() -> Path:
+    """A copy of ``examples/shop`` in a directory of its own, as a user's project would be (run
+    from the repository root, its ``fastrapi_compat/`` sources would shadow the installed
+    package)."""
+    global _PROJECT
+    if _PROJECT is None:
+        root = Path(tempfile.mkdtemp(prefix="shop-project-"))
+        (root / "examples").mkdir()
+        (root / "examples" / "__init__.py").write_text("")
+        shutil.copytree(ROOT / "examples" / "shop", root / "examples" / "shop", ignore=shutil.ignore_patterns("__pycache__"))
+        (root / "pyproject.toml").write_text("[tool.pytest.ini_options]\nfilterwarnings = ['error']\n")
+        _PROJECT = root
+    return _PROJECT
+
+
+_PROJECT: Path | None = None
+
+
 def run_suite(*args: str, tmp_path: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env.pop("PYTHONSAFEPATH", None)
@@ -39,7 +59,7 @@ def run_suite(*args: str, tmp_path: Path | None = None) -> subprocess.CompletedP
         env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
     return subprocess.run(
         [sys.executable, "-m", "pytest", "examples/shop/tests", "-q", "-p", "no:cacheprovider", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=_project(), env=env, capture_output=True, text=True, timeout=300,
     )
 
 
