@@ -14,6 +14,12 @@ engine on its own running loop, and the handler hands the request back to the ca
 (objects bound to that loop, created by fixtures or by a lifespan the test ran, keep working;
 cancellation crosses both ways). A trio caller uses the hub with the same handoff, its app's
 ``receive``/``send`` bridged to the hub's loop.
+
+Each listener mirrors its app's native routes (:meth:`EngineSite.serve_natively`): a request
+the mirror sends to a native route runs the route's plan instead of the app (with the same
+promises applied and outcomes recorded), unless the client promised another path or root
+path than the one the mirror matched. Requests served by the ASGI tier are counted by reason
+(:func:`fallback_reasons`).
 """
 
 from __future__ import annotations
