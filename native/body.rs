@@ -48,9 +48,11 @@ impl Body for ResBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         match self.get_mut() {
-            ResBody::Full { data, .. } => {
-                Poll::Ready(data.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b))))
-            }
+            ResBody::Full { data, .. } => Poll::Ready(
+                data.take()
+                    .filter(|b| !b.is_empty())
+                    .map(|b| Ok(Frame::data(b))),
+            ),
             ResBody::Stream { rx, .. } => rx
                 .poll_recv(cx)
                 .map(|item| item.map(|chunk| chunk.map(Frame::data))),

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -118,7 +118,11 @@ pub struct Engine {
 impl Engine {
     #[new]
     #[pyo3(signature = (event_loop, *, threads=1, reasons=HashMap::new()))]
-    fn new(event_loop: &Bound<'_, PyAny>, threads: usize, reasons: HashMap<u16, String>) -> PyResult<Self> {
+    fn new(
+        event_loop: &Bound<'_, PyAny>,
+        threads: usize,
+        reasons: HashMap<u16, String>,
+    ) -> PyResult<Self> {
         let reasons = reasons
             .into_iter()
             .filter_map(|(code, phrase)| {
@@ -146,7 +150,12 @@ impl Engine {
             call_soon: event_loop.getattr("call_soon")?.unbind(),
             flusher: std::sync::OnceLock::new(),
         });
-        let flusher = Py::new(event_loop.py(), Flush { shared: Arc::downgrade(&shared) })?;
+        let flusher = Py::new(
+            event_loop.py(),
+            Flush {
+                shared: Arc::downgrade(&shared),
+            },
+        )?;
         let _ = shared.flusher.set(flusher.into_any());
         Ok(Self {
             shared,
@@ -180,9 +189,12 @@ impl Engine {
         let task = {
             let _guard = self.shared.handle.enter();
             let listener = tokio::net::TcpListener::from_std(listener)?;
-            self.shared
-                .handle
-                .spawn(crate::serve::accept_loop(listener, self.shared.clone(), site.clone(), stop_rx))
+            self.shared.handle.spawn(crate::serve::accept_loop(
+                listener,
+                self.shared.clone(),
+                site.clone(),
+                stop_rx,
+            ))
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         lock(&self.listeners).insert(id, Listening { site, stop, task });
@@ -194,7 +206,10 @@ impl Engine {
         HashMap::from([
             ("http", self.shared.http_requests.load(Ordering::Relaxed)),
             ("websocket", self.shared.websockets.load(Ordering::Relaxed)),
-            ("native", self.shared.native_requests.load(Ordering::Relaxed)),
+            (
+                "native",
+                self.shared.native_requests.load(Ordering::Relaxed),
+            ),
         ])
     }
 
@@ -203,7 +218,11 @@ impl Engine {
     /// handler with their match), or sends them all to the ASGI tier when `mirror` is `None`.
     /// Takes effect for requests that arrive after the call.
     #[pyo3(signature = (id, mirror))]
-    fn set_mirror(&self, id: u64, mirror: Option<PyRef<'_, crate::router::PyRouteMirror>>) -> PyResult<()> {
+    fn set_mirror(
+        &self,
+        id: u64,
+        mirror: Option<PyRef<'_, crate::router::PyRouteMirror>>,
+    ) -> PyResult<()> {
         let listeners = lock(&self.listeners);
         let listening = listeners
             .get(&id)
@@ -238,7 +257,9 @@ impl Engine {
     #[pyo3(signature = (timeout, id=None))]
     fn shutdown(&self, py: Python<'_>, timeout: f64, id: Option<u64>) -> PyResult<Py<PyAny>> {
         if !(timeout.is_finite() && timeout >= 0.0) {
-            return Err(PyValueError::new_err("timeout must be a non-negative number"));
+            return Err(PyValueError::new_err(
+                "timeout must be a non-negative number",
+            ));
         }
         let grace = Duration::from_secs_f64(timeout);
         let stopping: Vec<Listening> = {
@@ -293,7 +314,10 @@ impl Flush {
 
 fn resolve_future(py: Python<'_>, future: &Py<PyAny>, build: Build) -> PyResult<()> {
     let future = future.bind(py);
-    if future.call_method0(pyo3::intern!(py, "done"))?.is_truthy()? {
+    if future
+        .call_method0(pyo3::intern!(py, "done"))?
+        .is_truthy()?
+    {
         return Ok(()); // cancelled by the app (e.g. a disconnect listener that was not needed)
     }
     match build(py) {

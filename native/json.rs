@@ -43,7 +43,11 @@ fn write_value(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> bool 
             .is_some();
     }
     if obj.is_exact_instance_of::<PyBool>() {
-        out.extend_from_slice(if obj.is_truthy().unwrap_or(false) { b"true" } else { b"false" });
+        out.extend_from_slice(if obj.is_truthy().unwrap_or(false) {
+            b"true"
+        } else {
+            b"false"
+        });
         return true;
     }
     if obj.is_exact_instance_of::<PyInt>() {
@@ -60,14 +64,18 @@ fn write_value(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> bool 
         return write_float(value, out);
     }
     if obj.is_exact_instance_of::<PyDict>() {
-        let Ok(dict) = obj.cast::<PyDict>() else { return false };
+        let Ok(dict) = obj.cast::<PyDict>() else {
+            return false;
+        };
         out.push(b'{');
         let mut first = true;
         for (key, value) in dict.iter() {
             if !key.is_exact_instance_of::<PyString>() {
                 return false;
             }
-            let Ok(key) = key.cast::<PyString>() else { return false };
+            let Ok(key) = key.cast::<PyString>() else {
+                return false;
+            };
             let Ok(key) = key.to_str() else { return false };
             if key.starts_with("_sa") {
                 return false; // jsonable_encoder drops these: let it
@@ -86,17 +94,25 @@ fn write_value(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> bool 
         return true;
     }
     if obj.is_exact_instance_of::<PyList>() {
-        let Ok(list) = obj.cast::<PyList>() else { return false };
+        let Ok(list) = obj.cast::<PyList>() else {
+            return false;
+        };
         return write_items(list.iter(), out, depth);
     }
     if obj.is_exact_instance_of::<PyTuple>() {
-        let Ok(tuple) = obj.cast::<PyTuple>() else { return false };
+        let Ok(tuple) = obj.cast::<PyTuple>() else {
+            return false;
+        };
         return write_items(tuple.iter(), out, depth);
     }
     false
 }
 
-fn write_items<'py>(items: impl Iterator<Item = Bound<'py, PyAny>>, out: &mut Vec<u8>, depth: usize) -> bool {
+fn write_items<'py>(
+    items: impl Iterator<Item = Bound<'py, PyAny>>,
+    out: &mut Vec<u8>,
+    depth: usize,
+) -> bool {
     out.push(b'[');
     let mut first = true;
     for item in items {
@@ -173,7 +189,11 @@ pub fn python_float_repr(value: f64) -> String {
         format!("{sign}{text}")
     } else {
         let (first, rest) = digits.split_at(1);
-        let mantissa = if rest.is_empty() { first.to_owned() } else { format!("{first}.{rest}") };
+        let mantissa = if rest.is_empty() {
+            first.to_owned()
+        } else {
+            format!("{first}.{rest}")
+        };
         let exp_sign = if exponent < 0 { '-' } else { '+' };
         format!("{sign}{mantissa}e{exp_sign}{:02}", exponent.abs())
     }

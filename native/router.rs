@@ -49,7 +49,10 @@ pub enum Found {
 }
 
 struct Route {
-    regex: Regex,
+    /// `None` for a static route whose pattern is exactly its path: matched by comparison,
+    /// so that 10,000 static routes do not hold 10,000 compiled regexes.
+    regex: Option<Regex>,
+    static_path: Option<String>,
     names: Vec<String>,
     prefix: String,
     methods: Option<Vec<String>>,
@@ -72,10 +75,41 @@ impl Route {
     /// Python's `re.match` with a pattern ending in `$`: `$` also matches just before a final
     /// newline, so `/a\n` matches `^/a$`.
     fn captures<'p>(&self, path: &'p str) -> Option<regex::Captures<'p>> {
-        self.regex.captures(path).or_else(|| {
+        let regex = self.regex.as_ref()?;
+        regex.captures(path).or_else(|| {
             path.strip_suffix('\n')
-                .and_then(|trimmed| self.regex.captures(trimmed))
+                .and_then(|trimmed| regex.captures(trimmed))
         })
+    }
+
+    /// Whether the route matches `path`, and its captures when it has a regex.
+    fn hit<'p>(&self, path: &'p str) -> Option<Option<regex::Captures<'p>>> {
+        match (&self.regex, &self.static_path) {
+            (None, Some(literal)) => {
+                let exact = path == literal || path.strip_suffix('\n') == Some(literal.as_str());
+                exact.then_some(None)
+            }
+            _ => self.captures(path).map(Some),
+        }
+    }
+}
+
+/// Whether `pattern` matches exactly the text `literal` and nothing else (`^literal$`).
+fn is_exact_literal(pattern: &str, literal: &str) -> bool {
+    use regex_syntax::hir::{HirKind, Look};
+    let Ok(hir) = regex_syntax::Parser::new().parse(pattern) else {
+        return false;
+    };
+    let HirKind::Concat(parts) = hir.kind() else {
+        return false;
+    };
+    match parts.as_slice() {
+        [start, middle, end] => {
+            matches!(start.kind(), HirKind::Look(Look::Start))
+                && matches!(end.kind(), HirKind::Look(Look::End))
+                && matches!(middle.kind(), HirKind::Literal(lit) if lit.0.as_ref() == literal.as_bytes())
+        }
+        _ => false,
     }
 }
 
@@ -99,11 +133,18 @@ impl RouteMirror {
                 .map_err(|e| format!("route {index} pattern {:?}: {e}", spec.pattern))?;
             let names = regex.capture_names().flatten().map(str::to_owned).collect();
             let is_static = spec.static_path.is_some();
+            let literal = spec
+                .static_path
+                .as_ref()
+                .filter(|path| regex.is_match(path) && is_exact_literal(&spec.pattern, path))
+                .cloned();
             if let Some(path) = spec.static_path {
-                static_paths.push((index, path));
+                let matches_itself = regex.is_match(&path);
+                static_paths.push((index, path, matches_itself));
             }
             routes.push(Route {
-                regex,
+                regex: if literal.is_some() { None } else { Some(regex) },
+                static_path: literal,
                 names,
                 prefix: spec.prefix,
                 methods: spec.methods,
@@ -114,16 +155,19 @@ impl RouteMirror {
         // A static path is indexed with the static routes that have exactly that path, in
         // order, up to the first route of another kind that also matches it: a lookup that
         // finds no route accepting the method among them falls back to the ordered scan.
-        for (index, path) in static_paths {
+        for (index, path, matches_itself) in static_paths {
             if statics.get(&path).is_some_and(|v| v.contains(&usize::MAX)) {
                 continue; // closed by a dynamic route
             }
-            let start = statics.get(&path).and_then(|v| v.last().copied()).map_or(0, |i| i + 1);
+            let start = statics
+                .get(&path)
+                .and_then(|v| v.last().copied())
+                .map_or(0, |i| i + 1);
             let blocked = routes[start..index]
                 .iter()
                 .any(|r| !r.is_static && r.matches_prefix(&path) && r.captures(&path).is_some());
             let entry = statics.entry(path.clone()).or_default();
-            if blocked || !routes[index].regex.is_match(&path) {
+            if blocked || !matches_itself {
                 entry.push(usize::MAX);
             } else {
                 entry.push(index);
@@ -153,8 +197,8 @@ impl RouteMirror {
             if !route.accepts(method) || !route.matches_prefix(route_path) {
                 continue; // at best a partial match, which never wins
             }
-            if let Some(captures) = route.captures(route_path) {
-                return Self::found(route, Some(&captures));
+            if let Some(captures) = route.hit(route_path) {
+                return Self::found(route, captures.as_ref());
             }
         }
         Found::Asgi
@@ -201,7 +245,9 @@ mod tests {
                 "path" => ".*",
                 "int" => "[0-9]+",
                 "float" => r"[0-9]+(\.[0-9]+)?",
-                "uuid" => "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+                "uuid" => {
+                    "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+                }
                 other => panic!("unknown convertor {other}"),
             };
             pattern.push_str(&format!("(?P<{name}>{re})"));
@@ -251,7 +297,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(mirror.lookup("GET", "/users/me"), native(1, &[]));
-        assert_eq!(mirror.lookup("GET", "/users/7"), native(2, &[("user_id", "7")]));
+        assert_eq!(
+            mirror.lookup("GET", "/users/7"),
+            native(2, &[("user_id", "7")])
+        );
     }
 
     #[test]
@@ -261,7 +310,10 @@ mod tests {
             route("/users/me", &["GET"], Tier::Native(2)),
         ])
         .unwrap();
-        assert_eq!(mirror.lookup("GET", "/users/me"), native(1, &[("user_id", "me")]));
+        assert_eq!(
+            mirror.lookup("GET", "/users/me"),
+            native(1, &[("user_id", "me")])
+        );
         assert!(mirror.statics.is_empty());
     }
 
@@ -304,12 +356,21 @@ mod tests {
         assert_eq!(mirror.lookup("GET", "/int/42"), native(1, &[("n", "42")]));
         assert_eq!(mirror.lookup("GET", "/int/-1"), Found::Asgi);
         assert_eq!(mirror.lookup("GET", "/int/4x"), Found::Asgi);
-        assert_eq!(mirror.lookup("GET", "/float/1.5"), native(2, &[("x", "1.5")]));
+        assert_eq!(
+            mirror.lookup("GET", "/float/1.5"),
+            native(2, &[("x", "1.5")])
+        );
         assert_eq!(mirror.lookup("GET", "/float/1."), Found::Asgi);
         let id = "123e4567-e89b-12d3-a456-426614174000";
-        assert_eq!(mirror.lookup("GET", &format!("/uuid/{id}")), native(3, &[("u", id)]));
+        assert_eq!(
+            mirror.lookup("GET", &format!("/uuid/{id}")),
+            native(3, &[("u", id)])
+        );
         assert_eq!(mirror.lookup("GET", "/uuid/not-a-uuid"), Found::Asgi);
-        assert_eq!(mirror.lookup("GET", "/files/a/b/c.txt"), native(4, &[("p", "a/b/c.txt")]));
+        assert_eq!(
+            mirror.lookup("GET", "/files/a/b/c.txt"),
+            native(4, &[("p", "a/b/c.txt")])
+        );
         assert_eq!(mirror.lookup("GET", "/files/"), native(4, &[("p", "")]));
         assert_eq!(mirror.lookup("GET", "/str/a b"), native(5, &[("s", "a b")]));
         assert_eq!(mirror.lookup("GET", "/str/a/b"), Found::Asgi);
@@ -376,12 +437,21 @@ mod tests {
         let mut specs: Vec<RouteSpec> = (0..5_000)
             .map(|i| route(&format!("/static/{i}"), &["GET"], Tier::Native(i)))
             .collect();
-        specs.extend((0..5_000).map(|i| route(&format!("/dyn{i}/{{x:int}}"), &["GET"], Tier::Native(10_000 + i))));
+        specs.extend((0..5_000).map(|i| {
+            route(
+                &format!("/dyn{i}/{{x:int}}"),
+                &["GET"],
+                Tier::Native(10_000 + i),
+            )
+        }));
         let mirror = RouteMirror::build(specs).unwrap();
         assert_eq!(mirror.len(), 10_000);
         assert_eq!(mirror.statics.len(), 5_000);
         assert_eq!(mirror.lookup("GET", "/static/4999"), native(4999, &[]));
-        assert_eq!(mirror.lookup("GET", "/dyn4999/7"), native(14_999, &[("x", "7")]));
+        assert_eq!(
+            mirror.lookup("GET", "/dyn4999/7"),
+            native(14_999, &[("x", "7")])
+        );
         assert_eq!(mirror.lookup("GET", "/nowhere"), Found::Asgi);
     }
 
@@ -394,8 +464,31 @@ mod tests {
             static_path: None,
             tier: Tier::Native(1),
         };
-        let error = RouteMirror::build(vec![spec]).err().expect("lookaround is not supported");
+        let error = RouteMirror::build(vec![spec])
+            .err()
+            .expect("lookaround is not supported");
         assert!(error.contains("route 0"), "{error}");
+    }
+
+    #[test]
+    fn static_routes_are_compared_only_when_their_pattern_is_their_path() {
+        assert!(super::is_exact_literal("^/items/all$", "/items/all"));
+        assert!(super::is_exact_literal(r"^/a\.b$", "/a.b"));
+        assert!(super::is_exact_literal("^/$", "/"));
+        assert!(!super::is_exact_literal("^/a.b$", "/a.b")); // `.` is any character
+        assert!(!super::is_exact_literal("^/items/all", "/items/all"));
+        assert!(!super::is_exact_literal("^/(?i)items$", "/items"));
+        // A static route whose regex is not its path keeps the regex: same answers either way.
+        let spec = RouteSpec {
+            pattern: "^/a.b$".to_owned(),
+            prefix: "/a".to_owned(),
+            methods: Some(vec!["GET".to_owned()]),
+            static_path: Some("/a.b".to_owned()),
+            tier: Tier::Native(7),
+        };
+        let mirror = RouteMirror::build(vec![spec]).expect("builds");
+        assert_eq!(mirror.lookup("GET", "/axb"), native(7, &[]));
+        assert_eq!(mirror.lookup("GET", "/a.b\n"), native(7, &[]));
     }
 }
 
@@ -406,7 +499,13 @@ pub struct PyRouteMirror {
     pub(crate) inner: std::sync::Arc<RouteMirror>,
 }
 
-type SpecTuple = (String, String, Option<Vec<String>>, Option<String>, Option<u32>);
+type SpecTuple = (
+    String,
+    String,
+    Option<Vec<String>>,
+    Option<String>,
+    Option<u32>,
+);
 
 #[pyo3::pymethods]
 impl PyRouteMirror {
@@ -423,7 +522,9 @@ impl PyRouteMirror {
             })
             .collect();
         RouteMirror::build(specs)
-            .map(|inner| Self { inner: std::sync::Arc::new(inner) })
+            .map(|inner| Self {
+                inner: std::sync::Arc::new(inner),
+            })
             .map_err(pyo3::exceptions::PyValueError::new_err)
     }
 

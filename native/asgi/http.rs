@@ -149,7 +149,10 @@ fn native_match(head: &RequestHead) -> Option<(u32, Vec<(String, String)>)> {
     match_with(head, mirror.as_ref()?)
 }
 
-fn match_with(head: &RequestHead, mirror: &crate::router::RouteMirror) -> Option<(u32, Vec<(String, String)>)> {
+fn match_with(
+    head: &RequestHead,
+    mirror: &crate::router::RouteMirror,
+) -> Option<(u32, Vec<(String, String)>)> {
     if !head.raw_path.starts_with(b"/") {
         return None;
     }
@@ -194,7 +197,10 @@ fn request_message(py: Python<'_>, body: &[u8], more: bool) -> PyResult<Py<PyAny
 
 fn disconnect_message(py: Python<'_>) -> PyResult<Py<PyAny>> {
     let msg = PyDict::new(py);
-    msg.set_item(pyo3::intern!(py, "type"), pyo3::intern!(py, "http.disconnect"))?;
+    msg.set_item(
+        pyo3::intern!(py, "type"),
+        pyo3::intern!(py, "http.disconnect"),
+    )?;
     Ok(msg.into_any().unbind())
 }
 
@@ -325,13 +331,9 @@ impl HTTPProtocol {
     fn scope<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let inner = &self.inner;
         let scope = PyDict::new(py);
-        inner.head.fill_scope(
-            py,
-            &scope,
-            "http",
-            "2.3",
-            inner.head.site.scheme,
-        )?;
+        inner
+            .head
+            .fill_scope(py, &scope, "http", "2.3", inner.head.site.scheme)?;
         scope.set_item("method", inner.head.method.as_str())?;
         Ok(scope)
     }
@@ -383,12 +385,20 @@ impl HTTPProtocol {
 
     /// Counts this request as served by the native tier (in `Engine.stats()["native"]`).
     fn served_natively(&self) {
-        self.inner.engine.native_requests.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .engine
+            .native_requests
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// The whole response in one call (`http.response.start` then a final `http.response.body`),
     /// for the native tier: `headers` as ASGI gives them, `body` the complete body.
-    fn respond(&self, status: u16, headers: &Bound<'_, PyAny>, body: &Bound<'_, PyBytes>) -> PyResult<()> {
+    fn respond(
+        &self,
+        status: u16,
+        headers: &Bound<'_, PyAny>,
+        body: &Bound<'_, PyBytes>,
+    ) -> PyResult<()> {
         let inner = &self.inner;
         let headers_py = headers.py();
         let status = StatusCode::from_u16(status).map_err(|_| {
@@ -469,14 +479,19 @@ impl HTTPProtocol {
             return Ready::none(py);
         }
         let mut state = inner.lock();
-        match (kind.as_str(), std::mem::replace(&mut state.response, ResponseState::Done)) {
+        match (
+            kind.as_str(),
+            std::mem::replace(&mut state.response, ResponseState::Done),
+        ) {
             ("http.response.start", ResponseState::Pending(tx)) => {
                 let status: u16 = message
                     .get_item(pyo3::intern!(py, "status"))?
                     .ok_or_else(|| PyRuntimeError::new_err("http.response.start without 'status'"))?
                     .extract()?;
                 let status = StatusCode::from_u16(status).map_err(|_| {
-                    PyRuntimeError::new_err(format!("Invalid HTTP status code '{status}' in response."))
+                    PyRuntimeError::new_err(format!(
+                        "Invalid HTTP status code '{status}' in response."
+                    ))
                 })?;
                 let headers = parse_headers(message.get_item(pyo3::intern!(py, "headers"))?)?;
                 state.response = ResponseState::Started {
@@ -485,7 +500,14 @@ impl HTTPProtocol {
                     headers,
                 };
             }
-            ("http.response.body", ResponseState::Started { tx, status, headers }) => {
+            (
+                "http.response.body",
+                ResponseState::Started {
+                    tx,
+                    status,
+                    headers,
+                },
+            ) => {
                 let body = body_bytes(message)?;
                 if more_body(message)? {
                     let (chunks, rx) = mpsc::channel(STREAM_CAPACITY);
@@ -506,7 +528,8 @@ impl HTTPProtocol {
                             .and_then(|v| v.to_str().ok())
                             .and_then(|v| v.trim().parse::<usize>().ok())
                             == Some(body.len());
-                    let response = build_response(&inner.engine, status, headers, ResBody::full(body, exact));
+                    let response =
+                        build_response(&inner.engine, status, headers, ResBody::full(body, exact));
                     drop(state);
                     inner.engine.deliver(py, (tx, response));
                     inner.finished.send_replace(true);
@@ -589,18 +612,29 @@ impl HTTPProtocol {
             }
             // The status line was promised (uvicorn has already written it): send it, then
             // abort the body so the client sees an incomplete response.
-            ResponseState::Started { tx, status, headers } => {
+            ResponseState::Started {
+                tx,
+                status,
+                headers,
+            } => {
                 let (chunks, rx) = mpsc::channel(1);
                 let _ = chunks.try_send(Err(io::Error::other(
                     "ASGI callable returned without completing response",
                 )));
-                let _ = tx.send(build_response(&inner.engine, status, headers, ResBody::Stream { rx, _guard: None }));
+                let _ = tx.send(build_response(
+                    &inner.engine,
+                    status,
+                    headers,
+                    ResBody::Stream { rx, _guard: None },
+                ));
                 "not_completed"
             }
             ResponseState::Streaming(chunks) => {
                 inner.engine.handle.spawn(async move {
                     let _ = chunks
-                        .send(Err(io::Error::other("ASGI callable returned without completing response")))
+                        .send(Err(io::Error::other(
+                            "ASGI callable returned without completing response",
+                        )))
                         .await;
                 });
                 "not_completed"

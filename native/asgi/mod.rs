@@ -16,6 +16,9 @@ pyo3::create_exception!(
 pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<http::HTTPProtocol>()?;
     m.add_class::<ws::WebSocketProtocol>()?;
-    m.add("ClientDisconnected", m.py().get_type::<ClientDisconnected>())?;
+    m.add(
+        "ClientDisconnected",
+        m.py().get_type::<ClientDisconnected>(),
+    )?;
     Ok(())
 }

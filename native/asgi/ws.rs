@@ -45,7 +45,9 @@ pub fn is_upgrade(req: &Request<Incoming>) -> bool {
                 .unwrap_or(false)
         })
     };
-    req.method() == http::Method::GET && has_token(UPGRADE, "websocket") && has_token(CONNECTION, "upgrade")
+    req.method() == http::Method::GET
+        && has_token(UPGRADE, "websocket")
+        && has_token(CONNECTION, "upgrade")
 }
 
 enum Inbound {
@@ -283,8 +285,14 @@ impl WebSocketProtocol {
     fn scope<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let inner = &self.inner;
         let scope = PyDict::new(py);
-        let scheme = if inner.head.site.scheme == "https" { "wss" } else { "ws" };
-        inner.head.fill_scope(py, &scope, "websocket", "2.4", scheme)?;
+        let scheme = if inner.head.site.scheme == "https" {
+            "wss"
+        } else {
+            "ws"
+        };
+        inner
+            .head
+            .fill_scope(py, &scope, "websocket", "2.4", scheme)?;
         scope.set_item("subprotocols", PyList::new(py, &inner.subprotocols)?)?;
         let extensions = PyDict::new(py);
         extensions.set_item("websocket.http.response", PyDict::new(py))?;
@@ -311,7 +319,10 @@ impl WebSocketProtocol {
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
                         .clone()
                         .unwrap_or((1006, String::new()));
-                    return Ready::new_py(py, inbound_message(py, Inbound::Disconnect(code, reason))?);
+                    return Ready::new_py(
+                        py,
+                        inbound_message(py, Inbound::Disconnect(code, reason))?,
+                    );
                 }
                 Err(mpsc::error::TryRecvError::Empty) => {}
             }
@@ -369,11 +380,13 @@ impl WebSocketProtocol {
                 *inner
                     .closed_by_app
                     .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((1006, String::new()));
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some((1006, String::new()));
                 let mut response = empty_response(StatusCode::FORBIDDEN);
-                response
-                    .headers_mut()
-                    .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
                 response
                     .headers_mut()
                     .insert(CONNECTION, HeaderValue::from_static("close"));
@@ -387,7 +400,9 @@ impl WebSocketProtocol {
                     .ok()
                     .filter(|s| (100..600).contains(&s.as_u16()))
                     .ok_or_else(|| {
-                        PyRuntimeError::new_err(format!("Invalid HTTP status code '{status}' in response."))
+                        PyRuntimeError::new_err(format!(
+                            "Invalid HTTP status code '{status}' in response."
+                        ))
                     })?;
                 let headers = parse_headers(get(message, "headers")?)?;
                 *phase = Phase::Denial {
@@ -397,23 +412,41 @@ impl WebSocketProtocol {
                     body: BytesMut::new(),
                 };
             }
-            ("websocket.http.response.body", Phase::Denial { tx, status, mut headers, mut body }) => {
+            (
+                "websocket.http.response.body",
+                Phase::Denial {
+                    tx,
+                    status,
+                    mut headers,
+                    mut body,
+                },
+            ) => {
                 if let Some(chunk) = get(message, "body")? {
                     body.extend_from_slice(chunk.cast::<PyBytes>()?.as_bytes());
                 }
                 let more = get(message, "more_body")?.map_or(Ok(false), |v| v.is_truthy())?;
                 if more {
-                    *phase = Phase::Denial { tx, status, headers, body };
+                    *phase = Phase::Denial {
+                        tx,
+                        status,
+                        headers,
+                        body,
+                    };
                 } else {
-                    headers.entry(CONNECTION).or_insert(HeaderValue::from_static("close"));
-                    headers.entry(CONTENT_LENGTH).or_insert(HeaderValue::from(body.len()));
+                    headers
+                        .entry(CONNECTION)
+                        .or_insert(HeaderValue::from_static("close"));
+                    headers
+                        .entry(CONTENT_LENGTH)
+                        .or_insert(HeaderValue::from(body.len()));
                     headers
                         .entry(CONTENT_TYPE)
                         .or_insert(HeaderValue::from_static("text/plain; charset=utf-8"));
                     *inner
                         .closed_by_app
                         .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((1006, String::new()));
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                        Some((1006, String::new()));
                     let mut response = Response::new(ResBody::full(body.freeze(), true));
                     *response.status_mut() = status;
                     *response.headers_mut() = headers;
@@ -437,11 +470,13 @@ impl WebSocketProtocol {
             }
             ("websocket.close", Phase::Open(out)) => {
                 let code: u16 = get(message, "code")?.map_or(Ok(1000), |v| v.extract())?;
-                let reason: String = get(message, "reason")?.map_or(Ok(String::new()), |v| v.extract())?;
+                let reason: String =
+                    get(message, "reason")?.map_or(Ok(String::new()), |v| v.extract())?;
                 *inner
                     .closed_by_app
                     .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((code, reason.clone()));
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some((code, reason.clone()));
                 let _ = out.send(Message::Close(Some(CloseFrame {
                     code: CloseCode::from(code),
                     reason: reason.into(),
