@@ -61,7 +61,7 @@ pub struct HttpShared {
     finished: watch::Sender<bool>,
     disconnected: AtomicBool,
     /// The native route the mirror picked (plan id, raw path parameters), until Python takes it.
-    matched: Mutex<Option<(u32, Vec<(String, String)>)>>,
+    matched: Mutex<Option<NativeMatch>>,
 }
 
 impl HttpShared {
@@ -144,7 +144,7 @@ pub async fn handle(
 /// Asks the listener's route mirror (if any) which native route the request reaches. The
 /// route path is the percent-decoded path, as Starlette's `get_route_path` gives it for the
 /// scopes this engine builds (`path` = root path + request path).
-fn native_match(head: &RequestHead) -> Option<(u32, Vec<(String, String)>)> {
+fn native_match(head: &RequestHead) -> Option<NativeMatch> {
     let mirror = head.site.mirror.load();
     match_with(head, mirror.as_ref()?)
 }
@@ -161,6 +161,24 @@ fn match_with(
         crate::router::Found::Native { plan, params } => Some((plan, params)),
         crate::router::Found::Asgi => None,
     }
+}
+
+/// The native route a request reaches: its plan id and raw path parameters.
+type NativeMatch = (u32, Vec<(String, String)>);
+
+/// A mirror match as Python sees it: `(plan id, {name: raw value})`.
+fn match_to_py(
+    py: Python<'_>,
+    found: Option<NativeMatch>,
+) -> PyResult<Option<(u32, Bound<'_, PyDict>)>> {
+    let Some((plan, params)) = found else {
+        return Ok(None);
+    };
+    let dict = PyDict::new(py);
+    for (name, value) in params {
+        dict.set_item(name, value)?;
+    }
+    Ok(Some((plan, dict)))
 }
 
 fn plain_response(status: StatusCode, text: &'static str) -> Response<ResBody> {
@@ -353,16 +371,7 @@ impl HTTPProtocol {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        match taken {
-            None => Ok(None),
-            Some((plan, params)) => {
-                let dict = PyDict::new(py);
-                for (name, value) in params {
-                    dict.set_item(name, value)?;
-                }
-                Ok(Some((plan, dict)))
-            }
-        }
+        match_to_py(py, taken)
     }
 
     /// `take_match`, asked of another mirror (one compiled after the app changed).
@@ -371,16 +380,7 @@ impl HTTPProtocol {
         py: Python<'py>,
         mirror: PyRef<'py, crate::router::PyRouteMirror>,
     ) -> PyResult<Option<(u32, Bound<'py, PyDict>)>> {
-        match match_with(&self.inner.head, &mirror.inner) {
-            None => Ok(None),
-            Some((plan, params)) => {
-                let dict = PyDict::new(py);
-                for (name, value) in params {
-                    dict.set_item(name, value)?;
-                }
-                Ok(Some((plan, dict)))
-            }
-        }
+        match_to_py(py, match_with(&self.inner.head, &mirror.inner))
     }
 
     /// Counts this request as served by the native tier (in `Engine.stats()["native"]`).
