@@ -411,6 +411,15 @@ def prepare_scope(plan: Plan, scope: dict[str, Any], raw_params: dict[str, str])
 
 async def run(call: NativeCall) -> None:
     """Serves ``call`` as the app's middleware stack and router would have."""
+    try:
+        await _run(call)
+    finally:
+        # The Request holds ``call.tracking_send``, a method of ``call``: without this, every
+        # request would leave a reference cycle for the garbage collector.
+        call.request = None
+
+
+async def _run(call: NativeCall) -> None:
     runtime = call.plan.runtime
     flat = call.plan.flat
     if flat is not None and flat.overrides_provider is not None and getattr(flat.overrides_provider, "dependency_overrides", None):
