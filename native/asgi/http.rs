@@ -330,6 +330,23 @@ fn more_body(message: &Bound<'_, PyDict>) -> PyResult<bool> {
     }
 }
 
+/// A response whose whole body is known; hyper may trust its `content-length` when it is
+/// exact (and the request is not `HEAD`).
+fn complete_response(
+    inner: &HttpShared,
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response<ResBody> {
+    let exact = !inner.is_head()
+        && headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            == Some(body.len());
+    build_response(&inner.engine, status, headers, ResBody::full(body, exact))
+}
+
 fn build_response(
     engine: &EngineShared,
     status: StatusCode,
@@ -413,13 +430,7 @@ impl HTTPProtocol {
             ResponseState::Pending(tx) => {
                 drop(state);
                 let body = Bytes::copy_from_slice(body.as_bytes());
-                let exact = !inner.is_head()
-                    && headers
-                        .get(CONTENT_LENGTH)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<usize>().ok())
-                        == Some(body.len());
-                let response = build_response(&inner.engine, status, headers, ResBody::full(body, exact));
+                let response = complete_response(inner, status, headers, body);
                 inner.engine.deliver(headers_py, (tx, response));
                 inner.finished.send_replace(true);
                 Ok(())
@@ -522,14 +533,7 @@ impl HTTPProtocol {
                     let _ = tx.send(build_response(&inner.engine, status, headers, streamed));
                     state.response = ResponseState::Streaming(chunks);
                 } else {
-                    let exact = !inner.is_head()
-                        && headers
-                            .get(CONTENT_LENGTH)
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.trim().parse::<usize>().ok())
-                            == Some(body.len());
-                    let response =
-                        build_response(&inner.engine, status, headers, ResBody::full(body, exact));
+                    let response = complete_response(inner, status, headers, body);
                     drop(state);
                     inner.engine.deliver(py, (tx, response));
                     inner.finished.send_replace(true);
