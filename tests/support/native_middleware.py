@@ -1,0 +1,57 @@
+"""Which tier served the middleware differential tests (issue #5).
+
+Apps with Starlette's standard middleware (CORS, GZip, TrustedHost, HTTPSRedirect, Sessions)
+are served by the ASGI tier today. When the engine runs that middleware natively, flip
+``MIDDLEWARE_NATIVE`` to ``True``: every ``test_middleware_*.py`` module then also asserts
+that the requests named in its ``NATIVE_PROBES`` were answered by the native tier (the
+answers themselves are compared with uvicorn + stock Starlette either way).
+
+This constant is the one switch for all those modules.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from support.compare import PairClients, Req
+
+#: Flip to True when the native CORS/GZip/TrustedHost/HTTPSRedirect/Session middleware lands.
+MIDDLEWARE_NATIVE = False
+
+
+def engine_stats(pair: PairClients) -> dict[str, int]:
+    """The engine's request counters for this pair: ``{"http", "websocket", "native"}``."""
+    engine = pair.pair.engine
+    if not hasattr(
+        engine, "stats"
+    ):  # FASTRAPI_DIFF_ENGINE_IS_UVICORN=1 (harness check)
+        return {"http": 0, "websocket": 0, "native": 0}
+    return dict(engine.stats())
+
+
+def expect_native(
+    pair: PairClients, req: Req, record_property: Any = None
+) -> Counter[str]:
+    """Send ``req`` to both servers (compared as usual) and check which tier answered.
+
+    Returns what the engine's counters moved by for this one request. With
+    ``MIDDLEWARE_NATIVE`` off this only records (``record_property``, when given, stores the
+    pair's counters before and after in the JUnit report); with it on, the request must have
+    been answered natively.
+    """
+    before = Counter(engine_stats(pair))
+    pair.compare(req)
+    after = Counter(engine_stats(pair))
+    delta = Counter(after)
+    delta.subtract(before)
+    if record_property is not None:
+        record_property("engine_stats", dict(after))
+        record_property("engine_stats_delta", dict(delta))
+    if MIDDLEWARE_NATIVE:
+        assert delta["http"] == 1, f"{req.label()}: engine counted {dict(delta)}"
+        assert delta["native"] == 1, (
+            f"{req.label()}: answered by the ASGI tier, expected native "
+            f"(engine counters now {dict(after)})"
+        )
+    return delta
