@@ -1,8 +1,11 @@
 """CORSMiddleware (preflight, simple, disallowed origins) and GZipMiddleware."""
 
+from typing import Any
+
 import pytest
 from apps import middleware
 from support.compare import PairClients, Req
+from support.native_middleware import expect_native
 
 from .conftest import pair_fixture
 
@@ -215,3 +218,15 @@ def test_gzip_applies_above_minimum_size(gzip_pair: PairClients) -> None:
     plain = gzip_pair.compare(Req("GET", "/large-json", drop_headers=(AE,)))
     assert plain.header("content-encoding") is None
     assert plain.body == large.body
+
+
+@pytest.mark.parametrize(
+    "pair_name", ["cors", "cors_wildcard", "cors_regex", "gzip_pair"]
+)
+def test_native_tier(
+    request: pytest.FixtureRequest, record_property: Any, pair_name: str
+) -> None:
+    """A route behind CORS/GZip: native once ``MIDDLEWARE_NATIVE`` is on."""
+    pair = request.getfixturevalue(pair_name)
+    probe = "/large-json" if pair_name == "gzip_pair" else "/data"
+    expect_native(pair, Req("GET", probe, headers={"origin": GOOD}), record_property)
