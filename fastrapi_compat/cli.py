@@ -1,4 +1,4 @@
-"""The ``fastrapi-compat`` command line: ``fastrapi-compat run MODULE:APP [options]``.
+"""The ``fastrapi-compat`` command line: ``run``, ``explain`` and ``check`` ``MODULE:APP``.
 
 Flag names and defaults follow uvicorn's, so ``uvicorn main:app --port 8080`` becomes
 ``fastrapi-compat run main:app --port 8080``. Every error a user can cause (bad flag,
@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import inspect
 import json
 import logging
 import os
 import platform
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -43,7 +45,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser for every subcommand (``run`` today; ``explain`` and ``check`` later)."""
+    """The parser for every subcommand: ``run``, ``explain`` and ``check``."""
     parser = _Parser(
         prog="fastrapi-compat",
         description="Serve an unmodified FastAPI (or any ASGI) app with the Rust engine.",
@@ -118,6 +120,67 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument(
         "--factory", action="store_true", help="MODULE:APP is an app factory"
     )
+
+    check = commands.add_parser(
+        "check",
+        help="fuzz MODULE:APP's OpenAPI schema against stock FastAPI",
+        description="Send requests generated from the app's OpenAPI schema (schemathesis) to "
+        "stock FastAPI in process and to the engine over HTTP; report every difference in "
+        "status, headers or body. Exit 0 when there is none, 1 otherwise.",
+    )
+    check.add_argument("app", metavar="MODULE:APP", help="import target, e.g. main:app")
+    check.add_argument(
+        "--max-examples",
+        type=_positive_int,
+        default=20,
+        metavar="N",
+        help="at most N generated requests per operation (default: %(default)s)",
+    )
+    check.add_argument(
+        "--seed",
+        type=_seed,
+        default=None,
+        help="generation seed (default: a random one, printed)",
+    )
+    check.add_argument(
+        "--mode",
+        choices=("positive", "negative", "all"),
+        default="all",
+        help="valid requests, invalid ones or both halves of N (default: %(default)s)",
+    )
+    check.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="per request and side (default: %(default)s)",
+    )
+    check.add_argument(
+        "--mask",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="replace matches in header values and bodies before comparing (values the app "
+        "derives from the clock or randomness); repeatable",
+    )
+    check.add_argument(
+        "--tier",
+        choices=("auto", "asgi"),
+        default=os.environ.get("FASTRAPI_TIER", "auto"),
+        help="the engine's tier, as for run (default: %(default)s)",
+    )
+    check.add_argument(
+        "--log-level",
+        type=str.lower,
+        choices=LOG_LEVELS,
+        default="critical",
+        help="the engine's log level (default: %(default)s: app exceptions are compared, "
+        "not printed)",
+    )
+    check.add_argument("--app-dir", default=".", help="directory put first on sys.path")
+    check.add_argument(
+        "--factory", action="store_true", help="MODULE:APP is an app factory"
+    )
     return parser
 
 
@@ -131,6 +194,38 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"invalid port {port}: must be 0..65535")
     return port
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid number {value}: must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"invalid number {text}: must be more than 0")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid seed {text!r}: not a whole number"
+        ) from None
+    if not 0 <= value < 2**64:
+        raise argparse.ArgumentTypeError(f"invalid seed {value}: must be 0..2**64-1")
+    return value
 
 
 def import_from_string(target: str) -> Any:
@@ -342,14 +437,60 @@ def cmd_explain(args: argparse.Namespace) -> int:
     print()
     if compiled.middleware:
         for m in compiled.middleware:
-            print(
-                f"middleware {m.name}: {'native' if m.native else 'python'} ({m.reason})"
-            )
+            where = "native (run by the engine in Rust)" if m.native else f"python ({m.reason})"
+            print(f"middleware {m.name}: {where}")
     else:
         print("middleware: none besides FastAPI's own")
     native = sum(r.tier == "native" for r in compiled.routes)
     print(f"{native} of {len(compiled.routes)} routes native")
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    for pattern in args.mask:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            return _fail(f"invalid --mask {pattern!r}: {exc}.")
+    if importlib.util.find_spec("schemathesis") is None:
+        return _fail(
+            "check needs schemathesis (Python >= 3.11): pip install 'fastrapi-compat[check]'."
+        )
+    from fastrapi_compat.check import (
+        CheckError,
+        Options,
+        load_two_instances,
+        run_check,
+        summary,
+    )
+
+    configure_logging(args.log_level)
+    # The app's own loggers too (a warning per malformed generated request is noise here).
+    logging.getLogger().setLevel(logging.getLogger("fastrapi_compat").level)
+    try:
+        pair = load_two_instances(lambda: _load_target(args), args.app_dir)
+    except AppLoadError as exc:
+        return _fail(str(exc))
+    if pair.shared_reason:
+        print(
+            f"note: both sides share one app object ({pair.shared_reason}): state that one "
+            "side's requests change is seen by the other",
+            file=sys.stderr,
+        )
+    options = Options(
+        max_examples=args.max_examples,
+        seed=args.seed,
+        mode=args.mode,
+        timeout=args.timeout,
+        tier=args.tier,
+        masks=tuple(args.mask),
+    )
+    try:
+        report = run_check(pair, options)
+    except CheckError as exc:
+        return _fail(str(exc))
+    print(summary(report))
+    return 1 if report.differences else 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -396,6 +537,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_run(args)
     if args.command == "explain":
         return cmd_explain(args)
+    if args.command == "check":
+        return cmd_check(args)
     return _fail("missing command (see 'fastrapi-compat --help').")
 
 
