@@ -1,7 +1,5 @@
 """CORSMiddleware (preflight, simple, disallowed origins) and GZipMiddleware."""
 
-from typing import Any
-
 import pytest
 from apps import middleware
 from support.compare import PairClients, Req
@@ -223,10 +221,8 @@ def test_gzip_applies_above_minimum_size(gzip_pair: PairClients) -> None:
 @pytest.mark.parametrize(
     "pair_name", ["cors", "cors_wildcard", "cors_regex", "gzip_pair"]
 )
-def test_native_tier(
-    request: pytest.FixtureRequest, record_property: Any, pair_name: str
-) -> None:
+def test_native_tier(request: pytest.FixtureRequest, pair_name: str) -> None:
     """A route behind CORS/GZip: native once ``MIDDLEWARE_NATIVE`` is on."""
     pair = request.getfixturevalue(pair_name)
     probe = "/large-json" if pair_name == "gzip_pair" else "/data"
-    expect_native(pair, Req("GET", probe, headers={"origin": GOOD}), record_property)
+    expect_native(pair, Req("GET", probe, headers={"origin": GOOD}), request)

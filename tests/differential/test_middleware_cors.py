@@ -530,9 +530,7 @@ PAIRS = [
 
 
 @pytest.mark.parametrize("pair_name", PAIRS)
-def test_native_tier(
-    request: pytest.FixtureRequest, record_property: Any, pair_name: str
-) -> None:
+def test_native_tier(request: pytest.FixtureRequest, pair_name: str) -> None:
     """A typed route behind CORSMiddleware: native once ``MIDDLEWARE_NATIVE`` is on."""
     pair = request.getfixturevalue(pair_name)
-    expect_native(pair, simple(GOOD, "/items/5?q=native"), record_property)
+    expect_native(pair, simple(GOOD, "/items/5?q=native"), request)

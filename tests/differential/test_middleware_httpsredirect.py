@@ -182,7 +182,7 @@ def test_forwarded_https_is_not_redirected(pair: PairClients) -> None:
     )
 
 
-def test_native_tier(pair: PairClients, record_property: Any) -> None:
+def test_native_tier(pair: PairClients, request: pytest.FixtureRequest) -> None:
     """Behind HTTPSRedirectMiddleware plain HTTP never reaches the endpoint: the redirect
     itself is what the native middleware answers once ``MIDDLEWARE_NATIVE`` is on."""
-    expect_native(pair, Req("GET", "/items/1?q=n"), record_property)
+    expect_native(pair, Req("GET", "/items/1?q=n"), request)

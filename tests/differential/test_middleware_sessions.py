@@ -425,11 +425,9 @@ PAIRS = ["default_pair", "custom_pair", "short_pair"]
 
 
 @pytest.mark.parametrize("pair_name", PAIRS)
-def test_native_tier(
-    request: pytest.FixtureRequest, record_property: Any, pair_name: str
-) -> None:
+def test_native_tier(request: pytest.FixtureRequest, pair_name: str) -> None:
     """A typed route behind SessionMiddleware: native once ``MIDDLEWARE_NATIVE`` is on."""
     pair = request.getfixturevalue(pair_name)
     pair.reference.cookies.clear()
     pair.engine.cookies.clear()
-    expect_native(pair, s("GET", "/untouched/4?q=n", id="native"), record_property)
+    expect_native(pair, s("GET", "/untouched/4?q=n", id="native"), request)

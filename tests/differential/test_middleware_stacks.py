@@ -157,13 +157,11 @@ PROBES = {
 
 
 @pytest.mark.parametrize("pair_name", list(PROBES))
-def test_native_tier(
-    request: pytest.FixtureRequest, record_property: Any, pair_name: str
-) -> None:
+def test_native_tier(request: pytest.FixtureRequest, pair_name: str) -> None:
     """A typed route behind a stack of standard middleware: native once
     ``MIDDLEWARE_NATIVE`` is on (``with_python_middleware`` has a Python middleware in
     the stack, which keeps the ASGI tier: not probed)."""
     pair = request.getfixturevalue(pair_name)
     pair.reference.cookies.clear()
     pair.engine.cookies.clear()
-    expect_native(pair, PROBES[pair_name], record_property)
+    expect_native(pair, PROBES[pair_name], request)

@@ -244,9 +244,7 @@ PAIRS = {
 
 
 @pytest.mark.parametrize("pair_name", list(PAIRS))
-def test_native_tier(
-    request: pytest.FixtureRequest, record_property: Any, pair_name: str
-) -> None:
+def test_native_tier(request: pytest.FixtureRequest, pair_name: str) -> None:
     """A typed route behind TrustedHostMiddleware: native once ``MIDDLEWARE_NATIVE`` is on."""
     pair = request.getfixturevalue(pair_name)
-    expect_native(pair, host(PAIRS[pair_name], "/items/9?q=n"), record_property)
+    expect_native(pair, host(PAIRS[pair_name], "/items/9?q=n"), request)

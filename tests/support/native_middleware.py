@@ -12,7 +12,8 @@ This constant is the one switch for all those modules.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+
+import pytest
 
 from support.compare import PairClients, Req
 
@@ -31,23 +32,23 @@ def engine_stats(pair: PairClients) -> dict[str, int]:
 
 
 def expect_native(
-    pair: PairClients, req: Req, record_property: Any = None
+    pair: PairClients, req: Req, request: pytest.FixtureRequest | None = None
 ) -> Counter[str]:
     """Send ``req`` to both servers (compared as usual) and check which tier answered.
 
-    Returns what the engine's counters moved by for this one request. With
-    ``MIDDLEWARE_NATIVE`` off this only records (``record_property``, when given, stores the
-    pair's counters before and after in the JUnit report); with it on, the request must have
-    been answered natively.
+    Returns what the engine's counters moved by for this one request. ``request`` (the
+    test's) records the pair's counters after the request and the move in the test's
+    ``user_properties`` (shown in JUnit XML reports). With ``MIDDLEWARE_NATIVE`` off that
+    is all; with it on, the request must have been answered natively.
     """
     before = Counter(engine_stats(pair))
     pair.compare(req)
     after = Counter(engine_stats(pair))
     delta = Counter(after)
     delta.subtract(before)
-    if record_property is not None:
-        record_property("engine_stats", dict(after))
-        record_property("engine_stats_delta", dict(delta))
+    if request is not None:
+        request.node.user_properties.append(("engine_stats", dict(after)))
+        request.node.user_properties.append(("engine_stats_delta", dict(delta)))
     if MIDDLEWARE_NATIVE:
         assert delta["http"] == 1, f"{req.label()}: engine counted {dict(delta)}"
         assert delta["native"] == 1, (
