@@ -4,7 +4,10 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any, Literal, final
 
-__all__ = ["ClientDisconnected", "Engine", "HTTPProtocol", "Ready", "RouteMirror", "WebSocketProtocol", "__version__", "build_profile", "dumps_plain"]
+__all__ = [
+    "SYNTHETIC_HOST_HEADER", "ClientDisconnected", "Engine", "HTTPProtocol", "MiddlewareStack", "Ready", "RouteMirror",
+    "WebSocketProtocol", "__version__", "build_profile", "dumps_plain",
+]
 
 __version__: str
 build_profile: str
@@ -47,6 +50,7 @@ class HTTPProtocol:
     def take_match(self) -> tuple[int, dict[str, str]] | None: ...
     def rematch(self, mirror: RouteMirror) -> tuple[int, dict[str, str]] | None: ...
     def served_natively(self) -> None: ...
+    def skip_middleware(self) -> None: ...
     def respond(self, status: int, headers: Any, body: bytes) -> None: ...
     def finish(self) -> Literal["complete", "disconnected", "not_started", "not_completed"]: ...
 
@@ -62,11 +66,23 @@ class WebSocketProtocol:
 
 @final
 class RouteMirror:
-    """The Rust route mirror: ``RouteMirror([(pattern, prefix, methods, static_path, plan)])``."""
+    """The Rust route mirror: ``RouteMirror([(pattern, prefix, methods, static_path, plan)])``,
+    with the app's middleware when the engine runs them."""
     def __new__(
-        cls, routes: list[tuple[str, str, list[str] | None, str | None, int | None]]
+        cls,
+        routes: list[tuple[str, str, list[str] | None, str | None, int | None]],
+        middleware: MiddlewareStack | None = None,
     ) -> RouteMirror: ...
     def __len__(self) -> int: ...
     def lookup(self, method: str, route_path: str) -> tuple[int, dict[str, str]] | None: ...
+
+@final
+class MiddlewareStack:
+    """Starlette's standard middleware as the engine runs them: ``[(kind, options)]``,
+    outermost first (see ``fastrapi_compat.middleware``)."""
+    def __new__(cls, layers: list[tuple[str, dict[str, Any]]]) -> MiddlewareStack: ...
+    def __len__(self) -> int: ...
+
+SYNTHETIC_HOST_HEADER: str
 
 def dumps_plain(obj: Any) -> bytes | None: ...

@@ -43,12 +43,17 @@ class Dispatcher:
         #: Set when the app's native routes are mirrored on this listener.
         self.native: NativeApp | None = None
 
-    def native_plan(self, protocol: HTTPProtocol) -> tuple[Plan, dict[str, str]] | None:
-        """The plan serving ``protocol`` natively (the request is then counted as native)."""
+    def native_plan(self, protocol: HTTPProtocol, handoff: bool = False) -> tuple[Plan, dict[str, str]] | None:
+        """The plan serving ``protocol`` natively (the request is then counted as native).
+        A request handed off to a caller that runs the app itself (``handoff``) is not served
+        natively when the engine runs the app's middleware: the caller runs the app's own."""
         native = self.native
         if native is None:
             return None
         found = native.find(protocol)
+        if found is not None and handoff and native.compiled.stack is not None:
+            native.declined = "the app's middleware run in Rust, and this client runs the app itself"
+            return None
         if found is not None:
             protocol.served_natively()
         return found
@@ -88,7 +93,7 @@ class Dispatcher:
         scope["state"] = self.state.copy()
         prepare_scope(plan, scope, params)
         try:
-            await run(NativeCall(plan, scope, protocol.receive, protocol.send, protocol.respond))
+            await run(NativeCall(plan, scope, protocol.receive, protocol.send, protocol.respond, protocol.skip_middleware))
         except BaseException as exc:
             protocol.finish()
             self.logger.error("Exception in ASGI application\n", exc_info=exc)

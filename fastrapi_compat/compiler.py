@@ -23,6 +23,8 @@ import fastapi.routing
 from starlette.routing import Mount, Route, WebSocketRoute
 
 from fastrapi_compat import internals
+from fastrapi_compat import middleware as native_middleware
+from fastrapi_compat._native import MiddlewareStack
 from fastrapi_compat.executor import AppRuntime, Plan
 
 #: (pattern, literal prefix, methods or None, static path or None, plan id or None)
@@ -54,6 +56,8 @@ class Compiled:
     mirror_reasons: list[str] = dataclasses.field(default_factory=list)
     #: Why no route of the app is native ("" when some can be).
     app_reason: str = ""
+    #: The app's middleware as the engine runs them (None: the app has none).
+    stack: MiddlewareStack | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -66,17 +70,18 @@ def _overrides(route: Any, method: str, base: type) -> bool:
     return getattr(type(route), method, None) is not getattr(base, method, None)
 
 
-def app_reason(app: Any) -> str:
+def app_reason(app: Any, layers: list[native_middleware.Layer] | None = None) -> str:
     """Why no route of ``app`` can be native ("" when routes may be)."""
     if not isinstance(app, fastapi.FastAPI):
         return f"not a FastAPI app ({type(app).__module__}.{type(app).__qualname__})"
     for method in ("__call__", "build_middleware_stack"):
         if _overrides(app, method, fastapi.FastAPI):
             return f"{type(app).__name__} overrides {method}"
-    middleware = getattr(app, "user_middleware", None) or []
-    if middleware:
-        names = ", ".join(getattr(m.cls, "__name__", repr(m.cls)) for m in middleware)
-        return f"middleware runs in Python: {names}"
+    if layers is None:
+        layers = native_middleware.layers(app)
+    in_python = [layer.name for layer in layers if layer.spec is None]
+    if in_python:
+        return f"middleware runs in Python: {', '.join(in_python)}"
     if getattr(app, "root_path", ""):
         return "app.root_path is set"
     if getattr(app, "max_body_size", None) is not None:
@@ -139,7 +144,14 @@ def _is_websocket(entry: Any) -> bool:
 
 def compile_app(app: Any) -> Compiled:
     """Compiles ``app``'s current route table (see the module docstring)."""
-    reason_for_app = app_reason(app)
+    layers = native_middleware.layers(app)
+    reason_for_app = app_reason(app, layers)
+    stack = None
+    if not reason_for_app and layers:
+        try:
+            stack = native_middleware.stack(layers)
+        except ValueError as exc:  # each layer was checked alone; keep the app correct anyway
+            reason_for_app = f"middleware stack: {exc}"
     runtime = AppRuntime(app) if not reason_for_app else None
     form_limits = bool(runtime) and internals.form_limits_configured(app)
     routes: list[RouteReport] = []
@@ -162,13 +174,13 @@ def compile_app(app: Any) -> Compiled:
                 mirror_reasons.append(reason)
     middleware = [
         MiddlewareReport(
-            name=getattr(m.cls, "__name__", repr(m.cls)),
-            native=False,
-            reason="runs in Python; the app is served by the ASGI tier",
+            name=layer.name,
+            native=layer.spec is not None and not reason_for_app,
+            reason=layer.reason or ("" if not reason_for_app else "the app is served by the ASGI tier"),
         )
-        for m in getattr(app, "user_middleware", []) or []
+        for layer in layers
     ]
     return Compiled(
         routes=routes, middleware=middleware, mirror=mirror, plans=plans,
-        mirror_reasons=mirror_reasons, app_reason=reason_for_app,
+        mirror_reasons=mirror_reasons, app_reason=reason_for_app, stack=stack,
     )

@@ -359,12 +359,18 @@ class Plan:
 class NativeCall:
     """One request on a native route. ``scope`` is the request's full ASGI scope (built by the
     engine, adjusted by the listener's handler); ``respond`` answers with a whole response in
-    one call (None: every response goes through ``send``); ``send`` is ASGI ``send``."""
+    one call (None: every response goes through ``send``); ``send`` is ASGI ``send``;
+    ``skip_middleware`` (None: the engine runs no middleware for the request) makes the next
+    response bypass the app's middleware the engine runs, for ``ServerErrorMiddleware``'s 500."""
 
-    __slots__ = ("plan", "receive", "request", "respond", "scope", "send", "started")
+    __slots__ = ("plan", "receive", "request", "respond", "scope", "send", "skip_middleware", "started")
 
-    def __init__(self, plan: Plan, scope: dict[str, Any], receive: Any, send: Send, respond: Respond | None) -> None:
+    def __init__(
+        self, plan: Plan, scope: dict[str, Any], receive: Any, send: Send, respond: Respond | None,
+        skip_middleware: Callable[[], None] | None,
+    ) -> None:
         self.plan = plan
+        self.skip_middleware = skip_middleware
         self.scope = scope
         self.receive = receive
         self.send = send
@@ -459,6 +465,8 @@ async def _run(call: NativeCall) -> None:
         else:
             response = await run_in_threadpool(handler, request, exc)
         if not call.started:
+            if call.skip_middleware is not None:
+                call.skip_middleware()
             await response(call.scope, call.receive, call.send)
         raise exc
 

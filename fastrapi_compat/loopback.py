@@ -39,6 +39,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from fastrapi_compat._native import (
+    SYNTHETIC_HOST_HEADER,
     ClientDisconnected,
     Engine,
     HTTPProtocol,
@@ -79,6 +80,7 @@ _async_library = ASYNC_LIBRARY = _async_library_var()
 T = TypeVar("T")
 SIDE_HEADER = "x-fastrapi-testclient"
 _SIDE_HEADER_BYTES = SIDE_HEADER.encode()
+_SYNTHETIC_HOST_BYTES = SYNTHETIC_HOST_HEADER.encode()
 OUTCOME_TIMEOUT = 30.0
 """Seconds a client waits for the app's call to end after its response arrived."""
 _logger = logging.getLogger("fastrapi_compat.testclient")
@@ -365,6 +367,10 @@ class EngineSite(Dispatcher):
                 break
         else:
             return None
+        for index, (name, _) in enumerate(headers):
+            if name == _SYNTHETIC_HOST_BYTES:
+                del headers[index]
+                break
         with self._lock:
             outcome = self._outcomes.pop(value.decode("latin-1"), None)
         if outcome is None:
@@ -398,7 +404,8 @@ class EngineSite(Dispatcher):
             if outcome is not None and ("path" in outcome.scope or outcome.scope.get("root_path")):
                 protocol.take_match()  # type: ignore[union-attr]  # the app sees another path than the mirror matched
             else:
-                found = self.native_plan(protocol)  # type: ignore[arg-type]
+                handoff = outcome is not None and outcome.handoff is not None
+                found = self.native_plan(protocol, handoff=handoff)  # type: ignore[arg-type]
         if outcome is not None and outcome.handoff is not None and is_http:
             if found is not None:
                 outcome.app = NativeASGI(*found)
@@ -431,7 +438,7 @@ class EngineSite(Dispatcher):
         prepare_scope(plan, scope, params)
         send = protocol.send if outcome is None else outcome.recording(protocol.send)
         respond = protocol.respond if outcome is None else outcome.responding(protocol.respond)
-        await self._call_http(protocol, scope, send, outcome, lambda s, r, w: run(NativeCall(plan, s, r, w, respond)))
+        await self._call_http(protocol, scope, send, outcome, lambda s, r, w: run(NativeCall(plan, s, r, w, respond, protocol.skip_middleware)))
 
     async def _call_http(
         self, protocol: HTTPProtocol, scope: dict[str, Any], send: Any, outcome: Outcome | None, app: Any = None

@@ -44,7 +44,7 @@ class NativeApp:
         self.mirror = None
         if self.compiled.plans:
             try:
-                self.mirror = RouteMirror(self.compiled.mirror)
+                self.mirror = RouteMirror(self.compiled.mirror, middleware=self.compiled.stack)
             except ValueError as exc:  # a pattern Rust's regex cannot take: all ASGI
                 _logger.info("route mirror unavailable, serving through the ASGI tier: %s", exc)
         self._plans = self.compiled.plans
@@ -137,4 +137,4 @@ class NativeASGI:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         prepare_scope(self.plan, scope, self.params)
-        await run(NativeCall(self.plan, scope, receive, send, None))
+        await run(NativeCall(self.plan, scope, receive, send, None, None))

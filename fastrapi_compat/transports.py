@@ -36,7 +36,7 @@ try:
 except ImportError:  # pragma: no cover - only httpx2 installed
     import httpx2 as _httpx  # type: ignore[no-redef]
 
-from fastrapi_compat._native import Engine
+from fastrapi_compat._native import SYNTHETIC_HOST_HEADER, Engine
 from fastrapi_compat.loopback import (
     ASYNC_LIBRARY,
     OUTCOME_TIMEOUT,
@@ -163,6 +163,8 @@ class _EngineTransportBase:
             stream = pull = _pull_stream_class(flavour)(stream, pull_loop)
         if b"host" not in names:
             headers.insert(0, (b"host", bytes(request.url.netloc)))
+            # The app will not see this Host: the engine's middleware must not decide from it.
+            headers.append((SYNTHETIC_HOST_HEADER.encode(), b"1"))
         if reframe or b"host" not in names:
             outcome.headers = [(k.lower(), v) for k, v in raw]
         headers.append((_SIDE_HEADER_BYTES, request_id.encode()))

@@ -8,6 +8,7 @@ mod body;
 mod engine;
 mod inbox;
 mod json;
+mod middleware;
 mod request;
 mod router;
 mod serve;
@@ -30,5 +31,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     asgi::init_pymodule(m)?;
     router::init_pymodule(m)?;
     json::init_pymodule(m)?;
+    middleware::init_pymodule(m)?;
     Ok(())
 }

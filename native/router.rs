@@ -119,6 +119,8 @@ pub struct RouteMirror {
     /// Static path -> the static routes with exactly that path, in order, for the paths that no
     /// earlier dynamic route can match.
     statics: HashMap<String, Vec<usize>>,
+    /// The app's middleware, when the engine runs them (`None`: the app has none).
+    stack: Option<std::sync::Arc<crate::middleware::Stack>>,
 }
 
 impl RouteMirror {
@@ -179,11 +181,20 @@ impl RouteMirror {
             }
         }
         statics.retain(|_, indices| !indices.is_empty());
-        Ok(Self { routes, statics })
+        Ok(Self {
+            routes,
+            statics,
+            stack: None,
+        })
     }
 
     pub fn len(&self) -> usize {
         self.routes.len()
+    }
+
+    /// The middleware the engine runs around this app's native routes.
+    pub fn stack(&self) -> Option<&std::sync::Arc<crate::middleware::Stack>> {
+        self.stack.as_ref()
     }
 
     /// The route a request reaches (`route_path` is the percent-decoded path, root path removed).
@@ -493,7 +504,8 @@ mod tests {
 }
 
 /// The route mirror as a Python object, so the compiler (and its tests) can ask it which route
-/// a request reaches: `RouteMirror([(pattern, prefix, methods|None, static_path|None, plan|None)])`.
+/// a request reaches: `RouteMirror([(pattern, prefix, methods|None, static_path|None, plan|None)],
+/// middleware=MiddlewareStack|None)`.
 #[pyo3::pyclass(frozen, module = "fastrapi_compat._native", name = "RouteMirror")]
 pub struct PyRouteMirror {
     pub(crate) inner: std::sync::Arc<RouteMirror>,
@@ -510,7 +522,12 @@ type SpecTuple = (
 #[pyo3::pymethods]
 impl PyRouteMirror {
     #[new]
-    fn new(routes: Vec<SpecTuple>) -> pyo3::PyResult<Self> {
+    #[pyo3(signature = (routes, middleware=None))]
+    fn new(
+        routes: Vec<SpecTuple>,
+        middleware: Option<pyo3::PyRef<'_, crate::middleware::PyMiddlewareStack>>,
+    ) -> pyo3::PyResult<Self> {
+        let stack = middleware.map(|m| m.inner.clone());
         let specs = routes
             .into_iter()
             .map(|(pattern, prefix, methods, static_path, plan)| RouteSpec {
@@ -522,8 +539,11 @@ impl PyRouteMirror {
             })
             .collect();
         RouteMirror::build(specs)
-            .map(|inner| Self {
-                inner: std::sync::Arc::new(inner),
+            .map(|mut inner| {
+                inner.stack = stack;
+                Self {
+                    inner: std::sync::Arc::new(inner),
+                }
             })
             .map_err(pyo3::exceptions::PyValueError::new_err)
     }

@@ -19,6 +19,7 @@ use crate::awaitable::Ready;
 use crate::body::ResBody;
 use crate::engine::EngineShared;
 use crate::inbox::Event;
+use crate::middleware::{Encoders, Flow, Pending, Session, Stack};
 use crate::request::{ConnInfo, RequestHead};
 
 /// Bodies announced at most this big are read before the app is called, so that its first
@@ -43,13 +44,36 @@ enum ResponseState {
         status: StatusCode,
         headers: HeaderMap,
     },
-    Streaming(mpsc::Sender<Result<Bytes, io::Error>>),
+    Streaming(mpsc::Sender<Result<Bytes, io::Error>>, Encoders),
     Done,
 }
 
 struct State {
     body: BodyState,
     response: ResponseState,
+    /// The app's middleware around this native request (`None`: none, or the ASGI tier).
+    layers: Option<Layers>,
+}
+
+/// The middleware a native request passed, with what each left for the response.
+struct Layers {
+    stack: Arc<Stack>,
+    pending: Vec<Pending>,
+    /// Set when Python serves the request natively; until then (and for the ASGI tier, which
+    /// runs the app's own middleware) the response phases do not apply.
+    armed: bool,
+    session: Option<Session>,
+}
+
+impl Layers {
+    fn new(stack: &Arc<Stack>, pending: Vec<Pending>) -> Self {
+        Self {
+            stack: stack.clone(),
+            pending,
+            armed: false,
+            session: None,
+        }
+    }
 }
 
 pub struct HttpShared {
@@ -102,7 +126,16 @@ pub async fn handle(
 ) -> Response<ResBody> {
     let (parts, incoming) = req.into_parts();
     let head = RequestHead::new(&parts, conn);
-    let matched = native_match(&head);
+    let (matched, layers) = match native_match(&head) {
+        Routed::Native(found, layers) => (Some(found), layers),
+        Routed::Asgi => (None, None),
+        Routed::Answered(status, headers, body) => {
+            engine.http_requests.fetch_add(1, Ordering::Relaxed);
+            engine.native_requests.fetch_add(1, Ordering::Relaxed);
+            let is_head = head.method == http::Method::HEAD;
+            return complete_response(&engine, is_head, status, headers, body);
+        }
+    };
     let body = if incoming.is_end_stream() {
         BodyState::Buffered(Bytes::new())
     } else if incoming
@@ -125,6 +158,7 @@ pub async fn handle(
         state: Mutex::new(State {
             body,
             response: ResponseState::Pending(tx),
+            layers,
         }),
         finished: watch::channel(false).0,
         disconnected: AtomicBool::new(false),
@@ -141,12 +175,53 @@ pub async fn handle(
     response.unwrap_or_else(|_| internal_error())
 }
 
-/// Asks the listener's route mirror (if any) which native route the request reaches. The
-/// route path is the percent-decoded path, as Starlette's `get_route_path` gives it for the
-/// scopes this engine builds (`path` = root path + request path).
-fn native_match(head: &RequestHead) -> Option<NativeMatch> {
-    let mirror = head.site.mirror.load();
-    match_with(head, mirror.as_ref()?)
+/// Where the mirror sends a request.
+enum Routed {
+    /// A native route, with the app's middleware it passed (if it has any).
+    Native(NativeMatch, Option<Layers>),
+    Asgi,
+    /// A middleware answered (a CORS preflight, an untrusted host, an HTTPS redirect).
+    Answered(StatusCode, HeaderMap, Bytes),
+}
+
+/// Asks the listener's route mirror (if any) which native route the request reaches, after the
+/// app's middleware (when the engine runs them). The route path is the percent-decoded path, as
+/// Starlette's `get_route_path` gives it for the scopes this engine builds (`path` = root path +
+/// request path).
+fn native_match(head: &RequestHead) -> Routed {
+    match head.site.mirror.load().as_ref() {
+        Some(mirror) => route(head, mirror),
+        None => Routed::Asgi,
+    }
+}
+
+fn route(head: &RequestHead, mirror: &crate::router::RouteMirror) -> Routed {
+    let Some(stack) = mirror.stack() else {
+        return match match_with(head, mirror) {
+            Some(found) => Routed::Native(found, None),
+            None => Routed::Asgi,
+        };
+    };
+    match stack.on_request(head) {
+        Flow::Punt => Routed::Asgi,
+        Flow::Answer(mut answer) => {
+            let body = stack
+                .complete(
+                    None,
+                    &answer.pending,
+                    None,
+                    answer.status,
+                    &mut answer.headers,
+                    answer.body,
+                )
+                .unwrap_or_default();
+            Routed::Answered(answer.status, answer.headers, body)
+        }
+        Flow::Next(pending) => match match_with(head, mirror) {
+            Some(found) => Routed::Native(found, Some(Layers::new(stack, pending))),
+            None => Routed::Asgi,
+        },
+    }
 }
 
 fn match_with(
@@ -333,18 +408,19 @@ fn more_body(message: &Bound<'_, PyDict>) -> PyResult<bool> {
 /// A response whose whole body is known; hyper may trust its `content-length` when it is
 /// exact (and the request is not `HEAD`).
 fn complete_response(
-    inner: &HttpShared,
+    engine: &EngineShared,
+    is_head: bool,
     status: StatusCode,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response<ResBody> {
-    let exact = !inner.is_head()
+    let exact = !is_head
         && headers
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<usize>().ok())
             == Some(body.len());
-    build_response(&inner.engine, status, headers, ResBody::full(body, exact))
+    build_response(engine, status, headers, ResBody::full(body, exact))
 }
 
 fn build_response(
@@ -370,6 +446,15 @@ impl HTTPProtocol {
             .head
             .fill_scope(py, &scope, "http", "2.3", inner.head.site.scheme)?;
         scope.set_item("method", inner.head.method.as_str())?;
+        let mut state = inner.lock();
+        if let Some(layers) = state.layers.as_mut() {
+            if layers.session.is_none() {
+                layers.session = layers.stack.open_session(py, &layers.pending)?;
+            }
+            if let Some(session) = &layers.session {
+                scope.set_item("session", session.object.bind(py))?;
+            }
+        }
         Ok(scope)
     }
 
@@ -392,20 +477,34 @@ impl HTTPProtocol {
     }
 
     /// `take_match`, asked of another mirror (one compiled after the app changed).
+    /// A request a middleware of the new app would answer goes to the ASGI tier.
     fn rematch<'py>(
         &self,
         py: Python<'py>,
         mirror: PyRef<'py, crate::router::PyRouteMirror>,
     ) -> PyResult<Option<(u32, Bound<'py, PyDict>)>> {
-        match_to_py(py, match_with(&self.inner.head, &mirror.inner))
+        let (found, layers) = match route(&self.inner.head, &mirror.inner) {
+            Routed::Native(found, layers) => (Some(found), layers),
+            Routed::Asgi | Routed::Answered(..) => (None, None),
+        };
+        self.inner.lock().layers = layers;
+        match_to_py(py, found)
     }
 
-    /// Counts this request as served by the native tier (in `Engine.stats()["native"]`).
+    /// Counts this request as served by the native tier (in `Engine.stats()["native"]`); from
+    /// now on its responses pass the app's middleware run by the engine.
     fn served_natively(&self) {
-        self.inner
-            .engine
-            .native_requests
-            .fetch_add(1, Ordering::Relaxed);
+        let inner = &self.inner;
+        if let Some(layers) = inner.lock().layers.as_mut() {
+            layers.armed = true;
+        }
+        inner.engine.native_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The next response skips the app's middleware: it is `ServerErrorMiddleware`'s, which
+    /// sits outside them all.
+    fn skip_middleware(&self) {
+        self.inner.lock().layers = None;
     }
 
     /// The whole response in one call (`http.response.start` then a final `http.response.body`),
@@ -421,16 +520,27 @@ impl HTTPProtocol {
         let status = StatusCode::from_u16(status).map_err(|_| {
             PyRuntimeError::new_err(format!("Invalid HTTP status code '{status}' in response."))
         })?;
-        let headers = parse_headers(Some(headers.clone()))?;
+        let mut headers = parse_headers(Some(headers.clone()))?;
         if inner.disconnected.load(Ordering::SeqCst) {
             return Ok(());
         }
         let mut state = inner.lock();
         match std::mem::replace(&mut state.response, ResponseState::Done) {
             ResponseState::Pending(tx) => {
+                let layers = state.layers.take();
                 drop(state);
-                let body = Bytes::copy_from_slice(body.as_bytes());
-                let response = complete_response(inner, status, headers, body);
+                let mut body = Bytes::copy_from_slice(body.as_bytes());
+                if let Some(layers) = layers.filter(|l| l.armed) {
+                    body = layers.stack.complete(
+                        Some(headers_py),
+                        &layers.pending,
+                        layers.session.as_ref(),
+                        status,
+                        &mut headers,
+                        body,
+                    )?;
+                }
+                let response = complete_response(&inner.engine, inner.is_head(), status, headers, body);
                 inner.engine.deliver(headers_py, (tx, response));
                 inner.finished.send_replace(true);
                 Ok(())
@@ -516,11 +626,24 @@ impl HTTPProtocol {
                 ResponseState::Started {
                     tx,
                     status,
-                    headers,
+                    mut headers,
                 },
             ) => {
-                let body = body_bytes(message)?;
-                if more_body(message)? {
+                let mut body = body_bytes(message)?;
+                let more = more_body(message)?;
+                let mut encoders = Encoders::default();
+                if let Some(layers) = state.layers.take().filter(|l| l.armed) {
+                    (body, encoders) = layers.stack.start(
+                        Some(py),
+                        &layers.pending,
+                        layers.session.as_ref(),
+                        status,
+                        &mut headers,
+                        body,
+                        more,
+                    )?;
+                }
+                if more {
                     let (chunks, rx) = mpsc::channel(STREAM_CAPACITY);
                     if !body.is_empty() {
                         let _ = chunks.try_send(Ok(body));
@@ -531,23 +654,27 @@ impl HTTPProtocol {
                         _guard: Some(guard),
                     };
                     let _ = tx.send(build_response(&inner.engine, status, headers, streamed));
-                    state.response = ResponseState::Streaming(chunks);
+                    state.response = ResponseState::Streaming(chunks, encoders);
                 } else {
-                    let response = complete_response(inner, status, headers, body);
+                    let response =
+                        complete_response(&inner.engine, inner.is_head(), status, headers, body);
                     drop(state);
                     inner.engine.deliver(py, (tx, response));
                     inner.finished.send_replace(true);
                 }
             }
-            ("http.response.body", ResponseState::Streaming(chunks)) => {
-                let body = body_bytes(message)?;
+            ("http.response.body", ResponseState::Streaming(chunks, mut encoders)) => {
+                let mut body = body_bytes(message)?;
                 let more = more_body(message)?;
+                if !encoders.is_empty() {
+                    body = encoders.chunk(body, more);
+                }
                 if !body.is_empty() {
                     match chunks.try_send(Ok(body)) {
                         Ok(()) => {}
                         Err(mpsc::error::TrySendError::Full(chunk)) => {
                             if more {
-                                state.response = ResponseState::Streaming(chunks.clone());
+                                state.response = ResponseState::Streaming(chunks.clone(), encoders);
                             }
                             drop(state);
                             if !more {
@@ -571,7 +698,7 @@ impl HTTPProtocol {
                     }
                 }
                 if more {
-                    state.response = ResponseState::Streaming(chunks);
+                    state.response = ResponseState::Streaming(chunks, encoders);
                 } else {
                     drop(chunks);
                     drop(state);
@@ -633,7 +760,7 @@ impl HTTPProtocol {
                 ));
                 "not_completed"
             }
-            ResponseState::Streaming(chunks) => {
+            ResponseState::Streaming(chunks, _) => {
                 inner.engine.handle.spawn(async move {
                     let _ = chunks
                         .send(Err(io::Error::other(

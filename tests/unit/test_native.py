@@ -378,7 +378,11 @@ def test_yield_dependencies_exit_in_order() -> None:
 
 
 def test_explain_reasons() -> None:
+    from starlette.middleware.base import BaseHTTPMiddleware
     from starlette.middleware.cors import CORSMiddleware
+
+    async def passthrough(request: Any, call_next: Any) -> Any:
+        return await call_next(request)
 
     app = FastAPI()
     app.add_middleware(CORSMiddleware, allow_origins=["*"])
@@ -386,8 +390,13 @@ def test_explain_reasons() -> None:
     @app.get("/a")
     async def a() -> None: ...
 
-    reasons = {r.path: r.reason for r in compile_app(app).routes}
-    assert reasons["/a"] == "middleware runs in Python: CORSMiddleware"
+    compiled = compile_app(app)
+    assert {r.path: r.reason for r in compiled.routes}["/a"] == ""
+    assert [(m.name, m.native) for m in compiled.middleware] == [("CORSMiddleware", True)]
+    app.add_middleware(BaseHTTPMiddleware, dispatch=passthrough)
+    compiled = compile_app(app)
+    assert {r.path: r.reason for r in compiled.routes}["/a"] == "middleware runs in Python: BaseHTTPMiddleware"
+    assert [(m.name, m.native) for m in compiled.middleware] == [("BaseHTTPMiddleware", False), ("CORSMiddleware", False)]
 
     class Custom(APIRouter):
         def matches(self, scope: Any) -> Any:

@@ -1,0 +1,233 @@
+//! `TrustedHostMiddleware` and `HTTPSRedirectMiddleware`: decisions from the `Host` header.
+//!
+//! The common answers are made here (a trusted host passes, an untrusted one gets Starlette's
+//! 400, a plain `http` URL its 307); the `www` redirect and URLs whose text Python's
+//! `urlsplit`/`quote` would reshape (IPv6 literals, control characters) punt to the ASGI tier.
+
+use std::sync::LazyLock;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, LOCATION};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use regex::bytes::Regex;
+
+use super::{first, option, plain_text, Pending, Step};
+use crate::request::RequestHead;
+
+/// Starlette's `_HOST_RE` (`starlette._utils`), case-insensitive, ASCII only as the latin-1
+/// text it is matched against has no other case pairs with ASCII.
+static HOST_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r"(?i-u)\A(?P<host>[a-z0-9._~%!$&'()*+,;=-]+|\[(?:(?P<ipv6>[a-f0-9]*:[a-f0-9.:]+)|",
+        r"(?-i:v)[a-f0-9]+\.[a-z0-9._~!$&'()*+,;=:-]+)\])(?::(?P<port>[0-9]+))?\z",
+    ))
+    .expect("host regex")
+});
+
+/// A `Host` header's host and port, as written.
+type HostPort<'a> = (&'a [u8], Option<&'a [u8]>);
+
+/// `parse_host_header`: `(host, port)`, `None` for an invalid header. `Err(())` for a
+/// bracketed literal (its validation is Python's `ipaddress`, so the caller punts).
+fn parse_host(value: Option<&[u8]>) -> Result<Option<HostPort<'_>>, ()> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let Some(found) = HOST_RE.captures(value) else {
+        return Ok(None);
+    };
+    let Some(host) = found.name("host") else {
+        return Ok(None);
+    };
+    if host.as_bytes().starts_with(b"[") {
+        return Err(());
+    }
+    Ok(Some((
+        host.as_bytes(),
+        found.name("port").map(|p| p.as_bytes()),
+    )))
+}
+
+/// `ParsedHost.is_valid_port`, with the port's value.
+fn valid_port(port: Option<&[u8]>) -> Option<Option<u32>> {
+    let Some(port) = port else {
+        return Some(None);
+    };
+    let digits: &[u8] = &port[port.iter().position(|&b| b != b'0').unwrap_or(port.len())..];
+    if digits.len() > 5 {
+        return None;
+    }
+    let value = std::str::from_utf8(digits)
+        .ok()?
+        .parse::<u32>()
+        .unwrap_or(0);
+    (value <= 65535).then_some(Some(value))
+}
+
+pub struct TrustedHost {
+    /// Lower-cased patterns.
+    allowed: Vec<Vec<u8>>,
+    allow_any: bool,
+    www_redirect: bool,
+}
+
+impl TrustedHost {
+    pub fn from_options(options: &Bound<'_, PyDict>) -> PyResult<Self> {
+        let allowed: Vec<String> = option(options, "allowed_hosts")?;
+        Ok(Self {
+            allowed: allowed.into_iter().map(String::into_bytes).collect(),
+            allow_any: option(options, "allow_any")?,
+            www_redirect: option(options, "www_redirect")?,
+        })
+    }
+
+    pub(super) fn on_request(&self, head: &RequestHead) -> Step {
+        if self.allow_any {
+            return Step::Next(Pending::Nothing);
+        }
+        let Ok(parsed) = parse_host(first(&head.headers, "host")) else {
+            return Step::Punt;
+        };
+        let Some((host, _)) = parsed else {
+            return invalid_host();
+        };
+        let host = host.to_ascii_lowercase();
+        let mut www = false;
+        for pattern in &self.allowed {
+            if *pattern == host || (pattern.starts_with(b"*") && host.ends_with(&pattern[1..])) {
+                return Step::Next(Pending::Nothing);
+            }
+            if pattern.len() == host.len() + 4
+                && pattern.starts_with(b"www.")
+                && pattern[4..] == host[..]
+            {
+                www = true;
+            }
+        }
+        if www && self.www_redirect {
+            Step::Punt // the redirect URL is built by Starlette's `URL`
+        } else {
+            invalid_host()
+        }
+    }
+}
+
+fn invalid_host() -> Step {
+    plain_text(
+        StatusCode::BAD_REQUEST,
+        HeaderMap::new(),
+        "Invalid host header".to_owned(),
+    )
+}
+
+/// `HTTPSRedirectMiddleware`: `https` requests pass; `http` ones get the 307.
+pub(super) fn https_redirect(head: &RequestHead) -> Step {
+    if head.site.scheme != "http" {
+        return Step::Next(Pending::Nothing);
+    }
+    match redirect_location(head) {
+        Some(location) => {
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(0));
+            headers.insert(LOCATION, location);
+            Step::Answer(StatusCode::TEMPORARY_REDIRECT, headers, Bytes::new())
+        }
+        None => Step::Punt,
+    }
+}
+
+/// `URL(scope=scope)` with the scheme `https` and the default port dropped, through
+/// `RedirectResponse`'s `quote`; `None` when Python's URL handling could reshape the text.
+fn redirect_location(head: &RequestHead) -> Option<HeaderValue> {
+    let (netloc, hostname, port) = match parse_host(first(&head.headers, "host")).ok()? {
+        Some((host, port)) if valid_port(port).is_some() => {
+            let mut netloc = host.to_vec();
+            if let Some(port) = port {
+                netloc.push(b':');
+                netloc.extend_from_slice(port);
+            }
+            (netloc, host.to_ascii_lowercase(), valid_port(port)?)
+        }
+        _ => {
+            let std::net::IpAddr::V4(ip) = head.server.ip() else {
+                return None;
+            };
+            let host = ip.to_string().into_bytes();
+            let port = head.server.port();
+            let mut netloc = host.clone();
+            if port != 80 {
+                netloc.extend_from_slice(format!(":{port}").as_bytes());
+                (netloc, host, Some(u32::from(port)))
+            } else {
+                (netloc, host, None)
+            }
+        }
+    };
+    // `urlsplit` drops tabs and newlines and trims control characters: leave those to Python.
+    let plain = |b: &u8| *b >= 0x20 && *b != 0x7f;
+    let decoded = percent_encoding::percent_decode(&head.raw_path).decode_utf8_lossy();
+    let mut path = String::with_capacity(head.site.root_path.len() + decoded.len());
+    path.push_str(&head.site.root_path);
+    path.push_str(&decoded);
+    if !path.bytes().all(|b| plain(&b)) || !head.query.iter().all(plain) || !head.query.is_ascii() {
+        return None;
+    }
+    let path = path
+        .replace('?', "%3F")
+        .replace('#', "%23")
+        .replace('\\', "%5C");
+    let mut url = b"https://".to_vec();
+    if matches!(port, Some(80 | 443)) {
+        url.extend_from_slice(&hostname);
+    } else {
+        url.extend_from_slice(&netloc);
+    }
+    url.extend_from_slice(path.as_bytes());
+    if !head.query.is_empty() {
+        url.push(b'?');
+        url.extend_from_slice(&head.query);
+    }
+    HeaderValue::from_bytes(&quote(&url)).ok()
+}
+
+/// `urllib.parse.quote(text, safe=":/%#?=@[]!$&'()*+,;")` on UTF-8 bytes.
+fn quote(text: &[u8]) -> Vec<u8> {
+    const SAFE: &[u8] = b":/%#?=@[]!$&'()*+,;_.-~";
+    let mut out = Vec::with_capacity(text.len());
+    for &b in text {
+        if b.is_ascii_alphanumeric() || SAFE.contains(&b) {
+            out.push(b);
+        } else {
+            out.extend_from_slice(format!("%{b:02X}").as_bytes());
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_header_parsing() {
+        assert_eq!(
+            parse_host(Some(b"Example.com:8080")),
+            Ok(Some((&b"Example.com"[..], Some(&b"8080"[..]))))
+        );
+        assert_eq!(parse_host(Some(b"example.com:")), Ok(None));
+        assert_eq!(parse_host(Some(b"exa mple.com")), Ok(None));
+        assert_eq!(parse_host(None), Ok(None));
+        assert_eq!(parse_host(Some(b"[::1]:80")), Err(()));
+        assert_eq!(valid_port(Some(b"000080")), Some(Some(80)));
+        assert_eq!(valid_port(Some(b"65536")), None);
+        assert_eq!(valid_port(Some(b"0")), Some(Some(0)));
+    }
+
+    #[test]
+    fn quote_is_pythons() {
+        assert_eq!(quote("/a b/é\"{".as_bytes()), b"/a%20b/%C3%A9%22%7B");
+        assert_eq!(quote(b"/x?y=1&z=%41"), b"/x?y=1&z=%41");
+    }
+}

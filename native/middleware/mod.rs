@@ -1,0 +1,345 @@
+//! Starlette's standard middleware, run in Rust around native routes.
+//!
+//! The compiler hands over the app's `user_middleware` (outermost first) when every entry is
+//! one of Starlette's own classes with a source the engine was verified against; each becomes
+//! a [`Layer`] configured from the *instantiated* Starlette middleware's attributes, so option
+//! handling (defaults, `"*"`, sorting, header text) is Starlette's own.
+//!
+//! A request passes the layers outermost first ([`Stack::on_request`]). Each layer either lets
+//! it through (leaving a [`Pending`] note for its response phase), answers it itself (a CORS
+//! preflight, an invalid host: the answer then passes the response phases of the layers outside
+//! it), or *punts*: the case is one the engine does not reproduce byte for byte (a redirect to
+//! build from an unusual URL, a cookie in an unusual form...), and the ASGI tier serves the
+//! request with the app's real middleware stack. Responses from the native route pass the
+//! response phases innermost first ([`Armed::on_response`]), as ASGI `send` wrappers would.
+//! `ServerErrorMiddleware` sits outside every user middleware: its 500 skips them all.
+
+mod cors;
+mod gzip;
+mod hosts;
+mod sessions;
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+
+use crate::request::RequestHead;
+
+pub use sessions::{Cookie, Session};
+
+/// One of Starlette's middleware, configured.
+enum Layer {
+    Cors(cors::Cors),
+    GZip(gzip::GZip),
+    TrustedHost(hosts::TrustedHost),
+    HttpsRedirect,
+    Session(sessions::Sessions),
+}
+
+/// What a layer left for the response phase of one request.
+pub enum Pending {
+    Nothing,
+    Cors { origin: Option<HeaderValue> },
+    GZip { gzip: bool },
+    Session(Cookie),
+}
+
+/// The outcome of the request phase.
+pub enum Flow {
+    /// The request reaches the router; one note per layer.
+    Next(Vec<Pending>),
+    /// A layer answered; the notes of the layers outside it.
+    Answer(Answer),
+    /// The ASGI tier serves this request.
+    Punt,
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub pending: Vec<Pending>,
+}
+
+/// The app's middleware stack, outermost first.
+pub struct Stack {
+    layers: Vec<Layer>,
+    /// The index of the session layer, if any.
+    session: Option<usize>,
+}
+
+impl Stack {
+    pub fn on_request(&self, head: &RequestHead) -> Flow {
+        // A test client's request that had no `Host` of its own travels with one added; the app
+        // will not see it, so nothing here may decide from it.
+        if head.headers.contains_key(SYNTHETIC_HOST) {
+            return Flow::Punt;
+        }
+        let mut pending = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            let step = match layer {
+                Layer::Cors(cors) => cors.on_request(head),
+                Layer::GZip(gzip) => gzip.on_request(head),
+                Layer::TrustedHost(hosts) => hosts.on_request(head),
+                Layer::HttpsRedirect => hosts::https_redirect(head),
+                Layer::Session(sessions) => sessions.on_request(head),
+            };
+            match step {
+                Step::Next(note) => pending.push(note),
+                Step::Answer(status, headers, body) => {
+                    return Flow::Answer(Answer {
+                        status,
+                        headers,
+                        body,
+                        pending,
+                    })
+                }
+                Step::Punt => return Flow::Punt,
+            }
+        }
+        Flow::Next(pending)
+    }
+
+    /// The app's `Session` object for a request that passed the layers with `pending`.
+    pub fn open_session(&self, py: Python<'_>, pending: &[Pending]) -> PyResult<Option<Session>> {
+        let Some(index) = self.session else {
+            return Ok(None);
+        };
+        match (&self.layers[index], pending.get(index)) {
+            (Layer::Session(sessions), Some(Pending::Session(cookie))) => {
+                sessions.open(py, cookie).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The response phases of `pending`'s layers (innermost first) for a whole response.
+    pub fn complete(
+        &self,
+        py: Option<Python<'_>>,
+        pending: &[Pending],
+        session: Option<&Session>,
+        status: StatusCode,
+        headers: &mut HeaderMap,
+        body: Bytes,
+    ) -> PyResult<Bytes> {
+        let (body, encoders) = self.start(py, pending, session, status, headers, body, false)?;
+        debug_assert!(encoders.is_empty());
+        Ok(body)
+    }
+
+    /// The response phases for the start of a response and its first body message; returns the
+    /// body to send and, for a streamed body, the encoders its later chunks go through.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        &self,
+        py: Option<Python<'_>>,
+        pending: &[Pending],
+        session: Option<&Session>,
+        status: StatusCode,
+        headers: &mut HeaderMap,
+        mut body: Bytes,
+        more: bool,
+    ) -> PyResult<(Bytes, Encoders)> {
+        let mut encoders = Vec::new();
+        for (layer, note) in self.layers.iter().zip(pending).rev() {
+            match (layer, note) {
+                (Layer::Cors(cors), Pending::Cors { origin }) => {
+                    cors.on_response(origin.as_ref(), headers)
+                }
+                (Layer::GZip(gzip), Pending::GZip { gzip: accepts }) => {
+                    let (out, encoder) = gzip.on_start(*accepts, status, headers, body, more);
+                    body = out;
+                    if let Some(encoder) = encoder {
+                        encoders.push(encoder);
+                    }
+                }
+                (Layer::Session(sessions), Pending::Session(_)) => {
+                    if let (Some(py), Some(session)) = (py, session) {
+                        sessions.on_response(py, session, headers)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok((body, Encoders(encoders)))
+    }
+}
+
+/// The body encoders of one streamed response, innermost first.
+#[derive(Default)]
+pub struct Encoders(Vec<gzip::Encoder>);
+
+impl Encoders {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// A later body message, through every encoder in turn.
+    pub fn chunk(&mut self, mut body: Bytes, more: bool) -> Bytes {
+        for encoder in &mut self.0 {
+            body = encoder.chunk(&body, more);
+        }
+        body
+    }
+}
+
+/// A layer's verdict on a request.
+enum Step {
+    Next(Pending),
+    Answer(StatusCode, HeaderMap, Bytes),
+    Punt,
+}
+
+/// The header a test client adds when the request it forwards had no `Host`.
+pub const SYNTHETIC_HOST: &str = "x-fastrapi-synthetic-host";
+
+/// What `PlainTextResponse(text, status_code, headers=...)` sends: the given headers, then
+/// `content-length` and `content-type`.
+fn plain_text(status: StatusCode, mut headers: HeaderMap, text: String) -> Step {
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(text.len()));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Step::Answer(status, headers, Bytes::from(text))
+}
+
+/// The first value of a request header, as bytes.
+fn first<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a [u8]> {
+    headers.get(name).map(HeaderValue::as_bytes)
+}
+
+/// Python's `str.strip()` for a latin-1 decoded value (its whitespace in that range).
+fn py_strip(value: &[u8]) -> &[u8] {
+    let ws = |b: &u8| matches!(b, b'\t'..=b'\r' | 0x1c..=0x20 | 0x85 | 0xa0);
+    let start = value.iter().position(|b| !ws(b)).unwrap_or(value.len());
+    let end = value.iter().rposition(|b| !ws(b)).map_or(start, |i| i + 1);
+    &value[start..end]
+}
+
+/// `MutableHeaders.add_vary_header`: the first `vary` value extended, set as the only one.
+fn add_vary(headers: &mut HeaderMap, vary: &str) {
+    let value = match headers.get(http::header::VARY) {
+        Some(existing) => {
+            let mut joined = existing.as_bytes().to_vec();
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(vary.as_bytes());
+            HeaderValue::from_bytes(&joined).unwrap_or_else(|_| HeaderValue::from_static(""))
+        }
+        None => HeaderValue::from_str(vary).unwrap_or_else(|_| HeaderValue::from_static("")),
+    };
+    headers.insert(http::header::VARY, value);
+}
+
+/// A header name/value pair from the Python side (latin-1 text, as Starlette encodes it).
+fn header_pair(name: &str, value: &str) -> PyResult<(HeaderName, HeaderValue)> {
+    let name = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
+        .map_err(|_| PyValueError::new_err(format!("invalid header name {name:?}")))?;
+    let value = HeaderValue::from_bytes(&latin1(value)?)
+        .map_err(|_| PyValueError::new_err(format!("invalid header value {value:?}")))?;
+    Ok((name, value))
+}
+
+/// `str.encode("latin-1")`.
+fn latin1(text: &str) -> PyResult<Vec<u8>> {
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(|| PyValueError::new_err(format!("{text:?} is not latin-1 text")))
+}
+
+fn option<'py, T: pyo3::conversion::FromPyObjectOwned<'py>>(
+    options: &Bound<'py, PyDict>,
+    key: &str,
+) -> PyResult<T> {
+    options
+        .get_item(key)?
+        .ok_or_else(|| PyValueError::new_err(format!("middleware option {key:?} missing")))?
+        .extract()
+        .map_err(Into::into)
+}
+
+/// The middleware stack as a Python object, handed to `RouteMirror(..., middleware=...)`:
+/// `MiddlewareStack([(kind, {option: value})])`, outermost first. Kinds: `cors`, `gzip`,
+/// `trustedhost`, `httpsredirect`, `session`.
+#[pyclass(frozen, module = "fastrapi_compat._native", name = "MiddlewareStack")]
+pub struct PyMiddlewareStack {
+    pub(crate) inner: std::sync::Arc<Stack>,
+}
+
+#[pymethods]
+impl PyMiddlewareStack {
+    #[new]
+    fn new(layers: Vec<Bound<'_, PyTuple>>) -> PyResult<Self> {
+        let mut built = Vec::with_capacity(layers.len());
+        let mut session = None;
+        for (index, spec) in layers.iter().enumerate() {
+            let kind: String = spec.get_item(0)?.extract()?;
+            let item = spec.get_item(1)?;
+            let options = item.cast::<PyDict>()?;
+            built.push(match kind.as_str() {
+                "cors" => Layer::Cors(cors::Cors::from_options(options)?),
+                "gzip" => Layer::GZip(gzip::GZip::from_options(options)?),
+                "trustedhost" => Layer::TrustedHost(hosts::TrustedHost::from_options(options)?),
+                "httpsredirect" => Layer::HttpsRedirect,
+                "session" => {
+                    if session.is_some() {
+                        return Err(PyValueError::new_err("two session middleware"));
+                    }
+                    session = Some(index);
+                    Layer::Session(sessions::Sessions::from_options(options)?)
+                }
+                other => {
+                    return Err(PyValueError::new_err(format!(
+                        "unknown middleware kind {other:?}"
+                    )))
+                }
+            });
+        }
+        Ok(Self {
+            inner: std::sync::Arc::new(Stack {
+                layers: built,
+                session,
+            }),
+        })
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.layers.len()
+    }
+}
+
+pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyMiddlewareStack>()?;
+    m.add("SYNTHETIC_HOST_HEADER", SYNTHETIC_HOST)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strip_is_pythons() {
+        assert_eq!(py_strip(b" \t a b \xa0\x85"), b"a b");
+        assert_eq!(py_strip(b"   "), b"");
+        assert_eq!(py_strip(b""), b"");
+    }
+
+    #[test]
+    fn vary_extends_the_first_value() {
+        let mut headers = HeaderMap::new();
+        add_vary(&mut headers, "Accept-Encoding");
+        assert_eq!(headers["vary"], "Accept-Encoding");
+        headers.append(http::header::VARY, HeaderValue::from_static("Cookie"));
+        add_vary(&mut headers, "Origin");
+        assert_eq!(
+            headers.get_all("vary").iter().collect::<Vec<_>>(),
+            ["Accept-Encoding, Origin"]
+        );
+    }
+}
