@@ -37,7 +37,7 @@ import re
 import sys
 import sysconfig
 import zlib
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import IO, Any
@@ -414,11 +414,9 @@ class StockServer:
             raise _Aborted
 
 
-async def ask_stock(
-    client: httpx.AsyncClient, wire: Wire, timeout: float, masks: Sequence[str]
-) -> Answer:
+async def ask_stock(client: httpx.AsyncClient, wire: Wire, options: Options) -> Answer:
     try:
-        return await asyncio.wait_for(_ask(client, wire, masks), timeout)
+        return await asyncio.wait_for(_ask(client, wire, options), options.timeout)
     except _Aborted:
         return Answer.failed(
             "response aborted", "the app failed after starting its response"
@@ -427,18 +425,16 @@ async def ask_stock(
         return Answer.failed("timed out")
 
 
-async def ask_engine(
-    client: httpx.AsyncClient, wire: Wire, timeout: float, masks: Sequence[str]
-) -> Answer:
+async def ask_engine(client: httpx.AsyncClient, wire: Wire, options: Options) -> Answer:
     try:
-        return await _ask(client, wire, masks)
+        return await _ask(client, wire, options)
     except httpx.TimeoutException:
         return Answer.failed("timed out")
     except httpx.TransportError as exc:
         return Answer.failed("response aborted", _one_line(exc))
 
 
-async def _ask(client: httpx.AsyncClient, wire: Wire, masks: Sequence[str]) -> Answer:
+async def _ask(client: httpx.AsyncClient, wire: Wire, options: Options) -> Answer:
     request = httpx.Request(
         wire.method, wire.url, headers=list(wire.headers), content=wire.body
     )
@@ -452,16 +448,21 @@ async def _ask(client: httpx.AsyncClient, wire: Wire, masks: Sequence[str]) -> A
         body = (
             b""  # a server never sends it (Starlette hands one to the in-process side)
         )
-    return _normalise(response.status_code, response.headers.raw, body, masks)
+    return _normalise(response.status_code, response.headers.raw, body, options)
 
 
 def _normalise(
-    status: int, raw: Iterable[tuple[bytes, bytes]], body: bytes, masks: Sequence[str]
+    status: int, raw: Iterable[tuple[bytes, bytes]], body: bytes, options: Options
 ) -> Answer:
+    masks = options.masks
     headers: dict[str, list[str]] = {}
     for name_b, value_b in raw:
         name = name_b.decode("latin-1").lower()
-        if name in IGNORED_HEADERS or name in HOP_BY_HOP:
+        if (
+            name in IGNORED_HEADERS
+            or name in HOP_BY_HOP
+            or name in options.ignored_headers
+        ):
             continue
         value = value_b.decode("latin-1")
         if name == "allow":
@@ -563,6 +564,9 @@ class Options:
     timeout: float = DEFAULT_TIMEOUT
     tier: str = "auto"
     masks: tuple[str, ...] = ()
+    """Regular expressions whose matches become ``<MASKED>`` in header values and bodies."""
+    ignored_headers: frozenset[str] = frozenset()
+    """Lower-case names of response headers left out of the comparison."""
 
 
 def run_check(pair: AppPair, options: Options, out: IO[str] | None = None) -> Report:
@@ -637,12 +641,8 @@ async def _check(
                         error=operation.error,
                     )
                     for wire in operation.requests:
-                        stock_answer = await ask_stock(
-                            stock, wire, options.timeout, options.masks
-                        )
-                        engine_answer = await ask_engine(
-                            engine, wire, options.timeout, options.masks
-                        )
+                        stock_answer = await ask_stock(stock, wire, options)
+                        engine_answer = await ask_engine(engine, wire, options)
                         report.requests += 1
                         problems = differences(stock_answer, engine_answer)
                         if problems:

@@ -164,6 +164,14 @@ def build_parser() -> argparse.ArgumentParser:
         "derives from the clock or randomness); repeatable",
     )
     check.add_argument(
+        "--ignore-header",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="leave this response header out of the comparison (e.g. a timing the app "
+        "adds); repeatable",
+    )
+    check.add_argument(
         "--tier",
         choices=("auto", "asgi"),
         default=os.environ.get("FASTRAPI_TIER", "auto"),
@@ -437,7 +445,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     print()
     if compiled.middleware:
         for m in compiled.middleware:
-            where = "native (run by the engine in Rust)" if m.native else f"python ({m.reason})"
+            where = (
+                "native (run by the engine in Rust)"
+                if m.native
+                else f"python ({m.reason})"
+            )
             print(f"middleware {m.name}: {where}")
     else:
         print("middleware: none besides FastAPI's own")
@@ -484,6 +496,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         tier=args.tier,
         masks=tuple(args.mask),
+        ignored_headers=frozenset(name.lower() for name in args.ignore_header),
     )
     try:
         report = run_check(pair, options)
