@@ -263,8 +263,28 @@ FILES = [
 DEFAULT_REQUESTS = THRESHOLDS + ACCEPT_ENCODINGS + STREAMS + MEDIA_TYPES
 DEFAULT_REQUESTS += OTHER_RESPONSES + FILES
 
+#: Real differences between uvicorn + stock Starlette and the engine (strict xfail: the day
+#: one is fixed, its mark must go).
+KNOWN_DIFFERENCES = {
+    "two Vary headers joined": "native GZip keeps only the first Vary header's value "
+    "('Cookie, Accept-Encoding'); Starlette's add_vary_header joins every Vary header "
+    "('Cookie, User-Agent, Accept-Encoding')",
+}
 
-@pytest.mark.parametrize("req", DEFAULT_REQUESTS, ids=Req.label)
+
+def _cases(reqs: list[Req]) -> list[Any]:
+    return [
+        pytest.param(
+            req,
+            marks=pytest.mark.xfail(strict=True, reason=KNOWN_DIFFERENCES[req.label()]),
+        )
+        if req.label() in KNOWN_DIFFERENCES
+        else req
+        for req in reqs
+    ]
+
+
+@pytest.mark.parametrize("req", _cases(DEFAULT_REQUESTS), ids=Req.label)
 def test_gzip_defaults(default_pair: PairClients, req: Req) -> None:
     default_pair.compare(req)
 
