@@ -2,8 +2,9 @@
 in process vs the engine over HTTP.
 
 It passes on apps the engine serves like stock FastAPI (native and ASGI tier, stateful ones),
-and it fails, naming the operation, when the engine is made to answer differently: a plugin
-changes one byte of each response body on the engine side only, as in test_example_shop.
+and it fails, naming the operation, when the engine is made to answer differently: code run
+before the command changes one byte of each response body on the engine side only (native
+tier and ASGI tier), as the plugin of test_example_shop does.
 """
 
 from __future__ import annotations
@@ -38,18 +39,18 @@ SUMMARY = re.compile(
 TAMPER_NATIVE = """
 import fastrapi_compat.executor as executor
 
-original = executor.NativeCall.__init__
+native_call_init = executor.NativeCall.__init__
 
-def init(self, plan, scope, receive, send, respond, *args, **kwargs):
+def tampered_native_call_init(self, plan, scope, receive, send, respond, *args, **kwargs):
     if respond is not None:
         real = respond
 
         def respond(status, headers, body):
             real(status, headers, body.replace(b"e", b"E", 1))
 
-    original(self, plan, scope, receive, send, respond, *args, **kwargs)
+    native_call_init(self, plan, scope, receive, send, respond, *args, **kwargs)
 
-executor.NativeCall.__init__ = init
+executor.NativeCall.__init__ = tampered_native_call_init
 """
 
 # The same on the ASGI tier: the engine's dispatcher hands the app a send() that changes the
@@ -57,9 +58,9 @@ executor.NativeCall.__init__ = init
 TAMPER_ASGI = """
 import fastrapi_compat.asgi_bridge as bridge
 
-original = bridge.Dispatcher.__init__
+dispatcher_init = bridge.Dispatcher.__init__
 
-def init(self, app, state, logger):
+def tampered_dispatcher_init(self, app, *args, **kwargs):
     async def tampered(scope, receive, send):
         async def tampered_send(message):
             if message["type"] == "http.response.body" and message.get("body"):
@@ -68,9 +69,9 @@ def init(self, app, state, logger):
 
         await app(scope, receive, tampered_send)
 
-    original(self, tampered, state, logger)
+    dispatcher_init(self, tampered, *args, **kwargs)
 
-bridge.Dispatcher.__init__ = init
+bridge.Dispatcher.__init__ = tampered_dispatcher_init
 """
 
 
@@ -186,9 +187,11 @@ def test_shop_example_with_module_level_state(tmp_path: Path) -> None:
     )
 
 
-def test_factory_app_with_validation_and_dependencies(tmp_path: Path) -> None:
+def test_factory_app_with_lifespan_state(tmp_path: Path) -> None:
+    """Each side runs the lifespan of its own instance; its state reaches the requests (the
+    stock side gets it as uvicorn passes it: a shallow copy per request)."""
     result = check(
-        "tests.apps.compat:create_app",
+        "tests.apps.lifespan:create_app",
         "--factory",
         "--max-examples",
         "3",
@@ -198,54 +201,43 @@ def test_factory_app_with_validation_and_dependencies(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert summary(result).group(3) == "no differences"
-    assert len(operation_lines(result)) >= 5
+    ops = operation_lines(result)
+    assert set(ops) == {"GET /state", "GET /count", "GET /missing-state", "GET /events"}
+    assert all(line == "ok (1 request)" for line in ops.values()), ops
 
 
 # -- it fails where the engine answers differently --------------------------------------------
 
 
-def test_a_difference_on_the_native_tier_is_caught(tmp_path: Path) -> None:
+def test_differences_on_either_tier_are_caught(tmp_path: Path) -> None:
+    """The shop has native routes and one on the ASGI tier (``/reports/*``, custom route
+    class): both tampers run, each must show on its own operations."""
     result = check(
-        "examples.hello:app",
+        "examples.shop.main:app",
+        "--ignore-header",
+        "x-elapsed-ms",
         "--max-examples",
         "2",
         "--seed",
         "2",
-        tamper=TAMPER_NATIVE,
+        tamper=TAMPER_NATIVE + TAMPER_ASGI,
         tmp_path=tmp_path,
     )
     assert result.returncode == 1, result.stdout + result.stderr
     ops = operation_lines(result)
-    assert re.fullmatch(
-        r"\d+ differences? in \d+ requests?", ops["GET /items/{item_id}"]
-    ), ops
-    assert "first: GET /items/" in result.stdout
-    assert "body: stock" in result.stdout and 'engine b\'{"itEm_id"' in result.stdout
+    # native: GET /items answers [{"name": ...}] or a 422 {"detail": ...}: each has an "e"
+    assert re.fullmatch(r"(\d+) differences? in \1 requests?", ops["GET /items"]), ops
+    assert "first: GET /items" in result.stdout
+    # ASGI tier: {"items":0,"started_by":"lifespan"} -> {"itEms":...
+    assert ops["GET /reports/summary"] == "1 difference in 1 request", ops
+    block = result.stdout.split("GET /reports/summary", 1)[1]
+    assert "first: GET /reports/summary" in block
+    assert 'engine b\'{"itEms"' in block
     found = summary(result)
-    assert found.group(3).endswith("in 2 of 2 operations"), found.group(0)
-
-
-def test_a_difference_on_the_asgi_tier_is_caught(tmp_path: Path) -> None:
-    result = check(
-        "examples.hello:app",
-        "--tier",
-        "asgi",
-        "--max-examples",
-        "2",
-        "--seed",
-        "2",
-        tamper=TAMPER_ASGI,
-        tmp_path=tmp_path,
+    assert re.fullmatch(r"\d+ differences in 5 of 5 operations", found.group(3)), (
+        found.group(0)
     )
-    assert result.returncode == 1, result.stdout + result.stderr
-    ops = operation_lines(result)
-    assert ops["GET /"] == "1 difference in 1 request", ops
-    assert "first: GET /\n" in result.stdout
-    assert 'engine b\'{"mEssage"' in result.stdout
-    found = summary(result)
-    assert (
-        found.group(4) == "0"
-    )  # --tier asgi: nothing native, the ASGI tier was checked
+    assert 0 < int(found.group(4)) < int(found.group(5))  # both tiers served requests
 
 
 # -- errors a user can cause: one line, exit 1 -------------------------------------------------
