@@ -1,10 +1,10 @@
 """Which tier served the middleware differential tests (issue #5).
 
-Apps with Starlette's standard middleware (CORS, GZip, TrustedHost, HTTPSRedirect, Sessions)
-are served by the ASGI tier today. When the engine runs that middleware natively, flip
-``MIDDLEWARE_NATIVE`` to ``True``: every ``test_middleware_*.py`` module then also asserts
-that the requests named in its ``NATIVE_PROBES`` were answered by the native tier (the
-answers themselves are compared with uvicorn + stock Starlette either way).
+The answers are compared with uvicorn + stock Starlette whatever the tier. Whether apps with
+Starlette's standard middleware (CORS, GZip, TrustedHost, HTTPSRedirect, Sessions) are served
+natively is checked only once ``MIDDLEWARE_NATIVE`` is ``True``: every ``test_middleware*.py``
+module then asserts that its ``test_native_tier`` probes were answered by the native tier
+(or, where a probe says ``native=False``, by the ASGI tier).
 
 This constant is the one switch for all those modules.
 """
