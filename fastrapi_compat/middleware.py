@@ -113,19 +113,23 @@ def _https_redirect(instance: Any) -> Spec | str:
 
 
 def _session(instance: Any) -> Spec | str:
-    import hashlib as _hashlib
-
     import itsdangerous
     from itsdangerous.signer import HMACAlgorithm
     from starlette.middleware.sessions import Session
+
+    def is_sha1(digest: Any) -> bool:
+        try:
+            return bool(digest(b"").name == "sha1")
+        except Exception:
+            return False
 
     signer = instance.signer
     if (
         type(signer) is not itsdangerous.TimestampSigner
         or signer.key_derivation != "django-concat"
-        or signer.digest_method is not _hashlib.sha1
+        or not is_sha1(signer.digest_method)
         or type(signer.algorithm) is not HMACAlgorithm
-        or signer.algorithm.digest_method is not _hashlib.sha1
+        or not is_sha1(signer.algorithm.digest_method)
         or signer.sep != b"."
         or len(signer.secret_keys) != 1
     ):

@@ -483,11 +483,18 @@ impl HTTPProtocol {
         py: Python<'py>,
         mirror: PyRef<'py, crate::router::PyRouteMirror>,
     ) -> PyResult<Option<(u32, Bound<'py, PyDict>)>> {
-        let (found, layers) = match route(&self.inner.head, &mirror.inner) {
+        let (found, mut layers) = match route(&self.inner.head, &mirror.inner) {
             Routed::Native(found, layers) => (Some(found), layers),
             Routed::Asgi | Routed::Answered(..) => (None, None),
         };
-        self.inner.lock().layers = layers;
+        let mut state = self.inner.lock();
+        // The scope may already hold the session opened for the old stack: keep that object.
+        let opened = state.layers.take().and_then(|old| old.session);
+        if let Some(layers) = layers.as_mut() {
+            layers.session = opened;
+        }
+        state.layers = layers;
+        drop(state);
         match_to_py(py, found)
     }
 
@@ -733,7 +740,10 @@ impl HTTPProtocol {
         let inner = &self.inner;
         let mut state = inner.lock();
         let previous = std::mem::replace(&mut state.response, ResponseState::Done);
+        // The session object is a Python handle: dropped here, with the GIL held.
+        let layers = state.layers.take();
         drop(state);
+        drop(layers);
         let outcome = match previous {
             ResponseState::Done => "complete",
             _ if inner.disconnected.load(Ordering::SeqCst) => "disconnected",
