@@ -14,15 +14,26 @@ Route-count scaling: :func:`create_app` puts ``extra_routes`` routes *before* th
 routes (half static, half with a path parameter), so a router that matches in declaration order
 pays for every one of them on each ``/plain`` request. ``app`` has 10 extra routes;
 ``app_10000_routes`` (built lazily on first access, it takes seconds) has 10,000.
+
+Middleware cost: ``app_middleware`` (built lazily too) is ``app`` with Starlette's own
+``GZipMiddleware`` (``minimum_size=500``) and, around it, ``CORSMiddleware`` (one allowed
+origin, every method and header).
 """
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
 from pydantic import BaseModel
 
 DEFAULT_EXTRA_ROUTES = 10
 SCALED_EXTRA_ROUTES = 10_000
+SCALED_APP = f"app_{SCALED_EXTRA_ROUTES}_routes"
+MIDDLEWARE_APP = "app_middleware"
+GZIP_MINIMUM_SIZE = 500
+CORS_ORIGIN = "https://example.com"
 
 
 class ItemIn(BaseModel):
@@ -66,10 +77,26 @@ def _add_extra_routes(app: FastAPI, count: int) -> None:
             )
 
 
-def create_app(extra_routes: int = DEFAULT_EXTRA_ROUTES) -> FastAPI:
-    """The benchmark app with ``extra_routes`` routes declared before the measured ones."""
+def _add_middleware(app: FastAPI) -> None:
+    """GZip inside, CORS outside (``add_middleware`` puts each new one around the others)."""
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_SIZE)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=[CORS_ORIGIN],
+        allow_methods=["*"],
+        allow_headers=["*"],
+    )
+
+
+def create_app(
+    extra_routes: int = DEFAULT_EXTRA_ROUTES, middleware: bool = False
+) -> FastAPI:
+    """The benchmark app with ``extra_routes`` routes declared before the measured ones, and
+    with CORS and GZip middleware if ``middleware``."""
     app = FastAPI(title="fastrapi-compat benchmark")
     _add_extra_routes(app, extra_routes)
+    if middleware:
+        _add_middleware(app)
 
     # No return annotations on purpose: FastAPI would turn them into response models, and the
     # textbook endpoint has none. Only POST /items declares one (``response_model=``).
@@ -106,11 +133,17 @@ def create_app(extra_routes: int = DEFAULT_EXTRA_ROUTES) -> FastAPI:
 app = create_app()
 
 
+_LAZY_APPS: dict[str, Callable[[], FastAPI]] = {
+    SCALED_APP: lambda: create_app(SCALED_EXTRA_ROUTES),
+    MIDDLEWARE_APP: lambda: create_app(middleware=True),
+}
+
+
 def __getattr__(name: str) -> Any:
-    """``app_10000_routes`` is built on first access only (uvicorn, granian and
-    fastrapi-compat all resolve ``module:attr`` with ``getattr``)."""
-    if name == f"app_{SCALED_EXTRA_ROUTES}_routes":
-        scaled = create_app(SCALED_EXTRA_ROUTES)
-        globals()[name] = scaled
-        return scaled
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    """``app_10000_routes`` and ``app_middleware`` are built on first access only (uvicorn,
+    granian and fastrapi-compat all resolve ``module:attr`` with ``getattr``)."""
+    build = _LAZY_APPS.get(name)
+    if build is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    built = globals()[name] = build()
+    return built
