@@ -1,10 +1,15 @@
 """The requests the benchmark sends: one :class:`Endpoint` per measured route, plus a few
-probes that are only checked for identical answers (never measured)."""
+probes that are only checked for identical answers (never measured); and the same for the
+middleware app, whose requests come from an allowed origin and accept gzip."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from bench.apps.fastapi_app import CORS_ORIGIN
+
+Headers = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)
@@ -16,10 +21,13 @@ class Endpoint:
     target: str
     body: bytes | None = None
     description: str = ""
+    extra_headers: Headers = ()  # a tuple, not a dict: an Endpoint is hashable
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"Content-Type": "application/json"} if self.body is not None else {}
+        headers = {"Content-Type": "application/json"} if self.body is not None else {}
+        headers.update(self.extra_headers)
+        return headers
 
 
 ITEM_BODY = json.dumps(
@@ -65,3 +73,45 @@ def endpoint_by_name(name: str) -> Endpoint:
             return endpoint
     names = ", ".join(e.name for e in ENDPOINTS)
     raise ValueError(f"unknown endpoint {name!r} (known: {names})")
+
+
+MIDDLEWARE_HEADERS: Headers = (("Origin", CORS_ORIGIN), ("Accept-Encoding", "gzip"))
+
+
+def _with_middleware_headers(name: str, description: str) -> Endpoint:
+    endpoint = endpoint_by_name(name)
+    return replace(endpoint, description=description, extra_headers=MIDDLEWARE_HEADERS)
+
+
+# Measured on the middleware app; same names as on the plain app, so that the two pair up.
+MIDDLEWARE_ENDPOINTS: tuple[Endpoint, ...] = (
+    _with_middleware_headers("/plain", "below minimum_size: CORS headers only"),
+    _with_middleware_headers("/big", "CORS headers, gzip-compressed body"),
+)
+
+# Checked on the middleware app only: a preflight, an origin not allowed, an error answer.
+MIDDLEWARE_PROBES: tuple[Endpoint, ...] = (
+    Endpoint(
+        "preflight", "OPTIONS", "/big", description="CORS preflight",
+        extra_headers=(
+            ("Origin", CORS_ORIGIN), ("Access-Control-Request-Method", "GET"),
+            ("Access-Control-Request-Headers", "x-token"),
+        ),
+    ),
+    Endpoint(
+        "other origin", "GET", "/big", description="origin not allowed, gzip",
+        extra_headers=(("Origin", "https://other.example"), ("Accept-Encoding", "gzip")),
+    ),
+    Endpoint(
+        "404 + CORS", "GET", "/no-such-route", description="an error answer through both",
+        extra_headers=MIDDLEWARE_HEADERS,
+    ),
+)  # fmt: skip
+
+
+def checked_requests(middleware: bool) -> tuple[Endpoint, ...]:
+    """Every request whose answer is compared with uvicorn's, on the plain or the middleware
+    app."""
+    if middleware:
+        return (*MIDDLEWARE_ENDPOINTS, *MIDDLEWARE_PROBES)
+    return (*ENDPOINTS, *PROBES)

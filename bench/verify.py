@@ -1,26 +1,52 @@
-"""Same answers before any speed: each server's status and body bytes for each request,
-compared with FastAPI+uvicorn's (a benchmark of wrong answers is worthless)."""
+"""Same answers before any speed: each server's status, body bytes and the headers that
+middleware adds (CORS, ``Content-Encoding``, ``Vary``) for each request, compared with
+FastAPI+uvicorn's (a benchmark of wrong answers is worthless)."""
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import json
+import zlib
 from dataclasses import dataclass
 
-from bench.endpoints import Endpoint
+from bench.endpoints import Endpoint, Headers
 
 IDENTICAL = "identical"
+GZIP_EQUAL = "gzip-equal"  # compressed bytes differ, same body decompressed: measured
 JSON_EQUAL = (
     "json-equal"  # bytes differ, same JSON value (e.g. other whitespace): measured
 )
-DIFFERENT = "different"  # another status or another value: not measured
+DIFFERENT = "different"  # another status, header or value: not measured
+
+# Response headers compared (names lower-case), besides every ``access-control-*`` one.
+COMPARED_HEADERS = ("content-encoding", "vary")
 
 
 @dataclass(frozen=True)
 class Answer:
     status: int
     content_type: str
-    body: bytes
+    body: bytes  # as sent: compressed if ``content-encoding`` says so
+    headers: Headers = ()  # names lower-case, in the order received
+
+    def compared_headers(self) -> list[tuple[str, str]]:
+        """The middleware's headers, by name (the order of different names means nothing)."""
+        compared = [
+            (name, value)
+            for name, value in self.headers
+            if name in COMPARED_HEADERS or name.startswith("access-control-")
+        ]
+        return sorted(compared, key=lambda header: header[0])
+
+    def decoded_body(self) -> bytes:
+        """The body with a gzip ``content-encoding`` undone (as is if it does not inflate)."""
+        if dict(self.headers).get("content-encoding") != "gzip":
+            return self.body
+        try:
+            return gzip.decompress(self.body)
+        except (OSError, EOFError, zlib.error):
+            return self.body
 
 
 @dataclass(frozen=True)
@@ -51,8 +77,12 @@ def fetch(host: str, port: int, endpoint: Endpoint, timeout: float = 10) -> Answ
             headers=endpoint.headers,
         )
         response = conn.getresponse()
+        headers = tuple((name.lower(), value) for name, value in response.getheaders())
         return Answer(
-            response.status, response.getheader("content-type") or "", response.read()
+            response.status,
+            response.getheader("content-type") or "",
+            response.read(),
+            headers,
         )
     finally:
         conn.close()
@@ -82,19 +112,31 @@ def compare(endpoint: str, reference: Answer, candidate: Answer) -> Verdict:
             f"status {candidate.status}, expected {reference.status}; "
             f"body {_short(candidate.body)!r}",
         )
+    if candidate.compared_headers() != reference.compared_headers():
+        return Verdict(
+            endpoint,
+            DIFFERENT,
+            f"headers {candidate.compared_headers()}, expected {reference.compared_headers()}",
+        )
     if candidate.body == reference.body:
         return Verdict(endpoint, IDENTICAL)
-    ref_value, value = _json(reference.body), _json(candidate.body)
+    ref_body, body = reference.decoded_body(), candidate.decoded_body()
+    if body == ref_body:
+        return Verdict(
+            endpoint,
+            GZIP_EQUAL,
+            f"same body decompressed, other gzip bytes ({len(candidate.body)} vs "
+            f"{len(reference.body)} bytes)",
+        )
+    ref_value, value = _json(ref_body), _json(body)
     if ref_value is not _NOT_JSON and value == ref_value:
         return Verdict(
             endpoint,
             JSON_EQUAL,
-            f"same JSON, other bytes: {_short(candidate.body)!r} vs {_short(reference.body)!r}",
+            f"same JSON, other bytes: {_short(body)!r} vs {_short(ref_body)!r}",
         )
     return Verdict(
-        endpoint,
-        DIFFERENT,
-        f"body {_short(candidate.body)!r}, expected {_short(reference.body)!r}",
+        endpoint, DIFFERENT, f"body {_short(body)!r}, expected {_short(ref_body)!r}"
     )
 
 

@@ -118,7 +118,7 @@ def run_wrk(
         f"--timeout={timeout_s}s",
         "--latency",
     ]
-    if endpoint.method != "GET" or endpoint.body is not None:
+    if endpoint.method != "GET" or endpoint.body is not None or endpoint.headers:
         script = script_dir / f"wrk-{endpoint.method.lower()}-{abs(hash(endpoint))}.lua"
         script.write_text(lua_script(endpoint.method, endpoint.body, endpoint.headers))
         argv += ["-s", str(script)]
