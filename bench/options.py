@@ -25,6 +25,7 @@ class BenchOptions:
     warmup_s: float = 2.0
     duration_s: float = 10.0
     scaling: bool = True
+    middleware: bool = True  # the CORS + GZip app's run
     native_tier: bool | None = None
     output_dir: Path = DEFAULT_OUTPUT
     plot: bool = True
@@ -96,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-scaling", action="store_true", help="skip the 10,000-route run"
     )
     p.add_argument(
+        "--no-middleware",
+        action="store_true",
+        help="skip the middleware run (/plain and /big, those of --endpoints, on the app "
+        "with Starlette's CORSMiddleware and GZipMiddleware; not FastrAPI)",
+    )
+    p.add_argument(
         "--no-native-tier",
         dest="native_tier",
         action="store_false",
@@ -161,6 +168,7 @@ def parse_options(argv: Sequence[str] | None = None) -> BenchOptions:
         warmup_s=args.warmup if args.warmup is not None else warmup,
         duration_s=args.duration if args.duration is not None else duration,
         scaling=not args.no_scaling,
+        middleware=not args.no_middleware,
         native_tier=args.native_tier,
         output_dir=args.output,
         plot=not args.no_plot,

@@ -11,12 +11,14 @@ from typing import Any
 
 @dataclass
 class Measurement:
-    """One wrk run: a server, an endpoint, a connection count, an app size."""
+    """One wrk run: a server, an endpoint, a connection count, an app (its size, and whether
+    it has the CORS + GZip middleware)."""
 
     server: str
     endpoint: str
     connections: int
     extra_routes: int
+    middleware: bool = False
     requests_per_sec: float | None = None
     p50_ms: float | None = None
     p99_ms: float | None = None
@@ -28,6 +30,12 @@ class Measurement:
     )
     skipped: str | None = None  # why it was not measured
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str, int, int, bool]:
+        """What :meth:`BenchResults.find` looks it up by."""
+        return (self.server, self.endpoint, self.connections, self.extra_routes,
+                self.middleware)  # fmt: skip
 
 
 @dataclass
@@ -45,7 +53,10 @@ class ServerRun:
     peak_rss_kib: int | None = None
     scaled_startup_s: float | None = None
     scaled_idle_rss_kib: int | None = None
+    # every answer compared with uvicorn's; those on another app than the default say which
     verdicts: list[dict[str, str]] = field(default_factory=list)
+    # app label -> why this server was not measured on that app (default app: ``skipped``)
+    not_run: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -58,17 +69,15 @@ class BenchResults:
         return next((s for s in self.servers if s.key == key), None)
 
     def find(
-        self, server: str, endpoint: str, connections: int, extra_routes: int
+        self,
+        server: str,
+        endpoint: str,
+        connections: int,
+        extra_routes: int,
+        middleware: bool = False,
     ) -> Measurement | None:
-        for m in self.measurements:
-            if (m.server, m.endpoint, m.connections, m.extra_routes) == (
-                server,
-                endpoint,
-                connections,
-                extra_routes,
-            ):
-                return m
-        return None
+        key = (server, endpoint, connections, extra_routes, middleware)
+        return next((m for m in self.measurements if m.key == key), None)
 
     def to_json(self) -> dict[str, Any]:
         return {

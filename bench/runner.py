@@ -7,17 +7,26 @@ import os
 import shutil
 import tempfile
 import time
-from contextlib import ExitStack
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bench import install
-from bench.apps.fastapi_app import DEFAULT_EXTRA_ROUTES, SCALED_EXTRA_ROUTES
+from bench.apps.fastapi_app import (
+    CORS_ORIGIN,
+    DEFAULT_EXTRA_ROUTES,
+    GZIP_MINIMUM_SIZE,
+    SCALED_EXTRA_ROUTES,
+)
 from bench.endpoints import (
-    ENDPOINTS,
+    MIDDLEWARE_ENDPOINTS,
+    MIDDLEWARE_HEADERS,
+    MIDDLEWARE_PROBES,
     PROBES,
     SCALING_ENDPOINT,
     Endpoint,
+    checked_requests,
     endpoint_by_name,
 )
 from bench.environment import (
@@ -39,11 +48,16 @@ from bench.process import ServerFailed, ServerProcess, free_port
 from bench.profile import PySpyRecording, summarize
 from bench.results import BenchResults, Measurement, ServerRun
 from bench.servers import (
+    DEFAULT_APP,
     FASTRAPI,
     GRANIAN,
+    MIDDLEWARE_APP,
+    SCALED_APP,
     UVICORN,
+    AppVariant,
     ServerSpec,
     all_servers,
+    asgi_target,
 )
 from bench.verify import Answer, Verdict, collect, compare
 from bench.wrk import WrkError, WrkResult, run_wrk
@@ -65,14 +79,28 @@ class _Context:
     options: BenchOptions
     env: dict[str, str]
     workdir: Path
-    reference: dict[str, Answer] | None = None
+    references: dict[AppVariant, dict[str, Answer]] = field(default_factory=dict)
 
 
-def estimate_seconds(options: BenchOptions, servers: int) -> float:
+Case = tuple[Endpoint, int]  # an endpoint at a number of connections
+
+
+def _middleware_cases(options: BenchOptions) -> list[Case]:
+    """The middleware run: the endpoints of ``--endpoints`` it has (``/plain``, ``/big``),
+    at the first connection count, as the route-count run."""
+    return [(e, options.connections[0]) for e in MIDDLEWARE_ENDPOINTS
+            if e.name in options.endpoints]  # fmt: skip
+
+
+def estimate_seconds(options: BenchOptions, servers: list[ServerSpec]) -> float:
     per_run = (options.warmup_s + options.duration_s) * max(1, options.repeat)
-    total = servers * (STARTUP_ESTIMATE_S + len(options.cases()) * per_run)
+    total = len(servers) * (STARTUP_ESTIMATE_S + len(options.cases()) * per_run)
     if options.scaling:
-        total += servers * (SCALED_STARTUP_ESTIMATE_S + per_run)
+        total += len(servers) * (SCALED_STARTUP_ESTIMATE_S + per_run)
+    if options.middleware:
+        serving = sum(s.no_middleware is None for s in servers)
+        runs = len(_middleware_cases(options)) * per_run
+        total += serving * (STARTUP_ESTIMATE_S + runs)
     return total
 
 
@@ -99,18 +127,18 @@ def _install(options: BenchOptions, wanted: list[ServerSpec]) -> dict[str, str]:
     return problems
 
 
-def _start(ctx: _Context, spec: ServerSpec, extra_routes: int) -> ServerProcess:
+def _start(ctx: _Context, spec: ServerSpec, app: AppVariant) -> ServerProcess:
     options = ctx.options
     port = free_port(options.host)
     env = dict(ctx.env)
     env.update(spec.env)
     server = ServerProcess(
-        spec.argv(options.host, port, extra_routes),
+        spec.argv(options.host, port, app),
         host=options.host,
         port=port,
         env=env,
         cwd=ROOT,
-        log_path=ctx.workdir / f"{spec.key}-{extra_routes}.log",
+        log_path=ctx.workdir / f"{spec.key}-{app.attr}.log",
         core=options.server_core,
     )
     try:
@@ -121,19 +149,22 @@ def _start(ctx: _Context, spec: ServerSpec, extra_routes: int) -> ServerProcess:
     return server
 
 
-def _reference(ctx: _Context) -> dict[str, Answer]:
-    """FastAPI+uvicorn's answers to every endpoint and probe."""
-    if ctx.reference is None:
+def _reference(ctx: _Context, app: AppVariant) -> dict[str, Answer]:
+    """FastAPI+uvicorn's answers to every request checked on ``app``. The 10,000-route app is
+    checked against the default app's answers: the route count changes none of them."""
+    base = MIDDLEWARE_APP if app.middleware else DEFAULT_APP
+    if base not in ctx.references:
         spec = next(s for s in all_servers() if s.key == UVICORN)
-        with _start(ctx, spec, DEFAULT_EXTRA_ROUTES) as server:
-            ctx.reference = collect(server.host, server.port, [*ENDPOINTS, *PROBES])
-    return ctx.reference
+        with _start(ctx, spec, base) as server:
+            requests = checked_requests(base.middleware)
+            ctx.references[base] = collect(server.host, server.port, requests)
+    return ctx.references[base]
 
 
 def _verify(
-    ctx: _Context, server: ServerProcess, endpoints: list[Endpoint]
+    ctx: _Context, server: ServerProcess, app: AppVariant, endpoints: list[Endpoint]
 ) -> dict[str, Verdict]:
-    reference = _reference(ctx)
+    reference = _reference(ctx, app)
     answers = collect(server.host, server.port, endpoints)
     return {
         name: compare(name, reference[name], answer) for name, answer in answers.items()
@@ -146,7 +177,8 @@ def _profile_path(
     profiles = ctx.options.output_dir / "profiles"
     profiles.mkdir(parents=True, exist_ok=True)
     slug = "".join(c if c.isalnum() else "_" for c in endpoint.name).strip("_")
-    return profiles / f"{spec.key}-{slug}-c{m.connections}-r{m.extra_routes}.txt"
+    app = "-middleware" if m.middleware else ""
+    return profiles / f"{spec.key}-{slug}-c{m.connections}-r{m.extra_routes}{app}.txt"
 
 
 def _disturbed(interference: Interference) -> bool:
@@ -198,18 +230,24 @@ def _attempt(
     return result, interference
 
 
+def _measurement(
+    spec: ServerSpec, case: Case, app: AppVariant, check: str = ""
+) -> Measurement:
+    endpoint, connections = case
+    return Measurement(spec.key, endpoint.name, connections, app.extra_routes,
+                       middleware=app.middleware, check=check)  # fmt: skip
+
+
 def _measure(
     ctx: _Context,
     spec: ServerSpec,
     server: ServerProcess,
-    endpoint: Endpoint,
-    connections: int,
-    extra_routes: int,
+    case: Case,
+    app: AppVariant,
     verdict: Verdict,
 ) -> Measurement:
-    m = Measurement(
-        spec.key, endpoint.name, connections, extra_routes, check=verdict.outcome
-    )
+    endpoint = case[0]
+    m = _measurement(spec, case, app, check=verdict.outcome)
     if not verdict.measurable:
         m.skipped = f"wrong answer: {verdict.detail}"
         return m
@@ -268,6 +306,14 @@ class _Live:
     run: ServerRun
     server: ServerProcess
     verdicts: dict[str, Verdict]
+    idle_rss_kib: int
+
+
+def _record_verdicts(run: ServerRun, app: AppVariant, verdicts: list[Verdict]) -> None:
+    if app.is_default:
+        run.verdicts = [v.to_json() for v in verdicts]
+    else:
+        run.verdicts += [{**v.to_json(), "app": app.label} for v in verdicts]
 
 
 def _start_checked(
@@ -275,30 +321,24 @@ def _start_checked(
     stack: ExitStack,
     spec: ServerSpec,
     run: ServerRun,
-    extra_routes: int,
+    app: AppVariant,
     endpoints: list[Endpoint],
 ) -> _Live | None:
-    """Start ``spec`` (stopped when ``stack`` closes) and compare its answers with uvicorn's;
-    None (and the reason in the table) if it does not start."""
+    """Start ``spec`` on ``app`` (stopped when ``stack`` closes) and compare its answers with
+    uvicorn's; None (and the reason in the table) if it does not start."""
     try:
-        server = stack.enter_context(_start(ctx, spec, extra_routes))
+        server = stack.enter_context(_start(ctx, spec, app))
     except ServerFailed as exc:
-        if extra_routes == DEFAULT_EXTRA_ROUTES:
+        if app.is_default:
             run.skipped = f"server failed: {exc}"
+        else:
+            run.not_run[app.label] = f"server failed: {exc}"
         say(f"  {spec.label}: FAILED: {exc}")
         return None
-    verdicts = _verify(ctx, server, endpoints)
+    verdicts = _verify(ctx, server, app, endpoints)
+    rss = server.rss_kib()
+    _record_verdicts(run, app, list(verdicts.values()))
     identical = sum(v.outcome == "identical" for v in verdicts.values())
-    if extra_routes == DEFAULT_EXTRA_ROUTES:
-        run.startup_s, run.idle_rss_kib = server.ready_after, server.rss_kib()
-        run.verdicts = [v.to_json() for v in verdicts.values()]
-        rss = run.idle_rss_kib
-    else:
-        run.scaled_startup_s, run.scaled_idle_rss_kib = (
-            server.ready_after,
-            server.rss_kib(),
-        )
-        rss = run.scaled_idle_rss_kib
     say(
         f"  {spec.label}: ready in {server.ready_after:.2f} s, idle RSS {rss / 1024:.1f} MiB, "
         f"answers: {identical}/{len(verdicts)} identical to uvicorn's"
@@ -306,7 +346,34 @@ def _start_checked(
     for v in verdicts.values():
         if v.outcome != "identical":
             say(f"    MISMATCH {v.endpoint}: {v.outcome}: {v.detail}")
-    return _Live(spec, run, server, verdicts)
+    return _Live(spec, run, server, verdicts, rss)
+
+
+@contextmanager
+def _serving(
+    ctx: _Context,
+    slots: list[tuple[ServerSpec, ServerRun]],
+    app: AppVariant,
+    endpoints: list[Endpoint],
+) -> Iterator[list[_Live]]:
+    """Every slot started on ``app`` (those that start), its answers to ``endpoints``
+    checked; all stopped on exit. None if uvicorn, the reference, fails on an app other than
+    the default (the runs before are kept)."""
+    try:
+        _reference(ctx, app)
+    except ServerFailed as exc:
+        if app.is_default:
+            raise BenchError(f"FastAPI+uvicorn, the reference, failed: {exc}") from exc
+        say(f"\n== {app.label}: not run, FastAPI+uvicorn (the reference) failed: {exc}")
+        for _, run in slots:
+            run.not_run[app.label] = f"reference failed: {exc}"
+        yield []
+        return
+    say(f"\n== starting every server ({app.label}), checking answers")
+    with ExitStack() as stack:
+        live = [_start_checked(ctx, stack, spec, run, app, endpoints)
+                for spec, run in slots]  # fmt: skip
+        yield [item for item in live if item is not None]
 
 
 def _median_run(runs: list[Measurement]) -> Measurement:
@@ -328,8 +395,8 @@ def _median_run(runs: list[Measurement]) -> Measurement:
 def _measure_all(
     ctx: _Context,
     live: list[_Live],
-    cases: list[tuple[str, int]],
-    extra_routes: int,
+    cases: list[Case],
+    app: AppVariant,
     results: BenchResults,
 ) -> None:
     """Every case on every live server, interleaved (case by case, server by server, and
@@ -338,38 +405,40 @@ def _measure_all(
     rounds = max(1, ctx.options.repeat)
     runs: dict[tuple[str, str, int], list[Measurement]] = {}
     for round_ in range(rounds):
-        for name, connections in cases:
-            endpoint = endpoint_by_name(name)
+        for case in cases:
+            endpoint, connections = case
             of = f", round {round_ + 1}/{rounds}" if rounds > 1 else ""
-            say(
-                f"-- {name}, {connections} connections, {extra_routes:,} extra routes{of}"
-            )
+            say(f"-- {endpoint.name}, {connections} connections, {app.label}{of}")
             for item in live:
                 if item.server.proc.poll() is not None:
-                    m = Measurement(item.spec.key, name, connections, extra_routes)
+                    m = _measurement(item.spec, case, app)
                     m.skipped = f"server exited earlier:\n{item.server.log_tail()}"
                 else:
-                    m = _measure(ctx, item.spec, item.server, endpoint, connections,
-                                 extra_routes, item.verdicts[name])  # fmt: skip
-                runs.setdefault((item.spec.key, name, connections), []).append(m)
+                    verdict = item.verdicts[endpoint.name]
+                    m = _measure(ctx, item.spec, item.server, case, app, verdict)
+                key = (item.spec.key, endpoint.name, connections)
+                runs.setdefault(key, []).append(m)
                 say(_describe(item.spec, m))
     results.measurements.extend(_median_run(ms) for ms in runs.values())
+
+
+def _still_running(
+    slots: list[tuple[ServerSpec, ServerRun]],
+) -> list[tuple[ServerSpec, ServerRun]]:
+    """The slots that did not fail on the default app."""
+    return [(spec, run) for spec, run in slots if not run.skipped]
 
 
 def _run_default_app(
     ctx: _Context, slots: list[tuple[ServerSpec, ServerRun]], results: BenchResults
 ) -> None:
     endpoints = [endpoint_by_name(n) for n in ctx.options.endpoints]
-    say("\n== starting every server (default app), checking answers")
-    with ExitStack() as stack:
-        live = []
-        for spec, run in slots:
-            item = _start_checked(
-                ctx, stack, spec, run, DEFAULT_EXTRA_ROUTES, [*endpoints, *PROBES]
-            )
-            if item is not None:
-                live.append(item)
-        _measure_all(ctx, live, ctx.options.cases(), DEFAULT_EXTRA_ROUTES, results)
+    cases = [(endpoint_by_name(n), c) for n, c in ctx.options.cases()]
+    with _serving(ctx, slots, DEFAULT_APP, [*endpoints, *PROBES]) as live:
+        for item in live:
+            item.run.startup_s = item.server.ready_after
+            item.run.idle_rss_kib = item.idle_rss_kib
+        _measure_all(ctx, live, cases, DEFAULT_APP, results)
         for item in live:
             item.run.loaded_rss_kib = item.server.rss_kib()
             item.run.peak_rss_kib = item.server.rss_kib("VmHWM")
@@ -383,19 +452,55 @@ def _run_scaled_app(
     ctx: _Context, slots: list[tuple[ServerSpec, ServerRun]], results: BenchResults
 ) -> None:
     """``/plain`` on the app with 10,000 extra routes declared before it."""
-    say(f"\n== starting every server ({SCALED_EXTRA_ROUTES:,}-route app)")
-    with ExitStack() as stack:
-        live = []
-        for spec, run in slots:
-            if run.skipped:
-                continue
-            item = _start_checked(
-                ctx, stack, spec, run, SCALED_EXTRA_ROUTES, [SCALING_ENDPOINT]
-            )
-            if item is not None:
-                live.append(item)
-        cases = [(SCALING_ENDPOINT.name, ctx.options.connections[0])]
-        _measure_all(ctx, live, cases, SCALED_EXTRA_ROUTES, results)
+    cases = [(SCALING_ENDPOINT, ctx.options.connections[0])]
+    with _serving(ctx, _still_running(slots), SCALED_APP, [SCALING_ENDPOINT]) as live:
+        for item in live:
+            item.run.scaled_startup_s = item.server.ready_after
+            item.run.scaled_idle_rss_kib = item.idle_rss_kib
+        _measure_all(ctx, live, cases, SCALED_APP, results)
+
+
+def _run_middleware_app(
+    ctx: _Context, slots: list[tuple[ServerSpec, ServerRun]], results: BenchResults
+) -> None:
+    """``/plain`` (CORS headers only) and ``/big`` (gzipped) on the CORS + GZip app, from an
+    allowed origin, accepting gzip; servers without Starlette's middleware are left out."""
+    cases = _middleware_cases(ctx.options)
+    if not cases:
+        names = ", ".join(e.name for e in MIDDLEWARE_ENDPOINTS)
+        say(f"\n== {MIDDLEWARE_APP.label}: not run, none of {names} in --endpoints")
+        return
+    serving = []
+    for spec, run in _still_running(slots):
+        if spec.no_middleware is None:
+            serving.append((spec, run))
+        else:
+            reason = run.not_run[MIDDLEWARE_APP.label] = spec.no_middleware
+            say(f"{spec.label}: not run on the {MIDDLEWARE_APP.label}: {reason}")
+    checks = [*(endpoint for endpoint, _ in cases), *MIDDLEWARE_PROBES]
+    with _serving(ctx, serving, MIDDLEWARE_APP, checks) as live:
+        _measure_all(ctx, live, cases, MIDDLEWARE_APP, results)
+
+
+def _middleware_meta() -> dict[str, object]:
+    """What the middleware run serves and sends, for the report."""
+    return {
+        "app": asgi_target(MIDDLEWARE_APP),
+        "gzip_minimum_size": GZIP_MINIMUM_SIZE,
+        "cors_allow_origins": [CORS_ORIGIN],
+        "request_headers": dict(MIDDLEWARE_HEADERS),
+    }
+
+
+def _also(options: BenchOptions) -> str:
+    """The runs after the default app's, for the banner."""
+    also = ""
+    if options.scaling:
+        also += f", plus /plain on the {SCALED_APP.label}"
+    if options.middleware and (cases := _middleware_cases(options)):
+        names = ", ".join(endpoint.name for endpoint, _ in cases)
+        also += f", plus {names} on the {MIDDLEWARE_APP.label}"
+    return also
 
 
 def run(options: BenchOptions) -> BenchResults:
@@ -440,6 +545,7 @@ def run(options: BenchOptions) -> BenchResults:
             "wrk_threads": 1,
             "default_extra_routes": DEFAULT_EXTRA_ROUTES,
             "scaled_extra_routes": SCALED_EXTRA_ROUTES if options.scaling else None,
+            "middleware": _middleware_meta() if options.middleware else None,
             "profiled": options.py_spy,
             "wait_quiet_s": options.wait_quiet_s,
             "retry_disturbed": options.retry_disturbed,
@@ -450,13 +556,8 @@ def run(options: BenchOptions) -> BenchResults:
     say(f"engine: {engine}")
     say(
         f"servers: {', '.join(s.label for s in to_run)}; {len(options.cases())} runs each of "
-        f"{options.warmup_s:g} s warm-up + {options.duration_s:g} s"
-        + (
-            f", plus /plain on a {SCALED_EXTRA_ROUTES:,}-route app"
-            if options.scaling
-            else ""
-        )
-        + f"; about {estimate_seconds(options, len(to_run)) / 60:.1f} min"
+        f"{options.warmup_s:g} s warm-up + {options.duration_s:g} s{_also(options)}; "
+        f"about {estimate_seconds(options, to_run) / 60:.1f} min"
     )
     options.output_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
@@ -477,9 +578,10 @@ def run(options: BenchOptions) -> BenchResults:
                 say(f"{spec.label}: not run: {run_.skipped}")
             else:
                 slots_to_run.append((spec, run_))
-        _reference(ctx)
         _run_default_app(ctx, slots_to_run, results)
         if options.scaling:
             _run_scaled_app(ctx, slots_to_run, results)
+        if options.middleware:
+            _run_middleware_app(ctx, slots_to_run, results)
     results.meta["elapsed_s"] = round(time.monotonic() - started, 1)
     return results

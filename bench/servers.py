@@ -1,4 +1,5 @@
-"""The servers under test: how each one is started, and what the table says about it."""
+"""The servers under test: how each one is started, and what the table says about it; and
+the apps they serve in turn (default, 10,000 routes, CORS + GZip)."""
 
 from __future__ import annotations
 
@@ -13,18 +14,39 @@ ASGI_MODULE = "bench.apps.fastapi_app"
 FASTRAPI_MODULE = "bench.apps.fastrapi_app"
 NATIVE_TIER_ENV = "BENCH_NATIVE_TIER"
 
-CommandBuilder = Callable[
-    [str, int, int], list[str]
-]  # (host, port, extra_routes) -> argv
+
+@dataclass(frozen=True)
+class AppVariant:
+    """One app every server serves in turn: ``attr`` in :mod:`bench.apps.fastapi_app`, with
+    ``extra_routes`` routes before the measured ones, with or without CORS + GZip middleware."""
+
+    attr: str
+    label: str
+    extra_routes: int = fastapi_app.DEFAULT_EXTRA_ROUTES
+    middleware: bool = False
+
+    @property
+    def is_default(self) -> bool:
+        return self == DEFAULT_APP
 
 
-def asgi_target(extra_routes: int) -> str:
-    """``module:attr`` of the FastAPI app with ``extra_routes`` routes before the measured ones."""
-    if extra_routes == fastapi_app.DEFAULT_EXTRA_ROUTES:
-        return f"{ASGI_MODULE}:app"
-    if extra_routes == fastapi_app.SCALED_EXTRA_ROUTES:
-        return f"{ASGI_MODULE}:app_{extra_routes}_routes"
-    raise ValueError(f"no app with {extra_routes} extra routes in {ASGI_MODULE}")
+DEFAULT_APP = AppVariant("app", "default app")
+SCALED_APP = AppVariant(
+    fastapi_app.SCALED_APP,
+    f"{fastapi_app.SCALED_EXTRA_ROUTES:,}-route app",
+    extra_routes=fastapi_app.SCALED_EXTRA_ROUTES,
+)
+MIDDLEWARE_APP = AppVariant(
+    fastapi_app.MIDDLEWARE_APP, "CORS + GZip app", middleware=True
+)
+
+# (host, port, app) -> argv
+CommandBuilder = Callable[[str, int, AppVariant], list[str]]
+
+
+def asgi_target(app: AppVariant) -> str:
+    """``module:attr`` of the FastAPI app."""
+    return f"{ASGI_MODULE}:{app.attr}"
 
 
 @dataclass(frozen=True)
@@ -38,50 +60,53 @@ class ServerSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     note: str = ""
     unavailable: str | None = None
+    no_middleware: str | None = None  # why it does not serve the middleware app
 
-    def argv(self, host: str, port: int, extra_routes: int) -> list[str]:
-        return self.command(host, port, extra_routes)
+    def argv(self, host: str, port: int, app: AppVariant) -> list[str]:
+        return self.command(host, port, app)
 
     def describe_command(self) -> str:
         """The command as the table shows it (placeholders for host and port)."""
-        argv = self.command("HOST", 0, fastapi_app.DEFAULT_EXTRA_ROUTES)
+        argv = self.command("HOST", 0, DEFAULT_APP)
         argv = ["python" if a == sys.executable else a for a in argv]
         text = " ".join(argv).replace("--port 0", "--port PORT")
         env = " ".join(f"{k}={v}" for k, v in self.env.items())
         return f"{env} {text}".strip()
 
 
-def _uvicorn(host: str, port: int, extra_routes: int) -> list[str]:
+def _uvicorn(host: str, port: int, app: AppVariant) -> list[str]:
     return [
-        sys.executable, "-m", "uvicorn", asgi_target(extra_routes),
+        sys.executable, "-m", "uvicorn", asgi_target(app),
         "--host", host, "--port", str(port),
         "--loop", "uvloop", "--http", "httptools",
         "--workers", "1", "--no-access-log", "--log-level", "warning",
     ]  # fmt: skip
 
 
-def _granian(host: str, port: int, extra_routes: int) -> list[str]:
+def _granian(host: str, port: int, app: AppVariant) -> list[str]:
     return [
         sys.executable, "-m", "granian", "--interface", "asgi",
         "--host", host, "--port", str(port),
         "--workers", "1", "--log-level", "warning",
-        asgi_target(extra_routes),
+        asgi_target(app),
     ]  # fmt: skip
 
 
-def _fastrapi_compat(host: str, port: int, extra_routes: int) -> list[str]:
+def _fastrapi_compat(host: str, port: int, app: AppVariant) -> list[str]:
     # `python -m fastrapi_compat` is the `fastrapi-compat` console script; run through the
     # interpreter so that the engine benchmarked is the one `bench` imports (see runner).
     return [
-        sys.executable, "-m", "fastrapi_compat", "run", asgi_target(extra_routes),
+        sys.executable, "-m", "fastrapi_compat", "run", asgi_target(app),
         "--host", host, "--port", str(port), "--log-level", "warning",
     ]  # fmt: skip
 
 
-def _fastrapi(host: str, port: int, extra_routes: int) -> list[str]:
+def _fastrapi(host: str, port: int, app: AppVariant) -> list[str]:
+    if app.middleware:
+        raise ValueError(f"{FASTRAPI_MODULE} has no middleware app")
     return [
         sys.executable, "-m", FASTRAPI_MODULE,
-        "--host", host, "--port", str(port), "--extra-routes", str(extra_routes),
+        "--host", host, "--port", str(port), "--extra-routes", str(app.extra_routes),
     ]  # fmt: skip
 
 
@@ -129,6 +154,8 @@ def all_servers(native_tier: bool | None = None) -> list[ServerSpec]:
             _fastrapi,
             note="its own API (bench/apps/fastrapi_app.py); all endpoints `def`: "
             "its `async def` endpoints answer 500 in 0.2.11",
+            no_middleware="its own API has no equivalent of Starlette's CORSMiddleware "
+            "and GZipMiddleware",
         ),
     ]
 
