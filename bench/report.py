@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from bench.endpoints import ENDPOINTS
+from typing import Any
+
+from bench.endpoints import ENDPOINTS, MIDDLEWARE_ENDPOINTS
 from bench.interference import DISTURBED_PCT
 from bench.results import BenchResults, Measurement, ServerRun
-from bench.servers import FASTRAPI, UVICORN
+from bench.servers import FASTRAPI, MIDDLEWARE_APP, UVICORN
 
 FASTRAPI_FOOTNOTE = (
     "FastrAPI runs `bench/apps/fastrapi_app.py` (its own API, same paths and answers) with "
@@ -76,7 +78,12 @@ def _label(run: ServerRun) -> str:
 
 
 def _check(m: Measurement) -> str:
-    mark = {"identical": "✓", "json-equal": "≈ JSON-equal"}.get(m.check, m.check or "–")
+    marks = {
+        "identical": "✓",
+        "gzip-equal": "≈ gzip-equal",
+        "json-equal": "≈ JSON-equal",
+    }
+    mark = marks.get(m.check, m.check or "–")
     problems = []
     if m.non_2xx:
         problems.append(f"{m.non_2xx:,} non-2xx")
@@ -89,7 +96,8 @@ def _order(results: BenchResults) -> list[tuple[str, int]]:
     """``(endpoint, connections)`` measured on the default app, in endpoint order."""
     names = [e.name for e in ENDPOINTS]
     seen = {(m.endpoint, m.connections) for m in results.measurements
-            if m.extra_routes == results.meta["default_extra_routes"]}  # fmt: skip
+            if m.extra_routes == results.meta["default_extra_routes"]
+            and not m.middleware}  # fmt: skip
     return sorted(seen, key=lambda case: (names.index(case[0]), -case[1]))
 
 
@@ -225,6 +233,63 @@ def _scaling(results: BenchResults, runs: list[ServerRun]) -> list[str]:
     return lines
 
 
+def _flagged(m: Measurement | None) -> str:
+    return _rps(m) + (" ⚠" if m is not None and _is_disturbed(m) else "")
+
+
+def _middleware_intro(meta: dict[str, Any]) -> str:
+    headers = ", ".join(f"`{k}: {v}`" for k, v in meta["request_headers"].items())
+    return (
+        f"`{meta['app']}`: the default app with Starlette's own "
+        f"`GZipMiddleware(minimum_size={meta['gzip_minimum_size']})` and, around it, "
+        f"`CORSMiddleware(allow_origins={meta['cors_allow_origins']}, allow_methods=['*'], "
+        f"allow_headers=['*'])`; every request sends {headers}. `/plain` is below "
+        "`minimum_size` (CORS headers only), `/big` is gzipped. *Plain app* is the default "
+        "app's run above (same connections, minutes earlier); *cost* = CORS + GZip / plain "
+        "app (1.00× = free). fastrapi-compat runs both middleware in Rust around its native "
+        "routes; on its ASGI tier and on the other servers they are Starlette's Python."
+    )
+
+
+def _middleware(results: BenchResults, runs: list[ServerRun]) -> list[str]:
+    meta = results.meta.get("middleware")
+    if not meta:
+        return []
+    default = results.meta["default_extra_routes"]
+    conns = results.meta["connections"][0]
+    lines = [
+        "",
+        f"## Cost of CORS + GZip on a native route ({conns} connections)",
+        "",
+        _middleware_intro(meta),
+        "",
+        (
+            "| endpoint | server | req/s, plain app | req/s, CORS + GZip | cost "
+            "| CORS + GZip × uvicorn | p99 ms, plain | p99 ms, CORS + GZip "
+            "| answers vs uvicorn |"
+        ),
+        "|---|---|--:|--:|--:|--:|--:|--:|---|",
+    ]
+    for endpoint in (e.name for e in MIDDLEWARE_ENDPOINTS):
+        base = results.find(UVICORN, endpoint, conns, default, middleware=True)
+        for r in runs:
+            plain = results.find(r.key, endpoint, conns, default)
+            m = results.find(r.key, endpoint, conns, default, middleware=True)
+            if m is None:
+                continue
+            versus = _ratio(m, base) if r.key != UVICORN else ""
+            lines.append(
+                f"| `{endpoint}` | {_label(r)} | {_flagged(plain)} | {_flagged(m)} | "
+                f"{_ratio(m, plain)} | {versus} | {_ms(plain.p99_ms if plain else None)} | "
+                f"{_ms(m.p99_ms)} | {_check(m)} |"
+            )
+    for r in runs:
+        if reason := r.not_run.get(MIDDLEWARE_APP.label):
+            lines.append(f"| | {_label(r)} | not run: {reason.splitlines()[0]} "
+                         "| | | | | | |")  # fmt: skip
+    return lines
+
+
 def _servers(results: BenchResults) -> list[str]:
     base = results.server(UVICORN)
     lines = [
@@ -281,8 +346,9 @@ def _mismatches(results: BenchResults) -> list[str]:
     for r in results.servers:
         for v in r.verdicts:
             if v["outcome"] != "identical":
+                app = f" ({v['app']})" if "app" in v else ""
                 lines.append(
-                    f"- {_label(r)}, `{v['endpoint']}`: {v['outcome']}: {v['detail']}"
+                    f"- {_label(r)}, `{v['endpoint']}`{app}: {v['outcome']}: {v['detail']}"
                 )
     if not lines:
         return [
@@ -290,8 +356,8 @@ def _mismatches(results: BenchResults) -> list[str]:
             "## Answers",
             "",
             (
-                "Every server's status and body bytes were identical to FastAPI+uvicorn's "
-                "on every endpoint and probe."
+                "Every server's status, body bytes and middleware headers were identical "
+                "to FastAPI+uvicorn's on every endpoint and probe."
             ),
         ]
     return [
@@ -299,9 +365,12 @@ def _mismatches(results: BenchResults) -> list[str]:
         "## Answers that differ from FastAPI+uvicorn's",
         "",
         (
-            "Checked before measuring: status and body bytes of each endpoint, plus "
-            "probes (422 path, 422 body, 404, 405). *different* on a measured endpoint "
-            "means it was not measured; *json-equal* (same JSON, other bytes) was measured."
+            "Checked before measuring: status, body bytes and the headers middleware adds "
+            "(`access-control-*`, `content-encoding`, `vary`) of each endpoint, plus probes "
+            "(422 path, 422 body, 404, 405; on the CORS + GZip app a preflight, an origin "
+            "not allowed, a 404). *different* on a measured endpoint means it was not "
+            "measured; *json-equal* (same JSON, other bytes) and *gzip-equal* (same body "
+            "decompressed, other compressed bytes) were measured."
         ),
         "",
         *lines,
@@ -314,6 +383,7 @@ def render(results: BenchResults) -> str:
     lines += _matrix(results, runs)
     lines += _details(results, runs)
     lines += _scaling(results, runs)
+    lines += _middleware(results, runs)
     lines += _servers(results)
     lines += _todo()
     lines += _mismatches(results)
