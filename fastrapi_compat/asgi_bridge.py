@@ -93,7 +93,7 @@ class Dispatcher:
         scope["state"] = self.state.copy()
         prepare_scope(plan, scope, params)
         try:
-            await run(NativeCall(plan, scope, protocol.receive, protocol.send, protocol.respond, protocol.skip_middleware))
+            await run(NativeCall(plan, scope, protocol.receive, protocol.send, protocol.respond, protocol))
         except BaseException as exc:
             protocol.finish()
             self.logger.error("Exception in ASGI application\n", exc_info=exc)

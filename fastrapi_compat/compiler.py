@@ -153,6 +153,8 @@ def compile_app(app: Any) -> Compiled:
         except ValueError as exc:  # each layer was checked alone; keep the app correct anyway
             reason_for_app = f"middleware stack: {exc}"
     runtime = AppRuntime(app) if not reason_for_app else None
+    if runtime is not None:
+        runtime.native_sessions = any(layer.spec is not None and layer.spec[0] == "session" for layer in layers)
     form_limits = bool(runtime) and internals.form_limits_configured(app)
     routes: list[RouteReport] = []
     mirror: list[MirrorSpec] = []

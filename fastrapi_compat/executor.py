@@ -38,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from fastrapi_compat import internals
-from fastrapi_compat._native import dumps_plain
+from fastrapi_compat._native import HTTPProtocol, dumps_plain
 
 Undefined = internals.Undefined
 
@@ -74,6 +74,8 @@ class AppRuntime:
         self.exception_handlers = tables._exception_handlers
         self.status_handlers = tables._status_handlers
         self.server_errors = ServerErrorMiddleware(app=None, handler=error_handler, debug=app.debug)  # type: ignore[arg-type]
+        #: Set by the compiler when the engine runs the app's ``SessionMiddleware``.
+        self.native_sessions = False
         self.telemetry_enabled = internals.telemetry_probe(app)
 
     def lookup_handler(self, exc: Exception) -> Any:
@@ -360,17 +362,18 @@ class NativeCall:
     """One request on a native route. ``scope`` is the request's full ASGI scope (built by the
     engine, adjusted by the listener's handler); ``respond`` answers with a whole response in
     one call (None: every response goes through ``send``); ``send`` is ASGI ``send``;
-    ``skip_middleware`` (None: the engine runs no middleware for the request) makes the next
-    response bypass the app's middleware the engine runs, for ``ServerErrorMiddleware``'s 500."""
+    ``protocol`` is the engine's request when the engine may run the app's middleware around
+    it (None otherwise): ``ServerErrorMiddleware``'s 500 skips them, and an error the session
+    middleware met opening the session is raised where Starlette raises it."""
 
-    __slots__ = ("plan", "receive", "request", "respond", "scope", "send", "skip_middleware", "started")
+    __slots__ = ("plan", "protocol", "receive", "request", "respond", "scope", "send", "started")
 
     def __init__(
         self, plan: Plan, scope: dict[str, Any], receive: Any, send: Send, respond: Respond | None,
-        skip_middleware: Callable[[], None] | None,
+        protocol: HTTPProtocol | None,
     ) -> None:
         self.plan = plan
-        self.skip_middleware = skip_middleware
+        self.protocol = protocol
         self.scope = scope
         self.receive = receive
         self.send = send
@@ -431,6 +434,10 @@ async def _run(call: NativeCall) -> None:
     if flat is not None and flat.overrides_provider is not None and getattr(flat.overrides_provider, "dependency_overrides", None):
         flat = None  # FastAPI's own solver applies the overrides
     try:
+        if runtime.native_sessions and call.protocol is not None:
+            error = call.protocol.session_error()  # SessionMiddleware, opening the session
+            if error is not None:
+                raise error
         if flat is not None:
             try:  # ExceptionMiddleware, and request_response's wrapper: the same handlers
                 await _run_flat(call, flat)
@@ -465,8 +472,8 @@ async def _run(call: NativeCall) -> None:
         else:
             response = await run_in_threadpool(handler, request, exc)
         if not call.started:
-            if call.skip_middleware is not None:
-                call.skip_middleware()
+            if call.protocol is not None:
+                call.protocol.skip_middleware()
             await response(call.scope, call.receive, call.send)
         raise exc
 

@@ -40,6 +40,7 @@ from typing import Any, TypeVar
 
 from fastrapi_compat._native import (
     SYNTHETIC_HOST_HEADER,
+    TEST_CLIENT_HEADER,
     ClientDisconnected,
     Engine,
     HTTPProtocol,
@@ -78,7 +79,7 @@ def _async_library_var() -> contextvars.ContextVar[str | None] | None:
 _async_library = ASYNC_LIBRARY = _async_library_var()
 
 T = TypeVar("T")
-SIDE_HEADER = "x-fastrapi-testclient"
+SIDE_HEADER = TEST_CLIENT_HEADER  # "x-fastrapi-testclient"
 _SIDE_HEADER_BYTES = SIDE_HEADER.encode()
 _SYNTHETIC_HOST_BYTES = SYNTHETIC_HOST_HEADER.encode()
 OUTCOME_TIMEOUT = 30.0
@@ -438,7 +439,7 @@ class EngineSite(Dispatcher):
         prepare_scope(plan, scope, params)
         send = protocol.send if outcome is None else outcome.recording(protocol.send)
         respond = protocol.respond if outcome is None else outcome.responding(protocol.respond)
-        await self._call_http(protocol, scope, send, outcome, lambda s, r, w: run(NativeCall(plan, s, r, w, respond, protocol.skip_middleware)))
+        await self._call_http(protocol, scope, send, outcome, lambda s, r, w: run(NativeCall(plan, s, r, w, respond, protocol)))
 
     async def _call_http(
         self, protocol: HTTPProtocol, scope: dict[str, Any], send: Any, outcome: Outcome | None, app: Any = None

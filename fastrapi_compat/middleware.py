@@ -143,7 +143,7 @@ def _session(instance: Any) -> Spec | str:
     except (AttributeError, UnicodeEncodeError):
         return "cookie name, path or flags that are not latin-1 text"
 
-    def factory(data: bytes | None) -> Session:
+    def factory(data: bytes | None) -> Session:  # what SessionMiddleware does with the payload
         return Session(json.loads(b64decode(data))) if data is not None else Session()
 
     def dump(session: Session) -> bytes:

@@ -63,6 +63,8 @@ struct Layers {
     /// runs the app's own middleware) the response phases do not apply.
     armed: bool,
     session: Option<Session>,
+    /// What opening the session raised (Starlette's `SessionMiddleware` would have raised it).
+    session_error: Option<PyErr>,
 }
 
 impl Layers {
@@ -72,6 +74,7 @@ impl Layers {
             pending,
             armed: false,
             session: None,
+            session_error: None,
         }
     }
 }
@@ -448,8 +451,11 @@ impl HTTPProtocol {
         scope.set_item("method", inner.head.method.as_str())?;
         let mut state = inner.lock();
         if let Some(layers) = state.layers.as_mut() {
-            if layers.session.is_none() {
-                layers.session = layers.stack.open_session(py, &layers.pending)?;
+            if layers.session.is_none() && layers.session_error.is_none() {
+                match layers.stack.open_session(py, &layers.pending) {
+                    Ok(session) => layers.session = session,
+                    Err(error) => layers.session_error = Some(error),
+                }
             }
             if let Some(session) = &layers.session {
                 scope.set_item("session", session.object.bind(py))?;
@@ -489,9 +495,9 @@ impl HTTPProtocol {
         };
         let mut state = self.inner.lock();
         // The scope may already hold the session opened for the old stack: keep that object.
-        let opened = state.layers.take().and_then(|old| old.session);
-        if let Some(layers) = layers.as_mut() {
-            layers.session = opened;
+        if let (Some(layers), Some(old)) = (layers.as_mut(), state.layers.take()) {
+            layers.session = old.session;
+            layers.session_error = old.session_error;
         }
         state.layers = layers;
         drop(state);
@@ -506,6 +512,16 @@ impl HTTPProtocol {
             layers.armed = true;
         }
         inner.engine.native_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// What opening the request's session raised, if anything (taken once): the executor
+    /// raises it where Starlette's `SessionMiddleware` would have.
+    fn session_error(&self) -> Option<PyErr> {
+        self.inner
+            .lock()
+            .layers
+            .as_mut()
+            .and_then(|layers| layers.session_error.take())
     }
 
     /// The next response skips the app's middleware: it is `ServerErrorMiddleware`'s, which

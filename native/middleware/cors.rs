@@ -172,15 +172,6 @@ impl Cors {
         if let Some(origin) = explicit {
             headers.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         }
-        // ", ".join([*headers.getlist("Vary"), "Origin"])
-        let mut vary: Vec<u8> = Vec::new();
-        for value in headers.get_all(http::header::VARY) {
-            vary.extend_from_slice(value.as_bytes());
-            vary.extend_from_slice(b", ");
-        }
-        vary.extend_from_slice(b"Origin");
-        if let Ok(value) = HeaderValue::from_bytes(&vary) {
-            headers.insert(http::header::VARY, value);
-        }
+        super::add_vary(headers, "Origin");
     }
 }

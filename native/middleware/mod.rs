@@ -196,6 +196,9 @@ enum Step {
 
 /// The header a test client adds when the request it forwards had no `Host`.
 pub const SYNTHETIC_HOST: &str = "x-fastrapi-synthetic-host";
+/// The header naming a test client's request (`fastrapi_compat.loopback`): the scheme and
+/// server the app sees are the ones the client promised, not the loopback connection's.
+pub const TEST_CLIENT: &str = "x-fastrapi-testclient";
 
 /// What `PlainTextResponse(text, status_code, headers=...)` sends: the given headers, then
 /// `content-length` and `content-type`.
@@ -221,18 +224,18 @@ fn py_strip(value: &[u8]) -> &[u8] {
     &value[start..end]
 }
 
-/// `MutableHeaders.add_vary_header`: the first `vary` value extended, set as the only one.
+/// `MutableHeaders.add_vary_header`: every `vary` value and the new one, joined, set as the
+/// only one.
 fn add_vary(headers: &mut HeaderMap, vary: &str) {
-    let value = match headers.get(http::header::VARY) {
-        Some(existing) => {
-            let mut joined = existing.as_bytes().to_vec();
-            joined.extend_from_slice(b", ");
-            joined.extend_from_slice(vary.as_bytes());
-            HeaderValue::from_bytes(&joined).unwrap_or_else(|_| HeaderValue::from_static(""))
-        }
-        None => HeaderValue::from_str(vary).unwrap_or_else(|_| HeaderValue::from_static("")),
-    };
-    headers.insert(http::header::VARY, value);
+    let mut joined: Vec<u8> = Vec::new();
+    for value in headers.get_all(http::header::VARY) {
+        joined.extend_from_slice(value.as_bytes());
+        joined.extend_from_slice(b", ");
+    }
+    joined.extend_from_slice(vary.as_bytes());
+    if let Ok(value) = HeaderValue::from_bytes(&joined) {
+        headers.insert(http::header::VARY, value);
+    }
 }
 
 /// A header name/value pair from the Python side (latin-1 text, as Starlette encodes it).
@@ -316,6 +319,7 @@ impl PyMiddlewareStack {
 pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyMiddlewareStack>()?;
     m.add("SYNTHETIC_HOST_HEADER", SYNTHETIC_HOST)?;
+    m.add("TEST_CLIENT_HEADER", TEST_CLIENT)?;
     Ok(())
 }
 
@@ -339,7 +343,7 @@ mod tests {
         add_vary(&mut headers, "Origin");
         assert_eq!(
             headers.get_all("vary").iter().collect::<Vec<_>>(),
-            ["Accept-Encoding, Origin"]
+            ["Accept-Encoding, Cookie, Origin"]
         );
     }
 }

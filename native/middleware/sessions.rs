@@ -18,7 +18,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use sha1::Sha1;
 
-use super::{add_vary, first, latin1, option, py_strip, Pending, Step};
+use super::{add_vary, latin1, option, py_strip, Pending, Step};
 use crate::request::RequestHead;
 
 /// itsdangerous' `base64_encode`/`base64_decode`: URL-safe alphabet, no padding written, any
@@ -82,23 +82,23 @@ impl Sessions {
         }
     }
 
-    /// The session cookie as Starlette reads it (`None`: a form the engine leaves to Python).
+    /// The session cookie as Starlette reads it: every `Cookie` header in order, the last
+    /// chunk with this name winning (`None`: a form the engine leaves to Python).
     pub fn find(&self, headers: &HeaderMap) -> Option<Cookie> {
-        let Some(raw) = first(headers, "cookie") else {
-            return Some(Cookie::Empty);
-        };
-        if !raw.is_ascii() {
-            return None;
-        }
-        // `cookie_parser`: the last chunk with this name wins.
         let mut value: Option<&[u8]> = None;
-        for chunk in raw.split(|&b| b == b';') {
-            let (key, val) = match chunk.iter().position(|&b| b == b'=') {
-                Some(i) => (&chunk[..i], &chunk[i + 1..]),
-                None => (&b""[..], chunk),
-            };
-            if py_strip(key) == self.cookie.as_slice() {
-                value = Some(py_strip(val));
+        for raw in headers.get_all("cookie") {
+            let raw = raw.as_bytes();
+            if !raw.is_ascii() {
+                return None;
+            }
+            for chunk in raw.split(|&b| b == b';') {
+                let (key, val) = match chunk.iter().position(|&b| b == b'=') {
+                    Some(i) => (&chunk[..i], &chunk[i + 1..]),
+                    None => (&b""[..], chunk),
+                };
+                if py_strip(key) == self.cookie.as_slice() {
+                    value = Some(py_strip(val));
+                }
             }
         }
         let Some(value) = value else {
@@ -164,20 +164,18 @@ impl Sessions {
         value
     }
 
-    /// The app's `Session` for a request with `cookie`. A payload that was signed with the
-    /// app's key but is not base64 JSON (Starlette answers 500) opens an empty session.
+    /// The app's `Session` for a request with `cookie`. A payload signed with the app's key
+    /// that is not base64 JSON of a mapping raises, as in Starlette (which answers 500).
     pub fn open(&self, py: Python<'_>, cookie: &Cookie) -> PyResult<Session> {
-        if let Cookie::Valid(data) = cookie {
-            if let Ok(object) = self.factory.call1(py, (PyBytes::new(py, data),)) {
-                return Ok(Session {
-                    object,
-                    initial_empty: false,
-                });
-            }
-        }
-        Ok(Session {
-            object: self.factory.call1(py, (py.None(),))?,
-            initial_empty: true,
+        Ok(match cookie {
+            Cookie::Valid(data) => Session {
+                object: self.factory.call1(py, (PyBytes::new(py, data),))?,
+                initial_empty: false,
+            },
+            Cookie::Empty => Session {
+                object: self.factory.call1(py, (py.None(),))?,
+                initial_empty: true,
+            },
         })
     }
 

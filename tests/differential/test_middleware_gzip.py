@@ -265,11 +265,7 @@ DEFAULT_REQUESTS += OTHER_RESPONSES + FILES
 
 #: Real differences between uvicorn + stock Starlette and the engine (strict xfail: the day
 #: one is fixed, its mark must go).
-KNOWN_DIFFERENCES = {
-    "two Vary headers joined": "native GZip keeps only the first Vary header's value "
-    "('Cookie, Accept-Encoding'); Starlette's add_vary_header joins every Vary header "
-    "('Cookie, User-Agent, Accept-Encoding')",
-}
+KNOWN_DIFFERENCES: dict[str, str] = {}
 
 
 def _cases(reqs: list[Req]) -> list[Any]:

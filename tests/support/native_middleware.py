@@ -18,7 +18,7 @@ import pytest
 from support.compare import PairClients, Req
 
 #: Flip to True when the native CORS/GZip/TrustedHost/HTTPSRedirect/Session middleware lands.
-MIDDLEWARE_NATIVE = False
+MIDDLEWARE_NATIVE = True
 
 
 def engine_stats(pair: PairClients) -> dict[str, int]:
