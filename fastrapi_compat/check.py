@@ -8,7 +8,10 @@ byte for byte the same, to two copies of the app:
   and Starlette with no server of ours in between. What a server adds around an ASGI app is
   done as uvicorn does it: lifespan startup first, lifespan ``state`` copied into each request's
   scope, a plain ``500 Internal Server Error`` when the app fails before it started its
-  response, the connection dropped when it fails midway, no body for ``HEAD``.
+  response, the connection dropped when it fails midway (a response header value uvicorn
+  refuses to write, e.g. one with a control character, counts as midway, as in uvicorn), no
+  body for ``HEAD``, and an app still running when the client gives up (``--timeout``) is
+  left running, not cancelled.
 - **engine**: the same app served by the engine (``ServerThread``, lifespan run as ``run`` runs
   it), over loopback HTTP.
 
@@ -387,20 +390,27 @@ class StockServer:
         scope["state"] = self.state.copy()
         started = completed = False
 
-        async def tracked_send(message: MutableMapping[str, Any]) -> None:
+        async def server_send(message: MutableMapping[str, Any]) -> None:
             nonlocal started, completed
             if message["type"] == "http.response.start":
-                started = True
+                started = True  # before the checks below, as in uvicorn
+                for name, value in message.get("headers", ()):
+                    if _UVICORN_HEADER_NAME.search(name):
+                        raise RuntimeError("Invalid HTTP header name.")
+                    if _UVICORN_HEADER_VALUE.search(value):
+                        raise RuntimeError("Invalid HTTP header value.")
             elif message["type"] == "http.response.body" and not message.get(
                 "more_body", False
             ):
                 completed = True
             await send(message)
 
+        failure = "the app returned without completing its response"
         try:
-            await self.app(scope, receive, tracked_send)
+            await self.app(scope, receive, server_send)
         except Exception as exc:  # uvicorn logs it and answers as below
             logger.debug("Exception in ASGI application (stock side)", exc_info=exc)
+            failure = _one_line(exc)
         if not started:
             headers = [
                 (b"content-type", b"text/plain; charset=utf-8"),
@@ -411,18 +421,37 @@ class StockServer:
             )
             await send({"type": "http.response.body", "body": INTERNAL_SERVER_ERROR})
         elif not completed:
-            raise _Aborted
+            raise _Aborted(failure)
 
 
-async def ask_stock(client: httpx.AsyncClient, wire: Wire, options: Options) -> Answer:
+# What uvicorn (httptools) refuses to write in a response head; it then drops the connection,
+# as the response counts as started.
+_UVICORN_HEADER_NAME = re.compile(rb'[\x00-\x1f\x7f()<>@,;:\[\]={} \t\\"]')
+_UVICORN_HEADER_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+async def ask_stock(
+    client: httpx.AsyncClient,
+    wire: Wire,
+    options: Options,
+    running: set[asyncio.Task[Answer]],
+) -> Answer:
+    """Ask the stock side. A request that times out is left running (added to ``running``),
+    as a server leaves the app running when its client goes away."""
+    task = asyncio.ensure_future(_ask(client, wire, options))
     try:
-        return await asyncio.wait_for(_ask(client, wire, options), options.timeout)
-    except _Aborted:
-        return Answer.failed(
-            "response aborted", "the app failed after starting its response"
-        )
+        return await asyncio.wait_for(asyncio.shield(task), options.timeout)
+    except _Aborted as exc:
+        return Answer.failed("response aborted", str(exc))
     except asyncio.TimeoutError:
+        running.add(task)
+        task.add_done_callback(_forget)
         return Answer.failed("timed out")
+
+
+def _forget(task: asyncio.Task[Answer]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: nobody waits for it any more
 
 
 async def ask_engine(client: httpx.AsyncClient, wire: Wire, options: Options) -> Answer:
@@ -631,6 +660,7 @@ async def _check(
         width = max((len(op.label) for op in operations), default=0)
         transport = httpx.ASGITransport(app=StockServer(stock_app, lifespan.state))
         reports = []
+        running: set[asyncio.Task[Answer]] = set()
         async with httpx.AsyncClient(transport=transport) as stock:
             engine = _engine_client(options.timeout)
             try:
@@ -641,7 +671,7 @@ async def _check(
                         error=operation.error,
                     )
                     for wire in operation.requests:
-                        stock_answer = await ask_stock(stock, wire, options)
+                        stock_answer = await ask_stock(stock, wire, options, running)
                         engine_answer = await ask_engine(engine, wire, options)
                         report.requests += 1
                         problems = differences(stock_answer, engine_answer)
@@ -656,6 +686,9 @@ async def _check(
                     print_operation(report, width, out)
             finally:
                 await engine.aclose()
+                for task in running:
+                    task.cancel()
+                await asyncio.gather(*running, return_exceptions=True)
     finally:
         await lifespan.shutdown()
     return Report(seed=seed, operations=reports)

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -360,3 +361,54 @@ def test_two_instances_each_with_its_own_module_state(tmp_path: Path) -> None:
         sys.path.remove(str(tmp_path))
         for name in [n for n in sys.modules if n.startswith("proj_check_state")]:
             del sys.modules[name]
+
+
+def test_stock_side_does_what_uvicorn_does_around_the_app() -> None:
+    import asyncio
+
+    import httpx
+
+    from fastrapi_compat.check import Options, StockServer, Wire, ask_stock
+
+    finished: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        path = scope["path"]
+        if path == "/state":
+            body = repr(sorted(scope["state"])).encode()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": body})
+        elif path == "/bad-header":  # uvicorn refuses it and drops the connection
+            headers = [(b"x-bad", b"a\x01b")]
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": headers}
+            )
+        elif path == "/fails-early":  # uvicorn answers its own 500
+            raise RuntimeError("boom")
+        elif path == "/slow":  # left running after the client gave up, as by a server
+            await asyncio.sleep(0.3)
+            finished.append(path)
+
+    async def main() -> dict[str, Answer]:
+        running: set[asyncio.Task[Answer]] = set()
+        options = Options(timeout=0.1)
+        transport = httpx.ASGITransport(app=StockServer(app, {"db": object()}))
+        answers = {}
+        async with httpx.AsyncClient(transport=transport) as client:
+            for path in ("/state", "/bad-header", "/fails-early", "/slow"):
+                wire = Wire("GET", f"http://127.0.0.1:1{path}", (), b"")
+                answers[path] = await ask_stock(client, wire, options, running)
+            assert len(running) == 1 and not finished
+            await asyncio.sleep(0.5)
+        assert finished == ["/slow"]
+        return answers
+
+    answers = asyncio.run(main())
+    assert answers["/state"].body == b"['db']"
+    assert answers["/bad-header"].outcome() == (
+        "response aborted (RuntimeError: Invalid HTTP header value.)"
+    )
+    early = answers["/fails-early"]
+    assert (early.status, early.body) == (500, b"Internal Server Error")
+    assert early.headers["content-type"] == ["text/plain; charset=utf-8"]
+    assert answers["/slow"].outcome() == "timed out"
