@@ -39,6 +39,7 @@ import random
 import re
 import sys
 import sysconfig
+import tempfile
 import zlib
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
@@ -233,8 +234,6 @@ def generate(
     """Up to ``max_examples`` distinct requests per operation, drawn by schemathesis with
     ``seed`` (with ``mode="all"``: half of them valid, half invalid)."""
     import schemathesis
-    from schemathesis import GenerationMode
-    from schemathesis.core.result import Err
 
     try:
         loaded = schemathesis.openapi.from_dict(schema, config=schemathesis.Config())
@@ -242,6 +241,25 @@ def generate(
         raise CheckError(
             f"schemathesis cannot load the app's schema: {_one_line(exc)}"
         ) from exc
+    # Hypothesis keeps caches under ./.hypothesis: not in the user's directory.
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    with tempfile.TemporaryDirectory(prefix="fastrapi-check-") as home:
+        set_hypothesis_home_dir(home)
+        try:
+            return _generate(
+                loaded, base_url, max_examples=max_examples, seed=seed, mode=mode
+            )
+        finally:
+            set_hypothesis_home_dir(None)
+
+
+def _generate(
+    loaded: Any, base_url: str, *, max_examples: int, seed: int, mode: str
+) -> list[Operation]:
+    from schemathesis import GenerationMode
+    from schemathesis.core.result import Err
+
     if mode == "all":
         budgets = [
             (GenerationMode.POSITIVE, max_examples - max_examples // 2),
