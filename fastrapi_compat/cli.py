@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="treat MODULE:APP as a function with no arguments that returns the app",
     )
+    run.add_argument(
+        "--workers",
+        type=_positive_int,
+        default=1,
+        help="worker processes sharing the port (SO_REUSEPORT; default: %(default)s)",
+    )
     explain = commands.add_parser(
         "explain",
         help="show how each route of MODULE:APP is served",
@@ -506,8 +512,25 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if report.differences else 0
 
 
+def _worker_argv(args: argparse.Namespace) -> list[str]:
+    """The command line of one worker of ``run --workers N`` (the port is added per run)."""
+    argv = [sys.executable, "-m", "fastrapi_compat", "run", args.app, "--host", args.host,
+            "--log-level", args.log_level, "--root-path", args.root_path,
+            "--lifespan", args.lifespan, "--tier", args.tier, "--app-dir", args.app_dir]  # fmt: skip
+    return [*argv, "--factory"] if args.factory else argv
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
+    if args.workers > 1:
+        from fastrapi_compat.workers import Supervisor, WorkerStartupFailed
+
+        try:
+            return Supervisor(_worker_argv(args), args.workers, args.host, args.port, graceful_timeout=30.0).run()
+        except WorkerStartupFailed as exc:
+            return 1 if exc.code == 1 else _fail(str(exc))  # 1: the worker said why
+        except StartupError as exc:
+            return _fail(str(exc))
     try:
         app = _load_target(args, verbose=args.log_level in ("debug", "trace"))
     except AppLoadError as exc:

@@ -12,12 +12,14 @@ import dataclasses
 import functools
 import gc
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from fastrapi_compat import workers
 from fastrapi_compat._native import Engine
 from fastrapi_compat.asgi_bridge import STATUS_PHRASES, Dispatcher, Lifespan, drain
 from fastrapi_compat.errors import StartupError
@@ -42,6 +44,8 @@ class Config:
     tier: str = "auto"
     """``auto``: routes the compiler understands are served natively, the rest by the ASGI
     tier; ``asgi``: every request goes through the app's full ASGI stack."""
+    reuse_port: bool = False
+    """Bind with ``SO_REUSEPORT`` (the workers of ``run --workers N`` share one port)."""
 
 
 TIERS = ("auto", "asgi")
@@ -95,7 +99,9 @@ class Server:
         try:
             dispatcher = Dispatcher(self.app, lifespan.state, logger)
             try:
-                host, port, listener_id = engine.listen(dispatcher, config.host, config.port, root_path=config.root_path)
+                host, port, listener_id = engine.listen(
+                    dispatcher, config.host, config.port, root_path=config.root_path, reuse_port=config.reuse_port
+                )
             except OSError as exc:
                 reason = (exc.strerror or str(exc)).lower()
                 raise StartupError(f"cannot bind to {config.host}:{config.port}: {reason}") from None
@@ -110,7 +116,10 @@ class Server:
             gc.collect()
             gc.freeze()
             self.bound = (host, port)
-            logger.info("fastrapi-compat running on http://%s:%d (Press CTRL+C to quit)", _url_host(host), port)
+            if config.reuse_port:
+                logger.info("worker %d serving http://%s:%d", os.getpid(), _url_host(host), port)
+            else:
+                logger.info("fastrapi-compat running on http://%s:%d (Press CTRL+C to quit)", _url_host(host), port)
             if on_ready is not None:
                 on_ready()
             await self._stop.wait()
@@ -154,6 +163,9 @@ def run(
         from fastrapi_compat.cli import configure_logging
 
         configure_logging(log_level or "info")
+    is_worker = workers.READY_FD_ENV in os.environ  # started by ``run --workers N``
+    if is_worker:
+        workers.die_with_parent()
     config = Config(
         host=host,
         port=port,
@@ -163,6 +175,7 @@ def run(
         threads=threads,
         graceful_timeout=graceful_timeout,
         tier=tier,
+        reuse_port=is_worker,
     )
     server = Server(app, config)
     loop = new_event_loop()
@@ -172,7 +185,7 @@ def run(
                 loop.add_signal_handler(sig, server.request_shutdown)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass  # not the main thread: the caller stops the server
-        loop.run_until_complete(server.serve())
+        loop.run_until_complete(server.serve(on_ready=workers.notify_ready))
     finally:
         loop.close()
 

@@ -167,8 +167,9 @@ impl Engine {
 
     /// Binds `host:port` (port 0 picks a free one) and starts accepting on it; each request
     /// becomes a protocol object whose `handler` is `handler`. Returns `(host, port, id)`.
-    /// Raises `OSError` when the address cannot be bound.
-    #[pyo3(signature = (handler, host, port, *, root_path=String::new()))]
+    /// Raises `OSError` when the address cannot be bound. `reuse_port` sets `SO_REUSEPORT`, so
+    /// that several worker processes listen on one port and the kernel spreads connections.
+    #[pyo3(signature = (handler, host, port, *, root_path=String::new(), reuse_port=false))]
     fn listen(
         &self,
         py: Python<'_>,
@@ -176,8 +177,9 @@ impl Engine {
         host: &str,
         port: u16,
         root_path: String,
+        reuse_port: bool,
     ) -> PyResult<(String, u16, u64)> {
-        let listener = py.detach(|| bind_tcp(host, port))?;
+        let listener = py.detach(|| bind_tcp(host, port, reuse_port))?;
         let addr = listener.local_addr()?;
         let site = Arc::new(Site {
             handler,
@@ -327,7 +329,7 @@ fn resolve_future(py: Python<'_>, future: &Py<PyAny>, build: Build) -> PyResult<
     Ok(())
 }
 
-fn bind_tcp(host: &str, port: u16) -> Result<TcpListener, PyErr> {
+fn bind_tcp(host: &str, port: u16, reuse_port: bool) -> Result<TcpListener, PyErr> {
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
         .map_err(|e| PyOSError::new_err(format!("cannot resolve host {host:?}: {e}")))?
@@ -338,6 +340,9 @@ fn bind_tcp(host: &str, port: u16) -> Result<TcpListener, PyErr> {
     let domain = socket2::Domain::for_address(addr);
     let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     if addr.is_ipv6() {
         let _ = socket.set_only_v6(false);
     }

@@ -71,6 +71,17 @@ MODULES = {
 
         app = FastAPI(lifespan=lifespan)
     """,
+    "pid.py": """
+        import os
+
+        from fastrapi_compat import FastAPI
+
+        app = FastAPI()
+
+        @app.get("/pid")
+        async def pid():
+            return os.getpid()
+    """,
 }
 
 
@@ -204,6 +215,7 @@ def test_bad_app_dir(tmp_path: Path) -> None:
         (["run", "good:app", "--log-level", "loud"], "--log-level"),
         (["run", "good:app", "--lifespan", "maybe"], "--lifespan"),
         (["run", "good:app", "--bogus"], "--bogus"),
+        (["run", "good:app", "--workers", "0"], "--workers"),
         (["run"], "MODULE:APP"),
         (["serve", "good:app"], "serve"),
         ([], "command"),
@@ -232,6 +244,23 @@ def test_lifespan_startup_failure(app_dir: Path) -> None:
         "run", "failing_lifespan:app", "--app-dir", str(app_dir), "--port", str(free_port())
     )
     assert_one_error_line(result, "database unreachable")
+
+
+def test_lifespan_startup_failure_with_workers(app_dir: Path) -> None:
+    result = run_cli(
+        "run", "failing_lifespan:app", "--app-dir", str(app_dir), "--port", str(free_port()),
+        "--workers", "2",
+    )  # fmt: skip
+    assert_one_error_line(result, "database unreachable")
+
+
+def test_port_in_use_with_workers(app_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("run", "good:app", "--app-dir", str(app_dir), "--port", str(port), "--workers", "2")
+    assert_one_error_line(result, str(port))
 
 
 # -- serving ----------------------------------------------------------------------------------
@@ -340,3 +369,40 @@ def test_app_dir_defaults_to_the_current_directory(
     response = wait_until_serving(process, f"http://127.0.0.1:{port}/")
     assert response.json() == {"ok": True}
     stop_with_sigint(process)
+
+
+# -- workers ----------------------------------------------------------------------------------
+
+
+def test_workers_share_the_port_and_a_dead_one_is_replaced(
+    app_dir: Path, serve: list[subprocess.Popen[str]]
+) -> None:
+    port = free_port()
+    process = start_server(serve, "pid:app", "--app-dir", str(app_dir), "--port", str(port), "--workers", "2")
+    base = f"http://127.0.0.1:{port}"
+    first = wait_until_serving(process, base + "/pid").json()
+    assert first != process.pid  # answered by a worker, not the supervisor
+    seen: set[int] = set()
+    for _ in range(400):  # the kernel spreads new connections over both listening sockets
+        with httpx.Client(timeout=5.0) as client:
+            seen.add(client.get(base + "/pid").json())
+        if len(seen) == 2:
+            break
+    assert len(seen) == 2, seen
+    victim = seen.pop()
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + STARTUP_DEADLINE
+    replaced: set[int] = set()
+    while not (replaced - seen - {victim}):  # a third pid answers: the replacement
+        assert time.monotonic() < deadline, f"no replacement for worker {victim}: {replaced}"
+        try:
+            with httpx.Client(timeout=5.0) as client:
+                replaced.add(client.get(base + "/pid").json())
+        except httpx.TransportError:
+            pass  # a connection the dying worker had accepted
+    stderr = stop_with_sigint(process)
+    assert f"worker {victim} exited" in stderr
+    assert "with 2 workers" in stderr
+    for pid in seen | replaced:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # every worker stopped (and was reaped) with the supervisor

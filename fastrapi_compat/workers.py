@@ -1,0 +1,177 @@
+"""``fastrapi-compat run --workers N``: N server processes on one port, supervised.
+
+Each worker is a ``fastrapi-compat run`` process of its own (its own interpreter, GIL, event
+loop and engine) that binds the port with ``SO_REUSEPORT``; the kernel spreads new connections
+over the workers' listening sockets. The supervisor (the process the user started) first binds
+the port itself without listening, which reserves it (and resolves ``--port 0`` to one port for
+all workers), then starts the workers and waits until each says it is serving, through a pipe
+whose write end the worker inherits (``FASTRAPI_READY_FD``).
+
+A worker that fails before it is ready (bad app, failing lifespan startup) stops the whole
+server: its own one-line error is on stderr, and ``run`` exits 1. A worker that dies later is
+replaced. SIGINT/SIGTERM are passed on to every worker, which shut down gracefully (in-flight
+requests finish); workers still running after the graceful timeout are killed. Workers also get
+SIGTERM if the supervisor dies (``PR_SET_PDEATHSIG``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+
+from fastrapi_compat.errors import StartupError
+
+logger = logging.getLogger("fastrapi_compat")
+
+READY_FD_ENV = "FASTRAPI_READY_FD"
+#: How long a worker may take to import the app and run its lifespan startup.
+READY_TIMEOUT = 120.0
+_PR_SET_PDEATHSIG = 1
+
+
+class WorkerStartupFailed(StartupError):
+    """A worker exited before serving. Exit code 1 is the CLI's own error exit: the worker
+    has printed its one ``Error:`` line already."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"a worker exited during startup (exit code {code})")
+        self.code = code
+
+
+def notify_ready() -> None:
+    """In a worker: tells the supervisor the server is accepting connections."""
+    fd = os.environ.pop(READY_FD_ENV, None)
+    if fd is None:
+        return
+    try:
+        os.write(int(fd), b"1")
+        os.close(int(fd))
+    except (OSError, ValueError):
+        pass
+
+
+def die_with_parent() -> None:
+    """In a worker: SIGTERM when the supervisor exits (Linux; elsewhere nothing)."""
+    if os.environ.get(READY_FD_ENV) is None or not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def reserve_port(host: str, port: int) -> socket.socket:
+    """Binds ``host:port`` with ``SO_REUSEPORT`` without listening: the port is ours (port 0
+    picks one), and the workers can bind it too."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise StartupError(f"cannot resolve host {host!r}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        reason = (exc.strerror or str(exc)).lower()
+        raise StartupError(f"cannot bind to {host}:{port}: {reason}") from None
+    return sock
+
+
+class Supervisor:
+    """Starts ``count`` workers with ``worker_argv(port)`` and keeps them running until a
+    signal."""
+
+    def __init__(self, worker_argv: Sequence[str], count: int, host: str, port: int, graceful_timeout: float) -> None:
+        self.worker_argv = list(worker_argv)
+        self.count = count
+        self.host = host
+        self.port = port
+        self.graceful_timeout = graceful_timeout
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self._stop = threading.Event()
+        self._signalled: int | None = None
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        read_end, write_end = os.pipe()
+        env = dict(os.environ, **{READY_FD_ENV: str(write_end)})
+        try:
+            process = subprocess.Popen(
+                [*self.worker_argv, "--port", str(self.port)], env=env, pass_fds=(write_end,)
+            )
+        finally:
+            os.close(write_end)
+        try:
+            ready, _, _ = select.select([read_end], [], [], READY_TIMEOUT)
+            said = os.read(read_end, 1) if ready else b""
+        finally:
+            os.close(read_end)
+        if said != b"1":
+            code = process.poll()
+            if code is None:
+                process.kill()
+                process.wait()
+                raise StartupError(f"a worker did not start within {READY_TIMEOUT:.0f} s")
+            raise WorkerStartupFailed(code)
+        return process
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self._signalled = signum
+        self._stop.set()
+
+    def run(self) -> int:
+        """Serves until SIGINT/SIGTERM; returns the exit code."""
+        reserved = reserve_port(self.host, self.port)
+        self.port = reserved.getsockname()[1]
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            for _ in range(self.count):
+                if self._stop.is_set():
+                    break
+                self.workers.append(self._spawn())
+            pids = ", ".join(str(w.pid) for w in self.workers)
+            url_host = f"[{self.host}]" if ":" in self.host else self.host
+            logger.info("fastrapi-compat running on http://%s:%d with %d workers (pids %s)", url_host, self.port, len(self.workers), pids)
+            while not self._stop.wait(0.5):
+                self._replace_dead()
+            return 0
+        finally:
+            self._stop_all()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            reserved.close()
+
+    def _replace_dead(self) -> None:
+        for index, worker in enumerate(self.workers):
+            code = worker.poll()
+            if code is None or self._stop.is_set():
+                continue
+            logger.warning("worker %d exited (code %s); starting another", worker.pid, code)
+            try:
+                self.workers[index] = self._spawn()
+            except StartupError as exc:
+                logger.error("cannot replace the worker: %s", exc)
+
+    def _stop_all(self) -> None:
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.graceful_timeout + 5.0
+        for worker in self.workers:
+            try:
+                worker.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
