@@ -31,6 +31,7 @@ side has no status line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import json
 import logging
@@ -241,17 +242,35 @@ def generate(
         raise CheckError(
             f"schemathesis cannot load the app's schema: {_one_line(exc)}"
         ) from exc
-    # Hypothesis keeps caches under ./.hypothesis: not in the user's directory.
+    # Hypothesis keeps caches (its character tables take seconds to build) under
+    # ./.hypothesis: in the user's cache directory instead, not in their project.
     from hypothesis.configuration import set_hypothesis_home_dir
 
-    with tempfile.TemporaryDirectory(prefix="fastrapi-check-") as home:
-        set_hypothesis_home_dir(home)
-        try:
-            return _generate(
-                loaded, base_url, max_examples=max_examples, seed=seed, mode=mode
+    with contextlib.ExitStack() as stack:
+        home = _cache_dir()
+        if home is None:
+            home = stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="fastrapi-check-")
             )
-        finally:
-            set_hypothesis_home_dir(None)
+        set_hypothesis_home_dir(home)
+        stack.callback(set_hypothesis_home_dir, None)
+        return _generate(
+            loaded, base_url, max_examples=max_examples, seed=seed, mode=mode
+        )
+    raise AssertionError("unreachable")  # for type checkers: ExitStack may swallow
+
+
+def _cache_dir() -> str | None:
+    """``$XDG_CACHE_HOME/fastrapi-compat/hypothesis`` (``~/.cache/...``), if it can be made."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".cache"
+    )
+    path = os.path.join(base, "fastrapi-compat", "hypothesis")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        return None
+    return path if os.access(path, os.W_OK) else None
 
 
 def _generate(
