@@ -21,14 +21,14 @@ import fastrapi_compat.executor as executor
 def pytest_configure(config):
     original = executor.NativeCall.__init__
 
-    def init(self, plan, scope, receive, send, respond):
+    def init(self, plan, scope, receive, send, respond, *args, **kwargs):
         if respond is not None:
             real = respond
 
             def respond(status, headers, body):
                 real(status, headers, body.replace(b"e", b"E", 1))
 
-        original(self, plan, scope, receive, send, respond)
+        original(self, plan, scope, receive, send, respond, *args, **kwargs)
 
     executor.NativeCall.__init__ = init
 '''
