@@ -188,8 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=str.lower,
         choices=LOG_LEVELS,
         default="critical",
-        help="the engine's log level (default: %(default)s: app exceptions are compared, "
-        "not printed)",
+        help="log level of the engine and of the app's own loggers (default: %(default)s: "
+        "app exceptions are compared, not printed)",
     )
     check.add_argument("--app-dir", default=".", help="directory put first on sys.path")
     check.add_argument(
