@@ -65,6 +65,8 @@ PROBES: tuple[Endpoint, ...] = (
 )
 
 SCALING_ENDPOINT = ENDPOINTS[0]
+# The workers run's: the smallest answer, and one with typed path and query parameters.
+WORKERS_ENDPOINTS: tuple[Endpoint, ...] = (ENDPOINTS[0], ENDPOINTS[2])
 
 
 def endpoint_by_name(name: str) -> Endpoint:

@@ -1,4 +1,5 @@
-"""How much of the two pinned cores went to *other* processes during a run.
+"""How much of the pinned cores went to *other* processes during a run; the server's, each
+of its workers' and wrk's own CPU use.
 
 The machine may be shared (tests of other work, builds): a run is only meaningful if the
 server's core served the server and the load generator's core ran wrk. For each run this
@@ -11,10 +12,11 @@ from __future__ import annotations
 import os
 import resource
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.process import process_tree
+from bench.process import process_tree, workers
 
 _TICK = os.sysconf("SC_CLK_TCK")
 DISTURBED_PCT = 10.0  # share of a pinned core used by others that makes a run suspect
@@ -31,15 +33,22 @@ def _core_ticks(core: int) -> tuple[int, int]:
     return 0, 0
 
 
-def _tree_ticks(pid: int) -> int:
-    ticks = 0
+def _cores_ticks(cores: Sequence[int]) -> tuple[int, int]:
+    """(busy, total) jiffies of ``cores`` together."""
+    ticks = [_core_ticks(c) for c in cores]
+    return sum(busy for busy, _ in ticks), sum(total for _, total in ticks)
+
+
+def _tree_ticks(pid: int) -> dict[int, int]:
+    """CPU jiffies (user + system) of ``pid`` and each of its descendants."""
+    ticks = {}
     for p in process_tree(pid):
         try:
             text = Path(f"/proc/{p}/stat").read_text()
         except OSError:
             continue
         fields = text[text.rindex(")") + 2 :].split()
-        ticks += int(fields[11]) + int(fields[12])  # utime + stime
+        ticks[p] = int(fields[11]) + int(fields[12])  # utime + stime
     return ticks
 
 
@@ -53,36 +62,64 @@ class Interference:
     server_core_foreign_pct: float | None
     wrk_core_foreign_pct: float | None
     server_cpu_pct: float | None  # the server's own CPU use, % of one core
+    wrk_cpu_pct: float | None = None  # wrk's, % of one core
+    # each of the server's worker processes (if it is a supervisor), % of one core
+    worker_cpu_pct: tuple[float, ...] = ()
 
 
 class CoreMonitor:
-    """Start before a run, :meth:`stop` after it."""
+    """Start before a run, :meth:`stop` after it. With several cores, the foreign share is
+    of those cores together; when the server and wrk share their cores, both are subtracted
+    from the same cores (and both shares are that one)."""
 
-    def __init__(self, server_pid: int, server_core: int | None, wrk_core: int | None):
-        self.pid, self.server_core, self.wrk_core = server_pid, server_core, wrk_core
-        self._server = _core_ticks(server_core) if server_core is not None else None
-        self._wrk = _core_ticks(wrk_core) if wrk_core is not None else None
+    def __init__(
+        self, server_pid: int, server_cores: Sequence[int], wrk_cores: Sequence[int]
+    ):
+        self.pid = server_pid
+        self.server_cores, self.wrk_cores = server_cores, wrk_cores
+        self._server = _cores_ticks(server_cores)
+        self._wrk = _cores_ticks(wrk_cores)
         self._tree = _tree_ticks(server_pid)
         self._children = _children_seconds()
+        self._started = time.monotonic()
 
     def stop(self) -> Interference:
-        tree_ticks = _tree_ticks(self.pid) - self._tree
-        server_foreign = wrk_foreign = server_cpu = None
-        if self.server_core is not None and self._server is not None:
-            busy, total = _core_ticks(self.server_core)
-            elapsed = total - self._server[1]
-            if elapsed > 0:
-                foreign = busy - self._server[0] - tree_ticks
-                server_foreign = max(0.0, 100.0 * foreign / elapsed)
-                server_cpu = 100.0 * tree_ticks / elapsed
-        if self.wrk_core is not None and self._wrk is not None:
-            busy, total = _core_ticks(self.wrk_core)
-            elapsed = total - self._wrk[1]
-            if elapsed > 0:
-                own = (_children_seconds() - self._children) * _TICK
-                foreign = busy - self._wrk[0] - own
-                wrk_foreign = max(0.0, 100.0 * foreign / elapsed)
-        return Interference(server_foreign, wrk_foreign, server_cpu)
+        now = _tree_ticks(self.pid)
+        per_process = {p: t - self._tree.get(p, 0) for p, t in now.items()}
+        tree_ticks = sum(per_process.values())
+        wrk_ticks = (_children_seconds() - self._children) * _TICK
+        wall_ticks = (time.monotonic() - self._started) * _TICK
+        shared = set(self.server_cores) == set(self.wrk_cores)
+        server_foreign = _foreign_pct(
+            self.server_cores, self._server, tree_ticks + (wrk_ticks if shared else 0)
+        )
+        wrk_foreign = (
+            server_foreign
+            if shared
+            else _foreign_pct(self.wrk_cores, self._wrk, wrk_ticks)
+        )
+        split = tuple(100.0 * per_process.get(p, 0) / wall_ticks
+                      for p in workers(self.pid))  # fmt: skip
+        return Interference(
+            server_foreign,
+            wrk_foreign,
+            server_cpu_pct=100.0 * tree_ticks / wall_ticks,
+            wrk_cpu_pct=100.0 * wrk_ticks / wall_ticks,
+            worker_cpu_pct=split,
+        )
+
+
+def _foreign_pct(
+    cores: Sequence[int], before: tuple[int, int], own_ticks: float
+) -> float | None:
+    """Share of ``cores`` (in %) busy with other processes than ours since ``before``."""
+    if not cores:
+        return None
+    busy, total = _cores_ticks(cores)
+    elapsed = total - before[1]
+    if elapsed <= 0:
+        return None
+    return max(0.0, 100.0 * (busy - before[0] - own_ticks) / elapsed)
 
 
 def busy_pct(cores: list[int], window_s: float = 0.5) -> float:

@@ -26,6 +26,7 @@ class BenchOptions:
     duration_s: float = 10.0
     scaling: bool = True
     middleware: bool = True  # the CORS + GZip app's run
+    workers: bool = True  # the workers run: 1 vs 2 workers, uvicorn and the native tier
     native_tier: bool | None = None
     output_dir: Path = DEFAULT_OUTPUT
     plot: bool = True
@@ -103,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
         "with Starlette's CORSMiddleware and GZipMiddleware; not FastrAPI)",
     )
     p.add_argument(
+        "--no-workers",
+        action="store_true",
+        help="skip the workers run (1 vs 2 worker processes, /plain and /items/{id} of "
+        "--endpoints, on uvicorn and the native tier; servers on cores 1-2 and wrk on "
+        "core 0 with 3+ cores, else everything shares the cores and the report says so)",
+    )
+    p.add_argument(
         "--no-native-tier",
         dest="native_tier",
         action="store_false",
@@ -169,6 +177,7 @@ def parse_options(argv: Sequence[str] | None = None) -> BenchOptions:
         duration_s=args.duration if args.duration is not None else duration,
         scaling=not args.no_scaling,
         middleware=not args.no_middleware,
+        workers=not args.no_workers,
         native_tier=args.native_tier,
         output_dir=args.output,
         plot=not args.no_plot,

@@ -1,5 +1,6 @@
 """A server under test as an OS process: a free port, CPU pinning with ``taskset``,
-readiness by polling, memory from ``/proc``, and a clean stop (SIGINT, then SIGKILL)."""
+readiness by polling (and by its log, for every worker), memory from ``/proc``, and a clean
+stop (SIGINT, then SIGKILL) that notes what outlived it."""
 
 from __future__ import annotations
 
@@ -20,9 +21,11 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def pinned(argv: Sequence[str], core: int | None) -> list[str]:
-    """``argv`` run on one CPU core (``taskset -c CORE``), or as is when ``core`` is None."""
-    return list(argv) if core is None else ["taskset", "-c", str(core), *argv]
+def pinned(argv: Sequence[str], cores: Sequence[int]) -> list[str]:
+    """``argv`` run on ``cores`` (``taskset -c 1,2``), or as is when there are none."""
+    if not cores:
+        return list(argv)
+    return ["taskset", "-c", ",".join(str(c) for c in cores), *argv]
 
 
 def _parents() -> dict[int, int]:
@@ -38,6 +41,35 @@ def _parents() -> dict[int, int]:
         fields = text[text.rindex(")") + 2 :].split()
         parents[int(stat.parent.name)] = int(fields[1])
     return parents
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def workers(pid: int) -> list[int]:
+    """The worker processes of a supervisor ``pid``: its direct children, in pid order, but
+    the resource tracker that :mod:`multiprocessing` (``uvicorn --workers``) starts beside
+    them."""
+    kids = sorted(child for child, parent in _parents().items() if parent == pid)
+    return [kid for kid in kids if b"resource_tracker" not in _cmdline(kid)]
+
+
+def process_group(pgid: int) -> list[int]:
+    """Every running process of the process group ``pgid``."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        fields = text[text.rindex(")") + 2 :].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return sorted(members)
 
 
 def process_tree(pid: int) -> list[int]:
@@ -84,9 +116,9 @@ class ServerProcess:
         env: Mapping[str, str],
         cwd: Path,
         log_path: Path,
-        core: int | None,
+        cores: Sequence[int],
     ) -> None:
-        self.argv = pinned(argv, core)
+        self.argv = pinned(argv, cores)
         self.host, self.port = host, port
         self.log_path = log_path
         self._log = log_path.open("wb")
@@ -102,6 +134,8 @@ class ServerProcess:
             start_new_session=True,
         )
         self.ready_after: float | None = None
+        self.stopped_in: float | None = None  # seconds from SIGINT until it exited
+        self.left_running: list[int] = []  # its group's processes alive after it exited
 
     @property
     def pid(self) -> int:
@@ -149,17 +183,44 @@ class ServerProcess:
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
 
+    def wait_log(self, text: str, count: int, timeout: float) -> float:
+        """Poll the log until ``text`` is in it ``count`` times (every worker up); return
+        seconds since start."""
+        deadline = self.started_at + timeout
+        delay = 0.01
+        while self.log_path.read_text(errors="replace").count(text) < count:
+            if self.proc.poll() is not None:
+                raise ServerFailed(
+                    f"exited with status {self.proc.returncode} before logging {text!r}; "
+                    "log:\n" + self.log_tail()
+                )
+            if time.monotonic() > deadline:
+                raise ServerFailed(
+                    f"did not log {text!r} {count}x within {timeout:.0f} s; log:\n"
+                    + self.log_tail()
+                )
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+        self.ready_after = time.monotonic() - self.started_at
+        return self.ready_after
+
     def rss_kib(self, field: str = "VmRSS") -> int:
         return rss_kib(self.pid, field)
 
     def stop(self, grace: float = 5.0) -> None:
-        """SIGINT (as Ctrl+C would), then SIGKILL to the whole group after ``grace`` s."""
+        """SIGINT (as Ctrl+C would), then SIGKILL to the whole group after ``grace`` s.
+        Records how long it took to exit and which of its processes outlived it."""
         if self.proc.poll() is None:
+            interrupted = time.monotonic()
             try:
                 self.proc.send_signal(signal.SIGINT)
                 self.proc.wait(timeout=grace)
+                self.stopped_in = time.monotonic() - interrupted
             except subprocess.TimeoutExpired:
                 pass
+            self.left_running = [
+                p for p in process_group(self.proc.pid) if p != self.proc.pid
+            ]
         try:
             os.killpg(
                 self.proc.pid, signal.SIGKILL

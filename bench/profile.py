@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench.process import pinned
@@ -14,7 +15,7 @@ class PySpyRecording:
     """``py-spy record`` of ``pid`` (and its children) for ``seconds``, raw collapsed stacks."""
 
     def __init__(
-        self, pid: int, output: Path, seconds: float, core: int | None, native: bool
+        self, pid: int, output: Path, seconds: float, cores: Sequence[int], native: bool
     ):
         self.output = output
         argv = [
@@ -25,7 +26,7 @@ class PySpyRecording:
         # --nonblocking.
         argv.append("--native" if native else "--nonblocking")
         self.proc = subprocess.Popen(
-            pinned(argv, core),
+            pinned(argv, cores),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

@@ -12,13 +12,14 @@ from typing import Any
 @dataclass
 class Measurement:
     """One wrk run: a server, an endpoint, a connection count, an app (its size, and whether
-    it has the CORS + GZip middleware)."""
+    it has the CORS + GZip middleware), and in the workers run the server's worker count."""
 
     server: str
     endpoint: str
     connections: int
     extra_routes: int
     middleware: bool = False
+    workers: int | None = None  # the workers run: 1 or 2 workers; None: the other runs
     requests_per_sec: float | None = None
     p50_ms: float | None = None
     p99_ms: float | None = None
@@ -32,15 +33,16 @@ class Measurement:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def key(self) -> tuple[str, str, int, int, bool]:
+    def key(self) -> tuple[str, str, int, int, bool, int | None]:
         """What :meth:`BenchResults.find` looks it up by."""
         return (self.server, self.endpoint, self.connections, self.extra_routes,
-                self.middleware)  # fmt: skip
+                self.middleware, self.workers)  # fmt: skip
 
 
 @dataclass
 class ServerRun:
-    """One server slot: how it was started and what it cost in memory."""
+    """One server slot (in the workers run: one slot with one worker count): how it was
+    started, what it cost in memory, how it stopped."""
 
     key: str
     label: str
@@ -57,6 +59,10 @@ class ServerRun:
     verdicts: list[dict[str, str]] = field(default_factory=list)
     # app label -> why this server was not measured on that app (default app: ``skipped``)
     not_run: dict[str, str] = field(default_factory=dict)
+    workers: int | None = None  # the workers run's slots
+    stopped_in_s: float | None = None  # from SIGINT until it exited (workers run)
+    # its processes still running after it exited (killed then; workers run)
+    left_running: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -64,6 +70,7 @@ class BenchResults:
     meta: dict[str, Any] = field(default_factory=dict)
     servers: list[ServerRun] = field(default_factory=list)
     measurements: list[Measurement] = field(default_factory=list)
+    workers: list[ServerRun] = field(default_factory=list)  # the workers run's slots
 
     def server(self, key: str) -> ServerRun | None:
         return next((s for s in self.servers if s.key == key), None)
@@ -75,8 +82,9 @@ class BenchResults:
         connections: int,
         extra_routes: int,
         middleware: bool = False,
+        workers: int | None = None,
     ) -> Measurement | None:
-        key = (server, endpoint, connections, extra_routes, middleware)
+        key = (server, endpoint, connections, extra_routes, middleware, workers)
         return next((m for m in self.measurements if m.key == key), None)
 
     def to_json(self) -> dict[str, Any]:
@@ -84,6 +92,7 @@ class BenchResults:
             "meta": self.meta,
             "servers": [asdict(s) for s in self.servers],
             "measurements": [asdict(m) for m in self.measurements],
+            "workers": [asdict(s) for s in self.workers],
         }
 
     def write(self, path: Path) -> None:
@@ -96,4 +105,5 @@ class BenchResults:
             meta=data["meta"],
             servers=[ServerRun(**s) for s in data["servers"]],
             measurements=[Measurement(**m) for m in data["measurements"]],
+            workers=[ServerRun(**s) for s in data.get("workers", [])],
         )

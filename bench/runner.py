@@ -1,5 +1,6 @@
 """One benchmark run: install what is missing, start each server in turn, check its answers
-against FastAPI+uvicorn's, load it with wrk, record memory, stop it; then write the results."""
+against FastAPI+uvicorn's, load it with wrk, record memory, stop it; then the same with 1 and
+2 worker processes (the workers run); then write the results."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from bench import install
@@ -25,6 +26,7 @@ from bench.endpoints import (
     MIDDLEWARE_PROBES,
     PROBES,
     SCALING_ENDPOINT,
+    WORKERS_ENDPOINTS,
     Endpoint,
     checked_requests,
     endpoint_by_name,
@@ -44,6 +46,14 @@ from bench.interference import (
     wait_until_quiet,
 )
 from bench.options import BenchOptions
+from bench.placement import (
+    WORKERS,
+    Placement,
+    allowed_cores,
+    main_placement,
+    workers_meta,
+    workers_placement,
+)
 from bench.process import ServerFailed, ServerProcess, free_port
 from bench.profile import PySpyRecording, summarize
 from bench.results import BenchResults, Measurement, ServerRun
@@ -79,6 +89,7 @@ class _Context:
     options: BenchOptions
     env: dict[str, str]
     workdir: Path
+    placement: Placement  # where servers and wrk run (the workers run has its own)
     references: dict[AppVariant, dict[str, Answer]] = field(default_factory=dict)
 
 
@@ -92,6 +103,13 @@ def _middleware_cases(options: BenchOptions) -> list[Case]:
             if e.name in options.endpoints]  # fmt: skip
 
 
+def _workers_cases(options: BenchOptions) -> list[Case]:
+    """The workers run: ``/plain`` and ``/items/{id}``, those of ``--endpoints``, at the first
+    connection count."""
+    return [(e, options.connections[0]) for e in WORKERS_ENDPOINTS
+            if e.name in options.endpoints]  # fmt: skip
+
+
 def estimate_seconds(options: BenchOptions, servers: list[ServerSpec]) -> float:
     per_run = (options.warmup_s + options.duration_s) * max(1, options.repeat)
     total = len(servers) * (STARTUP_ESTIMATE_S + len(options.cases()) * per_run)
@@ -101,6 +119,10 @@ def estimate_seconds(options: BenchOptions, servers: list[ServerSpec]) -> float:
         serving = sum(s.no_middleware is None for s in servers)
         runs = len(_middleware_cases(options)) * per_run
         total += serving * (STARTUP_ESTIMATE_S + runs)
+    if options.workers:
+        slots = 2 * sum(s.workers_ready is not None for s in servers)
+        runs = len(_workers_cases(options)) * per_run
+        total += slots * (WORKERS * STARTUP_ESTIMATE_S + runs)
     return total
 
 
@@ -138,11 +160,14 @@ def _start(ctx: _Context, spec: ServerSpec, app: AppVariant) -> ServerProcess:
         port=port,
         env=env,
         cwd=ROOT,
-        log_path=ctx.workdir / f"{spec.key}-{app.attr}.log",
-        core=options.server_core,
+        log_path=ctx.workdir / f"{spec.slug}-{app.attr}.log",
+        cores=ctx.placement.server_cores,
     )
     try:
         server.wait_ready("/plain", options.ready_timeout_s)
+        # One worker answering is not all of them: wait for the line that says so.
+        if (line := spec.ready_line) is not None:
+            server.wait_log(line.text, line.count, options.ready_timeout_s)
     except BaseException:
         server.stop()
         raise
@@ -178,7 +203,7 @@ def _profile_path(
     profiles.mkdir(parents=True, exist_ok=True)
     slug = "".join(c if c.isalnum() else "_" for c in endpoint.name).strip("_")
     app = "-middleware" if m.middleware else ""
-    return profiles / f"{spec.key}-{slug}-c{m.connections}-r{m.extra_routes}{app}.txt"
+    return profiles / f"{spec.slug}-{slug}-c{m.connections}-r{m.extra_routes}{app}.txt"
 
 
 def _disturbed(interference: Interference) -> bool:
@@ -194,16 +219,16 @@ def _attempt(
     m: Measurement,
 ) -> tuple[WrkResult, Interference]:
     """Warm-up, then one measured wrk run (under py-spy if asked)."""
-    options = ctx.options
+    options, placement = ctx.options, ctx.placement
     base_url = f"http://{server.host}:{server.port}"
     load = {
         "connections": m.connections,
-        "core": options.wrk_core,
+        "cores": placement.wrk_cores,
+        "threads": placement.wrk_threads,
         "script_dir": ctx.workdir,
     }
-    pinned_cores = [c for c in (options.server_core, options.wrk_core) if c is not None]
-    if options.wait_quiet_s > 0 and pinned_cores:
-        waited = wait_until_quiet(pinned_cores, options.wait_quiet_s)
+    if options.wait_quiet_s > 0 and placement.cores:
+        waited = wait_until_quiet(placement.cores, options.wait_quiet_s)
         m.extra["waited_for_quiet_s"] = round(
             m.extra.get("waited_for_quiet_s", 0) + waited, 1
         )
@@ -213,9 +238,9 @@ def _attempt(
     if options.py_spy:
         output = _profile_path(ctx, spec, endpoint, m)
         recording = PySpyRecording(
-            server.pid, output, options.duration_s, options.wrk_core, native=False
+            server.pid, output, options.duration_s, placement.wrk_cores, native=False
         )
-    monitor = CoreMonitor(server.pid, options.server_core, options.wrk_core)
+    monitor = CoreMonitor(server.pid, placement.server_cores, placement.wrk_cores)
     result = run_wrk(base_url, endpoint, seconds=options.duration_s, **load)
     interference = monitor.stop()
     if recording is not None:
@@ -235,7 +260,8 @@ def _measurement(
 ) -> Measurement:
     endpoint, connections = case
     return Measurement(spec.key, endpoint.name, connections, app.extra_routes,
-                       middleware=app.middleware, check=check)  # fmt: skip
+                       middleware=app.middleware, workers=spec.workers,
+                       check=check)  # fmt: skip
 
 
 def _measure(
@@ -278,7 +304,7 @@ def _measure(
 
 
 def _describe(spec: ServerSpec, m: Measurement) -> str:
-    head = f"  {spec.label:<30}"
+    head = f"  {spec.label:<42}"  # "fastrapi-compat (native tier), 2 workers"
     if m.skipped:
         return f"{head} SKIPPED: {m.skipped.splitlines()[0]}"
     errors = f"  non-2xx={m.non_2xx}" if m.non_2xx else ""
@@ -355,10 +381,12 @@ def _serving(
     slots: list[tuple[ServerSpec, ServerRun]],
     app: AppVariant,
     endpoints: list[Endpoint],
+    title: str = "",
 ) -> Iterator[list[_Live]]:
     """Every slot started on ``app`` (those that start), its answers to ``endpoints``
-    checked; all stopped on exit. None if uvicorn, the reference, fails on an app other than
-    the default (the runs before are kept)."""
+    checked; all stopped on exit (and said if processes of theirs outlived them). None if
+    uvicorn, the reference, fails on an app other than the default (the runs before are
+    kept). ``title`` names the run (else the app)."""
     try:
         _reference(ctx, app)
     except ServerFailed as exc:
@@ -369,11 +397,17 @@ def _serving(
             run.not_run[app.label] = f"reference failed: {exc}"
         yield []
         return
-    say(f"\n== starting every server ({app.label}), checking answers")
+    say(f"\n== starting every server ({title or app.label}), checking answers")
     with ExitStack() as stack:
-        live = [_start_checked(ctx, stack, spec, run, app, endpoints)
-                for spec, run in slots]  # fmt: skip
-        yield [item for item in live if item is not None]
+        started = [_start_checked(ctx, stack, spec, run, app, endpoints)
+                   for spec, run in slots]  # fmt: skip
+        live = [item for item in started if item is not None]
+        yield live
+    for item in live:
+        if item.server.left_running:
+            pids = ", ".join(map(str, item.server.left_running))
+            say(f"  {item.spec.label}: processes still running after it exited on SIGINT "
+                f"(killed): {pids}")  # fmt: skip
 
 
 def _median_run(runs: list[Measurement]) -> Measurement:
@@ -416,7 +450,7 @@ def _measure_all(
                 else:
                     verdict = item.verdicts[endpoint.name]
                     m = _measure(ctx, item.spec, item.server, case, app, verdict)
-                key = (item.spec.key, endpoint.name, connections)
+                key = (item.spec.slug, endpoint.name, connections)
                 runs.setdefault(key, []).append(m)
                 say(_describe(item.spec, m))
     results.measurements.extend(_median_run(ms) for ms in runs.values())
@@ -482,6 +516,58 @@ def _run_middleware_app(
         _measure_all(ctx, live, cases, MIDDLEWARE_APP, results)
 
 
+def _workers_slots(
+    slots: list[tuple[ServerSpec, ServerRun]], results: BenchResults
+) -> list[tuple[ServerSpec, ServerRun]]:
+    """The workers run's slots: each server that has one, with 1 and with 2 workers (a row
+    of their own in ``results.workers``)."""
+    pairs = []
+    for spec, _ in _still_running(slots):
+        if spec.workers_ready is None:
+            continue
+        for workers in (1, WORKERS):
+            variant = spec.with_workers(workers)
+            run_ = ServerRun(variant.key, variant.label, variant.describe_command(),
+                             workers=workers)  # fmt: skip
+            results.workers.append(run_)
+            pairs.append((variant, run_))
+    return pairs
+
+
+def _run_workers(
+    ctx: _Context,
+    slots: list[tuple[ServerSpec, ServerRun]],
+    results: BenchResults,
+    placement: Placement,
+) -> None:
+    """``/plain`` and ``/items/{id}`` on the default app served by 1 and by 2 worker
+    processes (uvicorn's and the native tier's), all started together and measured
+    interleaved, placed as :func:`~bench.placement.workers_placement` decided."""
+    cases = _workers_cases(ctx.options)
+    if not cases:
+        names = ", ".join(e.name for e in WORKERS_ENDPOINTS)
+        say(f"\n== workers run: not run, none of {names} in --endpoints")
+        return
+    pairs = _workers_slots(slots, results)
+    if not pairs:
+        say("\n== workers run: not run, none of the servers selected has one")
+        return
+    ctx = replace(ctx, placement=placement)
+    checks = [endpoint for endpoint, _ in cases]
+    title = f"workers run: 1 and {WORKERS} workers"
+    with _serving(ctx, pairs, DEFAULT_APP, checks, title) as live:
+        for item in live:
+            item.run.startup_s = item.server.ready_after
+            item.run.idle_rss_kib = item.idle_rss_kib
+        _measure_all(ctx, live, cases, DEFAULT_APP, results)
+        for item in live:
+            item.run.loaded_rss_kib = item.server.rss_kib()
+            item.run.peak_rss_kib = item.server.rss_kib("VmHWM")
+    for item in live:
+        item.run.stopped_in_s = item.server.stopped_in
+        item.run.left_running = item.server.left_running
+
+
 def _middleware_meta() -> dict[str, object]:
     """What the middleware run serves and sends, for the report."""
     return {
@@ -500,6 +586,9 @@ def _also(options: BenchOptions) -> str:
     if options.middleware and (cases := _middleware_cases(options)):
         names = ", ".join(endpoint.name for endpoint, _ in cases)
         also += f", plus {names} on the {MIDDLEWARE_APP.label}"
+    if options.workers and (cases := _workers_cases(options)):
+        names = ", ".join(endpoint.name for endpoint, _ in cases)
+        also += f", plus {names} with 1 and {WORKERS} workers"
     return also
 
 
@@ -520,9 +609,11 @@ def run(options: BenchOptions) -> BenchResults:
 
     engine_package, engine_native = locate_engine()
     engine = describe_engine(engine_package, engine_native)
-    cores = os.cpu_count() or 1
-    if cores < 2 and options.server_core is not None:
-        say(f"only {cores} core(s): server and wrk are not pinned")
+    allowed = allowed_cores()  # before this process pins itself below
+    pin = options.server_core is not None  # not --no-pin
+    workers_at = workers_placement(allowed, pin)
+    if len(allowed) < 2 and pin:
+        say(f"only {len(allowed)} core(s): server and wrk are not pinned")
         options.server_core = options.wrk_core = None
     if options.wrk_core is not None:
         os.sched_setaffinity(
@@ -546,6 +637,9 @@ def run(options: BenchOptions) -> BenchResults:
             "default_extra_routes": DEFAULT_EXTRA_ROUTES,
             "scaled_extra_routes": SCALED_EXTRA_ROUTES if options.scaling else None,
             "middleware": _middleware_meta() if options.middleware else None,
+            "workers": workers_meta(allowed, pin, workers_at)
+            if options.workers
+            else None,
             "profiled": options.py_spy,
             "wait_quiet_s": options.wait_quiet_s,
             "retry_disturbed": options.retry_disturbed,
@@ -566,7 +660,8 @@ def run(options: BenchOptions) -> BenchResults:
         shutil.copytree(
             engine_package, snapshot, ignore=shutil.ignore_patterns("__pycache__")
         )
-        ctx = _Context(options, server_env(snapshot), Path(tmp))
+        placement = main_placement(options.server_core, options.wrk_core)
+        ctx = _Context(options, server_env(snapshot), Path(tmp), placement)
         slots_to_run = []
         for spec in selected:
             run_ = ServerRun(
@@ -583,5 +678,7 @@ def run(options: BenchOptions) -> BenchResults:
             _run_scaled_app(ctx, slots_to_run, results)
         if options.middleware:
             _run_middleware_app(ctx, slots_to_run, results)
+        if options.workers:
+            _run_workers(ctx, slots_to_run, results, workers_at)
     results.meta["elapsed_s"] = round(time.monotonic() - started, 1)
     return results

@@ -1,12 +1,13 @@
-"""The servers under test: how each one is started, and what the table says about it; and
-the apps they serve in turn (default, 10,000 routes, CORS + GZip)."""
+"""The servers under test: how each one is started (one process, or N workers for the
+workers run), and what the table says about it; and the apps they serve in turn (default,
+10,000 routes, CORS + GZip)."""
 
 from __future__ import annotations
 
 import os
 import sys
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bench.apps import fastapi_app
 
@@ -40,8 +41,16 @@ MIDDLEWARE_APP = AppVariant(
     fastapi_app.MIDDLEWARE_APP, "CORS + GZip app", middleware=True
 )
 
-# (host, port, app) -> argv
-CommandBuilder = Callable[[str, int, AppVariant], list[str]]
+# (host, port, app, workers) -> argv; workers None: the main runs' one-process command
+CommandBuilder = Callable[[str, int, AppVariant, int | None], list[str]]
+
+
+@dataclass(frozen=True)
+class ReadyLine:
+    """What a server logs once all its workers are up: ``text``, ``count`` times."""
+
+    text: str
+    count: int = 1
 
 
 def asgi_target(app: AppVariant) -> str:
@@ -61,49 +70,79 @@ class ServerSpec:
     note: str = ""
     unavailable: str | None = None
     no_middleware: str | None = None  # why it does not serve the middleware app
+    # the workers run: this many worker processes (None: the main runs' command)
+    workers: int | None = None
+    # workers -> what the server logs once they are all up; None: no workers run
+    workers_ready: Callable[[int], ReadyLine] | None = None
 
     def argv(self, host: str, port: int, app: AppVariant) -> list[str]:
-        return self.command(host, port, app)
+        return self.command(host, port, app, self.workers)
+
+    def with_workers(self, workers: int) -> ServerSpec:
+        """This slot in the workers run, with ``workers`` worker processes."""
+        label = f"{self.label}, {workers} worker{'s' if workers > 1 else ''}"
+        return replace(self, workers=workers, label=label)
+
+    @property
+    def slug(self) -> str:
+        """``key``, and the worker count in the workers run (for file names)."""
+        return self.key if self.workers is None else f"{self.key}-{self.workers}w"
+
+    @property
+    def ready_line(self) -> ReadyLine | None:
+        """The log line to wait for, after the first answer, in the workers run."""
+        if self.workers is None or self.workers_ready is None:
+            return None
+        return self.workers_ready(self.workers)
 
     def describe_command(self) -> str:
         """The command as the table shows it (placeholders for host and port)."""
-        argv = self.command("HOST", 0, DEFAULT_APP)
+        argv = self.command("HOST", 0, DEFAULT_APP, self.workers)
         argv = ["python" if a == sys.executable else a for a in argv]
         text = " ".join(argv).replace("--port 0", "--port PORT")
         env = " ".join(f"{k}={v}" for k, v in self.env.items())
         return f"{env} {text}".strip()
 
 
-def _uvicorn(host: str, port: int, app: AppVariant) -> list[str]:
+def _log_level(workers: int | None) -> str:
+    """``info`` in the workers run: the harness waits for the line that says every worker is
+    up (no server here logs per request at ``info``: no access log); else ``warning``."""
+    return "warning" if workers is None else "info"
+
+
+def _uvicorn(host: str, port: int, app: AppVariant, workers: int | None) -> list[str]:
     return [
         sys.executable, "-m", "uvicorn", asgi_target(app),
         "--host", host, "--port", str(port),
         "--loop", "uvloop", "--http", "httptools",
-        "--workers", "1", "--no-access-log", "--log-level", "warning",
+        "--workers", str(workers or 1), "--no-access-log", "--log-level", _log_level(workers),
     ]  # fmt: skip
 
 
-def _granian(host: str, port: int, app: AppVariant) -> list[str]:
+def _granian(host: str, port: int, app: AppVariant, workers: int | None) -> list[str]:
     return [
         sys.executable, "-m", "granian", "--interface", "asgi",
         "--host", host, "--port", str(port),
-        "--workers", "1", "--log-level", "warning",
+        "--workers", str(workers or 1), "--log-level", _log_level(workers),
         asgi_target(app),
     ]  # fmt: skip
 
 
-def _fastrapi_compat(host: str, port: int, app: AppVariant) -> list[str]:
+def _fastrapi_compat(
+    host: str, port: int, app: AppVariant, workers: int | None
+) -> list[str]:
     # `python -m fastrapi_compat` is the `fastrapi-compat` console script; run through the
     # interpreter so that the engine benchmarked is the one `bench` imports (see runner).
-    return [
+    argv = [
         sys.executable, "-m", "fastrapi_compat", "run", asgi_target(app),
-        "--host", host, "--port", str(port), "--log-level", "warning",
+        "--host", host, "--port", str(port), "--log-level", _log_level(workers),
     ]  # fmt: skip
+    return argv if workers is None else [*argv, "--workers", str(workers)]
 
 
-def _fastrapi(host: str, port: int, app: AppVariant) -> list[str]:
-    if app.middleware:
-        raise ValueError(f"{FASTRAPI_MODULE} has no middleware app")
+def _fastrapi(host: str, port: int, app: AppVariant, workers: int | None) -> list[str]:
+    if app.middleware or workers is not None:
+        raise ValueError(f"{FASTRAPI_MODULE} has no middleware app and no workers")
     return [
         sys.executable, "-m", FASTRAPI_MODULE,
         "--host", host, "--port", str(port), "--extra-routes", str(app.extra_routes),
@@ -117,6 +156,18 @@ OURS_ASGI = "fastrapi-compat-asgi"
 FASTRAPI = "fastrapi"
 
 
+def _uvicorn_ready(workers: int) -> ReadyLine:
+    # every worker (its own process with --workers N) logs it after its lifespan startup
+    return ReadyLine("Application startup complete.", workers)
+
+
+def _ours_ready(workers: int) -> ReadyLine:
+    # with N > 1 the supervisor logs it once every worker has said it is serving
+    if workers == 1:
+        return ReadyLine("fastrapi-compat running on http://")
+    return ReadyLine(f" with {workers} workers ")
+
+
 def all_servers(native_tier: bool | None = None) -> list[ServerSpec]:
     """Every server slot, in table order. The native-tier slot runs unless turned off
     (``native_tier=False``, ``--no-native-tier`` or ``BENCH_NATIVE_TIER=0``)."""
@@ -128,6 +179,7 @@ def all_servers(native_tier: bool | None = None) -> list[ServerSpec]:
             "FastAPI + uvicorn",
             _uvicorn,
             note="uvloop + httptools, 1 worker, no access log",
+            workers_ready=_uvicorn_ready,
         ),
         ServerSpec(
             GRANIAN, "FastAPI + granian", _granian, note="ASGI interface, 1 worker"
@@ -137,6 +189,7 @@ def all_servers(native_tier: bool | None = None) -> list[ServerSpec]:
             "fastrapi-compat (native tier)",
             _fastrapi_compat,
             note="engine defaults (native tier where the compiler understands the route)",
+            workers_ready=_ours_ready,
             unavailable=None
             if native_tier
             else f"turned off (--no-native-tier or {NATIVE_TIER_ENV}=0)",

@@ -19,7 +19,8 @@ def smoke() -> None:
             [
                 "--quick", "--warmup", "1", "--duration", "1",
                 "--servers", f"{UVICORN},{OURS_ASGI}", "--endpoints", "/plain",
-                "--plain-connections", "", "--no-scaling", "--no-middleware", "--no-plot",
+                "--plain-connections", "", "--no-scaling", "--no-middleware", "--no-workers",
+                "--no-plot",
                 "--output", str(out),
             ]
         )  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -104,7 +104,7 @@ def run_wrk(
     *,
     connections: int,
     seconds: float,
-    core: int | None,
+    cores: Sequence[int],
     script_dir: Path,
     threads: int = 1,
     timeout_s: int = 5,
@@ -125,7 +125,7 @@ def run_wrk(
     argv.append(base_url + endpoint.target)
     try:
         done = subprocess.run(
-            pinned(argv, core),
+            pinned(argv, cores),
             capture_output=True,
             text=True,
             timeout=seconds + timeout_s + 30,
