@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.endpoints import ENDPOINTS, MIDDLEWARE_ENDPOINTS
+from bench.endpoints import ENDPOINTS, MIDDLEWARE_ENDPOINTS, WORKERS_ENDPOINTS
 from bench.interference import DISTURBED_PCT
 from bench.results import BenchResults, Measurement, ServerRun
 from bench.servers import FASTRAPI, MIDDLEWARE_APP, UVICORN
@@ -97,7 +97,7 @@ def _order(results: BenchResults) -> list[tuple[str, int]]:
     names = [e.name for e in ENDPOINTS]
     seen = {(m.endpoint, m.connections) for m in results.measurements
             if m.extra_routes == results.meta["default_extra_routes"]
-            and not m.middleware}  # fmt: skip
+            and not m.middleware and m.workers is None}  # fmt: skip
     return sorted(seen, key=lambda case: (names.index(case[0]), -case[1]))
 
 
@@ -327,17 +327,138 @@ def _servers(results: BenchResults) -> list[str]:
     return lines
 
 
-def _todo() -> list[str]:
-    return [
+WORKERS_TARGET = 1.8  # issue #6: 2 workers give >= 1.8x one worker
+WRK_SATURATED_PCT = 90.0  # wrk's CPU, % of its cores: it may have been the limit
+
+
+def _cores(cores: list[int]) -> str:
+    return ",".join(map(str, cores))
+
+
+def _workers_how(meta: dict[str, Any]) -> str:
+    """How the workers run was measured: where everything ran, and what that means."""
+    n, wrk = meta["workers"], meta["wrk_cores"]
+    servers = f"`taskset -c {_cores(meta['server_cores'])}`"
+    threads = f"`wrk -t{meta['wrk_threads']}`, `taskset -c {_cores(wrk)}`"
+    if not meta["shared"]:
+        return (
+            f"Every server (1 worker and {n} workers alike) ran on cores "
+            f"{_cores(meta['server_cores'])} ({servers}), wrk ({threads}) on core "
+            f"{_cores(wrk)}, a core of its own ({meta['why']}). Same cores for 1 and {n} "
+            f"workers: the ratio is what the second worker adds on this machine. A wrk CPU "
+            f"of ≥ {WRK_SATURATED_PCT:.0f}% of its core means wrk may have been the limit "
+            "(marked ⚠)."
+        )
+    return (
+        f"**Measured on shared cores: the load generator competed with the workers.** "
+        f"Usable cores: {_cores(meta['allowed_cores'])} (`os.sched_getaffinity`; "
+        f"{meta['why']}). Every server (1 worker and {n} workers alike) and wrk "
+        f"({threads}) ran on the same cores {_cores(meta['server_cores'])}; the harness "
+        f"on {_cores(meta['harness_cores'])}. wrk's own CPU is taken from the cores the workers "
+        f"would use, more so the more requests they answer, so the ratio **understates** "
+        f"what {n} workers give when the load comes from elsewhere; it cannot show whether "
+        f"the target is met. *wrk CPU %* shows how much of the cores wrk took."
+    )
+
+
+def _cpu_split(m: Measurement | None) -> str:
+    """The server's CPU, and each worker's (``170 (84 / 86)``), in % of one core."""
+    if m is None or m.requests_per_sec is None:
+        return "–"
+    text = _pct(m.extra.get("server_cpu_pct"))
+    if workers := m.extra.get("worker_cpu_pct"):
+        text += " (" + " / ".join(f"{w:.0f}" for w in workers) + ")"
+    return text
+
+
+def _wrk_cpu(m: Measurement | None, meta: dict[str, Any]) -> str:
+    if m is None or m.extra.get("wrk_cpu_pct") is None:
+        return "–"
+    cpu = m.extra["wrk_cpu_pct"]
+    saturated = cpu >= WRK_SATURATED_PCT * len(meta["wrk_cores"]) and not meta["shared"]
+    return f"{cpu:.0f}" + (" ⚠" if saturated else "")
+
+
+def _workers_rows(results: BenchResults, meta: dict[str, Any]) -> list[str]:
+    default, n = results.meta["default_extra_routes"], meta["workers"]
+    conns = results.meta["connections"][0]
+    keys = list(dict.fromkeys(r.key for r in results.workers))
+    lines = []
+    for endpoint in (e.name for e in WORKERS_ENDPOINTS):
+        for key in keys:
+            one, many = (results.find(key, endpoint, conns, default, workers=w)
+                         for w in (1, n))  # fmt: skip
+            if one is None and many is None:
+                continue
+            label = next(r.label for r in results.workers if r.key == key)
+            label = label.rsplit(", ", 1)[0]  # without ", 1 worker"
+            lines.append(
+                f"| `{endpoint}` | {label} | {_flagged(one)} | {_flagged(many)} | "
+                f"{_ratio(many, one)} | {_ms(one.p99_ms if one else None)} | "
+                f"{_ms(many.p99_ms if many else None)} | {_cpu_split(one)} | "
+                f"{_cpu_split(many)} | {_wrk_cpu(one, meta)} / {_wrk_cpu(many, meta)} | "
+                f"{_check(many) if many else '–'} |"
+            )
+    return lines
+
+
+def _workers_servers(results: BenchResults) -> list[str]:
+    lines = [
         "",
-        "## Not measured yet",
-        "",
-        "| run | status |",
-        "|---|---|",
         (
-            "| fastrapi-compat, 2 workers vs 1 | TODO: `fastrapi-compat run` has no "
-            "`--workers` flag yet; nothing measured, nothing estimated |"
+            "| server | ready in s | idle RSS MiB | RSS after load MiB | stopped in s "
+            "| left running after SIGINT | command |"
         ),
+        "|---|--:|--:|--:|--:|---|---|",
+    ]
+    for r in results.workers:
+        if r.skipped:
+            lines.append(f"| {r.label} | not run: {r.skipped.splitlines()[0]} | | | | | "
+                         f"`{r.command}` |")  # fmt: skip
+            continue
+        startup = "–" if r.startup_s is None else f"{r.startup_s:.2f}"
+        stopped = "–" if r.stopped_in_s is None else f"{r.stopped_in_s:.2f}"
+        left = (
+            ", ".join(map(str, r.left_running)) + " (killed)"
+            if r.left_running
+            else "none"
+        )
+        lines.append(
+            f"| {r.label} | {startup} | {_mib(r.idle_rss_kib)} | {_mib(r.loaded_rss_kib)} | "
+            f"{stopped} | {left} | `{r.command}` |"
+        )
+    return lines
+
+
+def _workers(results: BenchResults) -> list[str]:
+    meta = results.meta.get("workers")
+    lines = ["", "## Workers: 1 vs 2 worker processes", ""]
+    if not meta:
+        return [*lines, "Not run (`--no-workers`)."]
+    n, conns = meta["workers"], results.meta["connections"][0]
+    if not results.workers:
+        return [*lines, "Not run: none of the servers selected has a workers run."]
+    return [
+        *lines,
+        (
+            f"The default app with `--workers 1` and `--workers {n}` (same command "
+            f"otherwise; `--log-level info`, for the line that says every worker is up), "
+            f"{conns} connections, all four servers started together and measured "
+            f"interleaved. Target (issue #6): {n} workers give ≥ {WORKERS_TARGET:.2f}× one "
+            f"worker, with the load generator on its own core. *CPU %*: the server's "
+            f"process tree in % of one core (each worker's in brackets)."
+        ),
+        "",
+        _workers_how(meta),
+        "",
+        (
+            f"| endpoint | server | req/s, 1 worker | req/s, {n} workers | {n} / 1 "
+            f"| p99 ms, 1 | p99 ms, {n} | CPU %, 1 | CPU %, {n} | wrk CPU %, 1 / {n} "
+            "| answers vs uvicorn |"
+        ),
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|",
+        *_workers_rows(results, meta),
+        *_workers_servers(results),
     ]
 
 
@@ -385,7 +506,7 @@ def render(results: BenchResults) -> str:
     lines += _scaling(results, runs)
     lines += _middleware(results, runs)
     lines += _servers(results)
-    lines += _todo()
+    lines += _workers(results)
     lines += _mismatches(results)
     lines += ["", f"¹ {FASTRAPI_FOOTNOTE}", ""]
     return "\n".join(lines)
