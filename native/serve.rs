@@ -1,6 +1,5 @@
 //! Accepting connections and serving HTTP/1.1 on them with hyper, until told to stop.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,13 +71,15 @@ pub async fn accept_loop(
     let _ = tokio::time::timeout(grace, all_closed.recv()).await;
 }
 
+/// One request. An `Err` makes hyper close the connection without answering (the app sent an
+/// invalid response start, which uvicorn answers the same way).
 async fn dispatch(
     req: Request<Incoming>,
     shared: Arc<EngineShared>,
     conn: Arc<ConnInfo>,
-) -> Result<Response<ResBody>, Infallible> {
+) -> Result<Response<ResBody>, asgi::http::Aborted> {
     if asgi::ws::is_upgrade(&req) {
         return Ok(asgi::ws::handle(req, shared, &conn).await);
     }
-    Ok(asgi::http::handle(req, shared, &conn).await)
+    asgi::http::handle(req, shared, &conn).await
 }

@@ -87,6 +87,8 @@ pub struct HttpShared {
     /// `http.disconnect`.
     finished: watch::Sender<bool>,
     disconnected: AtomicBool,
+    /// The app's response start was invalid: the connection is closed without an answer.
+    aborted: AtomicBool,
     /// The native route the mirror picked (plan id, raw path parameters), until Python takes it.
     matched: Mutex<Option<NativeMatch>>,
 }
@@ -126,7 +128,7 @@ pub async fn handle(
     req: Request<Incoming>,
     engine: Arc<EngineShared>,
     conn: &ConnInfo,
-) -> Response<ResBody> {
+) -> Result<Response<ResBody>, Aborted> {
     let (parts, incoming) = req.into_parts();
     let head = RequestHead::new(&parts, conn);
     let (matched, layers) = match native_match(&head) {
@@ -136,7 +138,7 @@ pub async fn handle(
             engine.http_requests.fetch_add(1, Ordering::Relaxed);
             engine.native_requests.fetch_add(1, Ordering::Relaxed);
             let is_head = head.method == http::Method::HEAD;
-            return complete_response(&engine, is_head, status, headers, body);
+            return Ok(complete_response(&engine, is_head, status, headers, body));
         }
     };
     let body = if incoming.is_end_stream() {
@@ -148,8 +150,18 @@ pub async fn handle(
     {
         match tokio::time::timeout(BODY_IDLE_TIMEOUT, incoming.collect()).await {
             Ok(Ok(collected)) => BodyState::Buffered(collected.to_bytes()),
-            Ok(Err(_)) => return plain_response(StatusCode::BAD_REQUEST, "Invalid request body"),
-            Err(_) => return plain_response(StatusCode::REQUEST_TIMEOUT, "Request Timeout"),
+            Ok(Err(_)) => {
+                return Ok(plain_response(
+                    StatusCode::BAD_REQUEST,
+                    "Invalid request body",
+                ))
+            }
+            Err(_) => {
+                return Ok(plain_response(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "Request Timeout",
+                ))
+            }
         }
     } else {
         BodyState::Streaming(Some(incoming))
@@ -165,6 +177,7 @@ pub async fn handle(
         }),
         finished: watch::channel(false).0,
         disconnected: AtomicBool::new(false),
+        aborted: AtomicBool::new(false),
         matched: Mutex::new(matched),
     });
     let mut watch = Watch(Some(shared.clone()));
@@ -174,9 +187,25 @@ pub async fn handle(
     })));
     let response = rx.await;
     // The service future completed: from here on the streamed body (if any) watches.
-    watch.0 = None;
-    response.unwrap_or_else(|_| internal_error())
+    let shared = watch.0.take();
+    match response {
+        Ok(response) => Ok(response),
+        Err(_) if shared.is_some_and(|s| s.aborted.load(Ordering::SeqCst)) => Err(Aborted),
+        Err(_) => Ok(internal_error()),
+    }
 }
+
+/// The connection is closed without a response (hyper drops it when the service fails).
+#[derive(Debug)]
+pub struct Aborted;
+
+impl std::fmt::Display for Aborted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("invalid response start from the app")
+    }
+}
+
+impl std::error::Error for Aborted {}
 
 /// Where the mirror sends a request.
 enum Routed {
@@ -388,6 +417,20 @@ pub(super) fn parse_headers(headers: Option<Bound<'_, PyAny>>) -> PyResult<Heade
     Ok(map)
 }
 
+/// The status and headers of an `http.response.start` message.
+fn start_message(message: &Bound<'_, PyDict>) -> PyResult<(StatusCode, HeaderMap)> {
+    let py = message.py();
+    let status: u16 = message
+        .get_item(pyo3::intern!(py, "status"))?
+        .ok_or_else(|| PyRuntimeError::new_err("http.response.start without 'status'"))?
+        .extract()?;
+    let status = StatusCode::from_u16(status).map_err(|_| {
+        PyRuntimeError::new_err(format!("Invalid HTTP status code '{status}' in response."))
+    })?;
+    let headers = parse_headers(message.get_item(pyo3::intern!(py, "headers"))?)?;
+    Ok((status, headers))
+}
+
 fn body_bytes(message: &Bound<'_, PyDict>) -> PyResult<Bytes> {
     match message.get_item(pyo3::intern!(message.py(), "body"))? {
         None => Ok(Bytes::new()),
@@ -540,14 +583,26 @@ impl HTTPProtocol {
     ) -> PyResult<()> {
         let inner = &self.inner;
         let headers_py = headers.py();
-        let status = StatusCode::from_u16(status).map_err(|_| {
-            PyRuntimeError::new_err(format!("Invalid HTTP status code '{status}' in response."))
-        })?;
-        let mut headers = parse_headers(Some(headers.clone()))?;
+        let parsed = StatusCode::from_u16(status)
+            .map_err(|_| {
+                PyRuntimeError::new_err(format!("Invalid HTTP status code '{status}' in response."))
+            })
+            .and_then(|status| Ok((status, parse_headers(Some(headers.clone()))?)));
         if inner.disconnected.load(Ordering::SeqCst) {
-            return Ok(());
+            return parsed.map(|_| ());
         }
         let mut state = inner.lock();
+        let (status, mut headers) = match parsed {
+            Ok(parsed) => parsed,
+            Err(error) => {
+                if let ResponseState::Pending(_) = state.response {
+                    // As in `send`: a bad start drops the connection, unanswered.
+                    inner.aborted.store(true, Ordering::SeqCst);
+                    state.response = ResponseState::Done;
+                }
+                return Err(error);
+            }
+        };
         match std::mem::replace(&mut state.response, ResponseState::Done) {
             ResponseState::Pending(tx) => {
                 let layers = state.layers.take();
@@ -628,16 +683,11 @@ impl HTTPProtocol {
             std::mem::replace(&mut state.response, ResponseState::Done),
         ) {
             ("http.response.start", ResponseState::Pending(tx)) => {
-                let status: u16 = message
-                    .get_item(pyo3::intern!(py, "status"))?
-                    .ok_or_else(|| PyRuntimeError::new_err("http.response.start without 'status'"))?
-                    .extract()?;
-                let status = StatusCode::from_u16(status).map_err(|_| {
-                    PyRuntimeError::new_err(format!(
-                        "Invalid HTTP status code '{status}' in response."
-                    ))
+                // uvicorn counts the response as started before it checks the status and
+                // headers: a bad one drops the connection (`tx` goes, unanswered).
+                let (status, headers) = start_message(message).inspect_err(|_| {
+                    inner.aborted.store(true, Ordering::SeqCst);
                 })?;
-                let headers = parse_headers(message.get_item(pyo3::intern!(py, "headers"))?)?;
                 state.response = ResponseState::Started {
                     tx,
                     status,

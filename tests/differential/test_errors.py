@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from apps import errors
 from support.compare import PairClients, Req
@@ -63,3 +64,16 @@ def test_exception_handler_for_500(pair_500: PairClients, req: Req) -> None:
 def test_custom_500_body(pair_500: PairClients) -> None:
     answer = pair_500.compare(Req("GET", "/unhandled"))
     assert answer.json() == {"error": "UnhandledError", "message": "custom 500"}
+
+
+def test_invalid_response_header_value_drops_the_connection(pair: PairClients) -> None:
+    """uvicorn counts the response as started before it checks the header values: an invalid
+    one raises in the app and the connection is closed without an answer. The engine too
+    (not a 500), and it keeps serving."""
+    outcomes = []
+    for server in (pair.pair.reference, pair.pair.engine):
+        with httpx.Client(base_url=server.url, timeout=10.0) as client:
+            with pytest.raises(httpx.RemoteProtocolError):
+                client.get("/teapot/a%0Db")  # the 418 handler's X-Teapot gets a carriage return
+            outcomes.append(client.get("/ok").status_code)
+    assert outcomes == [200, 200]
