@@ -24,7 +24,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Sequence
 
@@ -101,18 +100,24 @@ class Supervisor:
         self.port = port
         self.graceful_timeout = graceful_timeout
         self.workers: list[subprocess.Popen[bytes]] = []
-        self._stop = threading.Event()
+        #: Set by the signal handler, which does nothing else (no locks in a handler).
         self._signalled: int | None = None
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
+    def _start(self) -> tuple[subprocess.Popen[bytes], int]:
+        """A new worker, and the read end of its ready pipe."""
         read_end, write_end = os.pipe()
         env = dict(os.environ, **{READY_FD_ENV: str(write_end)})
         try:
-            process = subprocess.Popen(
-                [*self.worker_argv, "--port", str(self.port)], env=env, pass_fds=(write_end,)
-            )
+            process = subprocess.Popen([*self.worker_argv, "--port", str(self.port)], env=env, pass_fds=(write_end,))
+        except BaseException:
+            os.close(read_end)
+            raise
         finally:
             os.close(write_end)
+        return process, read_end
+
+    def _ready(self, process: subprocess.Popen[bytes], read_end: int) -> subprocess.Popen[bytes]:
+        """Waits for the worker's ready byte (EOF: it exited first)."""
         try:
             ready, _, _ = select.select([read_end], [], [], READY_TIMEOUT)
             said = os.read(read_end, 1) if ready else b""
@@ -124,39 +129,53 @@ class Supervisor:
                 process.kill()
                 process.wait()
                 raise StartupError(f"a worker did not start within {READY_TIMEOUT:.0f} s")
-            raise WorkerStartupFailed(code)
+            raise WorkerStartupFailed(process.wait() if code is None else code)
         return process
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        return self._ready(*self._start())
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self._signalled = signum
-        self._stop.set()
 
     def run(self) -> int:
         """Serves until SIGINT/SIGTERM; returns the exit code."""
         reserved = reserve_port(self.host, self.port)
         self.port = reserved.getsockname()[1]
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        # A signal writes a byte here, which wakes the supervision loop's select().
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        previous_wakeup = signal.set_wakeup_fd(wake_w)
         try:
-            for _ in range(self.count):
-                if self._stop.is_set():
-                    break
-                self.workers.append(self._spawn())
+            # One worker first: an app that cannot start fails there, with one error line.
+            # Then the others at once (each imports the app and runs its lifespan).
+            self.workers.append(self._spawn())
+            starting = [self._start() for _ in range(self.count - 1)]
+            self.workers.extend(process for process, _ in starting)
+            for process, read_end in starting:
+                self._ready(process, read_end)
             pids = ", ".join(str(w.pid) for w in self.workers)
             url_host = f"[{self.host}]" if ":" in self.host else self.host
             logger.info("fastrapi-compat running on http://%s:%d with %d workers (pids %s)", url_host, self.port, len(self.workers), pids)
-            while not self._stop.wait(0.5):
+            while self._signalled is None:
+                if select.select([wake_r], [], [], 0.5)[0]:
+                    os.read(wake_r, 512)
                 self._replace_dead()
             return 0
         finally:
             self._stop_all()
+            signal.set_wakeup_fd(previous_wakeup)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+            os.close(wake_r)
+            os.close(wake_w)
             reserved.close()
 
     def _replace_dead(self) -> None:
         for index, worker in enumerate(self.workers):
             code = worker.poll()
-            if code is None or self._stop.is_set():
+            if code is None or self._signalled is not None:
                 continue
             logger.warning("worker %d exited (code %s); starting another", worker.pid, code)
             try:

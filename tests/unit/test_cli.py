@@ -400,6 +400,7 @@ def test_workers_share_the_port_and_a_dead_one_is_replaced(
                 replaced.add(client.get(base + "/pid").json())
         except httpx.TransportError:
             pass  # a connection the dying worker had accepted
+    process.send_signal(signal.SIGINT)  # twice, quickly: the second must not hang the supervisor
     stderr = stop_with_sigint(process)
     assert f"worker {victim} exited" in stderr
     assert "with 2 workers" in stderr
