@@ -70,15 +70,14 @@ def _overrides(route: Any, method: str, base: type) -> bool:
     return getattr(type(route), method, None) is not getattr(base, method, None)
 
 
-def app_reason(app: Any, layers: list[native_middleware.Layer] | None = None) -> str:
-    """Why no route of ``app`` can be native ("" when routes may be)."""
+def app_reason(app: Any, layers: list[native_middleware.Layer]) -> str:
+    """Why no route of ``app`` can be native ("" when routes may be); ``layers`` is
+    ``middleware.layers(app)``."""
     if not isinstance(app, fastapi.FastAPI):
         return f"not a FastAPI app ({type(app).__module__}.{type(app).__qualname__})"
     for method in ("__call__", "build_middleware_stack"):
         if _overrides(app, method, fastapi.FastAPI):
             return f"{type(app).__name__} overrides {method}"
-    if layers is None:
-        layers = native_middleware.layers(app)
     in_python = [layer.name for layer in layers if layer.spec is None]
     if in_python:
         return f"middleware runs in Python: {', '.join(in_python)}"

@@ -322,6 +322,15 @@ class Outcome:
         return recording_send
 
 
+def _pop_header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    """Removes the first header called ``name`` from a scope's list; its value, or None."""
+    for index, (key, value) in enumerate(headers):
+        if key == name:
+            del headers[index]
+            return value
+    return None
+
+
 class EngineSite(Dispatcher):
     """The handler of one client's listener: restores the client's promises and records outcomes.
 
@@ -362,16 +371,10 @@ class EngineSite(Dispatcher):
     def _claim(self, scope: dict[str, Any]) -> Outcome | None:
         """Applies the promises named by the side header, and removes the header."""
         headers = scope["headers"]
-        for index, (name, value) in enumerate(headers):
-            if name == _SIDE_HEADER_BYTES:
-                del headers[index]
-                break
-        else:
+        value = _pop_header(headers, _SIDE_HEADER_BYTES)
+        if value is None:
             return None
-        for index, (name, _) in enumerate(headers):
-            if name == _SYNTHETIC_HOST_BYTES:
-                del headers[index]
-                break
+        _pop_header(headers, _SYNTHETIC_HOST_BYTES)
         with self._lock:
             outcome = self._outcomes.pop(value.decode("latin-1"), None)
         if outcome is None:

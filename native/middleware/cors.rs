@@ -82,13 +82,16 @@ impl Cors {
             {
                 return self.preflight(origin.as_bytes(), headers);
             }
-            // The simple response's decision, made now: it needs no response.
-            if self.is_allowed_origin(origin.as_bytes()).is_none() {
-                return Step::Punt;
-            }
         }
+        // The simple response's decision needs nothing from the response: made once, here.
+        let allowed = match origin.map(|o| self.is_allowed_origin(o.as_bytes())) {
+            Some(None) => return Step::Punt,
+            Some(Some(allowed)) => allowed,
+            None => false,
+        };
         Step::Next(Pending::Cors {
             origin: origin.cloned(),
+            allowed,
         })
     }
 
@@ -152,8 +155,13 @@ impl Cors {
         }
     }
 
-    /// `CORSMiddleware.send` for `http.response.start`.
-    pub(super) fn on_response(&self, origin: Option<&HeaderValue>, headers: &mut HeaderMap) {
+    /// `CORSMiddleware.send` for `http.response.start`; `allowed` is `is_allowed_origin(origin)`.
+    pub(super) fn on_response(
+        &self,
+        origin: Option<&HeaderValue>,
+        allowed: bool,
+        headers: &mut HeaderMap,
+    ) {
         if origin.is_some() {
             for (name, value) in &self.simple_headers {
                 headers.insert(name.clone(), value.clone());
@@ -161,12 +169,7 @@ impl Cors {
         }
         let explicit = match origin {
             Some(origin) if self.allow_all_origins && self.allow_credentials => Some(origin),
-            Some(origin)
-                if !self.allow_all_origins
-                    && self.is_allowed_origin(origin.as_bytes()) == Some(true) =>
-            {
-                Some(origin)
-            }
+            Some(origin) if !self.allow_all_origins && allowed => Some(origin),
             _ => None,
         };
         if let Some(origin) = explicit {

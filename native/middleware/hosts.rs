@@ -144,16 +144,17 @@ pub(super) fn https_redirect(head: &RequestHead) -> Step {
 /// `URL(scope=scope)` with the scheme `https` and the default port dropped, through
 /// `RedirectResponse`'s `quote`; `None` when Python's URL handling could reshape the text.
 fn redirect_location(head: &RequestHead) -> Option<HeaderValue> {
-    let (netloc, hostname, port) = match parse_host(first(&head.headers, "host")).ok()? {
-        Some((host, port)) if valid_port(port).is_some() => {
+    let parsed = parse_host(first(&head.headers, "host")).ok()?;
+    let (netloc, hostname, port) = match parsed.and_then(|(h, p)| Some((h, p, valid_port(p)?))) {
+        Some((host, written, port)) => {
             let mut netloc = host.to_vec();
-            if let Some(port) = port {
+            if let Some(written) = written {
                 netloc.push(b':');
-                netloc.extend_from_slice(port);
+                netloc.extend_from_slice(written);
             }
-            (netloc, host.to_ascii_lowercase(), valid_port(port)?)
+            (netloc, host.to_ascii_lowercase(), port)
         }
-        _ => {
+        None => {
             let std::net::IpAddr::V4(ip) = head.server.ip() else {
                 return None;
             };

@@ -42,8 +42,14 @@ enum Layer {
 /// What a layer left for the response phase of one request.
 pub enum Pending {
     Nothing,
-    Cors { origin: Option<HeaderValue> },
-    GZip { gzip: bool },
+    /// The request's `Origin`, and whether the middleware allows it.
+    Cors {
+        origin: Option<HeaderValue>,
+        allowed: bool,
+    },
+    GZip {
+        gzip: bool,
+    },
     Session(Cookie),
 }
 
@@ -147,8 +153,8 @@ impl Stack {
         let mut encoders = Vec::new();
         for (layer, note) in self.layers.iter().zip(pending).rev() {
             match (layer, note) {
-                (Layer::Cors(cors), Pending::Cors { origin }) => {
-                    cors.on_response(origin.as_ref(), headers)
+                (Layer::Cors(cors), Pending::Cors { origin, allowed }) => {
+                    cors.on_response(origin.as_ref(), *allowed, headers)
                 }
                 (Layer::GZip(gzip), Pending::GZip { gzip: accepts }) => {
                     let (out, encoder) = gzip.on_start(*accepts, status, headers, body, more);
