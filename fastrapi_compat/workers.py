@@ -117,20 +117,22 @@ class Supervisor:
         return process, read_end
 
     def _ready(self, process: subprocess.Popen[bytes], read_end: int) -> subprocess.Popen[bytes]:
-        """Waits for the worker's ready byte (EOF: it exited first)."""
+        """Waits for the worker's ready byte. EOF means the worker is exiting: its pipe closes
+        during its exit, possibly before its exit status can be read, so that is waited for."""
         try:
             ready, _, _ = select.select([read_end], [], [], READY_TIMEOUT)
-            said = os.read(read_end, 1) if ready else b""
+            said = os.read(read_end, 1) if ready else None
         finally:
             os.close(read_end)
-        if said != b"1":
-            code = process.poll()
-            if code is None:
-                process.kill()
-                process.wait()
-                raise StartupError(f"a worker did not start within {READY_TIMEOUT:.0f} s")
-            raise WorkerStartupFailed(process.wait() if code is None else code)
-        return process
+        if said == b"1":
+            return process
+        try:
+            code = process.wait(READY_TIMEOUT if said == b"" else 0)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise StartupError(f"a worker did not start within {READY_TIMEOUT:.0f} s") from None
+        raise WorkerStartupFailed(code)
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         return self._ready(*self._start())
