@@ -8,13 +8,23 @@ the lifespan protocol.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import http
 import logging
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from fastrapi_compat._native import Engine, HTTPProtocol, WebSocketProtocol
 from fastrapi_compat.errors import StartupError
-from fastrapi_compat.executor import NativeCall, Plan, prepare_scope, run
+from fastrapi_compat.executor import (
+    NativeCall,
+    Plan,
+    Resume,
+    prepare_scope,
+    run,
+    run_sync,
+)
+from fastrapi_compat.threads import pool_for
 
 if TYPE_CHECKING:
     from fastrapi_compat.native import NativeApp
@@ -62,12 +72,51 @@ class Dispatcher:
         if type(protocol) is HTTPProtocol:
             found = self.native_plan(protocol)
             if found is not None:
-                coro = self.run_native(protocol, *found)
+                plan, params = found
+                call = self.native_call(protocol, plan, params)
+                if self.offloads(plan):
+                    self.offload(call, contextvars.copy_context(), protocol.finish, lambda resume: self.run_call(protocol, call, resume))
+                    return
+                coro = self.run_call(protocol, call)
             else:
                 coro = self.run_http(protocol)
             task = asyncio.get_running_loop().create_task(coro)
         else:
             task = asyncio.get_running_loop().create_task(self.run_websocket(protocol))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    @staticmethod
+    def offloads(plan: Plan) -> bool:
+        """Whether ``plan`` runs on the pool (see :mod:`fastrapi_compat.threads`)."""
+        flat = plan.flat
+        return flat is not None and flat.offload and not flat.overridden()
+
+    def offload(
+        self,
+        call: NativeCall,
+        context: contextvars.Context,
+        finish: Callable[[], object],
+        resumed: Callable[[Resume], Coroutine[Any, Any, None]],
+    ) -> None:
+        """Runs ``call`` (a plan that :meth:`offloads`) on the pool, in ``context``: ``finish``
+        is called on the pool thread once it is answered; otherwise the loop runs the task
+        ``resumed(resume)`` makes, to do with the app's handlers what the plan left."""
+        loop = asyncio.get_running_loop()
+        flat = call.plan.flat
+        assert flat is not None
+
+        def job() -> None:
+            resume = context.run(run_sync, call, flat, context)
+            if resume is None:
+                finish()
+            else:
+                loop.call_soon_threadsafe(self._resume, context, resumed, resume)
+
+        pool_for(loop).submit(job)
+
+    def _resume(self, context: contextvars.Context, resumed: Callable[[Resume], Coroutine[Any, Any, None]], resume: Resume) -> None:
+        task = context.run(asyncio.get_running_loop().create_task, resumed(resume))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
@@ -88,12 +137,15 @@ class Dispatcher:
         elif outcome == "not_completed":
             self.logger.error("ASGI callable returned without completing response.")
 
-    async def run_native(self, protocol: HTTPProtocol, plan: Plan, params: dict[str, str]) -> None:
+    def native_call(self, protocol: HTTPProtocol, plan: Plan, params: dict[str, str]) -> NativeCall:
         scope = protocol.scope()
         scope["state"] = self.state.copy()
         prepare_scope(plan, scope, params)
+        return NativeCall(plan, scope, protocol.receive, protocol.send, protocol.respond, protocol)
+
+    async def run_call(self, protocol: HTTPProtocol, call: NativeCall, resume: Resume | None = None) -> None:
         try:
-            await run(NativeCall(plan, scope, protocol.receive, protocol.send, protocol.respond, protocol))
+            await run(call, resume)
         except BaseException as exc:
             protocol.finish()
             self.logger.error("Exception in ASGI application\n", exc_info=exc)

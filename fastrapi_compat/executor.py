@@ -17,6 +17,7 @@ anything else never reaches this module.
 
 from __future__ import annotations
 
+import contextvars
 import email.message
 import json
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -236,6 +237,7 @@ class FlatPlan:
         "json_class",
         "needs_request",
         "node",
+        "offload",
         "overrides_provider",
         "response_class",
         "response_field",
@@ -289,6 +291,17 @@ class FlatPlan:
             else None
         )
         self.contexts: dict[tuple[str, str], Any] = {}  # endpoint context per (method, root path)
+        # No body and no ``async`` function anywhere: the whole plan may run on a pool thread.
+        self.offload = not self.has_body and _synchronous(self.node)
+
+    def overridden(self) -> bool:
+        """``dependency_overrides`` are set: FastAPI's own solver must run the route."""
+        provider = self.overrides_provider
+        return provider is not None and bool(getattr(provider, "dependency_overrides", None))
+
+
+def _synchronous(node: _Node) -> bool:
+    return not node.is_coroutine and all(_synchronous(sub) for sub in node.deps)
 
 
 def flat_reason(like: Any) -> str:
@@ -418,29 +431,38 @@ def prepare_scope(plan: Plan, scope: dict[str, Any], raw_params: dict[str, str])
         scope["route"] = plan.route
 
 
-async def run(call: NativeCall) -> None:
-    """Serves ``call`` as the app's middleware stack and router would have."""
+async def run(call: NativeCall, resume: Resume | None = None) -> None:
+    """Serves ``call`` as the app's middleware stack and router would have; ``resume``: what
+    :func:`run_sync` left of it (the request's flat plan already ran on a pool thread)."""
     try:
-        await _run(call)
+        await _run(call, resume)
     finally:
         # The Request holds ``call.tracking_send``, a method of ``call``: without this, every
         # request would leave a reference cycle for the garbage collector.
         call.request = None
 
 
-async def _run(call: NativeCall) -> None:
+async def _run(call: NativeCall, resume: Resume | None) -> None:
     runtime = call.plan.runtime
     flat = call.plan.flat
-    if flat is not None and flat.overrides_provider is not None and getattr(flat.overrides_provider, "dependency_overrides", None):
+    if flat is not None and flat.overridden():
         flat = None  # FastAPI's own solver applies the overrides
     try:
-        if runtime.native_sessions and call.protocol is not None:
+        if resume is not None:
+            if resume.session_error is not None:
+                raise resume.session_error
+        elif runtime.native_sessions and call.protocol is not None:
             error = call.protocol.session_error()  # SessionMiddleware, opening the session
             if error is not None:
                 raise error
-        if flat is not None:
+        if flat is not None or resume is not None:
             try:  # ExceptionMiddleware, and request_response's wrapper: the same handlers
-                await _run_flat(call, flat)
+                if resume is None:
+                    await _run_flat(call, flat)  # type: ignore[arg-type]
+                elif resume.exc is not None:
+                    raise resume.exc
+                else:
+                    await call.send_response(resume.response)  # type: ignore[arg-type]
             except Exception as exc:
                 try:
                     await _handled(call, call.conn(), exc)
@@ -476,6 +498,93 @@ async def _run(call: NativeCall) -> None:
                 call.protocol.skip_middleware()
             await response(call.scope, call.receive, call.send)
         raise exc
+
+
+class Resume:
+    """What :func:`run_sync` leaves to the loop: the error ``SessionMiddleware`` met opening
+    the session, an exception the flat plan raised, or a response that must be sent with
+    ``await`` (a streaming or file response, or one with background tasks)."""
+
+    __slots__ = ("exc", "response", "session_error")
+
+    def __init__(
+        self, *, exc: BaseException | None = None, response: Response | None = None, session_error: BaseException | None = None
+    ) -> None:
+        self.exc = exc
+        self.response = response
+        self.session_error = session_error
+
+
+def run_sync(call: NativeCall, flat: FlatPlan, context: contextvars.Context) -> Resume | None:
+    """Serves ``call``, whose flat plan is synchronous throughout (``flat.offload``), on the
+    calling thread: a pool thread, where FastAPI would have run each of its dependencies and
+    its endpoint in the thread pool. Every user function is called in a copy of ``context``
+    (the request's), as ``run_in_threadpool`` calls it. Returns None when the request was
+    answered, else what the loop must do: :func:`run` with the returned :class:`Resume`
+    raises the exception (or sends the response) where the plan would have on the loop."""
+    if call.plan.runtime.native_sessions and call.protocol is not None:
+        error = call.protocol.session_error()
+        if error is not None:
+            return Resume(session_error=error)
+    try:
+        response = _run_flat_sync(call, flat, context)
+        if response is None:
+            call.request = None
+            return None
+        if call.respond is not None and type(response).__call__ is _plain_call and response.background is None:
+            call.started = True
+            call.respond(response.status_code, response.raw_headers, response.body)
+            call.request = None
+            return None
+    except BaseException as exc:
+        return Resume(exc=exc)
+    return Resume(response=response)
+
+
+def _run_flat_sync(call: NativeCall, flat: FlatPlan, context: contextvars.Context) -> Response | None:
+    """:func:`_run_flat` without a loop (no body, no ``async`` function anywhere): answers
+    through ``respond`` and returns None, or returns the response the plan made."""
+    helpers = internals.FLAT
+    assert helpers is not None
+    scope = call.scope
+    request = call.conn() if flat.needs_request else None
+    values, errors = _solve_sync(flat.node, scope, request, {}, context)
+    if errors:
+        raise RequestValidationError(errors, body=None, endpoint_ctx=_endpoint_ctx(flat, scope))
+    raw = context.copy().run(flat.call, **values)
+    if isinstance(raw, Response):
+        return raw
+    content: Any = _UNSERIALIZED
+    if flat.response_field is not None:
+        # ``is_coroutine=True`` validates inline: this is the thread FastAPI would have used.
+        content = _completed(
+            helpers["serialize_response"](
+                field=flat.response_field,
+                response_content=raw,
+                is_coroutine=True,
+                endpoint_ctx=_endpoint_ctx(flat, scope),
+                dump_json=flat.use_dump_json,
+                **flat.serialize_kwargs,
+            )
+        )
+    answer = _answer(flat, raw, content)
+    if isinstance(answer, Response):
+        return answer
+    status, headers, rendered = answer
+    assert call.respond is not None
+    call.started = True
+    call.respond(status, headers, rendered)
+    return None
+
+
+def _completed(coro: Any) -> Any:
+    """The result of a coroutine that never suspends, run to its end on this thread."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise RuntimeError("a coroutine expected to complete at once suspended on a pool thread")
 
 
 async def _handle(call: NativeCall, request: Request) -> None:
@@ -546,7 +655,7 @@ async def _run_flat(call: NativeCall, flat: FlatPlan) -> None:
     if isinstance(raw, Response):
         await call.send_response(raw)
         return
-    rendered: Any = None
+    content: Any = _UNSERIALIZED
     if flat.response_field is not None:
         content = await helpers["serialize_response"](
             field=flat.response_field,
@@ -556,11 +665,33 @@ async def _run_flat(call: NativeCall, flat: FlatPlan) -> None:
             dump_json=flat.use_dump_json,
             **flat.serialize_kwargs,
         )
-    elif flat.json_class:
-        rendered = dumps_plain(raw)  # plain data: the same bytes, rendered in Rust
-        content = jsonable_encoder(raw) if rendered is None else None
+    answer = _answer(flat, raw, content)
+    if isinstance(answer, Response):
+        await call.send_response(answer)
+        return
+    status, headers, rendered = answer
+    if call.respond is not None:
+        call.started = True
+        call.respond(status, headers, rendered)
     else:
-        content = jsonable_encoder(raw)
+        await call.tracking_send({"type": "http.response.start", "status": status, "headers": headers})
+        await call.send({"type": "http.response.body", "body": rendered})
+
+
+_UNSERIALIZED: Any = object()
+
+
+def _answer(flat: FlatPlan, raw: Any, content: Any) -> Response | tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """The response FastAPI's handler makes of the endpoint's return value ``raw`` (``content``:
+    what ``serialize_response`` made of it, when the route has a response field): JSON bytes
+    with their status and headers, or the response class's instance."""
+    rendered: Any = None
+    if content is _UNSERIALIZED:
+        if flat.json_class:
+            rendered = dumps_plain(raw)  # plain data: the same bytes, rendered in Rust
+            content = jsonable_encoder(raw) if rendered is None else None
+        else:
+            content = jsonable_encoder(raw)
     status = flat.status_code
     if flat.use_dump_json:
         rendered = content
@@ -571,8 +702,7 @@ async def _run_flat(call: NativeCall, flat: FlatPlan) -> None:
         response = flat.response_class(content, status_code=status) if status else flat.response_class(content)
         if not is_body_allowed_for_status_code(response.status_code):
             response.body = b""
-        await call.send_response(response)
-        return
+        return response  # type: ignore[no-any-return]
     # What Response(rendered, media_type="application/json", status_code=...) gives.
     status = status or 200
     headers = [(b"content-type", b"application/json")]
@@ -580,12 +710,7 @@ async def _run_flat(call: NativeCall, flat: FlatPlan) -> None:
         headers.insert(0, (b"content-length", str(len(rendered)).encode("latin-1")))
     if not flat.body_allowed:
         rendered = b""
-    if call.respond is not None:
-        call.started = True
-        call.respond(status, headers, rendered)
-    else:
-        await call.tracking_send({"type": "http.response.start", "status": status, "headers": headers})
-        await call.send({"type": "http.response.body", "body": rendered})
+    return status, headers, rendered
 
 
 class _Query:
@@ -643,6 +768,37 @@ async def _solve(node: _Node, scope: dict[str, Any], request: Request | None, ca
             values[sub.name] = solved
         if key not in cache:
             cache[key] = solved
+    _node_params(node, scope, request, values, errors)
+    return values, errors
+
+
+def _solve_sync(
+    node: _Node, scope: dict[str, Any], request: Request | None, cache: dict[Any, Any], context: contextvars.Context
+) -> tuple[dict[str, Any], list[Any]]:
+    """:func:`_solve` for a tree of synchronous dependencies, on a pool thread: each one is
+    called in a copy of the request's context, as ``run_in_threadpool`` calls it."""
+    values: dict[str, Any] = {}
+    errors: list[Any] = []
+    for sub in node.deps:
+        sub_values, sub_errors = _solve_sync(sub, scope, request, cache, context)
+        if sub_errors:
+            errors.extend(sub_errors)
+            continue
+        key = sub.cache_key
+        if sub.use_cache and key in cache:
+            solved = cache[key]
+        else:
+            solved = context.copy().run(sub.call, **sub_values)
+        if sub.name is not None:
+            values[sub.name] = solved
+        if key not in cache:
+            cache[key] = solved
+    _node_params(node, scope, request, values, errors)
+    return values, errors
+
+
+def _node_params(node: _Node, scope: dict[str, Any], request: Request | None, values: dict[str, Any], errors: list[Any]) -> None:
+    """One node's own path, query, header and cookie parameters, into ``values``/``errors``."""
     if node.path_fields:
         found, failed = _params_to_args(node.path_fields, node.path_params, scope["path_params"], False)
         values.update(found)
@@ -661,7 +817,6 @@ async def _solve(node: _Node, scope: dict[str, Any], request: Request | None, ca
             found, failed = _params_to_args(node.cookie_fields, node.cookie_params, request.cookies, False)
             values.update(found)
             errors += failed
-    return values, errors
 
 
 def _endpoint_ctx(flat: FlatPlan, scope: dict[str, Any]) -> Any:

@@ -8,6 +8,7 @@ the app's own table.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -327,3 +328,29 @@ def included_scope(leaf: Leaf) -> dict[str, Any] | None:
     if leaf.included is None or SCOPE_KEY is None or _CONTEXT_KEY is None or _INCLUDED_KEY is None:
         return None
     return {_INCLUDED_KEY: leaf.included, _CONTEXT_KEY: leaf.like}
+
+
+# --- anyio's worker threads ------------------------------------------------------------------------
+
+
+def claim_anyio_worker(loop: Any) -> Any:
+    """A context manager making the calling thread what anyio calls a worker thread of
+    ``loop`` (as ``anyio.to_thread.run_sync`` does for its own), so that code run on the engine's
+    pool can use ``anyio.from_thread.run``/``run_sync``/``check_cancelled`` as under FastAPI.
+    A no-op when this anyio release lays its thread-locals out differently."""
+    try:
+        from anyio._backends._asyncio import AsyncIOBackend
+        from anyio._core._eventloop import claim_worker_thread, threadlocals
+    except ImportError:
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def claimed() -> Iterator[None]:
+        with claim_worker_thread(AsyncIOBackend, loop):
+            threadlocals.current_cancel_scope = None  # no task waits on these calls to cancel them
+            try:
+                yield
+            finally:
+                del threadlocals.current_cancel_scope
+
+    return claimed()

@@ -47,7 +47,7 @@ from fastrapi_compat._native import (
     WebSocketProtocol,
 )
 from fastrapi_compat.asgi_bridge import STATUS_PHRASES, Dispatcher, drain
-from fastrapi_compat.executor import NativeCall, Plan, prepare_scope, run
+from fastrapi_compat.executor import NativeCall, Plan, Resume, prepare_scope, run
 from fastrapi_compat.native import NativeApp, NativeASGI
 from fastrapi_compat.server import new_event_loop
 
@@ -417,6 +417,10 @@ class EngineSite(Dispatcher):
                 protocol.finish()
             return
         loop = asyncio.get_running_loop()
+        context = outcome.context if outcome is not None else contextvars.copy_context()
+        if found is not None and self.offloads(found[0]):
+            self.offload_call(protocol, scope, outcome, context, *found)  # type: ignore[arg-type]
+            return
         if found is not None:
             coro = self.run_native_call(protocol, scope, outcome, *found)  # type: ignore[arg-type]
         elif is_http:
@@ -425,7 +429,6 @@ class EngineSite(Dispatcher):
             coro = self.run_http_call(protocol, scope, outcome)  # type: ignore[arg-type]
         else:
             coro = self.run_websocket_call(protocol, scope, outcome)  # type: ignore[arg-type]
-        context = outcome.context if outcome is not None else contextvars.copy_context()
         task = context.run(loop.create_task, coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -443,6 +446,31 @@ class EngineSite(Dispatcher):
         send = protocol.send if outcome is None else outcome.recording(protocol.send)
         respond = protocol.respond if outcome is None else outcome.responding(protocol.respond)
         await self._call_http(protocol, scope, send, outcome, lambda s, r, w: run(NativeCall(plan, s, r, w, respond, protocol)))
+
+    def offload_call(
+        self,
+        protocol: HTTPProtocol,
+        scope: dict[str, Any],
+        outcome: Outcome | None,
+        context: contextvars.Context,
+        plan: Plan,
+        params: dict[str, str],
+    ) -> None:
+        """:meth:`run_native_call` for a plan that runs on the pool."""
+        prepare_scope(plan, scope, params)
+        send = protocol.send if outcome is None else outcome.recording(protocol.send)
+        respond = protocol.respond if outcome is None else outcome.responding(protocol.respond)
+        call = NativeCall(plan, scope, protocol.receive, send, respond, protocol)
+
+        def finish() -> None:
+            protocol.finish()
+            if outcome is not None:
+                outcome.done.set()
+
+        def resumed(resume: Resume) -> Coroutine[Any, Any, None]:
+            return self._call_http(protocol, scope, send, outcome, lambda s, r, w: run(call, resume))
+
+        self.offload(call, context.copy(), finish, resumed)
 
     async def _call_http(
         self, protocol: HTTPProtocol, scope: dict[str, Any], send: Any, outcome: Outcome | None, app: Any = None

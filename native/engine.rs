@@ -36,6 +36,9 @@ pub struct EngineShared {
     /// The loop's `call_soon`, and the callable it is given to flush the outbox.
     call_soon: Py<PyAny>,
     flusher: std::sync::OnceLock<Py<PyAny>>,
+    /// The loop thread (known from its first drain): responses made on other threads (the
+    /// pool running synchronous plans) go to their connections at once.
+    loop_thread: std::sync::OnceLock<std::thread::ThreadId>,
 }
 
 /// A response and the connection waiting for it.
@@ -63,8 +66,14 @@ impl EngineShared {
 
     /// Completes `future` on the loop thread with the value `build` makes there.
     /// Hands `response` to its connection at the end of this loop iteration (called with the
-    /// GIL, on the loop thread). If the flush cannot be scheduled, it is sent at once.
+    /// GIL, on the loop thread). If the flush cannot be scheduled, or the caller is not the
+    /// loop thread, it is sent at once.
     pub fn deliver(&self, py: Python<'_>, outgoing: Outgoing) {
+        if self.loop_thread.get() != Some(&std::thread::current().id()) {
+            let (tx, response) = outgoing;
+            let _ = tx.send(response);
+            return;
+        }
         let mut outbox = lock(&self.outbox);
         let first = outbox.is_empty();
         outbox.push(outgoing);
@@ -149,6 +158,7 @@ impl Engine {
             outbox: Mutex::new(Vec::new()),
             call_soon: event_loop.getattr("call_soon")?.unbind(),
             flusher: std::sync::OnceLock::new(),
+            loop_thread: std::sync::OnceLock::new(),
         });
         let flusher = Py::new(
             event_loop.py(),
@@ -240,6 +250,9 @@ impl Engine {
     /// Runs on the loop thread when the wake fd is readable: completes the futures that tokio
     /// resolved and returns the new protocol objects (one per request or websocket).
     fn drain(&self, py: Python<'_>) -> Vec<Py<PyAny>> {
+        self.shared
+            .loop_thread
+            .get_or_init(|| std::thread::current().id());
         let mut spawned = Vec::new();
         for event in self.shared.inbox.take() {
             let result = match event {

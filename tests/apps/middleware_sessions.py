@@ -90,6 +90,11 @@ def _routes(app: FastAPI) -> None:
     async def untouched(item_id: int, q: str | None = None) -> dict[str, Any]:
         return {"item_id": item_id, "q": q}
 
+    @app.get("/untouched-sync/{item_id}")
+    def untouched_sync(item_id: int, q: str | None = None) -> dict[str, Any]:
+        # A ``def`` route with a flat plan: the engine runs it on its thread pool.
+        return {"item_id": item_id, "q": q}
+
     @app.websocket("/ws")
     async def ws(websocket: WebSocket) -> None:
         await websocket.accept()

@@ -115,6 +115,8 @@ LIFECYCLE = [
     s("GET", "/session/user", sign(ALICE), id="read one key"),
     s("GET", "/untouched/3?q=x", sign(ALICE), id="untouched: no Vary"),
     s("GET", "/untouched/3", id="untouched without cookie"),
+    s("GET", "/untouched-sync/3?q=x", sign(ALICE), id="def route: no Vary"),
+    s("GET", "/untouched-sync/x", sign(ALICE), id="def route: 422"),
     s("POST", "/session/user?value=bob", id="write new session"),
     s("POST", "/session/user?value=bob", sign(ALICE), id="overwrite key"),
     s("POST", "/session/other?value=x", sign(ALICE), id="add key"),
@@ -165,6 +167,8 @@ BAD_COOKIES = [
     s("GET", "/session", sign(ALICE, age=-86400), id="from the future: refused"),
     s("GET", "/session", sign(raw=b"!!not base64"), id="signed non-base64: 500"),
     s("GET", "/session", sign(raw=b64encode(b"{nope")), id="signed non-JSON: 500"),
+    s("GET", "/untouched-sync/1", sign(raw=b64encode(b"{nope")), id="def route, signed non-JSON: 500"),
+    s("GET", "/untouched-sync/1", sign([1, 2]), id="def route, signed JSON list: 500"),
     s("GET", "/session", sign([1, 2]), id="signed JSON list: 500"),
     s("GET", "/session", sign("text"), id="signed JSON string: 500"),
     s("GET", "/session", sign(None), id="signed JSON null: 500"),
@@ -431,3 +435,4 @@ def test_native_tier(request: pytest.FixtureRequest, pair_name: str) -> None:
     pair.reference.cookies.clear()
     pair.engine.cookies.clear()
     expect_native(pair, s("GET", "/untouched/4?q=n", id="native"), request)
+    expect_native(pair, s("GET", "/untouched-sync/4?q=n", sign(ALICE), id="native def route"), request)
