@@ -138,10 +138,23 @@ class Dispatcher:
             self.logger.error("ASGI callable returned without completing response.")
 
     def native_call(self, protocol: HTTPProtocol, plan: Plan, params: dict[str, str]) -> NativeCall:
-        scope = protocol.scope()
+        """The call serving ``protocol`` with ``plan``; its scope is made when first needed
+        (at once when the engine runs the app's ``SessionMiddleware``: making the scope opens
+        the session)."""
+        call = NativeCall(
+            plan, None, protocol.receive, protocol.send, protocol.respond, protocol,
+            path_params=plan.path_params(params), make_scope=self.make_scope,
+        )  # fmt: skip
+        if plan.runtime.native_sessions:
+            call.scope  # noqa: B018 - made for its effect
+        return call
+
+    def make_scope(self, call: NativeCall) -> dict[str, Any]:
+        assert call.protocol is not None
+        scope = call.protocol.scope()
         scope["state"] = self.state.copy()
-        prepare_scope(plan, scope, params)
-        return NativeCall(plan, scope, protocol.receive, protocol.send, protocol.respond, protocol)
+        prepare_scope(call.plan, scope, None, call.path_params)
+        return scope
 
     async def run_call(self, protocol: HTTPProtocol, call: NativeCall, resume: Resume | None = None) -> None:
         try:

@@ -163,7 +163,6 @@ class _Node:
         "header_params",
         "is_coroutine",
         "name",
-        "needs_request",
         "path_fields",
         "path_params",
         "query_fields",
@@ -188,9 +187,6 @@ class _Node:
         self.header_params = _params(self.header_fields)
         self.cookie_params = _params(self.cookie_fields)
         self.deps: list[_Node] = [_Node(sub) for sub in dependant.dependencies]
-        self.needs_request: bool = bool(self.query_fields or self.header_fields or self.cookie_fields) or any(
-            d.needs_request for d in self.deps
-        )
 
 
 def _node_reason(dependant: Any, top: bool) -> str:
@@ -235,7 +231,6 @@ class FlatPlan:
         "has_body",
         "is_coroutine",
         "json_class",
-        "needs_request",
         "node",
         "offload",
         "overrides_provider",
@@ -279,7 +274,6 @@ class FlatPlan:
         self.json_class = actual is JSONResponse
         self.endpoint_ctx = helpers["endpoint_context"](dependant.call) if dependant.call else {}
         self.dependant_path = dependant.path
-        self.needs_request = self.node.needs_request or self.has_body
         self.overrides_provider = like.dependency_overrides_provider if self.node.deps else None
         fields = self.body_fields
         self.single_body = (
@@ -367,32 +361,70 @@ class Plan:
         self.flat = FlatPlan(leaf.like) if kind == "fastapi" and not flat_reason(leaf.like) else None
 
     def path_params(self, raw: dict[str, str]) -> dict[str, Any]:
+        if not raw:
+            return {}
         convertors = self.convertors
         return {name: convertors[name].convert(value) for name, value in raw.items()}
 
 
 class NativeCall:
     """One request on a native route. ``scope`` is the request's full ASGI scope (built by the
-    engine, adjusted by the listener's handler); ``respond`` answers with a whole response in
-    one call (None: every response goes through ``send``); ``send`` is ASGI ``send``;
-    ``protocol`` is the engine's request when the engine may run the app's middleware around
-    it (None otherwise): ``ServerErrorMiddleware``'s 500 skips them, and an error the session
-    middleware met opening the session is raised where Starlette raises it."""
+    engine, adjusted by the listener's handler), or made by ``make_scope(call)`` the first time
+    it is needed: a flat plan that reads only path and plain query parameters never needs it.
+    ``respond`` answers with a whole response in one call (None: every response goes through
+    ``send``); ``send`` is ASGI ``send``; ``protocol`` is the engine's request when the engine
+    may run the app's middleware around it (None otherwise): ``ServerErrorMiddleware``'s 500
+    skips them, and an error the session middleware met opening the session is raised where
+    Starlette raises it."""
 
-    __slots__ = ("plan", "protocol", "receive", "request", "respond", "scope", "send", "started")
+    __slots__ = (
+        "_scope",
+        "make_scope",
+        "path_params",
+        "plan",
+        "protocol",
+        "receive",
+        "request",
+        "respond",
+        "send",
+        "started",
+    )
 
     def __init__(
-        self, plan: Plan, scope: dict[str, Any], receive: Any, send: Send, respond: Respond | None,
-        protocol: HTTPProtocol | None,
+        self, plan: Plan, scope: dict[str, Any] | None, receive: Any, send: Send, respond: Respond | None,
+        protocol: HTTPProtocol | None, *, path_params: dict[str, Any] | None = None,
+        make_scope: Callable[[NativeCall], dict[str, Any]] | None = None,
     ) -> None:
         self.plan = plan
         self.protocol = protocol
-        self.scope = scope
+        self._scope = scope
+        self.make_scope = make_scope
+        self.path_params: dict[str, Any] = scope["path_params"] if scope is not None else path_params  # type: ignore[assignment]
         self.receive = receive
         self.send = send
         self.respond = respond
         self.started = False
         self.request: Request | None = None  # the Request a flat plan made, if any
+
+    @property
+    def scope(self) -> dict[str, Any]:
+        scope = self._scope
+        if scope is None:
+            assert self.make_scope is not None
+            scope = self._scope = self.make_scope(self)
+            self.make_scope = None
+        return scope
+
+    def query_string(self) -> bytes:
+        if self._scope is None and self.protocol is not None:
+            return self.protocol.query_string
+        return self.scope["query_string"]  # type: ignore[no-any-return]
+
+    def method_and_root(self) -> tuple[str, str]:
+        if self._scope is None and self.protocol is not None:
+            return self.protocol.method, self.protocol.root_path
+        scope = self.scope
+        return scope["method"], scope.get("root_path", "")
 
     def conn(self) -> Request:
         """The ``Request`` exception handlers get: the one the route used, as in
@@ -416,8 +448,9 @@ class NativeCall:
             await response(self.scope, self.receive, self.tracking_send)
 
 
-def prepare_scope(plan: Plan, scope: dict[str, Any], raw_params: dict[str, str]) -> None:
-    """The keys Starlette's app, router and matched route add to the scope."""
+def prepare_scope(plan: Plan, scope: dict[str, Any], raw_params: dict[str, str] | None, path_params: dict[str, Any] | None = None) -> None:
+    """The keys Starlette's app, router and matched route add to the scope (``path_params``:
+    the converted ``raw_params``, when already made)."""
     runtime = plan.runtime
     scope["app"] = runtime.app
     scope["starlette.exception_handlers"] = (runtime.exception_handlers, runtime.status_handlers)
@@ -426,7 +459,7 @@ def prepare_scope(plan: Plan, scope: dict[str, Any], raw_params: dict[str, str])
     if plan.fastapi_scope is not None and internals.SCOPE_KEY is not None:
         scope.setdefault(internals.SCOPE_KEY, {}).update(plan.fastapi_scope)
     scope["endpoint"] = plan.endpoint
-    scope["path_params"] = plan.path_params(raw_params)
+    scope["path_params"] = path_params if path_params is not None else plan.path_params(raw_params or {})
     if plan.route is not None:
         scope["route"] = plan.route
 
@@ -546,11 +579,9 @@ def _run_flat_sync(call: NativeCall, flat: FlatPlan, context: contextvars.Contex
     through ``respond`` and returns None, or returns the response the plan made."""
     helpers = internals.FLAT
     assert helpers is not None
-    scope = call.scope
-    request = call.conn() if flat.needs_request else None
-    values, errors = _solve_sync(flat.node, scope, request, {}, context)
+    values, errors = _solve_sync(flat.node, call, {}, context)
     if errors:
-        raise RequestValidationError(errors, body=None, endpoint_ctx=_endpoint_ctx(flat, scope))
+        raise RequestValidationError(errors, body=None, endpoint_ctx=_endpoint_ctx(flat, call))
     raw = context.copy().run(flat.call, **values)
     if isinstance(raw, Response):
         return raw
@@ -562,7 +593,7 @@ def _run_flat_sync(call: NativeCall, flat: FlatPlan, context: contextvars.Contex
                 field=flat.response_field,
                 response_content=raw,
                 is_coroutine=True,
-                endpoint_ctx=_endpoint_ctx(flat, scope),
+                endpoint_ctx=_endpoint_ctx(flat, call),
                 dump_json=flat.use_dump_json,
                 **flat.serialize_kwargs,
             )
@@ -627,15 +658,12 @@ async def _run_flat(call: NativeCall, flat: FlatPlan) -> None:
     same order, with FastAPI's helpers)."""
     helpers = internals.FLAT
     assert helpers is not None
-    scope = call.scope
-    request = call.conn() if flat.needs_request else None
     body: Any = Undefined
     if flat.has_body:
-        assert request is not None
-        body = await _read_json_body(request, flat, scope)
+        body = await _read_json_body(call.conn(), flat, call)
     cache: dict[Any, Any] = {}
-    values, errors = await _solve(flat.node, scope, request, cache)
-    if request is not None:
+    values, errors = await _solve(flat.node, call, cache)
+    if flat.has_body:
         if flat.single_body is not None:  # request_body_to_args' single, not embedded field
             found_value, failed = helpers["validate_value"](field=flat.single_body, value=body, values={}, loc=("body",))
             values[flat.single_body.name] = found_value
@@ -647,7 +675,7 @@ async def _run_flat(call: NativeCall, flat: FlatPlan) -> None:
             values.update(found)
             errors.extend(failed)
     if errors:
-        raise RequestValidationError(errors, body=None if body is Undefined else body, endpoint_ctx=_endpoint_ctx(flat, scope))
+        raise RequestValidationError(errors, body=None if body is Undefined else body, endpoint_ctx=_endpoint_ctx(flat, call))
     if flat.is_coroutine:
         raw = await flat.call(**values)
     else:
@@ -661,7 +689,7 @@ async def _run_flat(call: NativeCall, flat: FlatPlan) -> None:
             field=flat.response_field,
             response_content=raw,
             is_coroutine=flat.is_coroutine,
-            endpoint_ctx=_endpoint_ctx(flat, scope),
+            endpoint_ctx=_endpoint_ctx(flat, call),
             dump_json=flat.use_dump_json,
             **flat.serialize_kwargs,
         )
@@ -734,11 +762,11 @@ class _Query:
         return list(self._lists.get(key, ()))
 
 
-def _query(scope: dict[str, Any], request: Request) -> Any:
+def _query(call: NativeCall) -> Any:
     """The request's query parameters: Starlette's ``QueryParams`` unless the string is plain."""
-    raw = scope["query_string"]
+    raw = call.query_string()
     if b"%" in raw or b"+" in raw or not raw.isascii():
-        return request.query_params
+        return call.conn().query_params
     lists: dict[str, list[str]] = {}
     for part in raw.decode("ascii").split("&"):
         if part:
@@ -747,13 +775,13 @@ def _query(scope: dict[str, Any], request: Request) -> Any:
     return _Query(lists)
 
 
-async def _solve(node: _Node, scope: dict[str, Any], request: Request | None, cache: dict[Any, Any]) -> tuple[dict[str, Any], list[Any]]:
+async def _solve(node: _Node, call: NativeCall, cache: dict[Any, Any]) -> tuple[dict[str, Any], list[Any]]:
     """``solve_dependencies`` for one node: its sub-dependencies (solved, then called unless
     they failed or are cached), then its own parameters."""
     values: dict[str, Any] = {}
     errors: list[Any] = []
     for sub in node.deps:
-        sub_values, sub_errors = await _solve(sub, scope, request, cache)
+        sub_values, sub_errors = await _solve(sub, call, cache)
         if sub_errors:
             errors.extend(sub_errors)
             continue
@@ -768,19 +796,17 @@ async def _solve(node: _Node, scope: dict[str, Any], request: Request | None, ca
             values[sub.name] = solved
         if key not in cache:
             cache[key] = solved
-    _node_params(node, scope, request, values, errors)
+    _node_params(node, call, values, errors)
     return values, errors
 
 
-def _solve_sync(
-    node: _Node, scope: dict[str, Any], request: Request | None, cache: dict[Any, Any], context: contextvars.Context
-) -> tuple[dict[str, Any], list[Any]]:
+def _solve_sync(node: _Node, call: NativeCall, cache: dict[Any, Any], context: contextvars.Context) -> tuple[dict[str, Any], list[Any]]:
     """:func:`_solve` for a tree of synchronous dependencies, on a pool thread: each one is
     called in a copy of the request's context, as ``run_in_threadpool`` calls it."""
     values: dict[str, Any] = {}
     errors: list[Any] = []
     for sub in node.deps:
-        sub_values, sub_errors = _solve_sync(sub, scope, request, cache, context)
+        sub_values, sub_errors = _solve_sync(sub, call, cache, context)
         if sub_errors:
             errors.extend(sub_errors)
             continue
@@ -793,35 +819,34 @@ def _solve_sync(
             values[sub.name] = solved
         if key not in cache:
             cache[key] = solved
-    _node_params(node, scope, request, values, errors)
+    _node_params(node, call, values, errors)
     return values, errors
 
 
-def _node_params(node: _Node, scope: dict[str, Any], request: Request | None, values: dict[str, Any], errors: list[Any]) -> None:
+def _node_params(node: _Node, call: NativeCall, values: dict[str, Any], errors: list[Any]) -> None:
     """One node's own path, query, header and cookie parameters, into ``values``/``errors``."""
     if node.path_fields:
-        found, failed = _params_to_args(node.path_fields, node.path_params, scope["path_params"], False)
+        found, failed = _params_to_args(node.path_fields, node.path_params, call.path_params, False)
         values.update(found)
         errors += failed
-    if request is not None:
-        if node.query_fields:
-            received = _query(scope, request) if node.query_params is not None else request.query_params
-            found, failed = _params_to_args(node.query_fields, node.query_params, received, True)
-            values.update(found)
-            errors += failed
-        if node.header_fields:
-            found, failed = _params_to_args(node.header_fields, node.header_params, request.headers, True)
-            values.update(found)
-            errors += failed
-        if node.cookie_fields:
-            found, failed = _params_to_args(node.cookie_fields, node.cookie_params, request.cookies, False)
-            values.update(found)
-            errors += failed
+    if node.query_fields:
+        received = _query(call) if node.query_params is not None else call.conn().query_params
+        found, failed = _params_to_args(node.query_fields, node.query_params, received, True)
+        values.update(found)
+        errors += failed
+    if node.header_fields:
+        found, failed = _params_to_args(node.header_fields, node.header_params, call.conn().headers, True)
+        values.update(found)
+        errors += failed
+    if node.cookie_fields:
+        found, failed = _params_to_args(node.cookie_fields, node.cookie_params, call.conn().cookies, False)
+        values.update(found)
+        errors += failed
 
 
-def _endpoint_ctx(flat: FlatPlan, scope: dict[str, Any]) -> Any:
+def _endpoint_ctx(flat: FlatPlan, call: NativeCall) -> Any:
     """The endpoint context FastAPI's handler gives errors (a new dict each time, as there)."""
-    key = (scope["method"], scope.get("root_path", ""))
+    key = call.method_and_root()
     ctx = flat.contexts.get(key)
     if ctx is None:
         ctx = dict(flat.endpoint_ctx)
@@ -876,7 +901,7 @@ class _Replay:
         return message if message is not None else await self.receive()
 
 
-async def _read_json_body(request: Request, flat: FlatPlan, scope: dict[str, Any]) -> Any:
+async def _read_json_body(request: Request, flat: FlatPlan, call: NativeCall) -> Any:
     """The body as FastAPI's handler reads it for a JSON body parameter."""
     try:
         body_bytes = await _body(request)
@@ -894,7 +919,7 @@ async def _read_json_body(request: Request, flat: FlatPlan, scope: dict[str, Any
         raise RequestValidationError(
             [{"type": "json_invalid", "loc": ("body", e.pos), "msg": "JSON decode error", "input": {}, "ctx": {"error": e.msg}}],
             body=e.doc,
-            endpoint_ctx=_endpoint_ctx(flat, scope),
+            endpoint_ctx=_endpoint_ctx(flat, call),
         ) from e
     except HTTPException:
         raise

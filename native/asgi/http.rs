@@ -513,6 +513,24 @@ impl HTTPProtocol {
         self.inner.head.site.handler.clone_ref(py)
     }
 
+    /// The request's method (the scope's `method`), without building the scope.
+    #[getter]
+    fn method(&self) -> &str {
+        self.inner.head.method.as_str()
+    }
+
+    /// The scope's `query_string`, without building the scope.
+    #[getter]
+    fn query_string<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.head.query)
+    }
+
+    /// The scope's `root_path`, without building the scope.
+    #[getter]
+    fn root_path(&self) -> &str {
+        &self.inner.head.site.root_path
+    }
+
     /// The native route the mirror picked for this request, as `(plan id, {name: raw value})`,
     /// or `None` (the ASGI tier serves it). Taken once.
     fn take_match<'py>(&self, py: Python<'py>) -> PyResult<Option<(u32, Bound<'py, PyDict>)>> {
