@@ -379,6 +379,7 @@ class NativeCall:
 
     __slots__ = (
         "_scope",
+        "body",
         "make_scope",
         "path_params",
         "plan",
@@ -405,6 +406,7 @@ class NativeCall:
         self.respond = respond
         self.started = False
         self.request: Request | None = None  # the Request a flat plan made, if any
+        self.body: bytes | None = None  # the body, when taken whole from the engine
 
     @property
     def scope(self) -> dict[str, Any]:
@@ -426,11 +428,27 @@ class NativeCall:
         scope = self.scope
         return scope["method"], scope.get("root_path", "")
 
+    def header(self, name: str) -> str | None:
+        """``request.headers.get(name)`` (``name`` in lower case)."""
+        if self._scope is None and self.protocol is not None:
+            return self.protocol.header(name)
+        return self.conn().headers.get(name)
+
+    def take_body(self) -> bytes | None:
+        """The whole body when the engine has already read it (then ``conn()`` gives a
+        ``Request`` with that body, as the one FastAPI's handler read would be), else None."""
+        if self.protocol is None or self.request is not None:
+            return None
+        body = self.body = self.protocol.take_body()
+        return body
+
     def conn(self) -> Request:
         """The ``Request`` exception handlers get: the one the route used, as in
         ``request_response`` (its body already read), else a new one."""
         if self.request is None:
-            self.request = Request(self.scope, self.receive, self.tracking_send)
+            request = self.request = Request(self.scope, self.receive, self.tracking_send)
+            if self.body is not None:
+                request._body = self.body
         return self.request
 
     async def tracking_send(self, message: MutableMapping[str, Any]) -> None:
@@ -660,7 +678,7 @@ async def _run_flat(call: NativeCall, flat: FlatPlan) -> None:
     assert helpers is not None
     body: Any = Undefined
     if flat.has_body:
-        body = await _read_json_body(call.conn(), flat, call)
+        body = await _read_json_body(call, flat)
     cache: dict[Any, Any] = {}
     values, errors = await _solve(flat.node, call, cache)
     if flat.has_body:
@@ -901,19 +919,24 @@ class _Replay:
         return message if message is not None else await self.receive()
 
 
-async def _read_json_body(request: Request, flat: FlatPlan, call: NativeCall) -> Any:
+async def _read_json_body(call: NativeCall, flat: FlatPlan) -> Any:
     """The body as FastAPI's handler reads it for a JSON body parameter."""
     try:
-        body_bytes = await _body(request)
+        body_bytes = call.take_body()
+        if body_bytes is None:
+            request = call.conn()
+            body_bytes = await _body(request)
+            content_type_value = request.headers.get("content-type")
+        else:
+            content_type_value = call.header("content-type")
         if not body_bytes:
             return Undefined
         json_body: Any = Undefined
-        content_type_value = request.headers.get("content-type")
         if not content_type_value:
             if not flat.strict_content_type:
-                json_body = await request.json()
+                json_body = json.loads(body_bytes)  # what ``await request.json()`` does
         elif _is_json_content_type(content_type_value):
-            json_body = await request.json()
+            json_body = json.loads(body_bytes)
         return json_body if json_body is not Undefined else body_bytes
     except json.JSONDecodeError as e:
         raise RequestValidationError(

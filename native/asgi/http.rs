@@ -525,6 +525,32 @@ impl HTTPProtocol {
         PyBytes::new(py, &self.inner.head.query)
     }
 
+    /// The first value of header `name` (lower-case) as Starlette's `Headers.get` gives it
+    /// (latin-1), without building the scope.
+    fn header(&self, name: &str) -> Option<String> {
+        self.inner
+            .head
+            .headers
+            .get(name)
+            .map(|value| value.as_bytes().iter().map(|&b| char::from(b)).collect())
+    }
+
+    /// The whole request body when the engine has already read it, taken as a `receive()`
+    /// giving it would take it (later calls get `http.disconnect`); `None` otherwise.
+    fn take_body<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyBytes>> {
+        let mut state = self.inner.lock();
+        match std::mem::replace(&mut state.body, BodyState::Consumed) {
+            BodyState::Buffered(body) => {
+                drop(state);
+                Some(PyBytes::new(py, &body))
+            }
+            other => {
+                state.body = other;
+                None
+            }
+        }
+    }
+
     /// The scope's `root_path`, without building the scope.
     #[getter]
     fn root_path(&self) -> &str {

@@ -43,8 +43,22 @@ def _digest(data: bytes) -> dict[str, Any]:
     return {"length": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
+class EchoBody(Exception):
+    """Raised after the body was read: its handler reads the body again from the request."""
+
+
 def create_app() -> FastAPI:
     app = FastAPI()
+
+    @app.exception_handler(EchoBody)
+    async def echo_body(request: Request, exc: EchoBody) -> Any:
+        from fastapi.responses import JSONResponse
+
+        return JSONResponse({"raw": (await request.body()).decode(), "json": await request.json()}, status_code=409)
+
+    @app.post("/echo-in-handler")
+    async def echo_in_handler(item: Item) -> None:
+        raise EchoBody()
 
     @app.post("/items")
     async def create_item(item: Item) -> dict[str, Any]:

@@ -37,6 +37,8 @@ def chunked(data: bytes, size: int):  # type: ignore[no-untyped-def]
 
 JSON_REQUESTS = [
     Req("POST", "/items", json=ITEM),
+    Req("POST", "/echo-in-handler", json=ITEM, id="the handler reads the body the route read"),
+    Req("POST", "/echo-in-handler", content=b'{"name": "W", "price": 2}', headers={"content-type": "application/json"}, id="handler body, raw"),
     Req("POST", "/items", json={"name": "W", "price": 1}, id="defaults filled"),
     Req("POST", "/items", json={"name": "W", "price": -1}, id="constraint 422"),
     Req("POST", "/items", json={"price": "abc"}, id="two errors"),
