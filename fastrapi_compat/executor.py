@@ -91,11 +91,14 @@ class AppRuntime:
         return handler
 
 
+_IMMUTABLE_SCALARS = frozenset({int, float, bool, str, bytes, type(None)})
+
+
 class _Param:
     """One path/query/header/cookie field, analysed once as ``request_params_to_args`` analyses
     it on every request."""
 
-    __slots__ = ("field", "getlist", "keys", "location", "name", "sequence")
+    __slots__ = ("default", "field", "getlist", "keys", "location", "name", "plain_default", "sequence")
 
     def __init__(self, field: Any) -> None:
         helpers = internals.FLAT
@@ -106,6 +109,13 @@ class _Param:
         self.location = field.field_info.in_.value
         self.sequence = bool(helpers["is_sequence"](field.field_info.annotation))
         self.getlist = self.sequence and not helpers["is_json_field"](field)
+        info = field.field_info
+        self.default = field.default
+        # A missing optional value is ``deepcopy(default)`` unvalidated: for an immutable
+        # scalar that is the default itself, so FastAPI's helper need not be called.
+        self.plain_default = (
+            not info.is_required() and not info.validate_default and type(self.default) in _IMMUTABLE_SCALARS
+        )
 
 
 def _params(fields: list[Any]) -> list[_Param] | None:
@@ -137,6 +147,9 @@ def _params_to_args(
         else:
             value = received.get(key, None)
         if value is None or (param.sequence and len(value) == 0):
+            if param.plain_default:
+                values[param.name] = param.default
+                continue
             value = Undefined
         found, failed = validate(field=param.field, value=value, values=values, loc=(param.location, key))
         if failed:
