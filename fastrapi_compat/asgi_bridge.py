@@ -17,11 +17,14 @@ from typing import TYPE_CHECKING, Any
 from fastrapi_compat._native import Engine, HTTPProtocol, WebSocketProtocol
 from fastrapi_compat.errors import StartupError
 from fastrapi_compat.executor import (
+    FlatPlan,
     NativeCall,
     Plan,
     Resume,
+    direct_flat,
     prepare_scope,
     run,
+    run_flat,
     run_sync,
 )
 from fastrapi_compat.threads import pool_for
@@ -77,7 +80,8 @@ class Dispatcher:
                 if self.offloads(plan):
                     self.offload(call, contextvars.copy_context(), protocol.finish, lambda resume: self.run_call(protocol, call, resume))
                     return
-                coro = self.run_call(protocol, call)
+                flat = direct_flat(plan)
+                coro = self.run_call(protocol, call) if flat is None else self.run_flat(protocol, call, flat)
             else:
                 coro = self.run_http(protocol)
             task = asyncio.get_running_loop().create_task(coro)
@@ -155,6 +159,16 @@ class Dispatcher:
         scope["state"] = self.state.copy()
         prepare_scope(call.plan, scope, None, call.path_params)
         return scope
+
+    async def run_flat(self, protocol: HTTPProtocol, call: NativeCall, flat: FlatPlan) -> None:
+        """:meth:`run_call` for a flat plan that needs nothing around it until something is
+        raised: the exception then goes through :func:`run` exactly as if raised there."""
+        try:
+            await run_flat(call, flat)
+        except BaseException as exc:
+            await self.run_call(protocol, call, Resume(exc=exc))
+            return
+        protocol.finish()
 
     async def run_call(self, protocol: HTTPProtocol, call: NativeCall, resume: Resume | None = None) -> None:
         try:

@@ -180,6 +180,21 @@ def create_app() -> FastAPI:
         same = anyio.from_thread.run_sync(lambda: 41 + 1)
         return {"result": result, "sync": same}
 
+    factory_calls = {"n": 0}
+
+    def stamp() -> int:
+        factory_calls["n"] += 1
+        return factory_calls["n"]
+
+    @app.get("/factory")
+    def factory(value: Annotated[int, Query(default_factory=stamp)], limit: int = 5, name: str = "x"):
+        # The factory runs once per request that lacks the value, never while compiling.
+        return {"value": value, "calls": factory_calls["n"], "limit": limit, "name": name}
+
+    @app.get("/factory-async")
+    async def factory_async(value: Annotated[int, Query(default_factory=stamp)]):
+        return {"value": value, "calls": factory_calls["n"]}
+
     @app.get("/thread-name")
     def thread_name():
         return {"name": threading.current_thread().name}

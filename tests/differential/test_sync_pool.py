@@ -50,6 +50,10 @@ REQUESTS = [
     Req("GET", "/thread", id="no running loop in the thread"),
     Req("GET", "/from-thread", id="anyio.from_thread back into the loop"),
     Req("HEAD", "/plain"),
+    Req("GET", "/factory", id="default_factory: called per request, not at compile time"),
+    Req("GET", "/factory?value=7&limit=2", id="default_factory not called when given"),
+    Req("GET", "/factory-async", id="default_factory, async route"),
+    Req("GET", "/factory", id="default_factory, again"),
 ]
 
 
