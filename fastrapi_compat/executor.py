@@ -31,6 +31,7 @@ from fastapi.datastructures import DefaultPlaceholder
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.utils import is_body_allowed_for_status_code
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware.errors import ServerErrorMiddleware
@@ -98,7 +99,18 @@ class _Param:
     """One path/query/header/cookie field, analysed once as ``request_params_to_args`` analyses
     it on every request."""
 
-    __slots__ = ("default", "field", "getlist", "keys", "location", "name", "plain_default", "sequence")
+    __slots__ = (
+        "default",
+        "field",
+        "getlist",
+        "keys",
+        "location",
+        "name",
+        "plain_default",
+        "regenerate",
+        "sequence",
+        "validate",
+    )
 
     def __init__(self, field: Any) -> None:
         helpers = internals.FLAT
@@ -120,6 +132,13 @@ class _Param:
             and not info.validate_default
             and type(self.default) in _IMMUTABLE_SCALARS
         )
+        # A present value: what ``field.validate`` calls, without the three Python frames
+        # around pydantic-core (None: FastAPI's helper validates it).
+        core = internals.core_validator(field)
+        self.validate: Callable[..., Any] | None = None
+        self.regenerate: Callable[..., list[Any]] | None = None
+        if core is not None:
+            self.validate, self.regenerate = core
 
 
 def _params(fields: list[Any]) -> list[_Param] | None:
@@ -155,6 +174,12 @@ def _params_to_args(
                 values[param.name] = param.default
                 continue
             value = Undefined
+        elif param.validate is not None:
+            try:
+                values[param.name] = param.validate(value, from_attributes=True)
+            except ValidationError as exc:
+                errors.extend(param.regenerate(errors=exc.errors(include_url=False), loc_prefix=(param.location, key)))
+            continue
         found, failed = validate(field=param.field, value=value, values=values, loc=(param.location, key))
         if failed:
             errors.extend(failed)

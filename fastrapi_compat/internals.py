@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import fastapi.exceptions
@@ -267,6 +267,60 @@ def _flat_support() -> tuple[dict[str, Any] | None, str]:
 FLAT, FLAT_UNSUPPORTED = _flat_support()
 
 from fastapi._compat import Undefined as Undefined
+
+
+_ADAPTER_CALL = "self._type_adapter.validate_python(value, from_attributes=True)"
+_CHECKED_VALIDATE: dict[Any, bool] = {}
+
+
+def _validates_through_adapter(validate: Any) -> bool:
+    """Whether this ``ModelField.validate`` is the release's known body: the adapter's
+    ``validate_python(value, from_attributes=True)``, its ``ValidationError`` regenerated."""
+    known = _CHECKED_VALIDATE.get(validate)
+    if known is None:
+        try:
+            source = inspect.getsource(validate)
+        except (OSError, TypeError):
+            source = ""
+        known = _ADAPTER_CALL in source and "_regenerate_error_with_loc(" in source
+        _CHECKED_VALIDATE[validate] = known
+    return known
+
+
+def core_validator(field: Any) -> tuple[Callable[..., Any], Callable[..., list[Any]]] | None:
+    """What ``ModelField.validate(value, loc=loc)`` calls, for a stock FastAPI field: the
+    pydantic-core ``validate_python`` its ``TypeAdapter.validate_python`` delegates to (with
+    ``from_attributes=True`` and every other option at its default), and the module's
+    ``_regenerate_error_with_loc`` it builds the errors with. None for anything else (another
+    field class, an overridden method, a pydantic plugin's handlers, a validator not built yet)."""
+    import pydantic
+    import pydantic_core
+
+    validate = getattr(type(field), "validate", None)
+    module = sys.modules.get(getattr(validate, "__module__", None) or "")
+    if (
+        module is None
+        or not module.__name__.startswith("fastapi._compat")
+        or getattr(validate, "__qualname__", "") != "ModelField.validate"
+        or getattr(module, "ModelField", None) is not type(field)
+    ):
+        return None
+    regenerate = getattr(module, "_regenerate_error_with_loc", None)
+    if regenerate is None or not _validates_through_adapter(validate):
+        return None
+    adapter = getattr(field, "_type_adapter", None)
+    if type(adapter) is not pydantic.TypeAdapter:
+        return None
+    if getattr(type(adapter), "validate_python", None) is not pydantic.TypeAdapter.validate_python:
+        return None
+    # pydantic wraps its validator when a plugin is installed (logfire is, for FastAPI's own
+    # tests): without event handlers for this schema its validate_python is the core one's.
+    validator = adapter.validator
+    core = getattr(validator, "_schema_validator", validator)
+    validate_python = getattr(validator, "validate_python", None)
+    if type(core) is not pydantic_core.SchemaValidator or validate_python != core.validate_python:
+        return None
+    return core.validate_python, regenerate
 
 # --- included routers, leaf by leaf ---------------------------------------------------------------
 

@@ -53,7 +53,7 @@ fn write_value(obj: &Bound<'_, PyAny>, out: &mut Vec<u8>, depth: usize) -> bool 
     if obj.is_exact_instance_of::<PyInt>() {
         return match obj.extract::<i64>() {
             Ok(value) => {
-                out.extend_from_slice(value.to_string().as_bytes());
+                out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
                 true
             }
             Err(_) => false,
@@ -165,38 +165,101 @@ fn write_float(value: f64, out: &mut Vec<u8>) -> bool {
     if !value.is_finite() {
         return false;
     }
-    out.extend_from_slice(python_float_repr(value).as_bytes());
+    write_float_repr(value, out);
     true
 }
 
-pub fn python_float_repr(value: f64) -> String {
-    // Rust's `{:e}` gives the shortest round-trip digits too, as `d.ddde<exp>`.
-    let sci = format!("{:e}", value.abs());
-    let (mantissa, exponent) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let sign = if value.is_sign_negative() { "-" } else { "" };
+/// The shortest round-trip digits of a finite `value` (ryu's, as Python's repr picks them)
+/// and its decimal exponent: `value = ±0.d1d2… × 10^(exponent + 1)`. Zero has no digits.
+fn shortest_digits(value: f64, digits: &mut [u8; 24]) -> (usize, i32) {
+    let mut buffer = ryu::Buffer::new();
+    let text = buffer.format_finite(value.abs()).as_bytes();
+    let (mantissa, exponent) = match text.iter().position(|&b| b == b'e') {
+        Some(at) => {
+            let exponent = std::str::from_utf8(&text[at + 1..])
+                .ok()
+                .and_then(|e| e.parse::<i32>().ok())
+                .unwrap_or(0);
+            (&text[..at], exponent)
+        }
+        None => (text, 0),
+    };
+    let point = mantissa
+        .iter()
+        .position(|&b| b == b'.')
+        .unwrap_or(mantissa.len());
+    let mut count = 0;
+    let mut first_at: Option<usize> = None; // index in mantissa's digits of the first non-zero
+    let mut index = 0;
+    for &b in mantissa {
+        if b == b'.' {
+            continue;
+        }
+        if first_at.is_none() && b != b'0' {
+            first_at = Some(index);
+        }
+        if first_at.is_some() && count < digits.len() {
+            digits[count] = b;
+            count += 1;
+        }
+        index += 1;
+    }
+    while count > 0 && digits[count - 1] == b'0' {
+        count -= 1;
+    }
+    let Some(first_at) = first_at else {
+        return (0, 0);
+    };
+    (count, point as i32 - 1 - first_at as i32 + exponent)
+}
+
+fn write_float_repr(value: f64, out: &mut Vec<u8>) {
+    if value.is_sign_negative() {
+        out.push(b'-');
+    }
+    let mut buffer = [0u8; 24];
+    let (count, exponent) = shortest_digits(value, &mut buffer);
+    if count == 0 {
+        out.extend_from_slice(b"0.0");
+        return;
+    }
+    let digits = &buffer[..count];
     if (-4..16).contains(&exponent) {
         let point = exponent + 1; // digits before the decimal point
-        let text = if point <= 0 {
-            format!("0.{}{}", "0".repeat((-point) as usize), digits)
-        } else if point as usize >= digits.len() {
-            format!("{}{}.0", digits, "0".repeat(point as usize - digits.len()))
+        if point <= 0 {
+            out.extend_from_slice(b"0.");
+            out.extend(std::iter::repeat_n(b'0', (-point) as usize));
+            out.extend_from_slice(digits);
+        } else if point as usize >= count {
+            out.extend_from_slice(digits);
+            out.extend(std::iter::repeat_n(b'0', point as usize - count));
+            out.extend_from_slice(b".0");
         } else {
             let (whole, fraction) = digits.split_at(point as usize);
-            format!("{whole}.{fraction}")
-        };
-        format!("{sign}{text}")
+            out.extend_from_slice(whole);
+            out.push(b'.');
+            out.extend_from_slice(fraction);
+        }
     } else {
-        let (first, rest) = digits.split_at(1);
-        let mantissa = if rest.is_empty() {
-            first.to_owned()
-        } else {
-            format!("{first}.{rest}")
-        };
-        let exp_sign = if exponent < 0 { '-' } else { '+' };
-        format!("{sign}{mantissa}e{exp_sign}{:02}", exponent.abs())
+        out.push(digits[0]);
+        if count > 1 {
+            out.push(b'.');
+            out.extend_from_slice(&digits[1..]);
+        }
+        out.extend_from_slice(if exponent < 0 { b"e-" } else { b"e+" });
+        let magnitude = exponent.unsigned_abs();
+        if magnitude < 10 {
+            out.push(b'0');
+        }
+        out.extend_from_slice(itoa::Buffer::new().format(magnitude).as_bytes());
     }
+}
+
+#[cfg(test)]
+fn python_float_repr(value: f64) -> String {
+    let mut out = Vec::with_capacity(24);
+    write_float_repr(value, &mut out);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {

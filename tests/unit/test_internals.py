@@ -1,0 +1,123 @@
+"""``internals.core_validator``: the pydantic-core call a flat plan makes for a present path,
+query, header or cookie value instead of ``ModelField.validate``. It must give what
+``ModelField.validate`` gives (values and errors), and only for the field class and method
+whose body it knows."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import pytest
+from fastapi import FastAPI, Header, Path, Query
+from pydantic import TypeAdapter
+
+from fastrapi_compat import executor, internals
+
+
+def _fields() -> dict[str, Any]:
+    app = FastAPI()
+
+    @app.get("/items/{item_id}")
+    async def read(
+        item_id: Annotated[int, Path(ge=1)],
+        q: str | None = None,
+        limit: Annotated[int, Query(le=100)] = 10,
+        tags: Annotated[list[str] | None, Query()] = None,
+        x_token: Annotated[str | None, Header()] = None,
+    ) -> None:
+        return None
+
+    route = next(r for r in app.routes if getattr(r, "path", "") == "/items/{item_id}")
+    dependant = route.dependant  # type: ignore[attr-defined]
+    fields = [*dependant.path_params, *dependant.query_params, *dependant.header_params]
+    return {field.name: field for field in fields}
+
+
+CASES = [
+    ("item_id", "5", ("path", "item_id")),
+    ("item_id", "0", ("path", "item_id")),
+    ("item_id", "abc", ("path", "item_id")),
+    ("q", "text", ("query", "q")),
+    ("limit", "100", ("query", "limit")),
+    ("limit", "101", ("query", "limit")),
+    ("limit", "1.5", ("query", "limit")),
+    ("tags", ["a", "b"], ("query", "tags")),
+    ("x_token", "secret", ("header", "x-token")),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "loc"), CASES)
+def test_core_validator_gives_what_model_field_validate_gives(name: str, value: Any, loc: tuple[str, str]) -> None:
+    field = _fields()[name]
+    core = internals.core_validator(field)
+    assert core is not None, "a stock FastAPI field must take the direct call"
+    validate, regenerate = core
+    expected_value, expected_errors = field.validate(value, {}, loc=loc)
+    try:
+        found, errors = validate(value, from_attributes=True), []
+    except Exception as exc:  # pydantic_core.ValidationError
+        found, errors = None, regenerate(errors=exc.errors(include_url=False), loc_prefix=loc)  # type: ignore[attr-defined]
+    assert found == expected_value
+    assert errors == (expected_errors or [])
+
+
+def test_flat_params_use_the_direct_call() -> None:
+    if internals.FLAT is None:
+        pytest.skip(f"no flat plans on this fastapi: {internals.FLAT_UNSUPPORTED}")
+    params = [executor._Param(field) for field in _fields().values()]
+    assert all(param.validate is not None for param in params)
+
+
+def test_an_overridden_validate_keeps_fastapi_s_path() -> None:
+    field = _fields()["limit"]
+
+    class Custom(type(field)):  # type: ignore[misc]
+        def validate(self, value: Any, values: Any = None, *, loc: Any = ()) -> Any:
+            return 1, []
+
+    field.__class__ = Custom
+    assert internals.core_validator(field) is None
+
+
+def test_another_adapter_keeps_fastapi_s_path() -> None:
+    field = _fields()["limit"]
+
+    class Adapter(TypeAdapter):  # type: ignore[type-arg]
+        pass
+
+    field._type_adapter = Adapter(int)
+    assert internals.core_validator(field) is None
+
+
+def test_a_replaced_validator_keeps_fastapi_s_path() -> None:
+    field = _fields()["limit"]
+
+    class Plugged:
+        def validate_python(self, value: Any, **options: Any) -> Any:
+            return value
+
+    field._type_adapter.validator = Plugged()
+    assert internals.core_validator(field) is None
+
+
+def test_a_plugin_watching_validation_keeps_fastapi_s_path() -> None:
+    from pydantic.plugin._schema_validator import PluggableSchemaValidator
+
+    field = _fields()["limit"]
+    seen: list[Any] = []
+
+    class Handler:
+        def on_enter(self, *args: Any, **kwargs: Any) -> None:
+            seen.append(args)
+
+    class Plugin:
+        def new_schema_validator(self, *args: Any) -> tuple[Any, None, None]:
+            return Handler(), None, None
+
+    adapter = field._type_adapter
+    adapter.validator = PluggableSchemaValidator(
+        adapter.core_schema, int, ("m", "int"), "TypeAdapter", None, [Plugin()], {}
+    )
+    assert internals.core_validator(field) is None
+    field.validate("3", {}, loc=("query", "limit"))
+    assert seen == [("3",)]
