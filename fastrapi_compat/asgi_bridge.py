@@ -77,38 +77,43 @@ class Dispatcher:
             if found is not None:
                 plan, params = found
                 call = self.native_call(protocol, plan, params)
-                if self.offloads(plan):
-                    self.offload(call, contextvars.copy_context(), protocol.finish, lambda resume: self.run_call(protocol, call, resume))
+                pooled = self.offloads(plan)
+                if pooled is not None:
+                    self.offload(call, pooled, contextvars.copy_context(), protocol.finish, lambda resume: self.run_call(protocol, call, resume))
                     return
                 flat = direct_flat(plan)
-                coro = self.run_call(protocol, call) if flat is None else self.run_flat(protocol, call, flat)
+                self.track(self.run_call(protocol, call) if flat is None else self.run_flat(protocol, call, flat))
             else:
-                coro = self.run_http(protocol)
-            task = asyncio.get_running_loop().create_task(coro)
+                self.track(self.run_http(protocol))
         else:
-            task = asyncio.get_running_loop().create_task(self.run_websocket(protocol))
+            self.track(self.run_websocket(protocol))
+
+    def track(self, coro: Coroutine[Any, Any, None], context: contextvars.Context | None = None) -> None:
+        """Runs ``coro`` as a task, in a copy of ``context`` (else of the current context),
+        that :meth:`wait_tasks` waits for."""
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(coro) if context is None else context.run(loop.create_task, coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
     @staticmethod
-    def offloads(plan: Plan) -> bool:
-        """Whether ``plan`` runs on the pool (see :mod:`fastrapi_compat.threads`)."""
+    def offloads(plan: Plan) -> FlatPlan | None:
+        """The flat plan of ``plan`` when it runs on the pool (see :mod:`fastrapi_compat.threads`)."""
         flat = plan.flat
-        return flat is not None and flat.offload and not flat.overridden()
+        return flat if flat is not None and flat.offload and not flat.overridden() else None
 
     def offload(
         self,
         call: NativeCall,
+        flat: FlatPlan,
         context: contextvars.Context,
         finish: Callable[[], object],
         resumed: Callable[[Resume], Coroutine[Any, Any, None]],
     ) -> None:
-        """Runs ``call`` (a plan that :meth:`offloads`) on the pool, in ``context``: ``finish``
-        is called on the pool thread once it is answered; otherwise the loop runs the task
-        ``resumed(resume)`` makes, to do with the app's handlers what the plan left."""
+        """Runs ``call`` with ``flat`` (what :meth:`offloads` gave) on the pool, in ``context``:
+        ``finish`` is called on the pool thread once it is answered; otherwise the loop runs
+        the task ``resumed(resume)`` makes, to do with the app's handlers what the plan left."""
         loop = asyncio.get_running_loop()
-        flat = call.plan.flat
-        assert flat is not None
 
         def job() -> None:
             resume = context.run(run_sync, call, flat, context)
@@ -120,9 +125,7 @@ class Dispatcher:
         pool_for(loop).submit(job)
 
     def _resume(self, context: contextvars.Context, resumed: Callable[[Resume], Coroutine[Any, Any, None]], resume: Resume) -> None:
-        task = context.run(asyncio.get_running_loop().create_task, resumed(resume))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.track(resumed(resume), context)
 
     async def run_http(self, protocol: HTTPProtocol) -> None:
         scope = protocol.scope()

@@ -178,7 +178,9 @@ def _params_to_args(
             try:
                 values[param.name] = param.validate(value, from_attributes=True)
             except ValidationError as exc:
-                errors.extend(param.regenerate(errors=exc.errors(include_url=False), loc_prefix=(param.location, key)))
+                regenerate = param.regenerate
+                assert regenerate is not None  # set with validate
+                errors.extend(regenerate(errors=exc.errors(include_url=False), loc_prefix=(param.location, key)))
             continue
         found, failed = validate(field=param.field, value=value, values=values, loc=(param.location, key))
         if failed:

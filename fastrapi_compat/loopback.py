@@ -47,7 +47,7 @@ from fastrapi_compat._native import (
     WebSocketProtocol,
 )
 from fastrapi_compat.asgi_bridge import STATUS_PHRASES, Dispatcher, drain
-from fastrapi_compat.executor import NativeCall, Plan, Resume, prepare_scope, run
+from fastrapi_compat.executor import FlatPlan, NativeCall, Plan, Resume, prepare_scope, run
 from fastrapi_compat.native import NativeApp, NativeASGI
 from fastrapi_compat.server import new_event_loop
 
@@ -416,10 +416,10 @@ class EngineSite(Dispatcher):
             if not outcome.handoff(protocol, scope):  # type: ignore[arg-type]
                 protocol.finish()
             return
-        loop = asyncio.get_running_loop()
         context = outcome.context if outcome is not None else contextvars.copy_context()
-        if found is not None and self.offloads(found[0]):
-            self.offload_call(protocol, scope, outcome, context, *found)  # type: ignore[arg-type]
+        pooled = self.offloads(found[0]) if found is not None else None
+        if pooled is not None:
+            self.offload_call(protocol, scope, outcome, context, pooled, *found)  # type: ignore[arg-type,misc]
             return
         if found is not None:
             coro = self.run_native_call(protocol, scope, outcome, *found)  # type: ignore[arg-type]
@@ -429,9 +429,7 @@ class EngineSite(Dispatcher):
             coro = self.run_http_call(protocol, scope, outcome)  # type: ignore[arg-type]
         else:
             coro = self.run_websocket_call(protocol, scope, outcome)  # type: ignore[arg-type]
-        task = context.run(loop.create_task, coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.track(coro, context)
 
     async def run_http_call(self, protocol: HTTPProtocol, scope: dict[str, Any], outcome: Outcome | None) -> None:
         if outcome is None:
@@ -443,8 +441,7 @@ class EngineSite(Dispatcher):
         self, protocol: HTTPProtocol, scope: dict[str, Any], outcome: Outcome | None, plan: Plan, params: dict[str, str]
     ) -> None:
         prepare_scope(plan, scope, params)
-        send = protocol.send if outcome is None else outcome.recording(protocol.send)
-        respond = protocol.respond if outcome is None else outcome.responding(protocol.respond)
+        send, respond = _channels(protocol, outcome)
         await self._call_http(protocol, scope, send, outcome, lambda s, r, w: run(NativeCall(plan, s, r, w, respond, protocol)))
 
     def offload_call(
@@ -453,13 +450,13 @@ class EngineSite(Dispatcher):
         scope: dict[str, Any],
         outcome: Outcome | None,
         context: contextvars.Context,
+        flat: FlatPlan,
         plan: Plan,
         params: dict[str, str],
     ) -> None:
-        """:meth:`run_native_call` for a plan that runs on the pool."""
+        """:meth:`run_native_call` for a plan that runs on the pool (``flat``)."""
         prepare_scope(plan, scope, params)
-        send = protocol.send if outcome is None else outcome.recording(protocol.send)
-        respond = protocol.respond if outcome is None else outcome.responding(protocol.respond)
+        send, respond = _channels(protocol, outcome)
         call = NativeCall(plan, scope, protocol.receive, send, respond, protocol)
 
         def finish() -> None:
@@ -470,7 +467,7 @@ class EngineSite(Dispatcher):
         def resumed(resume: Resume) -> Coroutine[Any, Any, None]:
             return self._call_http(protocol, scope, send, outcome, lambda s, r, w: run(call, resume))
 
-        self.offload(call, context.copy(), finish, resumed)
+        self.offload(call, flat, context.copy(), finish, resumed)
 
     async def _call_http(
         self, protocol: HTTPProtocol, scope: dict[str, Any], send: Any, outcome: Outcome | None, app: Any = None
@@ -518,3 +515,11 @@ class EngineSite(Dispatcher):
             protocol.finish()
             if outcome is not None:
                 outcome.done.set()
+
+
+def _channels(protocol: HTTPProtocol, outcome: Outcome | None) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """``send`` and ``respond`` for a native call: the protocol's own, recorded for the
+    caller when it waits on an outcome."""
+    if outcome is None:
+        return protocol.send, protocol.respond
+    return outcome.recording(protocol.send), outcome.responding(protocol.respond)

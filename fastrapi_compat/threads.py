@@ -102,18 +102,14 @@ class SyncPool:
             self._queue.append(job)
             if self._awake == 0:
                 self._wake(1)
-                return
-            arm = self._timer is None
-            if arm:
+            elif self._timer is None:
                 self._seen = self._finished
-                self._timer = True  # claimed; the handle is stored below
-        if arm:
-            self._arm()
+                self._arm()
 
     def _arm(self) -> None:
+        """Schedules the stall check (on the loop thread, under the lock)."""
         loop = self._loop()
-        if loop is not None:
-            self._timer = loop.call_later(self._stall, self._check)
+        self._timer = None if loop is None else loop.call_later(self._stall, self._check)
 
     def _check(self) -> None:
         """On the loop, every stall period while jobs wait: no progress means the awake
@@ -125,7 +121,7 @@ class SyncPool:
             if self._finished == self._seen:
                 self._wake(len(self._queue))
             self._seen = self._finished
-        self._arm()
+            self._arm()
 
     def _wake(self, count: int) -> None:
         """Wakes (or starts) up to ``count`` threads (under the lock)."""
