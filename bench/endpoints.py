@@ -30,9 +30,7 @@ class Endpoint:
         return headers
 
 
-ITEM_BODY = json.dumps(
-    {"name": "widget", "price": 9.5, "tags": ["blue", "small"]}, separators=(",", ":")
-).encode()
+ITEM_BODY = json.dumps({"name": "widget", "price": 9.5, "tags": ["blue", "small"]}, separators=(",", ":")).encode()
 
 ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("/plain", "GET", "/plain", description="async def, small dict"),
@@ -57,9 +55,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
 # Checked for identical answers only: error paths must match too.
 PROBES: tuple[Endpoint, ...] = (
     Endpoint("422 path", "GET", "/items/abc", description="int path param not an int"),
-    Endpoint(
-        "422 body", "POST", "/items", body=b'{"name":"x"}', description="missing field"
-    ),
+    Endpoint("422 body", "POST", "/items", body=b'{"name":"x"}', description="missing field"),
     Endpoint("404", "GET", "/no-such-route", description="unknown path"),
     Endpoint("405", "DELETE", "/plain", description="method not allowed"),
 )

@@ -12,16 +12,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-_PROBE = (
-    "import fastrapi_compat, fastrapi_compat._native as n; "
-    "print(fastrapi_compat.__file__); print(n.__file__)"
-)
+_PROBE = "import fastrapi_compat, fastrapi_compat._native as n; print(fastrapi_compat.__file__); print(n.__file__)"
 
 
 def _probe(cwd: Path, safe_path: bool) -> tuple[Path, Path] | None:
-    env = {
-        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSAFEPATH")
-    }
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSAFEPATH")}
     if safe_path:
         env["PYTHONSAFEPATH"] = "1"
     done = subprocess.run(
@@ -78,9 +73,7 @@ def cpu_model() -> str:
 
 def git_revision() -> str:
     def git(*args: str) -> str:
-        done = subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
-        )
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
         return done.stdout.strip()
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown"

@@ -100,11 +100,7 @@ def ensure_wrk() -> str | None:
 
 
 def ensure_taskset() -> str | None:
-    return (
-        None
-        if shutil.which("taskset")
-        else "taskset not found (util-linux): not pinning"
-    )
+    return None if shutil.which("taskset") else "taskset not found (util-linux): not pinning"
 
 
 def versions() -> dict[str, str | None]:
@@ -116,9 +112,9 @@ def versions() -> dict[str, str | None]:
     found: dict[str, str | None] = {name: _version(name) for name in names}
     found["python"] = sys.version.split()[0]
     try:
-        found["wrk"] = subprocess.run(
-            ["wrk", "--version"], capture_output=True, text=True, check=False
-        ).stdout.split()[1]
+        found["wrk"] = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False).stdout.split()[
+            1
+        ]
     except (OSError, IndexError):
         found["wrk"] = None
     return found

@@ -72,9 +72,7 @@ class CoreMonitor:
     of those cores together; when the server and wrk share their cores, both are subtracted
     from the same cores (and both shares are that one)."""
 
-    def __init__(
-        self, server_pid: int, server_cores: Sequence[int], wrk_cores: Sequence[int]
-    ):
+    def __init__(self, server_pid: int, server_cores: Sequence[int], wrk_cores: Sequence[int]):
         self.pid = server_pid
         self.server_cores, self.wrk_cores = server_cores, wrk_cores
         self._server = _cores_ticks(server_cores)
@@ -90,14 +88,8 @@ class CoreMonitor:
         wrk_ticks = (_children_seconds() - self._children) * _TICK
         wall_ticks = (time.monotonic() - self._started) * _TICK
         shared = set(self.server_cores) == set(self.wrk_cores)
-        server_foreign = _foreign_pct(
-            self.server_cores, self._server, tree_ticks + (wrk_ticks if shared else 0)
-        )
-        wrk_foreign = (
-            server_foreign
-            if shared
-            else _foreign_pct(self.wrk_cores, self._wrk, wrk_ticks)
-        )
+        server_foreign = _foreign_pct(self.server_cores, self._server, tree_ticks + (wrk_ticks if shared else 0))
+        wrk_foreign = server_foreign if shared else _foreign_pct(self.wrk_cores, self._wrk, wrk_ticks)
         split = tuple(100.0 * per_process.get(p, 0) / wall_ticks
                       for p in workers(self.pid))  # fmt: skip
         return Interference(
@@ -109,9 +101,7 @@ class CoreMonitor:
         )
 
 
-def _foreign_pct(
-    cores: Sequence[int], before: tuple[int, int], own_ticks: float
-) -> float | None:
+def _foreign_pct(cores: Sequence[int], before: tuple[int, int], own_ticks: float) -> float | None:
     """Share of ``cores`` (in %) busy with other processes than ours since ``before``."""
     if not cores:
         return None

@@ -19,9 +19,7 @@ class BenchOptions:
     servers: list[str] | None = None  # server keys; None: every available slot
     endpoints: list[str] = field(default_factory=lambda: [e.name for e in ENDPOINTS])
     connections: list[int] = field(default_factory=lambda: [64])  # every endpoint
-    plain_connections: list[int] = field(
-        default_factory=lambda: [20]
-    )  # /plain only, extra
+    plain_connections: list[int] = field(default_factory=lambda: [20])  # /plain only, extra
     warmup_s: float = 2.0
     duration_s: float = 10.0
     scaling: bool = True
@@ -46,11 +44,7 @@ class BenchOptions:
         """``(endpoint name, connections)`` in run order."""
         cases = [(name, c) for name in self.endpoints for c in self.connections]
         if "/plain" in self.endpoints:
-            cases += [
-                ("/plain", c)
-                for c in self.plain_connections
-                if c not in self.connections
-            ]
+            cases += [("/plain", c) for c in self.plain_connections if c not in self.connections]
         return cases
 
 
@@ -71,32 +65,22 @@ def build_parser() -> argparse.ArgumentParser:
         "FastrAPI (wrk, server and load generator pinned to separate cores).",
     )
     p.add_argument("--servers", type=_names, help=f"comma-separated subset of: {keys}")
-    p.add_argument(
-        "--endpoints", type=_names, help=f"comma-separated subset of: {names}"
-    )
-    p.add_argument(
-        "--connections", type=_ints, default=[64], help="for every endpoint (64)"
-    )
+    p.add_argument("--endpoints", type=_names, help=f"comma-separated subset of: {names}")
+    p.add_argument("--connections", type=_ints, default=[64], help="for every endpoint (64)")
     p.add_argument(
         "--plain-connections",
         type=_ints,
         default=[20],
         help="extra connection counts measured on /plain only (20; '' for none)",
     )
-    p.add_argument(
-        "--warmup", type=float, default=None, help="seconds of warm-up per run (2)"
-    )
-    p.add_argument(
-        "--duration", type=float, default=None, help="seconds measured per run (10)"
-    )
+    p.add_argument("--warmup", type=float, default=None, help="seconds of warm-up per run (2)")
+    p.add_argument("--duration", type=float, default=None, help="seconds measured per run (10)")
     p.add_argument(
         "--quick",
         action="store_true",
         help="1 s warm-up and 3 s per run (unless --warmup/--duration say otherwise)",
     )
-    p.add_argument(
-        "--no-scaling", action="store_true", help="skip the 10,000-route run"
-    )
+    p.add_argument("--no-scaling", action="store_true", help="skip the 10,000-route run")
     p.add_argument(
         "--no-middleware",
         action="store_true",
@@ -117,13 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"skip the native-tier slot (or set {NATIVE_TIER_ENV}=0)",
     )
-    p.add_argument(
-        "--output", type=Path, default=DEFAULT_OUTPUT, help="results directory"
-    )
+    p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help="results directory")
     p.add_argument("--no-plot", action="store_true", help="skip results.png")
-    p.add_argument(
-        "--no-install", action="store_true", help="never pip/apt install anything"
-    )
+    p.add_argument("--no-install", action="store_true", help="never pip/apt install anything")
     p.add_argument(
         "--no-pin",
         action="store_true",
@@ -152,8 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         metavar="SECONDS",
-        help="before each run, wait up to SECONDS until both pinned cores are idle "
-        "(for a shared machine)",
+        help="before each run, wait up to SECONDS until both pinned cores are idle (for a shared machine)",
     )
     p.add_argument(
         "--retry-disturbed",

@@ -71,10 +71,7 @@ def workers_meta(allowed: list[int], pin: bool, placement: Placement) -> dict[st
     if not pin:
         why = "--no-pin"
     elif placement.shared:
-        why = (
-            f"{len(allowed)} usable core(s), fewer than the {WORKERS + 1} needed for one "
-            "per worker and one for wrk"
-        )
+        why = f"{len(allowed)} usable core(s), fewer than the {WORKERS + 1} needed for one per worker and one for wrk"
     else:
         why = f"{len(allowed)} usable cores: one per worker and one for wrk"
     return {

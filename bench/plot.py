@@ -21,9 +21,7 @@ def plot(results: BenchResults, path: Path) -> None:
     endpoints = [e.name for e in ENDPOINTS
                  if any(m.endpoint == e.name for m in results.measurements)]  # fmt: skip
 
-    has_scaling = bool(scaled) and any(
-        m.extra_routes == scaled for m in results.measurements
-    )
+    has_scaling = bool(scaled) and any(m.extra_routes == scaled for m in results.measurements)
     fig, axes = plt.subplots(
         1, 2 if has_scaling else 1, figsize=(15 if has_scaling else 11, 5.5),
         gridspec_kw={"width_ratios": [3, 1]} if has_scaling else None, squeeze=False,
@@ -35,17 +33,13 @@ def plot(results: BenchResults, path: Path) -> None:
         for name in endpoints:
             m = results.find(run.key, name, conns, default)
             values.append(m.requests_per_sec if m and m.requests_per_sec else 0.0)
-        positions = [
-            x + (i - (len(runs) - 1) / 2) * width for x in range(len(endpoints))
-        ]
+        positions = [x + (i - (len(runs) - 1) / 2) * width for x in range(len(endpoints))]
         bars = ax.bar(positions, values, width, label=run.label)
         ax.bar_label(bars, labels=[f"{v / 1000:.1f}k" if v else "✗" for v in values],
                      fontsize=7, rotation=90, padding=2)  # fmt: skip
     ax.set_xticks(range(len(endpoints)), endpoints)
     ax.set_ylabel("requests / s (higher is better)")
-    ax.set_title(
-        f"wrk, {conns} connections, server on 1 core ({meta['duration_s']:g} s runs)"
-    )
+    ax.set_title(f"wrk, {conns} connections, server on 1 core ({meta['duration_s']:g} s runs)")
     ax.legend(fontsize=8)
     ax.margins(y=0.15)
     ax.grid(axis="y", alpha=0.3)
@@ -53,12 +47,8 @@ def plot(results: BenchResults, path: Path) -> None:
     if has_scaling:
         ax2 = axes[0][1]
         for i, run in enumerate(runs):
-            pair = [
-                results.find(run.key, "/plain", conns, n) for n in (default, scaled)
-            ]
-            values = [
-                m.requests_per_sec if m and m.requests_per_sec else 0.0 for m in pair
-            ]
+            pair = [results.find(run.key, "/plain", conns, n) for n in (default, scaled)]
+            values = [m.requests_per_sec if m and m.requests_per_sec else 0.0 for m in pair]
             positions = [x + (i - (len(runs) - 1) / 2) * width for x in range(2)]
             ax2.bar(positions, values, width, label=run.label)
         ax2.set_xticks(range(2), [f"{default} routes", f"{scaled:,} routes"])

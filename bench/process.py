@@ -141,7 +141,7 @@ class ServerProcess:
     def pid(self) -> int:
         return self.proc.pid
 
-    def __enter__(self) -> ServerProcess:  # noqa: PYI034 (Python 3.10 has no Self)
+    def __enter__(self) -> ServerProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -162,8 +162,7 @@ class ServerProcess:
         while True:
             if self.proc.poll() is not None:
                 raise ServerFailed(
-                    f"exited with status {self.proc.returncode} before answering; log:\n"
-                    + self.log_tail()
+                    f"exited with status {self.proc.returncode} before answering; log:\n" + self.log_tail()
                 )
             try:
                 conn = http.client.HTTPConnection(self.host, self.port, timeout=2)
@@ -177,9 +176,7 @@ class ServerProcess:
             except (OSError, http.client.HTTPException):
                 pass
             if time.monotonic() > deadline:
-                raise ServerFailed(
-                    f"did not answer within {timeout:.0f} s; log:\n" + self.log_tail()
-                )
+                raise ServerFailed(f"did not answer within {timeout:.0f} s; log:\n" + self.log_tail())
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
 
@@ -191,14 +188,10 @@ class ServerProcess:
         while self.log_path.read_text(errors="replace").count(text) < count:
             if self.proc.poll() is not None:
                 raise ServerFailed(
-                    f"exited with status {self.proc.returncode} before logging {text!r}; "
-                    "log:\n" + self.log_tail()
+                    f"exited with status {self.proc.returncode} before logging {text!r}; log:\n" + self.log_tail()
                 )
             if time.monotonic() > deadline:
-                raise ServerFailed(
-                    f"did not log {text!r} {count}x within {timeout:.0f} s; log:\n"
-                    + self.log_tail()
-                )
+                raise ServerFailed(f"did not log {text!r} {count}x within {timeout:.0f} s; log:\n" + self.log_tail())
             time.sleep(delay)
             delay = min(delay * 2, 0.2)
         self.ready_after = time.monotonic() - self.started_at
@@ -218,13 +211,9 @@ class ServerProcess:
                 self.stopped_in = time.monotonic() - interrupted
             except subprocess.TimeoutExpired:
                 pass
-            self.left_running = [
-                p for p in process_group(self.proc.pid) if p != self.proc.pid
-            ]
+            self.left_running = [p for p in process_group(self.proc.pid) if p != self.proc.pid]
         try:
-            os.killpg(
-                self.proc.pid, signal.SIGKILL
-            )  # leftovers of the group we created
+            os.killpg(self.proc.pid, signal.SIGKILL)  # leftovers of the group we created
         except (ProcessLookupError, PermissionError):
             pass
         try:

@@ -14,9 +14,7 @@ from bench.process import pinned
 class PySpyRecording:
     """``py-spy record`` of ``pid`` (and its children) for ``seconds``, raw collapsed stacks."""
 
-    def __init__(
-        self, pid: int, output: Path, seconds: float, cores: Sequence[int], native: bool
-    ):
+    def __init__(self, pid: int, output: Path, seconds: float, cores: Sequence[int], native: bool):
         self.output = output
         argv = [
             "py-spy", "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
@@ -109,11 +107,7 @@ def summarize(collapsed: Path, top: int = 25) -> str:
     lines = [f"{total} samples", "", "self %   component"]
     lines += [f"{100 * n / total:6.1f}   {name}" for name, n in layers.most_common()]
     lines += ["", "self %   frame"]
-    lines += [
-        f"{100 * n / total:6.1f}   {name}" for name, n in self_counts.most_common(top)
-    ]
+    lines += [f"{100 * n / total:6.1f}   {name}" for name, n in self_counts.most_common(top)]
     lines += ["", "incl %   frame"]
-    lines += [
-        f"{100 * n / total:6.1f}   {name}" for name, n in inclusive.most_common(top)
-    ]
+    lines += [f"{100 * n / total:6.1f}   {name}" for name, n in inclusive.most_common(top)]
     return "\n".join(lines) + "\n"

@@ -34,12 +34,7 @@ def _rps_spread(m: Measurement) -> str:
 
 
 def _ratio(m: Measurement | None, base: Measurement | None) -> str:
-    if (
-        m is None
-        or base is None
-        or m.requests_per_sec is None
-        or not base.requests_per_sec
-    ):
+    if m is None or base is None or m.requests_per_sec is None or not base.requests_per_sec:
         return "–"
     return f"{m.requests_per_sec / base.requests_per_sec:.2f}×"
 
@@ -303,10 +298,7 @@ def _servers(results: BenchResults) -> list[str]:
             "run; peak = `VmHWM`."
         ),
         "",
-        (
-            "| server | idle RSS MiB | × uvicorn | RSS after load MiB | peak MiB "
-            "| ready in s | command |"
-        ),
+        ("| server | idle RSS MiB | × uvicorn | RSS after load MiB | peak MiB | ready in s | command |"),
         "|---|--:|--:|--:|--:|--:|---|",
     ]
     for r in results.servers:
@@ -314,11 +306,7 @@ def _servers(results: BenchResults) -> list[str]:
             lines.append(f"| {_label(r)} | not run: {r.skipped.splitlines()[0]} | | | | | "
                          f"`{r.command}` |")  # fmt: skip
             continue
-        ratio = (
-            f"{r.idle_rss_kib / base.idle_rss_kib:.2f}×"
-            if base and base.idle_rss_kib and r.idle_rss_kib
-            else "–"
-        )
+        ratio = f"{r.idle_rss_kib / base.idle_rss_kib:.2f}×" if base and base.idle_rss_kib and r.idle_rss_kib else "–"
         startup = "–" if r.startup_s is None else f"{r.startup_s:.2f}"
         lines.append(
             f"| {_label(r)} | {_mib(r.idle_rss_kib)} | {ratio} | {_mib(r.loaded_rss_kib)} | "
@@ -418,11 +406,7 @@ def _workers_servers(results: BenchResults) -> list[str]:
             continue
         startup = "–" if r.startup_s is None else f"{r.startup_s:.2f}"
         stopped = "–" if r.stopped_in_s is None else f"{r.stopped_in_s:.2f}"
-        left = (
-            ", ".join(map(str, r.left_running)) + " (killed)"
-            if r.left_running
-            else "none"
-        )
+        left = ", ".join(map(str, r.left_running)) + " (killed)" if r.left_running else "none"
         lines.append(
             f"| {r.label} | {startup} | {_mib(r.idle_rss_kib)} | {_mib(r.loaded_rss_kib)} | "
             f"{stopped} | {left} | `{r.command}` |"
@@ -468,9 +452,7 @@ def _mismatches(results: BenchResults) -> list[str]:
         for v in r.verdicts:
             if v["outcome"] != "identical":
                 app = f" ({v['app']})" if "app" in v else ""
-                lines.append(
-                    f"- {_label(r)}, `{v['endpoint']}`{app}: {v['outcome']}: {v['detail']}"
-                )
+                lines.append(f"- {_label(r)}, `{v['endpoint']}`{app}: {v['outcome']}: {v['detail']}")
     if not lines:
         return [
             "",

@@ -26,9 +26,7 @@ class Measurement:
     requests: int | None = None
     non_2xx: int = 0
     socket_errors: int = 0
-    check: str = (
-        ""  # verification outcome of this endpoint (identical / json-equal / ...)
-    )
+    check: str = ""  # verification outcome of this endpoint (identical / json-equal / ...)
     skipped: str | None = None  # why it was not measured
     extra: dict[str, Any] = field(default_factory=dict)
 

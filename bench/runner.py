@@ -186,19 +186,13 @@ def _reference(ctx: _Context, app: AppVariant) -> dict[str, Answer]:
     return ctx.references[base]
 
 
-def _verify(
-    ctx: _Context, server: ServerProcess, app: AppVariant, endpoints: list[Endpoint]
-) -> dict[str, Verdict]:
+def _verify(ctx: _Context, server: ServerProcess, app: AppVariant, endpoints: list[Endpoint]) -> dict[str, Verdict]:
     reference = _reference(ctx, app)
     answers = collect(server.host, server.port, endpoints)
-    return {
-        name: compare(name, reference[name], answer) for name, answer in answers.items()
-    }
+    return {name: compare(name, reference[name], answer) for name, answer in answers.items()}
 
 
-def _profile_path(
-    ctx: _Context, spec: ServerSpec, endpoint: Endpoint, m: Measurement
-) -> Path:
+def _profile_path(ctx: _Context, spec: ServerSpec, endpoint: Endpoint, m: Measurement) -> Path:
     profiles = ctx.options.output_dir / "profiles"
     profiles.mkdir(parents=True, exist_ok=True)
     slug = "".join(c if c.isalnum() else "_" for c in endpoint.name).strip("_")
@@ -229,35 +223,27 @@ def _attempt(
     }
     if options.wait_quiet_s > 0 and placement.cores:
         waited = wait_until_quiet(placement.cores, options.wait_quiet_s)
-        m.extra["waited_for_quiet_s"] = round(
-            m.extra.get("waited_for_quiet_s", 0) + waited, 1
-        )
+        m.extra["waited_for_quiet_s"] = round(m.extra.get("waited_for_quiet_s", 0) + waited, 1)
     if options.warmup_s > 0:
         run_wrk(base_url, endpoint, seconds=options.warmup_s, **load)
     recording = None
     if options.py_spy:
         output = _profile_path(ctx, spec, endpoint, m)
-        recording = PySpyRecording(
-            server.pid, output, options.duration_s, placement.wrk_cores, native=False
-        )
+        recording = PySpyRecording(server.pid, output, options.duration_s, placement.wrk_cores, native=False)
     monitor = CoreMonitor(server.pid, placement.server_cores, placement.wrk_cores)
     result = run_wrk(base_url, endpoint, seconds=options.duration_s, **load)
     interference = monitor.stop()
     if recording is not None:
         problem = recording.finish()
         if problem is None:
-            recording.output.with_suffix(".summary.txt").write_text(
-                summarize(recording.output)
-            )
+            recording.output.with_suffix(".summary.txt").write_text(summarize(recording.output))
             m.extra["profile"] = str(recording.output.relative_to(options.output_dir))
         else:
             say(f"    py-spy: {problem}")
     return result, interference
 
 
-def _measurement(
-    spec: ServerSpec, case: Case, app: AppVariant, check: str = ""
-) -> Measurement:
+def _measurement(spec: ServerSpec, case: Case, app: AppVariant, check: str = "") -> Measurement:
     endpoint, connections = case
     return Measurement(spec.key, endpoint.name, connections, app.extra_routes,
                        middleware=app.middleware, workers=spec.workers,
@@ -312,9 +298,7 @@ def _describe(spec: ServerSpec, m: Measurement) -> str:
     load = ""
     if m.extra.get("server_cpu_pct") is not None:
         load = f"  server cpu {m.extra['server_cpu_pct']:.0f}%"
-    foreign = [
-        m.extra.get(k) for k in ("server_core_foreign_pct", "wrk_core_foreign_pct")
-    ]
+    foreign = [m.extra.get(k) for k in ("server_core_foreign_pct", "wrk_core_foreign_pct")]
     if any(f is not None and f >= DISTURBED_PCT for f in foreign):
         load += f"  DISTURBED: other processes used {foreign[0]:.0f}% / {foreign[1]:.0f}% of"
         load += " the server / wrk core"
@@ -463,9 +447,7 @@ def _still_running(
     return [(spec, run) for spec, run in slots if not run.skipped]
 
 
-def _run_default_app(
-    ctx: _Context, slots: list[tuple[ServerSpec, ServerRun]], results: BenchResults
-) -> None:
+def _run_default_app(ctx: _Context, slots: list[tuple[ServerSpec, ServerRun]], results: BenchResults) -> None:
     endpoints = [endpoint_by_name(n) for n in ctx.options.endpoints]
     cases = [(endpoint_by_name(n), c) for n, c in ctx.options.cases()]
     with _serving(ctx, slots, DEFAULT_APP, [*endpoints, *PROBES]) as live:
@@ -482,9 +464,7 @@ def _run_default_app(
             )
 
 
-def _run_scaled_app(
-    ctx: _Context, slots: list[tuple[ServerSpec, ServerRun]], results: BenchResults
-) -> None:
+def _run_scaled_app(ctx: _Context, slots: list[tuple[ServerSpec, ServerRun]], results: BenchResults) -> None:
     """``/plain`` on the app with 10,000 extra routes declared before it."""
     cases = [(SCALING_ENDPOINT, ctx.options.connections[0])]
     with _serving(ctx, _still_running(slots), SCALED_APP, [SCALING_ENDPOINT]) as live:
@@ -494,9 +474,7 @@ def _run_scaled_app(
         _measure_all(ctx, live, cases, SCALED_APP, results)
 
 
-def _run_middleware_app(
-    ctx: _Context, slots: list[tuple[ServerSpec, ServerRun]], results: BenchResults
-) -> None:
+def _run_middleware_app(ctx: _Context, slots: list[tuple[ServerSpec, ServerRun]], results: BenchResults) -> None:
     """``/plain`` (CORS headers only) and ``/big`` (gzipped) on the CORS + GZip app, from an
     allowed origin, accepting gzip; servers without Starlette's middleware are left out."""
     cases = _middleware_cases(ctx.options)
@@ -596,11 +574,7 @@ def run(options: BenchOptions) -> BenchResults:
     """Run the whole benchmark; write results.json (and .md, .png) to ``options.output_dir``."""
     started = time.monotonic()
     slots = all_servers(options.native_tier)
-    selected = (
-        slots
-        if options.servers is None
-        else [s for s in slots if s.key in options.servers]
-    )
+    selected = slots if options.servers is None else [s for s in slots if s.key in options.servers]
     unknown = set(options.servers or ()) - {s.key for s in slots}
     if unknown:
         raise BenchError(f"unknown server(s): {', '.join(sorted(unknown))}")
@@ -616,9 +590,7 @@ def run(options: BenchOptions) -> BenchResults:
         say(f"only {len(allowed)} core(s): server and wrk are not pinned")
         options.server_core = options.wrk_core = None
     if options.wrk_core is not None:
-        os.sched_setaffinity(
-            0, {options.wrk_core}
-        )  # this process stays off the server's core
+        os.sched_setaffinity(0, {options.wrk_core})  # this process stays off the server's core
 
     results = BenchResults(
         meta={
@@ -637,9 +609,7 @@ def run(options: BenchOptions) -> BenchResults:
             "default_extra_routes": DEFAULT_EXTRA_ROUTES,
             "scaled_extra_routes": SCALED_EXTRA_ROUTES if options.scaling else None,
             "middleware": _middleware_meta() if options.middleware else None,
-            "workers": workers_meta(allowed, pin, workers_at)
-            if options.workers
-            else None,
+            "workers": workers_meta(allowed, pin, workers_at) if options.workers else None,
             "profiled": options.py_spy,
             "wait_quiet_s": options.wait_quiet_s,
             "retry_disturbed": options.retry_disturbed,
@@ -657,16 +627,12 @@ def run(options: BenchOptions) -> BenchResults:
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         # A copy: a rebuild of the engine in place during the run must not change it midway.
         snapshot = Path(tmp) / "engine" / engine_package.name
-        shutil.copytree(
-            engine_package, snapshot, ignore=shutil.ignore_patterns("__pycache__")
-        )
+        shutil.copytree(engine_package, snapshot, ignore=shutil.ignore_patterns("__pycache__"))
         placement = main_placement(options.server_core, options.wrk_core)
         ctx = _Context(options, server_env(snapshot), Path(tmp), placement)
         slots_to_run = []
         for spec in selected:
-            run_ = ServerRun(
-                spec.key, spec.label, spec.describe_command(), note=spec.note
-            )
+            run_ = ServerRun(spec.key, spec.label, spec.describe_command(), note=spec.note)
             results.servers.append(run_)
             run_.skipped = spec.unavailable or problems.get(spec.key)
             if run_.skipped:

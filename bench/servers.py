@@ -37,9 +37,7 @@ SCALED_APP = AppVariant(
     f"{fastapi_app.SCALED_EXTRA_ROUTES:,}-route app",
     extra_routes=fastapi_app.SCALED_EXTRA_ROUTES,
 )
-MIDDLEWARE_APP = AppVariant(
-    fastapi_app.MIDDLEWARE_APP, "CORS + GZip app", middleware=True
-)
+MIDDLEWARE_APP = AppVariant(fastapi_app.MIDDLEWARE_APP, "CORS + GZip app", middleware=True)
 
 # (host, port, app, workers) -> argv; workers None: the main runs' one-process command
 CommandBuilder = Callable[[str, int, AppVariant, int | None], list[str]]
@@ -128,9 +126,7 @@ def _granian(host: str, port: int, app: AppVariant, workers: int | None) -> list
     ]  # fmt: skip
 
 
-def _fastrapi_compat(
-    host: str, port: int, app: AppVariant, workers: int | None
-) -> list[str]:
+def _fastrapi_compat(host: str, port: int, app: AppVariant, workers: int | None) -> list[str]:
     # `python -m fastrapi_compat` is the `fastrapi-compat` console script; run through the
     # interpreter so that the engine benchmarked is the one `bench` imports (see runner).
     argv = [
@@ -181,18 +177,14 @@ def all_servers(native_tier: bool | None = None) -> list[ServerSpec]:
             note="uvloop + httptools, 1 worker, no access log",
             workers_ready=_uvicorn_ready,
         ),
-        ServerSpec(
-            GRANIAN, "FastAPI + granian", _granian, note="ASGI interface, 1 worker"
-        ),
+        ServerSpec(GRANIAN, "FastAPI + granian", _granian, note="ASGI interface, 1 worker"),
         ServerSpec(
             OURS_NATIVE,
             "fastrapi-compat (native tier)",
             _fastrapi_compat,
             note="engine defaults (native tier where the compiler understands the route)",
             workers_ready=_ours_ready,
-            unavailable=None
-            if native_tier
-            else f"turned off (--no-native-tier or {NATIVE_TIER_ENV}=0)",
+            unavailable=None if native_tier else f"turned off (--no-native-tier or {NATIVE_TIER_ENV}=0)",
         ),
         ServerSpec(
             OURS_ASGI,
@@ -207,8 +199,7 @@ def all_servers(native_tier: bool | None = None) -> list[ServerSpec]:
             _fastrapi,
             note="its own API (bench/apps/fastrapi_app.py); all endpoints `def`: "
             "its `async def` endpoints answer 500 in 0.2.11",
-            no_middleware="its own API has no equivalent of Starlette's CORSMiddleware "
-            "and GZipMiddleware",
+            no_middleware="its own API has no equivalent of Starlette's CORSMiddleware and GZipMiddleware",
         ),
     ]
 

@@ -34,9 +34,7 @@ def smoke() -> None:
             assert m.skipped is None, f"{server}: {m.skipped}"
             assert m.check == "identical", f"{server}: answers differ ({m.check})"
             assert m.requests_per_sec and m.requests_per_sec > 0, m
-            assert (
-                m.p50_ms is not None and m.p99_ms is not None and m.p99_ms >= m.p50_ms
-            ), m
+            assert m.p50_ms is not None and m.p99_ms is not None and m.p99_ms >= m.p50_ms, m
             assert m.requests and m.non_2xx == 0, m
         for r in results.servers:
             assert r.idle_rss_kib and r.loaded_rss_kib, r

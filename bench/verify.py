@@ -14,9 +14,7 @@ from bench.endpoints import Endpoint, Headers
 
 IDENTICAL = "identical"
 GZIP_EQUAL = "gzip-equal"  # compressed bytes differ, same body decompressed: measured
-JSON_EQUAL = (
-    "json-equal"  # bytes differ, same JSON value (e.g. other whitespace): measured
-)
+JSON_EQUAL = "json-equal"  # bytes differ, same JSON value (e.g. other whitespace): measured
 DIFFERENT = "different"  # another status, header or value: not measured
 
 # Response headers compared (names lower-case), besides every ``access-control-*`` one.
@@ -109,8 +107,7 @@ def compare(endpoint: str, reference: Answer, candidate: Answer) -> Verdict:
         return Verdict(
             endpoint,
             DIFFERENT,
-            f"status {candidate.status}, expected {reference.status}; "
-            f"body {_short(candidate.body)!r}",
+            f"status {candidate.status}, expected {reference.status}; body {_short(candidate.body)!r}",
         )
     if candidate.compared_headers() != reference.compared_headers():
         return Verdict(
@@ -125,8 +122,7 @@ def compare(endpoint: str, reference: Answer, candidate: Answer) -> Verdict:
         return Verdict(
             endpoint,
             GZIP_EQUAL,
-            f"same body decompressed, other gzip bytes ({len(candidate.body)} vs "
-            f"{len(reference.body)} bytes)",
+            f"same body decompressed, other gzip bytes ({len(candidate.body)} vs {len(reference.body)} bytes)",
         )
     ref_value, value = _json(ref_body), _json(body)
     if ref_value is not _NOT_JSON and value == ref_value:
@@ -135,14 +131,10 @@ def compare(endpoint: str, reference: Answer, candidate: Answer) -> Verdict:
             JSON_EQUAL,
             f"same JSON, other bytes: {_short(body)!r} vs {_short(ref_body)!r}",
         )
-    return Verdict(
-        endpoint, DIFFERENT, f"body {_short(body)!r}, expected {_short(ref_body)!r}"
-    )
+    return Verdict(endpoint, DIFFERENT, f"body {_short(body)!r}, expected {_short(ref_body)!r}")
 
 
-def collect(
-    host: str, port: int, endpoints: tuple[Endpoint, ...] | list[Endpoint]
-) -> dict[str, Answer]:
+def collect(host: str, port: int, endpoints: tuple[Endpoint, ...] | list[Endpoint]) -> dict[str, Answer]:
     """Each endpoint's answer; one that fails (reset, timeout) is status 0 with the error."""
     answers = {}
     for e in endpoints:

@@ -41,26 +41,16 @@ def _ms(value: str, unit: str) -> float:
 def parse_wrk_output(text: str) -> WrkResult:
     """Requests/s, latency percentiles and error counts from wrk's ``--latency`` report."""
     rps = re.search(r"^Requests/sec:\s+([\d.]+)", text, re.MULTILINE)
-    total = re.search(
-        r"^\s*(\d+) requests in ([\d.]+)(us|ms|s|m|h)", text, re.MULTILINE
-    )
+    total = re.search(r"^\s*(\d+) requests in ([\d.]+)(us|ms|s|m|h)", text, re.MULTILINE)
     if not rps or not total:
-        raise WrkError(
-            "no 'Requests/sec' / 'N requests in' line in wrk's output:\n" + text
-        )
+        raise WrkError("no 'Requests/sec' / 'N requests in' line in wrk's output:\n" + text)
     percentiles: dict[str, float] = {}
-    for pct, value, unit in re.findall(
-        r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s|m|h)\s*$", text, re.MULTILINE
-    ):
+    for pct, value, unit in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s|m|h)\s*$", text, re.MULTILINE):
         percentiles[pct] = _ms(value, unit)
     if set(percentiles) != {"50", "75", "90", "99"}:
-        raise WrkError(
-            "no latency distribution in wrk's output (run with --latency):\n" + text
-        )
+        raise WrkError("no latency distribution in wrk's output (run with --latency):\n" + text)
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-    errors = re.search(
-        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
-    )
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     return WrkResult(
         requests_per_sec=float(rps.group(1)),
         p50_ms=percentiles["50"],
@@ -92,9 +82,7 @@ def lua_script(method: str, body: bytes | None, headers: Mapping[str, str]) -> s
     if body is not None:
         lines.append(f"wrk.body = {_lua_string(body)}")
     for name, value in headers.items():
-        lines.append(
-            f"wrk.headers[{_lua_string(name.encode())}] = {_lua_string(value.encode())}"
-        )
+        lines.append(f"wrk.headers[{_lua_string(name.encode())}] = {_lua_string(value.encode())}")
     return "\n".join(lines) + "\n"
 
 
@@ -134,7 +122,5 @@ def run_wrk(
     except subprocess.TimeoutExpired as exc:
         raise WrkError(f"wrk did not finish in {exc.timeout:.0f} s") from exc
     if done.returncode != 0:
-        raise WrkError(
-            f"wrk exited with {done.returncode}: {done.stderr.strip() or done.stdout}"
-        )
+        raise WrkError(f"wrk exited with {done.returncode}: {done.stderr.strip() or done.stdout}")
     return parse_wrk_output(done.stdout)

@@ -154,9 +154,7 @@ def list_items(
     tag: str | None = None,
 ) -> ItemPage:
     items = session.find(tag)
-    return ItemPage(
-        items=items[offset : offset + limit], total=len(items), offset=offset, limit=limit
-    )
+    return ItemPage(items=items[offset : offset + limit], total=len(items), offset=offset, limit=limit)
 
 
 @router.post("", response_model=Item, status_code=status.HTTP_201_CREATED)

@@ -5,8 +5,18 @@ from collections.abc import Awaitable
 from typing import Any, Literal, final
 
 __all__ = [
-    "SYNTHETIC_HOST_HEADER", "TEST_CLIENT_HEADER", "ClientDisconnected", "Engine", "HTTPProtocol", "MiddlewareStack", "Ready", "RouteMirror",
-    "WebSocketProtocol", "__version__", "build_profile", "dumps_plain",
+    "SYNTHETIC_HOST_HEADER",
+    "TEST_CLIENT_HEADER",
+    "ClientDisconnected",
+    "Engine",
+    "HTTPProtocol",
+    "MiddlewareStack",
+    "Ready",
+    "RouteMirror",
+    "WebSocketProtocol",
+    "__version__",
+    "build_profile",
+    "dumps_plain",
 ]
 
 __version__: str

@@ -79,7 +79,13 @@ class Dispatcher:
                 call = self.native_call(protocol, plan, params)
                 pooled = self.offloads(plan)
                 if pooled is not None:
-                    self.offload(call, pooled, contextvars.copy_context(), protocol.finish, lambda resume: self.run_call(protocol, call, resume))
+                    self.offload(
+                        call,
+                        pooled,
+                        contextvars.copy_context(),
+                        protocol.finish,
+                        lambda resume: self.run_call(protocol, call, resume),
+                    )
                     return
                 flat = direct_flat(plan)
                 self.track(self.run_call(protocol, call) if flat is None else self.run_flat(protocol, call, flat))
@@ -124,7 +130,9 @@ class Dispatcher:
 
         pool_for(loop).submit(job)
 
-    def _resume(self, context: contextvars.Context, resumed: Callable[[Resume], Coroutine[Any, Any, None]], resume: Resume) -> None:
+    def _resume(
+        self, context: contextvars.Context, resumed: Callable[[Resume], Coroutine[Any, Any, None]], resume: Resume
+    ) -> None:
         self.track(resumed(resume), context)
 
     async def run_http(self, protocol: HTTPProtocol) -> None:

@@ -109,8 +109,7 @@ def load_two_instances(load: Callable[[], Any], app_dir: str) -> AppPair:
     own = {
         name: module
         for name in set(sys.modules) - before
-        if (module := sys.modules.get(name)) is not None
-        and _is_project_module(name, module, app_dir)
+        if (module := sys.modules.get(name)) is not None and _is_project_module(name, module, app_dir)
     }
     for name in own:
         del sys.modules[name]
@@ -122,11 +121,7 @@ def load_two_instances(load: Callable[[], Any], app_dir: str) -> AppPair:
             f"importing the app a second time failed ({_one_line(exc)})",
         )
     else:
-        reason = (
-            ""
-            if second is not first
-            else "the app is not defined in a module of the project"
-        )
+        reason = "" if second is not first else "the app is not defined in a module of the project"
     finally:
         for name in set(sys.modules) - before:
             if name in own or _is_project_module(name, sys.modules[name], app_dir):
@@ -147,18 +142,13 @@ def _is_project_module(name: str, module: ModuleType, app_dir: str) -> bool:
         return False
     root = os.path.realpath(app_dir)
     excluded = _library_dirs()
-    return all(
-        _inside(path, root) and not any(_inside(path, lib) for lib in excluded)
-        for path in paths
-    )
+    return all(_inside(path, root) and not any(_inside(path, lib) for lib in excluded) for path in paths)
 
 
 def _library_dirs() -> list[str]:
     names = ("stdlib", "platstdlib", "purelib", "platlib")
     dirs = {os.path.realpath(p) for n in names if (p := sysconfig.get_paths().get(n))}
-    dirs.update(
-        os.path.realpath(p) for p in sys.path if p.rstrip("/").endswith("-packages")
-    )
+    dirs.update(os.path.realpath(p) for p in sys.path if p.rstrip("/").endswith("-packages"))
     return sorted(dirs)
 
 
@@ -193,15 +183,11 @@ class Wire:
 
     def sendable(self) -> bool:
         """Whether an HTTP/1.1 client can send it (the in-process side would take anything)."""
-        return all(
-            _TOKEN.fullmatch(k) and _FIELD_VALUE.fullmatch(v) for k, v in self.headers
-        )
+        return all(_TOKEN.fullmatch(k) and _FIELD_VALUE.fullmatch(v) for k, v in self.headers)
 
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_FIELD_VALUE = re.compile(
-    rb"(?:[\x21-\x7e\x80-\xff](?:[ \t\x21-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?"
-)
+_FIELD_VALUE = re.compile(rb"(?:[\x21-\x7e\x80-\xff](?:[ \t\x21-\x7e\x80-\xff]*[\x21-\x7e\x80-\xff])?)?")
 
 
 @dataclass
@@ -216,22 +202,16 @@ def schema_of(app: Any) -> dict[str, Any]:
     """The app's OpenAPI schema (a copy: schemathesis edits what it is given)."""
     openapi = getattr(app, "openapi", None)
     if not callable(openapi):
-        raise CheckError(
-            f"the app ({type(app).__name__}) has no OpenAPI schema: check needs a FastAPI app."
-        )
+        raise CheckError(f"the app ({type(app).__name__}) has no OpenAPI schema: check needs a FastAPI app.")
     try:
         schema = openapi()
         copied: dict[str, Any] = json.loads(json.dumps(schema))
     except Exception as exc:
-        raise CheckError(
-            f"generating the app's OpenAPI schema failed: {_one_line(exc)}"
-        ) from exc
+        raise CheckError(f"generating the app's OpenAPI schema failed: {_one_line(exc)}") from exc
     return copied
 
 
-def generate(
-    schema: dict[str, Any], base_url: str, *, max_examples: int, seed: int, mode: str
-) -> list[Operation]:
+def generate(schema: dict[str, Any], base_url: str, *, max_examples: int, seed: int, mode: str) -> list[Operation]:
     """Up to ``max_examples`` distinct requests per operation, drawn by schemathesis with
     ``seed`` (with ``mode="all"``: half of them valid, half invalid)."""
     import schemathesis
@@ -239,9 +219,7 @@ def generate(
     try:
         loaded = schemathesis.openapi.from_dict(schema, config=schemathesis.Config())
     except Exception as exc:
-        raise CheckError(
-            f"schemathesis cannot load the app's schema: {_one_line(exc)}"
-        ) from exc
+        raise CheckError(f"schemathesis cannot load the app's schema: {_one_line(exc)}") from exc
     # Hypothesis keeps caches (its character tables take seconds to build) under
     # ./.hypothesis: in the user's cache directory instead, not in their project.
     from hypothesis.configuration import set_hypothesis_home_dir
@@ -249,22 +227,16 @@ def generate(
     with contextlib.ExitStack() as stack:
         home = _cache_dir()
         if home is None:
-            home = stack.enter_context(
-                tempfile.TemporaryDirectory(prefix="fastrapi-check-")
-            )
+            home = stack.enter_context(tempfile.TemporaryDirectory(prefix="fastrapi-check-"))
         set_hypothesis_home_dir(home)
         stack.callback(set_hypothesis_home_dir, None)
-        return _generate(
-            loaded, base_url, max_examples=max_examples, seed=seed, mode=mode
-        )
+        return _generate(loaded, base_url, max_examples=max_examples, seed=seed, mode=mode)
     raise AssertionError("unreachable")  # for type checkers: ExitStack may swallow
 
 
 def _cache_dir() -> str | None:
     """``$XDG_CACHE_HOME/fastrapi-compat/hypothesis`` (``~/.cache/...``), if it can be made."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(
-        os.path.expanduser("~"), ".cache"
-    )
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     path = os.path.join(base, "fastrapi-compat", "hypothesis")
     try:
         os.makedirs(path, exist_ok=True)
@@ -273,9 +245,7 @@ def _cache_dir() -> str | None:
     return path if os.access(path, os.W_OK) else None
 
 
-def _generate(
-    loaded: Any, base_url: str, *, max_examples: int, seed: int, mode: str
-) -> list[Operation]:
+def _generate(loaded: Any, base_url: str, *, max_examples: int, seed: int, mode: str) -> list[Operation]:
     from schemathesis import GenerationMode
     from schemathesis.core.result import Err
 
@@ -300,9 +270,7 @@ def _generate(
             if budget <= 0:
                 continue
             try:
-                cases = _draw(
-                    operation.as_strategy(generation_mode=generation_mode), budget, seed
-                )
+                cases = _draw(operation.as_strategy(generation_mode=generation_mode), budget, seed)
             except Exception as exc:  # noqa: BLE001 - reported per operation, never a crash
                 errors.append(f"{generation_mode.value}: {_one_line(exc)}")
                 continue
@@ -421,9 +389,7 @@ class StockServer:
         self.app = app
         self.state = state
 
-    async def __call__(
-        self, scope: MutableMapping[str, Any], receive: Receive, send: Send
-    ) -> None:
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         scope["state"] = self.state.copy()
         started = completed = False
 
@@ -436,9 +402,7 @@ class StockServer:
                         raise RuntimeError("Invalid HTTP header name.")
                     if _UVICORN_HEADER_VALUE.search(value):
                         raise RuntimeError("Invalid HTTP header value.")
-            elif message["type"] == "http.response.body" and not message.get(
-                "more_body", False
-            ):
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
                 completed = True
             await send(message)
 
@@ -453,9 +417,7 @@ class StockServer:
                 (b"content-type", b"text/plain; charset=utf-8"),
                 (b"content-length", b"21"),
             ]
-            await send(
-                {"type": "http.response.start", "status": 500, "headers": headers}
-            )
+            await send({"type": "http.response.start", "status": 500, "headers": headers})
             await send({"type": "http.response.body", "body": INTERNAL_SERVER_ERROR})
         elif not completed:
             raise _Aborted(failure)
@@ -501,9 +463,7 @@ async def ask_engine(client: httpx.AsyncClient, wire: Wire, options: Options) ->
 
 
 async def _ask(client: httpx.AsyncClient, wire: Wire, options: Options) -> Answer:
-    request = httpx.Request(
-        wire.method, wire.url, headers=list(wire.headers), content=wire.body
-    )
+    request = httpx.Request(wire.method, wire.url, headers=list(wire.headers), content=wire.body)
     response = await client.send(request, stream=True)
     try:
         # The body as sent (no content decoding by httpx), like compare.py's capture().
@@ -511,24 +471,16 @@ async def _ask(client: httpx.AsyncClient, wire: Wire, options: Options) -> Answe
     finally:
         await response.aclose()
     if wire.method == "HEAD":
-        body = (
-            b""  # a server never sends it (Starlette hands one to the in-process side)
-        )
+        body = b""  # a server never sends it (Starlette hands one to the in-process side)
     return _normalise(response.status_code, response.headers.raw, body, options)
 
 
-def _normalise(
-    status: int, raw: Iterable[tuple[bytes, bytes]], body: bytes, options: Options
-) -> Answer:
+def _normalise(status: int, raw: Iterable[tuple[bytes, bytes]], body: bytes, options: Options) -> Answer:
     masks = options.masks
     headers: dict[str, list[str]] = {}
     for name_b, value_b in raw:
         name = name_b.decode("latin-1").lower()
-        if (
-            name in IGNORED_HEADERS
-            or name in HOP_BY_HOP
-            or name in options.ignored_headers
-        ):
+        if name in IGNORED_HEADERS or name in HOP_BY_HOP or name in options.ignored_headers:
             continue
         value = value_b.decode("latin-1")
         if name == "allow":
@@ -539,15 +491,11 @@ def _normalise(
     encoding = (headers.get("content-encoding") or [""])[-1].strip().lower()
     if encoding in ("gzip", "deflate") and body:
         try:
-            body = (
-                gzip.decompress(body) if encoding == "gzip" else zlib.decompress(body)
-            )
+            body = gzip.decompress(body) if encoding == "gzip" else zlib.decompress(body)
         except (OSError, EOFError, zlib.error):
             pass  # compared as sent
         else:
-            headers.pop(
-                "content-length", None
-            )  # the compressed length depends on the time
+            headers.pop("content-length", None)  # the compressed length depends on the time
     for pattern in masks:
         body = re.sub(pattern.encode(), MASK.encode(), body)
     return Answer(status, dict(sorted(headers.items())), body)
@@ -565,9 +513,7 @@ def differences(stock: Answer, engine: Answer) -> list[str]:
         engine_headers.pop("content-length", None)  # framing the server added
     for name in sorted(set(stock.headers) | set(engine_headers)):
         if stock.headers.get(name) != engine_headers.get(name):
-            problems.append(
-                f"header {name!r}: stock {stock.headers.get(name)}, engine {engine_headers.get(name)}"
-            )
+            problems.append(f"header {name!r}: stock {stock.headers.get(name)}, engine {engine_headers.get(name)}")
     if stock.body != engine.body:
         problems.append(_body_difference(stock.body, engine.body))
     return problems
@@ -646,9 +592,7 @@ def run_check(pair: AppPair, options: Options, out: IO[str] | None = None) -> Re
 
     out = out or sys.stdout
     seed = options.seed if options.seed is not None else random.randrange(2**32)
-    engine = ServerThread(
-        pair.engine, host="127.0.0.1", port=0, lifespan="auto", tier=options.tier
-    )
+    engine = ServerThread(pair.engine, host="127.0.0.1", port=0, lifespan="auto", tier=options.tier)
     try:
         engine.start()
     except StartupError as exc:
@@ -657,9 +601,7 @@ def run_check(pair: AppPair, options: Options, out: IO[str] | None = None) -> Re
     try:
         loop = new_event_loop()
         try:
-            report = loop.run_until_complete(
-                _check(pair.stock, engine.url, seed, options, out)
-            )
+            report = loop.run_until_complete(_check(pair.stock, engine.url, seed, options, out))
         finally:
             loop.close()
         stats = engine.stats()
@@ -673,9 +615,7 @@ def run_check(pair: AppPair, options: Options, out: IO[str] | None = None) -> Re
     return report
 
 
-async def _check(
-    stock_app: Any, base_url: str, seed: int, options: Options, out: IO[str]
-) -> Report:
+async def _check(stock_app: Any, base_url: str, seed: int, options: Options, out: IO[str]) -> Report:
     from fastrapi_compat.asgi_bridge import Lifespan
     from fastrapi_compat.errors import StartupError
 

@@ -50,9 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fastrapi-compat",
         description="Serve an unmodified FastAPI (or any ASGI) app with the Rust engine.",
     )
-    parser.add_argument(
-        "--version", action="store_true", help="print the version and exit"
-    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = commands.add_parser(
@@ -61,12 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve MODULE:APP until interrupted (flags as in uvicorn).",
     )
     run.add_argument("app", metavar="MODULE:APP", help="import target, e.g. main:app")
-    run.add_argument(
-        "--host", default="127.0.0.1", help="bind address (default: %(default)s)"
-    )
-    run.add_argument(
-        "--port", type=_port, default=8000, help="bind port (default: %(default)s)"
-    )
+    run.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s)")
+    run.add_argument("--port", type=_port, default=8000, help="bind port (default: %(default)s)")
     run.add_argument(
         "--log-level",
         type=str.lower,
@@ -114,18 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Per route: path, methods, tier (native/asgi) and the reason for the ASGI "
         "tier; per middleware: whether it runs natively.",
     )
-    explain.add_argument(
-        "app", metavar="MODULE:APP", help="import target, e.g. main:app"
-    )
-    explain.add_argument(
-        "--json", action="store_true", help="print JSON instead of a table"
-    )
-    explain.add_argument(
-        "--app-dir", default=".", help="directory put first on sys.path"
-    )
-    explain.add_argument(
-        "--factory", action="store_true", help="MODULE:APP is an app factory"
-    )
+    explain.add_argument("app", metavar="MODULE:APP", help="import target, e.g. main:app")
+    explain.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    explain.add_argument("--app-dir", default=".", help="directory put first on sys.path")
+    explain.add_argument("--factory", action="store_true", help="MODULE:APP is an app factory")
 
     check = commands.add_parser(
         "check",
@@ -174,8 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME",
-        help="leave this response header out of the comparison (e.g. a timing the app "
-        "adds); repeatable",
+        help="leave this response header out of the comparison (e.g. a timing the app adds); repeatable",
     )
     check.add_argument(
         "--tier",
@@ -192,9 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
         "app exceptions are compared, not printed)",
     )
     check.add_argument("--app-dir", default=".", help="directory put first on sys.path")
-    check.add_argument(
-        "--factory", action="store_true", help="MODULE:APP is an app factory"
-    )
+    check.add_argument("--factory", action="store_true", help="MODULE:APP is an app factory")
     return parser
 
 
@@ -202,9 +185,7 @@ def _port(text: str) -> int:
     try:
         port = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"invalid port {text!r}: not a number"
-        ) from None
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: not a number") from None
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"invalid port {port}: must be 0..65535")
     return port
@@ -234,9 +215,7 @@ def _seed(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"invalid seed {text!r}: not a whole number"
-        ) from None
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: not a whole number") from None
     if not 0 <= value < 2**64:
         raise argparse.ArgumentTypeError(f"invalid seed {value}: must be 0..2**64-1")
     return value
@@ -246,32 +225,22 @@ def import_from_string(target: str) -> Any:
     """Import ``module:attr.sub`` the way uvicorn does; raise :class:`AppLoadError` if not."""
     module_name, _, attrs = target.partition(":")
     if not module_name or not attrs:
-        raise AppLoadError(
-            f"import target {target!r} must be in the form 'module:attribute'."
-        )
+        raise AppLoadError(f"import target {target!r} must be in the form 'module:attribute'.")
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name and (
-            module_name == exc.name or module_name.startswith(exc.name + ".")
-        ):
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
             raise AppLoadError(f"could not import module {module_name!r}.") from exc
-        raise AppLoadError(
-            f"importing module {module_name!r} failed: {_describe(exc)}"
-        ) from exc
+        raise AppLoadError(f"importing module {module_name!r} failed: {_describe(exc)}") from exc
     except Exception as exc:
-        raise AppLoadError(
-            f"importing module {module_name!r} failed: {_describe(exc)}"
-        ) from exc
+        raise AppLoadError(f"importing module {module_name!r} failed: {_describe(exc)}") from exc
 
     instance: Any = module
     for attr in attrs.split("."):
         try:
             instance = getattr(instance, attr)
         except AttributeError:
-            raise AppLoadError(
-                f"attribute {attrs!r} not found in module {module_name!r}."
-            ) from None
+            raise AppLoadError(f"attribute {attrs!r} not found in module {module_name!r}.") from None
     return instance
 
 
@@ -280,9 +249,7 @@ def load_app(target: str, factory: bool) -> Any:
     app = import_from_string(target)
     if factory:
         if not callable(app):
-            raise AppLoadError(
-                f"{target!r} is not callable, so --factory cannot call it."
-            )
+            raise AppLoadError(f"{target!r} is not callable, so --factory cannot call it.")
         app = _call_factory(target, app)
     elif _is_factory(app):
         # uvicorn calls a factory given without --factory, with a warning; so do we.
@@ -292,9 +259,7 @@ def load_app(target: str, factory: bool) -> Any:
         app = _call_factory(target, app)
     if not _is_asgi3(app):
         kind = type(app).__name__
-        raise AppLoadError(
-            f"{target!r} is not an ASGI application (got a {kind} object)."
-        )
+        raise AppLoadError(f"{target!r} is not an ASGI application (got a {kind} object).")
     return app
 
 
@@ -437,25 +402,14 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print(json.dumps(compiled.as_json(), indent=2))
         return 0
     rows = [("PATH", "METHODS", "TIER", "REASON")]
-    rows += [
-        (r.path, ",".join(r.methods or ["*"]), r.tier, r.reason)
-        for r in compiled.routes
-    ]
+    rows += [(r.path, ",".join(r.methods or ["*"]), r.tier, r.reason) for r in compiled.routes]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths))
-            + "  "
-            + row[3]
-        )
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[3])
     print()
     if compiled.middleware:
         for m in compiled.middleware:
-            where = (
-                "native (run by the engine in Rust)"
-                if m.native
-                else f"python ({m.reason})"
-            )
+            where = "native (run by the engine in Rust)" if m.native else f"python ({m.reason})"
             print(f"middleware {m.name}: {where}")
     else:
         print("middleware: none besides FastAPI's own")
@@ -471,9 +425,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         except re.error as exc:
             return _fail(f"invalid --mask {pattern!r}: {exc}.")
     if importlib.util.find_spec("schemathesis") is None:
-        return _fail(
-            "check needs schemathesis (Python >= 3.11): pip install 'fastrapi-compat[check]'."
-        )
+        return _fail("check needs schemathesis (Python >= 3.11): pip install 'fastrapi-compat[check]'.")
     from fastrapi_compat.check import (
         CheckError,
         Options,

@@ -168,8 +168,19 @@ def compile_app(app: Any) -> Compiled:
             plan_id: int | None = None
             if not reason and runtime is not None:
                 plan_id = len(plans)
-                plans.append(Plan(runtime, leaf, kind, handler, plan_id, api_route=isinstance(leaf.route, fastapi.routing.APIRoute)))
-            routes.append(RouteReport(path=path, methods=_methods(entry), tier="asgi" if reason else "native", reason=reason))
+                plans.append(
+                    Plan(
+                        runtime,
+                        leaf,
+                        kind,
+                        handler,
+                        plan_id,
+                        api_route=isinstance(leaf.route, fastapi.routing.APIRoute),
+                    )
+                )
+            routes.append(
+                RouteReport(path=path, methods=_methods(entry), tier="asgi" if reason else "native", reason=reason)
+            )
             if not _is_websocket(entry):  # websocket routes never match an HTTP request
                 mirror.append(_mirror_spec(entry, plan_id))
                 mirror_reasons.append(reason)
@@ -182,6 +193,11 @@ def compile_app(app: Any) -> Compiled:
         for layer in layers
     ]
     return Compiled(
-        routes=routes, middleware=middleware, mirror=mirror, plans=plans,
-        mirror_reasons=mirror_reasons, app_reason=reason_for_app, stack=stack,
+        routes=routes,
+        middleware=middleware,
+        mirror=mirror,
+        plans=plans,
+        mirror_reasons=mirror_reasons,
+        app_reason=reason_for_app,
+        stack=stack,
     )

@@ -436,8 +436,15 @@ class NativeCall:
     )
 
     def __init__(
-        self, plan: Plan, scope: dict[str, Any] | None, receive: Any, send: Send, respond: Respond | None,
-        protocol: HTTPProtocol | None, *, path_params: dict[str, Any] | None = None,
+        self,
+        plan: Plan,
+        scope: dict[str, Any] | None,
+        receive: Any,
+        send: Send,
+        respond: Respond | None,
+        protocol: HTTPProtocol | None,
+        *,
+        path_params: dict[str, Any] | None = None,
         make_scope: Callable[[NativeCall], dict[str, Any]] | None = None,
     ) -> None:
         self.plan = plan
@@ -510,7 +517,9 @@ class NativeCall:
             await response(self.scope, self.receive, self.tracking_send)
 
 
-def prepare_scope(plan: Plan, scope: dict[str, Any], raw_params: dict[str, str] | None, path_params: dict[str, Any] | None = None) -> None:
+def prepare_scope(
+    plan: Plan, scope: dict[str, Any], raw_params: dict[str, str] | None, path_params: dict[str, Any] | None = None
+) -> None:
     """The keys Starlette's app, router and matched route add to the scope (``path_params``:
     the converted ``raw_params``, when already made)."""
     runtime = plan.runtime
@@ -603,7 +612,11 @@ class Resume:
     __slots__ = ("exc", "response", "session_error")
 
     def __init__(
-        self, *, exc: BaseException | None = None, response: Response | None = None, session_error: BaseException | None = None
+        self,
+        *,
+        exc: BaseException | None = None,
+        response: Response | None = None,
+        session_error: BaseException | None = None,
     ) -> None:
         self.exc = exc
         self.response = response
@@ -743,7 +756,9 @@ async def _run_flat(call: NativeCall, flat: FlatPlan) -> None:
     values, errors = await _solve(flat.node, call, cache)
     if flat.has_body:
         if flat.single_body is not None:  # request_body_to_args' single, not embedded field
-            found_value, failed = helpers["validate_value"](field=flat.single_body, value=body, values={}, loc=("body",))
+            found_value, failed = helpers["validate_value"](
+                field=flat.single_body, value=body, values={}, loc=("body",)
+            )
             values[flat.single_body.name] = found_value
             errors.extend(failed)
         elif flat.body_fields:
@@ -753,7 +768,9 @@ async def _run_flat(call: NativeCall, flat: FlatPlan) -> None:
             values.update(found)
             errors.extend(failed)
     if errors:
-        raise RequestValidationError(errors, body=None if body is Undefined else body, endpoint_ctx=_endpoint_ctx(flat, call))
+        raise RequestValidationError(
+            errors, body=None if body is Undefined else body, endpoint_ctx=_endpoint_ctx(flat, call)
+        )
     if flat.is_coroutine:
         raw = await flat.call(**values)
     else:
@@ -803,7 +820,9 @@ def _answer(flat: FlatPlan, raw: Any, content: Any) -> Response | tuple[int, lis
         rendered = content
     elif flat.json_class:
         if rendered is None:
-            rendered = json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8")
+            rendered = json.dumps(
+                content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+            ).encode("utf-8")
     else:
         response = flat.response_class(content, status_code=status) if status else flat.response_class(content)
         if not is_body_allowed_for_status_code(response.status_code):
@@ -878,7 +897,9 @@ async def _solve(node: _Node, call: NativeCall, cache: dict[Any, Any]) -> tuple[
     return values, errors
 
 
-def _solve_sync(node: _Node, call: NativeCall, cache: dict[Any, Any], context: contextvars.Context) -> tuple[dict[str, Any], list[Any]]:
+def _solve_sync(
+    node: _Node, call: NativeCall, cache: dict[Any, Any], context: contextvars.Context
+) -> tuple[dict[str, Any], list[Any]]:
     """:func:`_solve` for a tree of synchronous dependencies, on a pool thread: each one is
     called in a copy of the request's context, as ``run_in_threadpool`` calls it."""
     values: dict[str, Any] = {}
@@ -1000,7 +1021,15 @@ async def _read_json_body(call: NativeCall, flat: FlatPlan) -> Any:
         return json_body if json_body is not Undefined else body_bytes
     except json.JSONDecodeError as e:
         raise RequestValidationError(
-            [{"type": "json_invalid", "loc": ("body", e.pos), "msg": "JSON decode error", "input": {}, "ctx": {"error": e.msg}}],
+            [
+                {
+                    "type": "json_invalid",
+                    "loc": ("body", e.pos),
+                    "msg": "JSON decode error",
+                    "input": {},
+                    "ctx": {"error": e.msg},
+                }
+            ],
             body=e.doc,
             endpoint_ctx=_endpoint_ctx(flat, call),
         ) from e

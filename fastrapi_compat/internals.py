@@ -79,9 +79,9 @@ _REQUEST_RESPONSE_CODE = _inner_code(_request_response) if _request_response is 
 try:  # FastAPI's AsyncExitStackMiddleware (in the app's stack since 0.118; absent before)
     import fastapi.middleware.asyncexitstack as _asyncexitstack
 
-    MIDDLEWARE_ASTACK_KEY: str | None = inspect.signature(
-        _asyncexitstack.AsyncExitStackMiddleware.__init__
-    ).parameters["context_name"].default
+    MIDDLEWARE_ASTACK_KEY: str | None = (
+        inspect.signature(_asyncexitstack.AsyncExitStackMiddleware.__init__).parameters["context_name"].default
+    )
 except (ImportError, KeyError, AttributeError):  # pragma: no cover - older fastapi
     MIDDLEWARE_ASTACK_KEY = None
 
@@ -268,7 +268,6 @@ FLAT, FLAT_UNSUPPORTED = _flat_support()
 
 from fastapi._compat import Undefined as Undefined
 
-
 _ADAPTER_CALL = "self._type_adapter.validate_python(value, from_attributes=True)"
 _CHECKED_VALIDATE: dict[Any, bool] = {}
 
@@ -322,6 +321,7 @@ def core_validator(field: Any) -> tuple[Callable[..., Any], Callable[..., list[A
         return None
     return core.validate_python, regenerate
 
+
 # --- included routers, leaf by leaf ---------------------------------------------------------------
 
 SCOPE_KEY = getattr(fastapi.routing, "_FASTAPI_SCOPE_KEY", None)
@@ -372,9 +372,19 @@ def _walk(included: Any, reason: str) -> Iterator[Leaf]:
             inner = _custom_router(getattr(candidate, "original_router", None))
             yield from _walk(candidate, reason or inner)
         else:
-            report = fastapi.routing.RouteContext(candidate.original_route, candidate) if hasattr(fastapi.routing, "RouteContext") else candidate
+            report = (
+                fastapi.routing.RouteContext(candidate.original_route, candidate)
+                if hasattr(fastapi.routing, "RouteContext")
+                else candidate
+            )
             like = candidate.starlette_route or candidate
-            yield Leaf(like if candidate.starlette_route is not None else candidate, candidate.original_route, included, reason, report)
+            yield Leaf(
+                like if candidate.starlette_route is not None else candidate,
+                candidate.original_route,
+                included,
+                reason,
+                report,
+            )
 
 
 def included_scope(leaf: Leaf) -> dict[str, Any] | None:

@@ -442,7 +442,9 @@ class EngineSite(Dispatcher):
     ) -> None:
         prepare_scope(plan, scope, params)
         send, respond = _channels(protocol, outcome)
-        await self._call_http(protocol, scope, send, outcome, lambda s, r, w: run(NativeCall(plan, s, r, w, respond, protocol)))
+        await self._call_http(
+            protocol, scope, send, outcome, lambda s, r, w: run(NativeCall(plan, s, r, w, respond, protocol))
+        )
 
     def offload_call(
         self,
@@ -486,7 +488,9 @@ class EngineSite(Dispatcher):
             if outcome is not None:
                 outcome.done.set()
 
-    async def run_websocket_call(self, protocol: WebSocketProtocol, scope: dict[str, Any], outcome: Outcome | None) -> None:
+    async def run_websocket_call(
+        self, protocol: WebSocketProtocol, scope: dict[str, Any], outcome: Outcome | None
+    ) -> None:
         engine_send = protocol.send
         accepted = False
 

@@ -29,7 +29,9 @@ VERIFIED_SOURCES = {
     "starlette.middleware.cors": {"fce9d679b52dd9670f38216daacdcab159c6995cdb5256ee5162dc58d25a5c4f"},  # 1.10.0
     "starlette.middleware.gzip": {"d8396f87b8dbb514bddc885f30f40fc094c31ec7648c7ed14fe0814180fb1159"},  # 1.10.0
     "starlette.middleware.trustedhost": {"c10f831a36a50dfa7119e50cc36022cd9d39b3cf825ba61e63903562ebad5475"},  # 1.10.0
-    "starlette.middleware.httpsredirect": {"7e88112b2a4cc7780ace81e026928f2084c674ac4575408402ab244479dd6414"},  # 1.10.0
+    "starlette.middleware.httpsredirect": {
+        "7e88112b2a4cc7780ace81e026928f2084c674ac4575408402ab244479dd6414"
+    },  # 1.10.0
     "starlette.middleware.sessions": {"1eb1ccea4379d8f469fba034316a5ae923bf30cdc9e1a6229eff48062bc909a3"},  # 1.10.0
 }
 
@@ -105,7 +107,10 @@ def _trusted_host(instance: Any) -> Spec | str:
     hosts = _strings(instance.allowed_hosts)
     if hosts is None:
         return "allowed_hosts must be strings"
-    return ("trustedhost", {"allowed_hosts": hosts, "allow_any": bool(instance.allow_any), "www_redirect": bool(instance.www_redirect)})
+    return (
+        "trustedhost",
+        {"allowed_hosts": hosts, "allow_any": bool(instance.allow_any), "www_redirect": bool(instance.www_redirect)},
+    )
 
 
 def _https_redirect(instance: Any) -> Spec | str:

@@ -171,7 +171,9 @@ class _EngineTransport(httpx.BaseTransport):  # type: ignore[misc,name-defined]
 class WebSocketTestSession:
     """Starlette's ``WebSocketTestSession`` API over a real websocket to the engine."""
 
-    def __init__(self, client: TestClient, url: Any, headers: list[tuple[bytes, bytes]], subprotocols: Sequence[str] | None) -> None:
+    def __init__(
+        self, client: TestClient, url: Any, headers: list[tuple[bytes, bytes]], subprotocols: Sequence[str] | None
+    ) -> None:
         self._client = client
         self._url = url
         self._headers = headers
@@ -186,25 +188,35 @@ class WebSocketTestSession:
         url = self._url
         request_id, outcome = site.expect(self._client._promises(url), host=bytes(url.netloc))
         self._outcome = outcome
-        skip = {b"host", b"connection", b"upgrade", b"sec-websocket-key", b"sec-websocket-version",
-                b"sec-websocket-protocol", b"sec-websocket-extensions", _SIDE_HEADER_BYTES}
+        skip = {
+            b"host",
+            b"connection",
+            b"upgrade",
+            b"sec-websocket-key",
+            b"sec-websocket-version",
+            b"sec-websocket-protocol",
+            b"sec-websocket-extensions",
+            _SIDE_HEADER_BYTES,
+        }
         extra = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in self._headers if k.lower() not in skip]
         extra.append((SIDE_HEADER, request_id))
         target = f"ws://127.0.0.1:{port}{url.raw_path.decode('ascii')}"
         self._stack = contextlib.ExitStack()
         try:
-            self._connection = self._stack.enter_context(connect(
-                target,
-                additional_headers=extra,
-                subprotocols=self._subprotocols,  # type: ignore[arg-type]
-                compression=None,
-                open_timeout=_OUTCOME_TIMEOUT,
-                max_size=None,
-                user_agent_header=None,
-            ))
+            self._connection = self._stack.enter_context(
+                connect(
+                    target,
+                    additional_headers=extra,
+                    subprotocols=self._subprotocols,  # type: ignore[arg-type]
+                    compression=None,
+                    open_timeout=_OUTCOME_TIMEOUT,
+                    max_size=None,
+                    user_agent_header=None,
+                )
+            )
         except InvalidStatus as exc:
             self._rejected(outcome, exc)
-            raise AssertionError("unreachable")  # pragma: no cover
+            raise AssertionError("unreachable") from None  # pragma: no cover
         self.accepted_subprotocol = self._connection.subprotocol
         accept = outcome.accept or {}
         self.extra_headers = accept.get("headers")
@@ -373,7 +385,9 @@ class TestClient(_starlette_testclient.TestClient):
 
     def websocket_connect(self, url: str, subprotocols: Sequence[str] | None = None, **kwargs: Any) -> Any:
         url = urljoin("ws://testserver", url)
-        request = self.build_request("GET", url, headers=kwargs.get("headers"), params=kwargs.get("params"), cookies=kwargs.get("cookies"))
+        request = self.build_request(
+            "GET", url, headers=kwargs.get("headers"), params=kwargs.get("params"), cookies=kwargs.get("cookies")
+        )
         return WebSocketTestSession(self, request.url, list(request.headers.raw), subprotocols)
 
     def __enter__(self) -> TestClient:
@@ -394,8 +408,12 @@ class TestClient(_starlette_testclient.TestClient):
     # blocking on it.
     async def _lifespan_start(self) -> None:
         # (Not the subscripted form: anyio 3, which Starlette allows, has no generic alias.)
-        send: tuple[MemoryObjectSendStream[Any], MemoryObjectReceiveStream[Any]] = anyio.create_memory_object_stream(math.inf)
-        receive: tuple[MemoryObjectSendStream[Any], MemoryObjectReceiveStream[Any]] = anyio.create_memory_object_stream(math.inf)
+        send: tuple[MemoryObjectSendStream[Any], MemoryObjectReceiveStream[Any]] = anyio.create_memory_object_stream(
+            math.inf
+        )
+        receive: tuple[MemoryObjectSendStream[Any], MemoryObjectReceiveStream[Any]] = anyio.create_memory_object_stream(
+            math.inf
+        )
         self.stream_send = StapledObjectStream(*send)
         self.stream_receive = StapledObjectStream(*receive)
         self._lifespan_task = asyncio.ensure_future(self.lifespan())

@@ -164,7 +164,7 @@ class SyncPool:
         if job is not None:
             try:
                 job()
-            except BaseException:  # noqa: BLE001 - a job reports its own errors; never lose the thread
+            except BaseException:
                 _logger.exception("uncaught error in a pool job")
             job = None  # dropped before waiting: a finished request keeps nothing alive
             with lock:

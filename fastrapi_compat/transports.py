@@ -54,7 +54,9 @@ __all__ = ["AsyncEngineTransport", "EngineTransport"]
 _SIDE_HEADER_BYTES = SIDE_HEADER.encode()
 # What the HTTP layer writes on the wire and an in-process transport never shows: left out of
 # a response when the app did not send the header itself.
-_FRAMING_HEADERS = frozenset({b"date", b"server", b"transfer-encoding", b"connection", b"keep-alive", b"content-length"})
+_FRAMING_HEADERS = frozenset(
+    {b"date", b"server", b"transfer-encoding", b"connection", b"keep-alive", b"content-length"}
+)
 
 _Wire = tuple[int, list[tuple[bytes, bytes]], bytes]
 T = TypeVar("T")
@@ -129,12 +131,21 @@ class _EngineTransportBase:
 
     def _expect(self, request: Any) -> tuple[str, Outcome]:
         url = request.url
-        scope = {"scheme": url.scheme, "server": (url.host, url.port), "client": self.client, "root_path": self.root_path}
+        scope = {
+            "scheme": url.scheme,
+            "server": (url.host, url.port),
+            "client": self.client,
+            "root_path": self.root_path,
+        }
         return self._site.expect(scope)
 
     @staticmethod
     def _forward(
-        flavour: ModuleType, request: Any, port: int, request_id: str, outcome: Outcome,
+        flavour: ModuleType,
+        request: Any,
+        port: int,
+        request_id: str,
+        outcome: Outcome,
         pull_loop: asyncio.AbstractEventLoop | None = None,
     ) -> tuple[Any, _PullStream | None]:
         """The request to send to the listener. ASGITransport passes any header through, HTTP
@@ -172,7 +183,13 @@ class _EngineTransportBase:
         return flavour.Request(request.method, target, headers=headers, stream=stream), pull
 
     def _answer(
-        self, flavour: ModuleType, request: Any, request_id: str, outcome: Outcome, wire: _Wire | None, failure: Exception | None
+        self,
+        flavour: ModuleType,
+        request: Any,
+        request_id: str,
+        outcome: Outcome,
+        wire: _Wire | None,
+        failure: Exception | None,
     ) -> Any:
         """The response ``ASGITransport`` would give, from what the engine sent and the app did."""
         if not outcome.claimed:  # the engine answered without calling the app
@@ -286,7 +303,9 @@ class AsyncEngineTransport(_EngineTransportBase, _httpx.AsyncBaseTransport):
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             if handed.done():
                 protocol, scope = handed.result()
-                await _call_app(outcome.app or self.app, scope, protocol.receive, protocol.send, protocol.finish, outcome, pull)
+                await _call_app(
+                    outcome.app or self.app, scope, protocol.receive, protocol.send, protocol.finish, outcome, pull
+                )
                 # Under ASGITransport nothing suspends once the app has returned, so a
                 # cancellation still pending (the app cancelled the caller's scope and did not
                 # await since) is not delivered here either.
@@ -368,7 +387,12 @@ class AsyncEngineTransport(_EngineTransportBase, _httpx.AsyncBaseTransport):
 
 
 async def _call_app(
-    app: Any, scope: dict[str, Any], receive: Any, send: Any, finish: Callable[[], Any], outcome: Outcome,
+    app: Any,
+    scope: dict[str, Any],
+    receive: Any,
+    send: Any,
+    finish: Callable[[], Any],
+    outcome: Outcome,
     pull: _PullStream | None,
 ) -> None:
     """Runs the app in the caller's task: an ``Exception`` is recorded (answered or raised once

@@ -159,7 +159,13 @@ class Supervisor:
                 self._ready(process, read_end)
             pids = ", ".join(str(w.pid) for w in self.workers)
             url_host = f"[{self.host}]" if ":" in self.host else self.host
-            logger.info("fastrapi-compat running on http://%s:%d with %d workers (pids %s)", url_host, self.port, len(self.workers), pids)
+            logger.info(
+                "fastrapi-compat running on http://%s:%d with %d workers (pids %s)",
+                url_host,
+                self.port,
+                len(self.workers),
+                pids,
+            )
             while self._signalled is None:
                 if select.select([wake_r], [], [], 0.5)[0]:
                     os.read(wake_r, 512)

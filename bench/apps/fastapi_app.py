@@ -72,9 +72,7 @@ def _add_extra_routes(app: FastAPI, count: int) -> None:
             async def param_route(item_id: int):
                 return {"item_id": item_id}
 
-            app.add_api_route(
-                f"/extra/{index}/{{item_id}}", param_route, methods=["GET"]
-            )
+            app.add_api_route(f"/extra/{index}/{{item_id}}", param_route, methods=["GET"])
 
 
 def _add_middleware(app: FastAPI) -> None:
@@ -88,9 +86,7 @@ def _add_middleware(app: FastAPI) -> None:
     )
 
 
-def create_app(
-    extra_routes: int = DEFAULT_EXTRA_ROUTES, middleware: bool = False
-) -> FastAPI:
+def create_app(extra_routes: int = DEFAULT_EXTRA_ROUTES, middleware: bool = False) -> FastAPI:
     """The benchmark app with ``extra_routes`` routes declared before the measured ones, and
     with CORS and GZip middleware if ``middleware``."""
     app = FastAPI(title="fastrapi-compat benchmark")
@@ -122,10 +118,7 @@ def create_app(
 
     @app.get("/big")
     async def big():
-        return [
-            {"id": i, "name": f"item-{i}", "price": i * 1.25, "active": i % 2 == 0}
-            for i in range(100)
-        ]
+        return [{"id": i, "name": f"item-{i}", "price": i * 1.25, "active": i % 2 == 0} for i in range(100)]
 
     return app
 

@@ -83,10 +83,7 @@ def create_app(extra_routes: int = DEFAULT_EXTRA_ROUTES) -> FastrAPI:
 
     @app.get("/big")
     def big():
-        return [
-            {"id": i, "name": f"item-{i}", "price": i * 1.25, "active": i % 2 == 0}
-            for i in range(100)
-        ]
+        return [{"id": i, "name": f"item-{i}", "price": i * 1.25, "active": i % 2 == 0} for i in range(100)]
 
     return app
 

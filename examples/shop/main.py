@@ -38,7 +38,9 @@ def get_db(request: Request) -> Database:
     return request.app.state.db
 
 
-async def pagination(offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=100)] = 10) -> dict[str, int]:
+async def pagination(
+    offset: Annotated[int, Query(ge=0)] = 0, limit: Annotated[int, Query(ge=1, le=100)] = 10
+) -> dict[str, int]:
     return {"offset": offset, "limit": limit}
 
 
@@ -59,7 +61,9 @@ items = APIRouter(prefix="/items", tags=["items"])
 
 
 @items.get("", response_model=list[Item])
-async def list_items(db: Annotated[Database, Depends(get_db)], page: Annotated[dict[str, int], Depends(pagination)]) -> Any:
+async def list_items(
+    db: Annotated[Database, Depends(get_db)], page: Annotated[dict[str, int], Depends(pagination)]
+) -> Any:
     values = list(db.items.values())
     return values[page["offset"] : page["offset"] + page["limit"]]
 

@@ -65,9 +65,7 @@ def create_app() -> FastAPI:
         return {"item": item.model_dump(), "total": item.price * 2}
 
     @app.put("/items/{item_id}")
-    def update_item(
-        item_id: int, item: Item, importance: Annotated[int, Body()] = 1
-    ) -> dict[str, Any]:
+    def update_item(item_id: int, item: Item, importance: Annotated[int, Body()] = 1) -> dict[str, Any]:
         return {"item_id": item_id, "item": item, "importance": importance}
 
     @app.post("/embed")

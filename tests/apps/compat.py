@@ -53,23 +53,17 @@ def _routes(app: FastAPI) -> None:
         return {"hello": "sync"}
 
     @app.get("/orders/{order_id}", response_model=OrderOut)
-    def get_order(
-        order_id: int, db: Annotated[dict[int, OrderOut], Depends(get_db)]
-    ) -> Any:
+    def get_order(order_id: int, db: Annotated[dict[int, OrderOut], Depends(get_db)]) -> Any:
         if order_id not in db:
             raise HTTPException(status_code=404, detail="order not found")
         return db[order_id]
 
     @app.post("/orders", status_code=201)
-    async def create_order(
-        order: Order, user: Annotated[str, Depends(current_user)]
-    ) -> dict[str, Any]:
+    async def create_order(order: Order, user: Annotated[str, Depends(current_user)]) -> dict[str, Any]:
         return {"order": order, "by": user}
 
     @app.get("/search")
-    async def search(
-        q: Annotated[list[str] | None, Query()] = None, limit: int = 10
-    ) -> dict[str, Any]:
+    async def search(q: Annotated[list[str] | None, Query()] = None, limit: int = 10) -> dict[str, Any]:
         return {"q": q, "limit": limit}
 
     @app.get("/whoami")
@@ -95,9 +89,7 @@ def create_app_with_middleware() -> FastAPI:
     _routes(app)
 
     @app.middleware("http")
-    async def add_header(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+    async def add_header(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
         response = await call_next(request)
         response.headers["X-Handled-By"] = "http-middleware"

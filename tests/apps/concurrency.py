@@ -9,9 +9,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI
 
-request_marker: contextvars.ContextVar[str] = contextvars.ContextVar(
-    "request_marker", default="unset"
-)
+request_marker: contextvars.ContextVar[str] = contextvars.ContextVar("request_marker", default="unset")
 
 
 def create_app() -> FastAPI:
@@ -69,9 +67,7 @@ def create_app() -> FastAPI:
         return marker
 
     @app.get("/contextvars/{marker}")
-    async def contextvars_route(
-        marker: str, _: str = Depends(set_marker)
-    ) -> dict[str, Any]:
+    async def contextvars_route(marker: str, _: str = Depends(set_marker)) -> dict[str, Any]:
         # A value set in an async dependency is visible in the endpoint (same context), and
         # asyncio sees a running loop, as in FastAPI under uvicorn.
         loop = asyncio.get_running_loop()

@@ -144,9 +144,7 @@ def create_app() -> FastAPI:
     bearer = HTTPBearer()
     basic = HTTPBasic()
     api_key = APIKeyHeader(name="X-API-Key")
-    oauth2 = OAuth2PasswordBearer(
-        tokenUrl="token", scopes={"read": "Read", "write": "Write"}
-    )
+    oauth2 = OAuth2PasswordBearer(tokenUrl="token", scopes={"read": "Read", "write": "Write"})
 
     @app.get("/bearer")
     async def bearer_route(
@@ -164,9 +162,7 @@ def create_app() -> FastAPI:
     async def api_key_route(key: Annotated[str, Depends(api_key)]) -> dict[str, str]:
         return {"key": key}
 
-    def scoped_user(
-        security_scopes: SecurityScopes, token: Annotated[str, Depends(oauth2)]
-    ) -> dict[str, Any]:
+    def scoped_user(security_scopes: SecurityScopes, token: Annotated[str, Depends(oauth2)]) -> dict[str, Any]:
         return {"token": token, "scopes": security_scopes.scopes}
 
     @app.get("/oauth2")
@@ -182,9 +178,7 @@ def create_app() -> FastAPI:
         await asyncio.sleep(0)
         record(key, f"async task: {message}")
 
-    def task_in_dependency(
-        background_tasks: BackgroundTasks, key: Annotated[str, Depends(request_key)]
-    ) -> str:
+    def task_in_dependency(background_tasks: BackgroundTasks, key: Annotated[str, Depends(request_key)]) -> str:
         background_tasks.add_task(write_record, key, "from dependency")
         return key
 
@@ -217,9 +211,7 @@ def create_app() -> FastAPI:
             "type": request.scope["type"],
             "asgi_version": request.scope["asgi"]["version"],
             "root_path": request.scope.get("root_path"),
-            "server_host": request.scope["server"][0]
-            if request.scope.get("server")
-            else None,
+            "server_host": request.scope["server"][0] if request.scope.get("server") else None,
             "url_for": str(request.url_for("request_info", item="other")),
         }
 

@@ -31,28 +31,18 @@ def create_app() -> FastAPI:
         )
 
     @app.exception_handler(409)
-    async def conflict_handler(
-        request: Request, exc: HTTPException
-    ) -> PlainTextResponse:
+    async def conflict_handler(request: Request, exc: HTTPException) -> PlainTextResponse:
         return PlainTextResponse(f"conflict handler: {exc.detail}", status_code=409)
 
     @app.exception_handler(404)
-    async def not_found_handler(
-        request: Request, exc: StarletteHTTPException
-    ) -> JSONResponse:
-        return JSONResponse(
-            {"custom_404": request.url.path, "detail": exc.detail}, status_code=404
-        )
+    async def not_found_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"custom_404": request.url.path, "detail": exc.detail}, status_code=404)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_handler(
-        request: Request, exc: RequestValidationError
-    ) -> JSONResponse:
+    async def validation_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
         return JSONResponse(
             {
-                "errors": [
-                    {"loc": list(e["loc"]), "type": e["type"]} for e in exc.errors()
-                ],
+                "errors": [{"loc": list(e["loc"]), "type": e["type"]} for e in exc.errors()],
                 "custom": True,
             },
             status_code=400,
@@ -68,9 +58,7 @@ def create_app() -> FastAPI:
 
     @app.get("/http-exception-dict")
     async def http_exception_dict() -> None:
-        raise HTTPException(
-            status_code=422, detail={"code": 7, "items": ["a", "\u00e9"]}
-        )
+        raise HTTPException(status_code=422, detail={"code": 7, "items": ["a", "\u00e9"]})
 
     @app.get("/http-exception-401")
     def http_exception_401() -> None:
@@ -129,9 +117,7 @@ def create_app() -> FastAPI:
         return {"ok": True}
 
     def failing_dependency() -> None:
-        raise HTTPException(
-            status_code=403, detail="dependency refused", headers={"X-Dep": "1"}
-        )
+        raise HTTPException(status_code=403, detail="dependency refused", headers={"X-Dep": "1"})
 
     @app.get("/dependency-error", dependencies=[Depends(failing_dependency)])
     async def dependency_error() -> None:
@@ -146,9 +132,7 @@ def create_app_with_500_handler() -> FastAPI:
 
     @app.exception_handler(Exception)
     async def everything(request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(
-            {"error": type(exc).__name__, "message": str(exc)}, status_code=500
-        )
+        return JSONResponse({"error": type(exc).__name__, "message": str(exc)}, status_code=500)
 
     @app.get("/unhandled")
     async def unhandled() -> None:

@@ -60,9 +60,7 @@ def create_failing_app() -> FastAPI:
     return FastAPI(lifespan=lifespan)
 
 
-def create_slow_app(
-    events: list[str], started: threading.Event, release: threading.Event
-) -> FastAPI:
+def create_slow_app(events: list[str], started: threading.Event, release: threading.Event) -> FastAPI:
     """``GET /slow`` sets ``started`` and answers only once ``release`` is set."""
 
     @asynccontextmanager

@@ -19,9 +19,7 @@ def _cors_routes(app: FastAPI) -> None:
 
     @app.get("/vary")
     async def vary() -> Response:
-        return PlainTextResponse(
-            "vary", headers={"Vary": "Accept-Language", "X-Exposed": "e"}
-        )
+        return PlainTextResponse("vary", headers={"Vary": "Accept-Language", "X-Exposed": "e"})
 
     @app.get("/error")
     async def error() -> None:
@@ -48,9 +46,7 @@ def create_cors_app() -> FastAPI:
 def create_cors_wildcard_app() -> FastAPI:
     app = FastAPI()
     _cors_routes(app)
-    app.add_middleware(
-        CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"]
-    )
+    app.add_middleware(CORSMiddleware, allow_origins=["*"], allow_methods=["*"], allow_headers=["*"])
     return app
 
 
@@ -81,9 +77,7 @@ def create_gzip_app() -> FastAPI:
 
     @app.get("/large-json")
     async def large_json() -> list[dict[str, object]]:
-        return [
-            {"id": i, "name": f"item {i}", "tags": ["a", "b", "c"]} for i in range(200)
-        ]
+        return [{"id": i, "name": f"item {i}", "tags": ["a", "b", "c"]} for i in range(200)]
 
     @app.get("/stream")
     def stream() -> StreamingResponse:
@@ -110,9 +104,7 @@ def create_gzip_app() -> FastAPI:
 
     @app.get("/already-encoded")
     async def already_encoded() -> Response:
-        return Response(
-            b"z" * 1000, headers={"Content-Encoding": "br"}, media_type="text/plain"
-        )
+        return Response(b"z" * 1000, headers={"Content-Encoding": "br"}, media_type="text/plain")
 
     @app.get("/with-vary")
     async def with_vary() -> Response:

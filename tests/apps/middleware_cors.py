@@ -58,9 +58,7 @@ def _routes(app: FastAPI) -> None:
 
     @app.get("/vary")
     async def vary() -> Response:
-        return PlainTextResponse(
-            "vary", headers={"Vary": "Accept-Language", "X-Exposed": "e"}
-        )
+        return PlainTextResponse("vary", headers={"Vary": "Accept-Language", "X-Exposed": "e"})
 
     @app.get("/two-vary")
     async def two_vary() -> Response:
@@ -82,9 +80,7 @@ def _routes(app: FastAPI) -> None:
 
     @app.get("/http-error")
     async def http_error() -> None:
-        raise HTTPException(
-            status_code=418, detail="teapot", headers={"X-Error": "yes"}
-        )
+        raise HTTPException(status_code=418, detail="teapot", headers={"X-Error": "yes"})
 
     @app.get("/boom")
     async def boom() -> None:

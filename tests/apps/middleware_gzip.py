@@ -56,8 +56,7 @@ def files() -> Path:
     sizes = {
         "small.txt": 100,
         "medium.txt": 10_000,
-        "chunk.txt": 64
-        * 1024,  # exactly FileResponse.chunk_size: a second, empty chunk
+        "chunk.txt": 64 * 1024,  # exactly FileResponse.chunk_size: a second, empty chunk
         "big.txt": 200_000,
         "empty.txt": 0,
     }
@@ -80,9 +79,7 @@ def _routes(app: FastAPI) -> None:
 
     @app.get("/json/{count}")
     async def json_body(count: int) -> list[dict[str, Any]]:
-        return [
-            {"id": i, "name": f"item {i}", "tags": ["a", "b"]} for i in range(count)
-        ]
+        return [{"id": i, "name": f"item {i}", "tags": ["a", "b"]} for i in range(count)]
 
     @app.get("/media/{size}")
     async def media(size: int, media_type: str = Query(alias="type")) -> Response:
@@ -118,15 +115,11 @@ def _routes(app: FastAPI) -> None:
             yield body[: size // 2]
             yield body[size // 2 :]
 
-        return StreamingResponse(
-            generate(), media_type="text/plain", headers={"content-length": str(size)}
-        )
+        return StreamingResponse(generate(), media_type="text/plain", headers={"content-length": str(size)})
 
     @app.get("/encoded/{size}")
     async def encoded(size: int, encoding: str = "br") -> Response:
-        return Response(
-            text(size), media_type="text/plain", headers={"Content-Encoding": encoding}
-        )
+        return Response(text(size), media_type="text/plain", headers={"Content-Encoding": encoding})
 
     @app.get("/partial/{size}")
     async def partial(size: int) -> Response:

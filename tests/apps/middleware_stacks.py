@@ -139,13 +139,9 @@ def create_with_python_middleware_app() -> FastAPI:
     app = _app(SESSIONS, GZIP)
 
     @app.middleware("http")
-    async def mark(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+    async def mark(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
-        response.headers["X-Python-Middleware"] = response.headers.get(
-            "content-encoding", "none"
-        )
+        response.headers["X-Python-Middleware"] = response.headers.get("content-encoding", "none")
         return response
 
     app.add_middleware(CORSMiddleware, **_cors())

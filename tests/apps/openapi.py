@@ -55,9 +55,7 @@ def create_app() -> FastAPI:
     )
     bearer = HTTPBearer(auto_error=False)
     oauth2 = OAuth2PasswordBearer(tokenUrl="/token", auto_error=False)
-    router = APIRouter(
-        prefix="/things", tags=["things"], responses={404: {"model": Error}}
-    )
+    router = APIRouter(prefix="/things", tags=["things"], responses={404: {"model": Error}})
 
     @router.get("/", summary="List things")
     async def list_things(
@@ -86,9 +84,7 @@ def create_app() -> FastAPI:
         return Thing(id=thing_id, name="x")
 
     @router.put("/{thing_id}/cover", openapi_extra={"x-custom": {"a": 1}})
-    async def upload_cover(
-        thing_id: int, cover: UploadFile, caption: Annotated[str, Form()] = ""
-    ) -> dict[str, str]:
+    async def upload_cover(thing_id: int, cover: UploadFile, caption: Annotated[str, Form()] = "") -> dict[str, str]:
         return {}
 
     @router.post("/{thing_id}/raw")

@@ -23,9 +23,7 @@ def create_app() -> FastAPI:
     app = FastAPI()
 
     @app.get("/items/{item_id}")
-    def item(
-        item_id: int, q: str | None = None, short: bool = False
-    ) -> dict[str, object]:
+    def item(item_id: int, q: str | None = None, short: bool = False) -> dict[str, object]:
         return {"item_id": item_id, "q": q, "short": short}
 
     @app.get("/floats/{value}")

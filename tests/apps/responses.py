@@ -68,9 +68,7 @@ def create_app(file_path: Path, static_dir: Path) -> FastAPI:
     async def read_item_name(item_id: str) -> Any:
         return ITEMS[item_id]
 
-    @app.get(
-        "/items/{item_id}/public", response_model=Item, response_model_exclude={"tax"}
-    )
+    @app.get("/items/{item_id}/public", response_model=Item, response_model_exclude={"tax"})
     async def read_item_public(item_id: str) -> Any:
         return ITEMS[item_id]
 
@@ -82,9 +80,7 @@ def create_app(file_path: Path, static_dir: Path) -> FastAPI:
     async def read_item_no_defaults(item_id: str) -> Any:
         return ITEMS[item_id]
 
-    @app.get(
-        "/items/{item_id}/none", response_model=Item, response_model_exclude_none=True
-    )
+    @app.get("/items/{item_id}/none", response_model=Item, response_model_exclude_none=True)
     async def read_item_no_none(item_id: str) -> Any:
         return ITEMS[item_id]
 
@@ -155,9 +151,7 @@ def create_app(file_path: Path, static_dir: Path) -> FastAPI:
 
     @app.get("/bytes")
     async def raw_bytes() -> Response:
-        return Response(
-            content=bytes(range(256)), media_type="application/octet-stream"
-        )
+        return Response(content=bytes(range(256)), media_type="application/octet-stream")
 
     @app.get("/empty-media-type")
     async def empty_media_type() -> Response:
@@ -202,9 +196,7 @@ def create_app(file_path: Path, static_dir: Path) -> FastAPI:
                 await asyncio.sleep(0)
                 yield f"chunk-{i};"
 
-        return StreamingResponse(
-            chunks(), media_type="text/event-stream", headers={"X-Stream": "async"}
-        )
+        return StreamingResponse(chunks(), media_type="text/event-stream", headers={"X-Stream": "async"})
 
     @app.get("/stream-big")
     async def stream_big() -> StreamingResponse:
@@ -244,15 +236,11 @@ def create_app(file_path: Path, static_dir: Path) -> FastAPI:
 
     @app.get("/file-download")
     async def file_download() -> FileResponse:
-        return FileResponse(
-            file_path, filename="report \u00e9t\u00e9.txt", media_type="text/plain"
-        )
+        return FileResponse(file_path, filename="report \u00e9t\u00e9.txt", media_type="text/plain")
 
     @app.get("/file-inline")
     async def file_inline() -> FileResponse:
-        return FileResponse(
-            file_path, filename="inline.txt", content_disposition_type="inline"
-        )
+        return FileResponse(file_path, filename="inline.txt", content_disposition_type="inline")
 
     @app.api_route("/file-head", methods=["GET", "HEAD"])
     async def file_head() -> FileResponse:

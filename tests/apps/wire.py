@@ -11,9 +11,7 @@ from fastapi.responses import StreamingResponse
 def create_app() -> FastAPI:
     app = FastAPI()
 
-    @app.api_route(
-        "/echo/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"]
-    )
+    @app.api_route("/echo/{rest:path}", methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"])
     async def echo(rest: str, request: Request) -> dict[str, Any]:
         body = await request.body()
         return {
@@ -24,10 +22,7 @@ def create_app() -> FastAPI:
             "query_string": request.scope["query_string"].decode("latin-1"),
             "query": list(request.query_params.multi_items()),
             "http_version": request.scope["http_version"],
-            "headers": [
-                [k.decode("latin-1"), v.decode("latin-1")]
-                for k, v in request.scope["headers"]
-            ],
+            "headers": [[k.decode("latin-1"), v.decode("latin-1")] for k, v in request.scope["headers"]],
             "body_length": len(body),
             "body_sha256": hashlib.sha256(body).hexdigest(),
         }

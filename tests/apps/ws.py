@@ -55,9 +55,7 @@ def create_app() -> FastAPI:
     async def json_route(websocket: WebSocket) -> None:
         await websocket.accept()
         data = await websocket.receive_json()
-        await websocket.send_json(
-            {"received": data, "keys": sorted(data) if isinstance(data, dict) else None}
-        )
+        await websocket.send_json({"received": data, "keys": sorted(data) if isinstance(data, dict) else None})
         binary = await websocket.receive_json(mode="binary")
         await websocket.send_json({"binary": binary}, mode="binary")
         await websocket.close()
@@ -71,24 +69,16 @@ def create_app() -> FastAPI:
         session: Annotated[str | None, Cookie()] = None,
     ) -> None:
         await websocket.accept()
-        await websocket.send_json(
-            {"room": room, "token": token, "x_client": x_client, "session": session}
-        )
+        await websocket.send_json({"room": room, "token": token, "x_client": x_client, "session": session})
         await websocket.close(code=1000, reason="done")
 
-    def require_auth(
-        websocket: WebSocket, authorization: Annotated[str | None, Header()] = None
-    ) -> str:
+    def require_auth(websocket: WebSocket, authorization: Annotated[str | None, Header()] = None) -> str:
         if authorization != "Bearer ok":
-            raise WebSocketException(
-                code=status.WS_1008_POLICY_VIOLATION, reason="unauthorized"
-            )
+            raise WebSocketException(code=status.WS_1008_POLICY_VIOLATION, reason="unauthorized")
         return authorization
 
     @app.websocket("/ws/auth")
-    async def auth(
-        websocket: WebSocket, auth: Annotated[str, Depends(require_auth)]
-    ) -> None:
+    async def auth(websocket: WebSocket, auth: Annotated[str, Depends(require_auth)]) -> None:
         await websocket.accept()
         await websocket.send_text(f"authorized with {auth}")
         await websocket.close()
@@ -114,9 +104,7 @@ def create_app() -> FastAPI:
 
     @app.websocket("/ws/deny-plain")
     async def deny_plain(websocket: WebSocket) -> None:
-        await websocket.send_denial_response(
-            PlainTextResponse("teapot denial", status_code=418)
-        )
+        await websocket.send_denial_response(PlainTextResponse("teapot denial", status_code=418))
 
     @app.websocket("/ws/error-before-accept")
     async def error_before_accept(websocket: WebSocket) -> None:

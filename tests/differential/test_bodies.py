@@ -38,7 +38,13 @@ def chunked(data: bytes, size: int):  # type: ignore[no-untyped-def]
 JSON_REQUESTS = [
     Req("POST", "/items", json=ITEM),
     Req("POST", "/echo-in-handler", json=ITEM, id="the handler reads the body the route read"),
-    Req("POST", "/echo-in-handler", content=b'{"name": "W", "price": 2}', headers={"content-type": "application/json"}, id="handler body, raw"),
+    Req(
+        "POST",
+        "/echo-in-handler",
+        content=b'{"name": "W", "price": 2}',
+        headers={"content-type": "application/json"},
+        id="handler body, raw",
+    ),
     Req("POST", "/items", json={"name": "W", "price": 1}, id="defaults filled"),
     Req("POST", "/items", json={"name": "W", "price": -1}, id="constraint 422"),
     Req("POST", "/items", json={"price": "abc"}, id="two errors"),
@@ -186,9 +192,7 @@ FORM_REQUESTS = [
         files={"file": ("a.bin", b"\x00\x01\x02binary", "application/octet-stream")},
     ),
     Req("POST", "/file-bytes", id="missing file"),
-    Req(
-        "POST", "/upload", files={"file": ("hello.txt", b"hello world\n", "text/plain")}
-    ),
+    Req("POST", "/upload", files={"file": ("hello.txt", b"hello world\n", "text/plain")}),
     Req(
         "POST",
         "/upload",
@@ -261,9 +265,7 @@ BIG_REQUESTS = [
     Req("POST", "/stream", content=chunked(b"x" * 10, 1), id="stream one byte chunks"),
     Req("POST", "/stream", id="stream no body"),
     Req("POST", "/echo-bytes", content=BIG, id="echo 1 MiB"),
-    Req(
-        "POST", "/echo-bytes", content=chunked(BIG[:300_000], 10_000), id="echo chunked"
-    ),
+    Req("POST", "/echo-bytes", content=chunked(BIG[:300_000], 10_000), id="echo chunked"),
     Req(
         "POST",
         "/items",

@@ -101,16 +101,12 @@ REQUESTS = [
     Req(
         "GET",
         "/basic",
-        headers={
-            "authorization": "Basic " + base64.b64encode(b"ada:lovelace").decode()
-        },
+        headers={"authorization": "Basic " + base64.b64encode(b"ada:lovelace").decode()},
     ),
     Req(
         "GET",
         "/basic",
-        headers={
-            "authorization": "Basic " + base64.b64encode(b"ada:l\xc3\xb6vel").decode()
-        },
+        headers={"authorization": "Basic " + base64.b64encode(b"ada:l\xc3\xb6vel").decode()},
         id="basic non-ascii password",
     ),
     Req("GET", "/basic", id="basic missing"),
@@ -141,9 +137,7 @@ def test_dependencies(pair: PairClients, req: Req) -> None:
 
 
 def test_request_object(pair: PairClients) -> None:
-    answer = pair.compare(
-        Req("GET", "/request-info/thing?x=1", headers={"x-custom": "v"})
-    )
+    answer = pair.compare(Req("GET", "/request-info/thing?x=1", headers={"x-custom": "v"}))
     info: dict[str, Any] = answer.json()
     assert info["client_host"] == "127.0.0.1"
     assert info["url"] == "http://127.0.0.1:<PORT>/request-info/thing?x=1"

@@ -23,11 +23,11 @@ from typing import Any
 
 import fastapi
 import pytest
+from support.compare import PairClients, Req
+from support.servers import server_pair
 
 from fastrapi_compat import internals
 from fastrapi_compat.compiler import compile_app
-from support.compare import PairClients, Req
-from support.servers import server_pair
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "fastapi-suite"
@@ -160,11 +160,13 @@ def requests_for(app: Any) -> Iterator[Req]:
                 continue
             params = operation.get("parameters", [])
             path_values = {p["name"]: sample(p.get("schema", {}), components) for p in params if p["in"] == "path"}
-            query = {p["name"]: sample(p.get("schema", {}), components) for p in params if p["in"] == "query" and p.get("required")}
+            query = {
+                p["name"]: sample(p.get("schema", {}), components)
+                for p in params
+                if p["in"] == "query" and p.get("required")
+            }
             query = {k: v for k, v in query.items() if not isinstance(v, (dict, list))}
-            body_schema = (
-                operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
-            )
+            body_schema = operation.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
             body = sample(body_schema, components) if body_schema is not None else None
             verb = method.upper()
             path = _path(template, path_values)
@@ -174,7 +176,13 @@ def requests_for(app: Any) -> Iterator[Req]:
                 kind = param.get("schema", {}).get("type")
                 if param["in"] == "path" and kind in ("integer", "number"):
                     bad = dict(path_values, **{param["name"]: "not-a-number"})
-                    yield Req(verb, _path(template, bad), params=query or None, json=body, id=f"{label} bad path {param['name']}")
+                    yield Req(
+                        verb,
+                        _path(template, bad),
+                        params=query or None,
+                        json=body,
+                        id=f"{label} bad path {param['name']}",
+                    )
                 if param["in"] == "query" and kind in ("integer", "number", "boolean"):
                     bad_query = dict(query, **{param["name"]: "not-a-number"})
                     yield Req(verb, path, params=bad_query, json=body, id=f"{label} bad query {param['name']}")
@@ -182,7 +190,11 @@ def requests_for(app: Any) -> Iterator[Req]:
                 yield Req(verb, path, params=query or None, id=f"{label} no body")
                 yield Req(verb, path, params=query or None, json={}, id=f"{label} empty object")
                 yield Req(
-                    verb, path, params=query or None, content=b'{"broken": ', headers={"content-type": "application/json"},
+                    verb,
+                    path,
+                    params=query or None,
+                    content=b'{"broken": ',
+                    headers={"content-type": "application/json"},
                     id=f"{label} malformed json",
                 )
 

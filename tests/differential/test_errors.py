@@ -54,9 +54,7 @@ def test_server_survives_unhandled_errors(pair: PairClients) -> None:
         assert pair.compare(Req("GET", "/ok")).json() == {"ok": True}
 
 
-@pytest.mark.parametrize(
-    "req", [Req("GET", "/unhandled"), Req("GET", "/ok")], ids=Req.label
-)
+@pytest.mark.parametrize("req", [Req("GET", "/unhandled"), Req("GET", "/ok")], ids=Req.label)
 def test_exception_handler_for_500(pair_500: PairClients, req: Req) -> None:
     pair_500.compare(req)
 

@@ -60,9 +60,7 @@ def make_app(variant: str) -> FastAPI:
     @app.get("/url")
     async def url(request: Request) -> Response:
         # Each server's own port appears in the body, in a header and in content-length terms.
-        return PlainTextResponse(
-            str(request.url), headers={"Location": str(request.url)}
-        )
+        return PlainTextResponse(str(request.url), headers={"Location": str(request.url)})
 
     @app.websocket("/ws")
     async def ws(websocket: WebSocket) -> None:
@@ -107,9 +105,7 @@ def test_header_order_of_different_names_is_ignored(different: PairClients) -> N
         ("/cookie-order", "header 'set-cookie'"),
     ],
 )
-def test_differences_are_caught(
-    different: PairClients, path: str, message: str
-) -> None:
+def test_differences_are_caught(different: PairClients, path: str, message: str) -> None:
     with pytest.raises(AssertionError, match=message):
         different.compare(Req("GET", path))
 
@@ -124,13 +120,9 @@ def captured(headers: list[tuple[str, str]], body: bytes = b"{}") -> Captured:
 
 
 def test_same_name_order_matters_other_order_does_not() -> None:
-    assert_same(
-        "t", captured([("a", "1"), ("b", "2")]), captured([("b", "2"), ("a", "1")])
-    )
+    assert_same("t", captured([("a", "1"), ("b", "2")]), captured([("b", "2"), ("a", "1")]))
     with pytest.raises(AssertionError):
-        assert_same(
-            "t", captured([("a", "1"), ("a", "2")]), captured([("a", "2"), ("a", "1")])
-        )
+        assert_same("t", captured([("a", "1"), ("a", "2")]), captured([("a", "2"), ("a", "1")]))
     with pytest.raises(AssertionError):
         assert_same("t", captured([("a", "1")]), captured([("a", "1"), ("a", "1")]))
 

@@ -72,9 +72,7 @@ def _refuses_connections(port: int) -> bool:
         return True
 
 
-@pytest.mark.parametrize(
-    "start", [UvicornThread, engine_server], ids=["uvicorn", "engine"]
-)
+@pytest.mark.parametrize("start", [UvicornThread, engine_server], ids=["uvicorn", "engine"])
 def test_graceful_shutdown_finishes_in_flight_request(start: Any) -> None:
     """Leaving the ``with`` block stops accepting connections, lets the request in flight
     finish with its full answer, and only then runs lifespan shutdown."""

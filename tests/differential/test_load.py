@@ -49,10 +49,7 @@ def test_concurrent_load(engine: Any) -> None:
     result = json.loads(completed.stdout)
     total = CONNECTIONS * REQUESTS_PER_CONNECTION
     errors = result["errors"]
-    assert not errors, (
-        f"{len(errors)} of {total} requests failed; first ones:\n"
-        + "\n".join(errors[:20])
-    )
+    assert not errors, f"{len(errors)} of {total} requests failed; first ones:\n" + "\n".join(errors[:20])
     assert result["ok"] == total
     ports: dict[str, list[int]] = result["ports"]
     assert len(ports) == CONNECTIONS
@@ -62,9 +59,7 @@ def test_concurrent_load(engine: Any) -> None:
         f"client ports seen by the server differ from the clients' own: {list(mismatched.items())[:5]}"
     )
     assert len({seen[0] for seen in ports.values()}) == CONNECTIONS
-    print(
-        f"{total} requests over {CONNECTIONS} connections in {result['seconds']:.1f}s"
-    )
+    print(f"{total} requests over {CONNECTIONS} connections in {result['seconds']:.1f}s")
 
 
 def test_server_still_healthy_after_load(engine: Any) -> None:

@@ -26,9 +26,7 @@ def preflight(
     h = {"origin": origin, "access-control-request-method": method}
     if headers is not None:
         h["access-control-request-headers"] = headers
-    return Req(
-        "OPTIONS", path, headers=h, id=id or f"preflight {origin} {method} {headers}"
-    )
+    return Req("OPTIONS", path, headers=h, id=id or f"preflight {origin} {method} {headers}")
 
 
 CORS_REQUESTS = [
@@ -55,9 +53,7 @@ CORS_REQUESTS = [
     preflight(GOOD, "POST", "x-custom, content-type"),
     preflight(GOOD, "DELETE", id="preflight disallowed method"),
     preflight(GOOD, "GET", "X-Other", id="preflight disallowed header"),
-    preflight(
-        GOOD, "GET", "X-Custom,, X-Other", id="preflight header list with blanks"
-    ),
+    preflight(GOOD, "GET", "X-Custom,, X-Other", id="preflight header list with blanks"),
     preflight(BAD, id="preflight disallowed origin"),
     preflight(BAD, "DELETE", "X-Other", id="preflight everything disallowed"),
     preflight("null", id="preflight null origin"),
@@ -85,9 +81,7 @@ WILDCARD_REQUESTS = [
 ]
 
 REGEX_REQUESTS = [
-    Req(
-        "GET", "/data", headers={"origin": "https://app.example.org"}, id="regex match"
-    ),
+    Req("GET", "/data", headers={"origin": "https://app.example.org"}, id="regex match"),
     Req("GET", "/data", headers={"origin": "https://example.org"}, id="regex no match"),
     Req(
         "GET",
@@ -107,9 +101,7 @@ REGEX_REQUESTS = [
 
 AE = "accept-encoding"
 GZIP_REQUESTS = [
-    Req(
-        "GET", "/small", headers={AE: "gzip"}, decode_body=True, id="below minimum_size"
-    ),
+    Req("GET", "/small", headers={AE: "gzip"}, decode_body=True, id="below minimum_size"),
     Req("GET", "/exact", headers={AE: "gzip"}, decode_body=True, id="at minimum_size"),
     Req(
         "GET",
@@ -153,9 +145,7 @@ GZIP_REQUESTS = [
         id="event-stream not compressed",
     ),
     Req("GET", "/already-encoded", headers={AE: "gzip"}, id="already encoded"),
-    Req(
-        "GET", "/with-vary", headers={AE: "gzip"}, decode_body=True, id="vary appended"
-    ),
+    Req("GET", "/with-vary", headers={AE: "gzip"}, decode_body=True, id="vary appended"),
     Req("GET", "/empty", headers={AE: "gzip"}, decode_body=True, id="204 with gzip"),
     Req("HEAD", "/head-large", headers={AE: "gzip"}, decode_body=True, id="HEAD large"),
     Req("GET", "/nope", headers={AE: "gzip"}, decode_body=True, id="404 small"),
@@ -204,23 +194,17 @@ def test_simple_request_disallowed_origin_has_no_cors_headers(
 
 
 def test_gzip_applies_above_minimum_size(gzip_pair: PairClients) -> None:
-    large = gzip_pair.compare(
-        Req("GET", "/large-json", headers={AE: "gzip"}, decode_body=True)
-    )
+    large = gzip_pair.compare(Req("GET", "/large-json", headers={AE: "gzip"}, decode_body=True))
     assert large.header("content-encoding") == "gzip"
     assert large.raw_length is not None and large.raw_length < len(large.body)
-    small = gzip_pair.compare(
-        Req("GET", "/small", headers={AE: "gzip"}, decode_body=True)
-    )
+    small = gzip_pair.compare(Req("GET", "/small", headers={AE: "gzip"}, decode_body=True))
     assert small.header("content-encoding") is None
     plain = gzip_pair.compare(Req("GET", "/large-json", drop_headers=(AE,)))
     assert plain.header("content-encoding") is None
     assert plain.body == large.body
 
 
-@pytest.mark.parametrize(
-    "pair_name", ["cors", "cors_wildcard", "cors_regex", "gzip_pair"]
-)
+@pytest.mark.parametrize("pair_name", ["cors", "cors_wildcard", "cors_regex", "gzip_pair"])
 def test_native_tier(request: pytest.FixtureRequest, pair_name: str) -> None:
     """A route behind CORS/GZip: native once ``MIDDLEWARE_NATIVE`` is on."""
     pair = request.getfixturevalue(pair_name)

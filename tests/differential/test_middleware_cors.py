@@ -151,32 +151,22 @@ LIST_REQUESTS = [
         headers=[("origin", GOOD), ("origin", BAD)],
         id="repeated Origin: first one counts (allowed first)",
     ),
-    simple(
-        GOOD, "/data", "POST", headers=[("content-type", "text/plain")], content=b"x"
-    ),
+    simple(GOOD, "/data", "POST", headers=[("content-type", "text/plain")], content=b"x"),
     simple(GOOD, "/echo", "POST", content=b"", id="Request-using route sees Origin"),
     *_responses_from_everywhere(GOOD),
     *_responses_from_everywhere(BAD),
     # preflights
     preflight(GOOD),
     preflight(LOCAL, "POST", "X-Custom"),
-    preflight(
-        GOOD, "PUT", "x-custom, content-type", id="preflight list of allowed headers"
-    ),
+    preflight(GOOD, "PUT", "x-custom, content-type", id="preflight list of allowed headers"),
     preflight(GOOD, "PUT", "X-MIXED-CASE", id="preflight header case-insensitive"),
-    preflight(
-        GOOD, "POST", "Accept, Accept-Language, Content-Language", id="safelisted"
-    ),
-    preflight(
-        GOOD, "POST", "X-Custom, X-Custom, x-custom", id="duplicate request headers"
-    ),
+    preflight(GOOD, "POST", "Accept, Accept-Language, Content-Language", id="safelisted"),
+    preflight(GOOD, "POST", "X-Custom, X-Custom, x-custom", id="duplicate request headers"),
     preflight(GOOD, "POST", "X-Custom  ,  content-type", id="whitespace around names"),
     preflight(GOOD, "POST", "X-Custom,, Content-Type", id="blank entry fails"),
     preflight(GOOD, "POST", "X-Custom,", id="trailing comma fails"),
     preflight(GOOD, "POST", "", id="empty request headers fails"),
-    preflight(
-        GOOD, "POST", "X-Custom, ,x-custom", id="blank entry between commas fails"
-    ),
+    preflight(GOOD, "POST", "X-Custom, ,x-custom", id="blank entry between commas fails"),
     preflight(GOOD, "GET", "X-Other", id="disallowed header"),
     preflight(GOOD, "DELETE", id="disallowed method"),
     preflight(GOOD, "get", id="method comparison is case-sensitive"),
@@ -200,13 +190,9 @@ LIST_REQUESTS = [
     preflight(GOOD, path="/boom", id="preflight never reaches the endpoint"),
     preflight(GOOD, path="/items/abc?x=1", id="preflight with query string"),
     preflight(None, id="OPTIONS with ACRM but no Origin is not a preflight"),
-    preflight(
-        None, path="/options-route", id="ACRM without Origin reaches OPTIONS route"
-    ),
+    preflight(None, path="/options-route", id="ACRM without Origin reaches OPTIONS route"),
     preflight(GOOD, None, id="OPTIONS without ACRM is not a preflight (405)"),
-    preflight(
-        GOOD, None, path="/options-route", id="OPTIONS without ACRM reaches route"
-    ),
+    preflight(GOOD, None, path="/options-route", id="OPTIONS without ACRM reaches route"),
     preflight(
         None,
         extra=[("origin", BAD), ("origin", GOOD)],
@@ -225,9 +211,7 @@ LIST_REQUESTS = [
         extra=[(ACRH, "X-Custom"), (ACRH, "X-Other")],
         id="preflight repeated ACRH: first counts",
     ),
-    preflight(
-        GOOD, "POST", "X-Custom", extra=[("cookie", "a=b")], id="preflight cookie"
-    ),
+    preflight(GOOD, "POST", "X-Custom", extra=[("cookie", "a=b")], id="preflight cookie"),
     Req("OPTIONS", "/data", id="plain OPTIONS"),
     Req("GET", "/echo", headers={ACRM: "GET"}, id="GET with ACRM is not a preflight"),
     Req(
@@ -252,12 +236,9 @@ def test_lists_preflight_headers(list_pair: PairClients) -> None:
     assert ok.header("access-control-max-age") == "0"
     assert ok.header("access-control-allow-methods") == "GET, POST, PUT"
     assert ok.header("access-control-allow-headers") == (
-        "Accept, Accept-Language, Content-Language, Content-Type, X-Custom, "
-        "X-Mixed-Case, content-type, x-custom"
+        "Accept, Accept-Language, Content-Language, Content-Type, X-Custom, X-Mixed-Case, content-type, x-custom"
     )
-    failed = list_pair.compare(
-        preflight(BAD, "DELETE", "X-Other", extra=[(ACRPN, "true")])
-    )
+    failed = list_pair.compare(preflight(BAD, "DELETE", "X-Other", extra=[(ACRPN, "true")]))
     assert failed.status == 400
     assert failed.body == b"Disallowed CORS origin, method, headers, private-network"
 
@@ -373,28 +354,20 @@ def test_cors_wildcard(wildcard_pair: PairClients, req: Req) -> None:
 
 
 @pytest.mark.parametrize("req", WILDCARD_CREDENTIALS_REQUESTS, ids=Req.label)
-def test_cors_wildcard_credentials(
-    wildcard_credentials_pair: PairClients, req: Req
-) -> None:
+def test_cors_wildcard_credentials(wildcard_credentials_pair: PairClients, req: Req) -> None:
     wildcard_credentials_pair.compare(req)
 
 
 @pytest.mark.parametrize("req", WILDCARD_ORIGINS_REQUESTS, ids=Req.label)
-def test_cors_wildcard_origins_only(
-    wildcard_origins_pair: PairClients, req: Req
-) -> None:
+def test_cors_wildcard_origins_only(wildcard_origins_pair: PairClients, req: Req) -> None:
     wildcard_origins_pair.compare(req)
 
 
-def test_wildcard_answers(
-    wildcard_pair: PairClients, wildcard_credentials_pair: PairClients
-) -> None:
+def test_wildcard_answers(wildcard_pair: PairClients, wildcard_credentials_pair: PairClients) -> None:
     plain = wildcard_pair.compare(preflight(BAD, "DELETE", "X-A"))
     assert plain.header("access-control-allow-origin") == "*"
     assert plain.header("access-control-allow-headers") == "X-A"
-    assert plain.header("access-control-allow-methods") == (
-        "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT, QUERY"
-    )
+    assert plain.header("access-control-allow-methods") == ("DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT, QUERY")
     assert plain.header("access-control-max-age") == "3600"
     simple_answer = wildcard_pair.compare(simple(BAD))
     assert simple_answer.header("access-control-allow-origin") == "*"
@@ -465,17 +438,13 @@ def test_cors_regex_features(regex_features_pair: PairClients, req: Req) -> None
     regex_features_pair.compare(req)
 
 
-def test_regex_fullmatch_and_non_ascii(
-    regex_pair: PairClients, regex_features_pair: PairClients
-) -> None:
+def test_regex_fullmatch_and_non_ascii(regex_pair: PairClients, regex_features_pair: PairClients) -> None:
     cafe = regex_pair.compare(simple(CAFE_UTF8))
     # the header goes back byte for byte (latin-1 round trip of the utf-8 bytes)
     assert cafe.header("access-control-allow-origin") == CAFE_UTF8.decode("latin-1")
     suffix = regex_pair.compare(simple("https://app.example.org.evil.com"))
     assert suffix.header("access-control-allow-origin") is None
-    alternation = regex_features_pair.compare(
-        simple("https://app.example.com.evil.org")
-    )
+    alternation = regex_features_pair.compare(simple("https://app.example.com.evil.org"))
     assert alternation.header("access-control-allow-origin") is None
     upper = regex_features_pair.compare(simple("HTTPS://APP.EXAMPLE.COM"))
     assert upper.header("access-control-allow-origin") == "HTTPS://APP.EXAMPLE.COM"
@@ -507,8 +476,7 @@ def test_private_network_answer(private_network_pair: PairClients) -> None:
     assert answer.status == 200
     assert answer.header("access-control-allow-private-network") == "true"
     assert answer.header("vary") == (
-        "Origin, Access-Control-Request-Method, Access-Control-Request-Headers, "
-        "Access-Control-Request-Private-Network"
+        "Origin, Access-Control-Request-Method, Access-Control-Request-Headers, Access-Control-Request-Private-Network"
     )
 
 

@@ -43,9 +43,7 @@ exclude_pair = pair_fixture(apps.create_exclude_app)
 double_pair = pair_fixture(apps.create_double_app)
 
 AE = "accept-encoding"
-BOUNDARY = (
-    r"[0-9a-f]{26}"  # FileResponse's multipart/byteranges boundary (token_hex(13))
-)
+BOUNDARY = r"[0-9a-f]{26}"  # FileResponse's multipart/byteranges boundary (token_hex(13))
 
 
 def gz(path: str, id: str = "", decode: bool = False, **kw: Any) -> Req:
@@ -67,9 +65,7 @@ def ae(value: str, path: str = "/text/5000", id: str = "") -> Req:
 
 
 def media(media_type: str, size: int = 2000, id: str = "") -> Req:
-    return gz(
-        f"/media/{size}", params={"type": media_type}, id=id or f"type {media_type!r}"
-    )
+    return gz(f"/media/{size}", params={"type": media_type}, id=id or f"type {media_type!r}")
 
 
 def stream(id: str, **params: Any) -> Req:
@@ -179,9 +175,7 @@ MEDIA_TYPES = [
 
 OTHER_RESPONSES = [
     gz("/encoded/2000", id="already br-encoded"),
-    gz(
-        "/encoded/2000", params={"encoding": "identity"}, id="content-encoding identity"
-    ),
+    gz("/encoded/2000", params={"encoding": "identity"}, id="content-encoding identity"),
     gz("/encoded/2000", params={"encoding": "gzip"}, id="content-encoding gzip"),
     gz("/encoded/10", id="small already encoded"),
     gz("/partial/2000", id="206 partial response"),
@@ -393,9 +387,7 @@ def test_no_body_after_204_304(min0_pair: PairClients, status: bytes) -> None:
     compare_wire(min0_pair.pair, wire)
 
 
-def test_minimum_size_0_compresses_empty_body(
-    min0_pair: PairClients, min1_pair: PairClients
-) -> None:
+def test_minimum_size_0_compresses_empty_body(min0_pair: PairClients, min1_pair: PairClients) -> None:
     empty = min0_pair.compare(gz("/text/0"))
     assert empty.header("content-encoding") == "gzip"
     assert empty.body == _gzip(b"", 9)

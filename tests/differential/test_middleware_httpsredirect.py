@@ -87,9 +87,7 @@ def test_redirect_urls(pair: PairClients) -> None:
         assert answer.status == 307
         return answer.header("location")
 
-    assert (
-        location(Req("GET", "/items/1?q=x")) == "https://127.0.0.1:<PORT>/items/1?q=x"
-    )
+    assert location(Req("GET", "/items/1?q=x")) == "https://127.0.0.1:<PORT>/items/1?q=x"
     assert location(host("EXAMPLE.COM:80")) == "https://example.com/items/1?q=x"
     assert location(host("EXAMPLE.COM:8080")) == "https://EXAMPLE.COM:8080/items/1?q=x"
     assert location(host("example.com:99999")) == "https://127.0.0.1:<PORT>/items/1?q=x"
@@ -177,9 +175,7 @@ def test_wire_redirect_urls(pair: PairClients) -> None:
     "127.0.0.1 and serves the endpoint, the engine redirects"
 )
 def test_forwarded_https_is_not_redirected(pair: PairClients) -> None:
-    pair.compare(
-        Req("GET", "/echo", headers={"x-forwarded-proto": "https"}, id="forwarded")
-    )
+    pair.compare(Req("GET", "/echo", headers={"x-forwarded-proto": "https"}, id="forwarded"))
 
 
 def test_native_tier(pair: PairClients, request: pytest.FixtureRequest) -> None:

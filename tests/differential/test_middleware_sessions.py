@@ -269,29 +269,21 @@ def test_short_max_age_recent_cookies(short_pair: PairClients) -> None:
     assert future.json() == {}
 
 
-def test_cookie_attributes(
-    default_pair: PairClients, custom_pair: PairClients, short_pair: PairClients
-) -> None:
+def test_cookie_attributes(default_pair: PairClients, custom_pair: PairClients, short_pair: PairClients) -> None:
     masked = "<MASKED>"
     alice = payload({"user": "bob"}).decode()
     written = check(default_pair, s("POST", "/session/user?value=bob", id="w"))
-    assert written.header("set-cookie") == (
-        f"session={alice}{masked}; path=/; Max-Age=1209600; httponly; samesite=lax"
-    )
+    assert written.header("set-cookie") == (f"session={alice}{masked}; path=/; Max-Age=1209600; httponly; samesite=lax")
     assert written.header("vary") == "Cookie"
     custom = check(custom_pair, s("POST", "/session/user?value=bob", id="c"))
     assert custom.header("set-cookie") == (
-        f"sid={alice}{masked}; path=/api; httponly; samesite=strict; secure; "
-        "domain=example.com; partitioned"
+        f"sid={alice}{masked}; path=/api; httponly; samesite=strict; secure; domain=example.com; partitioned"
     )
     short = check(short_pair, s("POST", "/session/user?value=bob", id="s"))
-    assert short.header("set-cookie") == (
-        f"session={alice}{masked}; path=/; Max-Age=60; httponly; samesite=none"
-    )
+    assert short.header("set-cookie") == (f"session={alice}{masked}; path=/; Max-Age=60; httponly; samesite=none")
     cleared = check(default_pair, s("POST", "/clear", sign(ALICE), id="x"))
     assert cleared.header("set-cookie") == (
-        "session=null; path=/; expires=Thu, 01 Jan 1970 00:00:00 GMT; httponly; "
-        "samesite=lax"
+        "session=null; path=/; expires=Thu, 01 Jan 1970 00:00:00 GMT; httponly; samesite=lax"
     )
     untouched = check(default_pair, s("GET", "/untouched/1", sign(ALICE), id="u"))
     assert untouched.header("vary") is None
@@ -312,11 +304,7 @@ def test_unhandled_payload_errors(default_pair: PairClients) -> None:
 
 def on(pair: PairClients, side: str, req: Req) -> Captured:
     """``req`` to one server only (no masking: the cookie is needed whole)."""
-    client, server = (
-        (pair.reference, pair.pair.reference)
-        if side == "uvicorn"
-        else (pair.engine, pair.pair.engine)
-    )
+    client, server = (pair.reference, pair.pair.reference) if side == "uvicorn" else (pair.engine, pair.pair.engine)
     client.cookies.clear()
     answer = capture(client, server.port, req)
     assert answer.status is not None and answer.status < 500, answer.render()
@@ -336,32 +324,21 @@ def unsign(cookie: str, max_age: int | None = 60) -> Any:
     return json.loads(b64decode(data))
 
 
-def plain(
-    method: str, path: str, cookie: str | None, name: str = "session", **kw: Any
-) -> Req:
+def plain(method: str, path: str, cookie: str | None, name: str = "session", **kw: Any) -> Req:
     headers = [("cookie", f"{name}={cookie}")] if cookie is not None else []
     return Req(method, path, headers=headers, id=f"{method} {path}", **kw)
 
 
 @pytest.mark.parametrize("writer", SIDES)
-def test_cookie_written_by_one_side_read_by_both(
-    default_pair: PairClients, writer: str
-) -> None:
-    written = on(
-        default_pair, writer, plain("PUT", "/session", None, json={"values": RICH})
-    )
+def test_cookie_written_by_one_side_read_by_both(default_pair: PairClients, writer: str) -> None:
+    written = on(default_pair, writer, plain("PUT", "/session", None, json={"values": RICH}))
     cookie = cookie_of(written)
     assert unsign(cookie) == RICH
     assert cookie.split(".")[0] == payload(RICH).decode()
-    seen = {
-        reader: on(default_pair, reader, plain("GET", "/session", cookie)).json()
-        for reader in SIDES
-    }
+    seen = {reader: on(default_pair, reader, plain("GET", "/session", cookie)).json() for reader in SIDES}
     assert seen == {"uvicorn": RICH, "engine": RICH}
     check(default_pair, s("GET", "/session", cookie, id="read by both, compared"))
-    transcript = compare_ws(
-        default_pair.pair, "/ws", [recv()], headers={"cookie": f"session={cookie}"}
-    )
+    transcript = compare_ws(default_pair.pair, "/ws", [recv()], headers={"cookie": f"session={cookie}"})
     assert json.loads(transcript.events[1][2]) == RICH
 
 
@@ -369,9 +346,7 @@ def test_both_sides_write_the_same_payload(default_pair: PairClients) -> None:
     req = plain("PUT", "/session", sign(ALICE), json={"values": RICH})
     cookies = {side: cookie_of(on(default_pair, side, req)) for side in SIDES}
     payloads = {side: cookie.split(".")[0] for side, cookie in cookies.items()}
-    assert (
-        payloads["uvicorn"] == payloads["engine"] == payload({**ALICE, **RICH}).decode()
-    )
+    assert payloads["uvicorn"] == payloads["engine"] == payload({**ALICE, **RICH}).decode()
     for cookie in cookies.values():
         assert unsign(cookie) == {**ALICE, **RICH}
 
@@ -395,9 +370,7 @@ def test_alternating_chain(default_pair: PairClients, first: str) -> None:
 @pytest.mark.parametrize("writer", SIDES)
 def test_cleared_by_the_other_side(default_pair: PairClients, writer: str) -> None:
     other = SIDES[1 - SIDES.index(writer)]
-    cookie = cookie_of(
-        on(default_pair, writer, plain("POST", "/session/k?value=v", None))
-    )
+    cookie = cookie_of(on(default_pair, writer, plain("POST", "/session/k?value=v", None)))
     popped = on(default_pair, other, plain("DELETE", "/session/k", cookie))
     assert popped.json() == {"popped": "v", "session": {}}
     cleared = cookie_of(popped)

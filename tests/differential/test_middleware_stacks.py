@@ -72,9 +72,7 @@ def r(
     if gzip:
         h.append((AE, "gzip"))
     drop = () if gzip else (AE,)
-    return Req(
-        method, path, headers=h, drop_headers=drop, mask=(SIGNATURE,), id=id, **kw
-    )
+    return Req(method, path, headers=h, drop_headers=drop, mask=(SIGNATURE,), id=id, **kw)
 
 
 def preflight(origin: str, method: str, headers: str | None, id: str) -> Req:
@@ -128,12 +126,8 @@ def test_order_is_visible(
     full_reversed: PairClients,
 ) -> None:
     big = r("GET", "/big/2000", id="big")
-    assert gzip_outside_cors.compare(big).header("vary") == (
-        "User-Agent, Origin, Accept-Encoding"
-    )
-    assert cors_outside_gzip.compare(big).header("vary") == (
-        "User-Agent, Accept-Encoding, Origin"
-    )
+    assert gzip_outside_cors.compare(big).header("vary") == ("User-Agent, Origin, Accept-Encoding")
+    assert cors_outside_gzip.compare(big).header("vary") == ("User-Agent, Accept-Encoding, Origin")
     ok = preflight(GOOD, "POST", "X-Custom", id="ok")
     assert gzip_outside_cors.compare(ok).header("content-encoding") == "gzip"
     assert cors_outside_gzip.compare(ok).header("content-encoding") is None

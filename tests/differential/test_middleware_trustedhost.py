@@ -37,13 +37,9 @@ any_pair = pair_fixture(apps.create_any_app)
 default_pair = pair_fixture(apps.create_default_app)
 
 
-def host(
-    value: str | bytes, path: str = "/items/1?q=x", id: str = "", **kw: Any
-) -> Req:
+def host(value: str | bytes, path: str = "/items/1?q=x", id: str = "", **kw: Any) -> Req:
     method = kw.pop("method", "GET")
-    return Req(
-        method, path, headers=[("host", value)], id=id or f"Host {value!r}", **kw
-    )
+    return Req(method, path, headers=[("host", value)], id=id or f"Host {value!r}", **kw)
 
 
 #: Host values that ``parse_host_header`` refuses (400 unless ``"*"`` is allowed).

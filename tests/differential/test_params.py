@@ -36,9 +36,7 @@ PATH_REQUESTS = [
     Req("GET", "/files/a/b/c.txt"),
     Req("GET", "/files/a%2Fb/c", id="encoded slash in path param"),
     Req("GET", "/files/", id="empty path convertor"),
-    Req(
-        "GET", "/files/%E6%97%A5%E6%9C%AC/%F0%9F%90%8D.py", id="unicode path convertor"
-    ),
+    Req("GET", "/files/%E6%97%A5%E6%9C%AC/%F0%9F%90%8D.py", id="unicode path convertor"),
     Req("GET", f"/uuids/{UUID}"),
     Req("GET", f"/uuids/{UUID.upper()}", id="upper-case uuid"),
     Req("GET", "/uuids/not-a-uuid"),

@@ -177,9 +177,7 @@ def test_conditional_static(pair: PairClients) -> None:
     first = pair.compare(Req("GET", "/static/style.css"))
     etag = first.header("etag")
     assert etag
-    answer = pair.compare(
-        Req("GET", "/static/style.css", headers={"if-none-match": etag})
-    )
+    answer = pair.compare(Req("GET", "/static/style.css", headers={"if-none-match": etag}))
     assert answer.status == 304
 
 

@@ -73,9 +73,7 @@ def test_routing(pair: PairClients, req: Req) -> None:
 
 
 @pytest.mark.parametrize("req", REQUESTS, ids=Req.label)
-def test_routing_without_redirect_slashes(
-    pair_no_redirect: PairClients, req: Req
-) -> None:
+def test_routing_without_redirect_slashes(pair_no_redirect: PairClients, req: Req) -> None:
     pair_no_redirect.compare(req)
 
 
@@ -107,8 +105,4 @@ def test_head_has_headers_but_no_body(pair: PairClients) -> None:
     head = pair.compare(Req("HEAD", "/with-head"))
     assert head.status == 200
     assert head.body == b""
-    assert (
-        head.header("content-length")
-        == get.header("content-length")
-        == str(len(get.body))
-    )
+    assert head.header("content-length") == get.header("content-length") == str(len(get.body))

@@ -47,24 +47,12 @@ SCENARIOS = {
             close(),
         ],
     ),
-    "subprotocol chosen": Scenario(
-        path="/ws/echo", subprotocols=["chat.v1", "chat.v2"], script=[recv(), close()]
-    ),
-    "subprotocol none acceptable": Scenario(
-        path="/ws/echo", subprotocols=["other"], script=[recv(), close()]
-    ),
-    "server close with code and reason": Scenario(
-        path="/ws/echo", script=[recv(), send("close"), recv_close()]
-    ),
-    "server close with unicode reason": Scenario(
-        path="/ws/echo", script=[recv(), send("close-unicode"), recv_close()]
-    ),
-    "server close default code": Scenario(
-        path="/ws/echo", script=[recv(), send("close-default"), recv_close()]
-    ),
-    "client close with code": Scenario(
-        path="/ws/echo", script=[recv(), close(4100, "client leaving")]
-    ),
+    "subprotocol chosen": Scenario(path="/ws/echo", subprotocols=["chat.v1", "chat.v2"], script=[recv(), close()]),
+    "subprotocol none acceptable": Scenario(path="/ws/echo", subprotocols=["other"], script=[recv(), close()]),
+    "server close with code and reason": Scenario(path="/ws/echo", script=[recv(), send("close"), recv_close()]),
+    "server close with unicode reason": Scenario(path="/ws/echo", script=[recv(), send("close-unicode"), recv_close()]),
+    "server close default code": Scenario(path="/ws/echo", script=[recv(), send("close-default"), recv_close()]),
+    "client close with code": Scenario(path="/ws/echo", script=[recv(), close(4100, "client leaving")]),
     "large binary echo": Scenario(
         path="/ws/echo",
         script=[recv(), send(bytes(range(256)) * 4096), recv(), close()],
@@ -98,17 +86,11 @@ SCENARIOS = {
     "denial response json": Scenario(path="/ws/deny-response", script=[recv()]),
     "denial response plain": Scenario(path="/ws/deny-plain", script=[recv()]),
     "error before accept": Scenario(path="/ws/error-before-accept", script=[recv()]),
-    "error after accept": Scenario(
-        path="/ws/error-after-accept", script=[recv(), recv_close()]
-    ),
-    "return without close": Scenario(
-        path="/ws/return-without-close", script=[recv(), recv_close()]
-    ),
+    "error after accept": Scenario(path="/ws/error-after-accept", script=[recv(), recv_close()]),
+    "return without close": Scenario(path="/ws/return-without-close", script=[recv(), recv_close()]),
     "no such websocket route": Scenario(path="/ws/nope", script=[recv()]),
     "websocket to http route": Scenario(path="/http-route", script=[recv()]),
-    "many messages": Scenario(
-        path="/ws/many", script=[send("50"), *[recv() for _ in range(51)], recv_close()]
-    ),
+    "many messages": Scenario(path="/ws/many", script=[send("50"), *[recv() for _ in range(51)], recv_close()]),
 }
 
 
@@ -125,9 +107,7 @@ def test_websocket(pair: PairClients, name: str) -> None:
 
 
 def test_handshake_details(pair: PairClients) -> None:
-    transcript = compare_ws(
-        pair.pair, "/ws/echo", [recv(), close()], subprotocols=["chat.v1", "chat.v2"]
-    )
+    transcript = compare_ws(pair.pair, "/ws/echo", [recv(), close()], subprotocols=["chat.v1", "chat.v2"])
     kind, subprotocol, headers = transcript.events[0]
     assert kind == "open"
     assert subprotocol == "chat.v2"
@@ -141,9 +121,7 @@ def test_handshake_details(pair: PairClients) -> None:
 
 
 def test_server_close_code_and_reason(pair: PairClients) -> None:
-    transcript = compare_ws(
-        pair.pair, "/ws/echo", [recv(), send("close"), recv_close()]
-    )
+    transcript = compare_ws(pair.pair, "/ws/echo", [recv(), send("close"), recv_close()])
     assert transcript.events[-1][:3] == ("closed by server", 4001, "bye now")
 
 
@@ -186,9 +164,7 @@ def test_abrupt_client_disconnect(pair: PairClients) -> None:
 
     key = f"abrupt{next(_keys)}"
     for _side, server, _client in pair.each():
-        with connect(
-            f"ws://127.0.0.1:{server.port}/ws/disconnect/{key}", compression=None
-        ) as connection:
+        with connect(f"ws://127.0.0.1:{server.port}/ws/disconnect/{key}", compression=None) as connection:
             connection.send("only")
             assert connection.recv(timeout=10) == "got 1"
             connection.socket.shutdown(socket.SHUT_RDWR)  # no closing handshake

@@ -13,9 +13,7 @@ pair = pair_fixture(wire.create_app)
 H = b"Host: {HOST}\r\n"
 
 
-def get(
-    target: bytes, *headers: bytes, version: bytes = b"HTTP/1.1", close: bool = True
-) -> bytes:
+def get(target: bytes, *headers: bytes, version: bytes = b"HTTP/1.1", close: bool = True) -> bytes:
     lines = [b"GET " + target + b" " + version + b"\r\n", H, *headers]
     if close:
         lines.append(b"Connection: close\r\n")
@@ -72,15 +70,9 @@ WELL_FORMED = [
         [get(b"/stream", version=b"HTTP/1.0", close=False)],
         "HTTP/1.0 streaming response",
     ),
+    Wire([get(b"/hello", close=False) + get(b"/echo/second")], "two pipelined requests"),
     Wire(
-        [get(b"/hello", close=False) + get(b"/echo/second")], "two pipelined requests"
-    ),
-    Wire(
-        [
-            get(b"/hello", close=False)
-            + get(b"/nope", close=False)
-            + get(b"/echo/third")
-        ],
+        [get(b"/hello", close=False) + get(b"/nope", close=False) + get(b"/echo/third")],
         "three pipelined requests",
     ),
     Wire([get(b"/hello", close=False)], "keep-alive connection stays open"),
@@ -96,9 +88,7 @@ WELL_FORMED = [
     ),
     Wire(
         [
-            b"POST /echo/chunked HTTP/1.1\r\n"
-            + H
-            + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            b"POST /echo/chunked HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
             b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n"
         ],
         "chunked body with extension and trailer",
@@ -108,11 +98,7 @@ WELL_FORMED = [
         "POST without length",
     ),
     Wire(
-        [
-            b"GET /echo/body HTTP/1.1\r\n"
-            + H
-            + b"Content-Length: 4\r\nConnection: close\r\n\r\nbody"
-        ],
+        [b"GET /echo/body HTTP/1.1\r\n" + H + b"Content-Length: 4\r\nConnection: close\r\n\r\nbody"],
         "GET with body",
     ),
     Wire(
@@ -121,11 +107,7 @@ WELL_FORMED = [
         methods=["HEAD"],
     ),
     Wire(
-        [
-            b"DELETE /echo/x HTTP/1.1\r\n"
-            + H
-            + b"Content-Length: 0\r\nConnection: close\r\n\r\n"
-        ],
+        [b"DELETE /echo/x HTTP/1.1\r\n" + H + b"Content-Length: 0\r\nConnection: close\r\n\r\n"],
         "DELETE",
     ),
     Wire(
@@ -148,9 +130,7 @@ MALFORMED = [
     Wire([b"GARBAGE\r\n\r\n"], "garbage request line"),
     Wire([b"get /hello HTTP/1.1\r\n" + H + b"\r\n"], "lower-case method"),
     Wire([b"GET /hello HTTP/2.0\r\n" + H + b"\r\n"], "HTTP/2.0 request line"),
-    Wire(
-        [b"GET /hello HTTP/1.1\r\n" + H + b"Bad Header\r\n\r\n"], "header without colon"
-    ),
+    Wire([b"GET /hello HTTP/1.1\r\n" + H + b"Bad Header\r\n\r\n"], "header without colon"),
     Wire(
         [b"GET /hello HTTP/1.1\r\n" + H + b"X-Fold: a\r\n  b\r\n\r\n"],
         "obs-fold header",
@@ -161,11 +141,7 @@ MALFORMED = [
         "invalid content-length",
     ),
     Wire(
-        [
-            b"POST /echo/x HTTP/1.1\r\n"
-            + H
-            + b"Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"
-        ],
+        [b"POST /echo/x HTTP/1.1\r\n" + H + b"Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd"],
         "conflicting content-lengths",
     ),
     Wire(
@@ -177,11 +153,7 @@ MALFORMED = [
         "content-length with transfer-encoding",
     ),
     Wire(
-        [
-            b"POST /echo/x HTTP/1.1\r\n"
-            + H
-            + b"Transfer-Encoding: chunked\r\n\r\nZZ\r\nabc\r\n0\r\n\r\n"
-        ],
+        [b"POST /echo/x HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\nZZ\r\nabc\r\n0\r\n\r\n"],
         "invalid chunk size",
     ),
     Wire(
@@ -193,11 +165,7 @@ MALFORMED = [
         "NUL in header value",
     ),
     Wire(
-        [
-            b"POST /echo/x HTTP/1.1\r\n"
-            + H
-            + b"Content-Length: 10\r\nConnection: close\r\n\r\nshort"
-        ],
+        [b"POST /echo/x HTTP/1.1\r\n" + H + b"Content-Length: 10\r\nConnection: close\r\n\r\nshort"],
         "body shorter than content-length",
         expect_silence=True,
     ),

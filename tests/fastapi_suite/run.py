@@ -55,8 +55,19 @@ def download_sdist(version: str, cache: Path) -> Path:
     if target.exists():
         return target
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-         f"fastapi=={version}", "-d", str(cache)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            f"fastapi=={version}",
+            "-d",
+            str(cache),
+        ],
         check=True,
     )
     if not target.exists():
@@ -74,7 +85,7 @@ def extract(sdist: Path, dest: Path) -> None:
         for member in tar.getmembers():
             if not member.name.startswith(prefix):
                 continue
-            rel = member.name[len(prefix):]
+            rel = member.name[len(prefix) :]
             if not rel or (rel.startswith("docs/") and not rel.startswith("docs/en/docs/img/")):
                 continue  # the docs are large; tests only read a few images
             member.name = rel
@@ -108,7 +119,11 @@ def rewrite_source(source: str) -> str:
         for node in tree.body:
             if isinstance(node, ast.ImportFrom) and node.module == "__future__":
                 after_future = node.end_lineno or node.lineno
-            elif isinstance(node, ast.Expr) and isinstance(getattr(node, "value", None), ast.Constant) and after_future == 0:
+            elif (
+                isinstance(node, ast.Expr)
+                and isinstance(getattr(node, "value", None), ast.Constant)
+                and after_future == 0
+            ):
                 after_future = node.end_lineno or node.lineno  # module docstring
             else:
                 break
@@ -133,8 +148,20 @@ def rewrite_tree(root: Path) -> int:
 
 
 def run_pytest(root: Path, junit: Path, workers: int, extra: list[str], env: dict[str, str]) -> float:
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:sugar", "-q",
-           "-o", "console_output_style=classic", "--junitxml", str(junit)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:sugar",
+        "-q",
+        "-o",
+        "console_output_style=classic",
+        "--junitxml",
+        str(junit),
+    ]
     if workers > 0:
         cmd += ["-n", str(workers)]
     cmd += extra or ["tests"]
@@ -185,7 +212,11 @@ def rerun_passes(root: Path, test_id: str, env: dict[str, str]) -> bool:
         return False
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:sugar", "-q", node],
-        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False,
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=False,
     )
     return result.returncode == 0
 
@@ -252,7 +283,9 @@ def main(argv: list[str] | None = None) -> int:
 
     stock, engine = parse_junit(stock_junit), parse_junit(engine_junit)
     if not stock or not engine:
-        print(f"error: a run produced no results; see {stock_junit.with_suffix('.log')} and {engine_junit.with_suffix('.log')}")
+        print(
+            f"error: a run produced no results; see {stock_junit.with_suffix('.log')} and {engine_junit.with_suffix('.log')}"
+        )
         return 1
     known = load_known()
     regressions, listed, fixed = [], [], []

@@ -108,9 +108,7 @@ class Captured:
 
 
 def make_client(server: Any) -> httpx.Client:
-    return httpx.Client(
-        base_url=server.url, timeout=HTTP_TIMEOUT, follow_redirects=False
-    )
+    return httpx.Client(base_url=server.url, timeout=HTTP_TIMEOUT, follow_redirects=False)
 
 
 def _sort_allow(value: str) -> str:
@@ -122,9 +120,7 @@ HEADER_NORMALIZERS: dict[str, Callable[[str], str]] = {"allow": _sort_allow}
 
 def _replace_port(data: bytes, port: int) -> bytes:
     for host in (b"127.0.0.1", b"localhost"):
-        data = data.replace(
-            host + b":" + str(port).encode(), host + b":" + PORT_PLACEHOLDER.encode()
-        )
+        data = data.replace(host + b":" + str(port).encode(), host + b":" + PORT_PLACEHOLDER.encode())
     return data
 
 
@@ -210,9 +206,7 @@ def capture(client: httpx.Client, port: int, req: Req) -> Captured:
         raw_length = len(raw)
         declared = response.headers.get("content-length")
         if declared is not None and req.method != "HEAD" and int(declared) != len(raw):
-            raise AssertionError(
-                f"{req.label()}: content-length {declared} but {len(raw)} bytes on the wire"
-            )
+            raise AssertionError(f"{req.label()}: content-length {declared} but {len(raw)} bytes on the wire")
         headers = [(n, v) for n, v in headers if n != "content-length"]
     normalized = _replace_port(body, port)
     for pattern in req.mask:
@@ -220,10 +214,7 @@ def capture(client: httpx.Client, port: int, req: Req) -> Captured:
     if normalized != body:
         # Keep the declared length consistent with the normalised body (the two servers'
         # ports, or masked values, need not have the same number of characters).
-        headers = [
-            (n, str(len(normalized)) if n == "content-length" else v)
-            for n, v in headers
-        ]
+        headers = [(n, str(len(normalized)) if n == "content-length" else v) for n, v in headers]
     return Captured(
         status=response.status_code,
         reason=response.reason_phrase,
@@ -238,26 +229,19 @@ def assert_same(label: str, reference: Captured, engine: Captured) -> None:
     problems = []
     if (reference.status, reference.reason) != (engine.status, engine.reason):
         problems.append(
-            f"status: uvicorn {reference.status} {reference.reason!r} != "
-            f"engine {engine.status} {engine.reason!r}"
+            f"status: uvicorn {reference.status} {reference.reason!r} != engine {engine.status} {engine.reason!r}"
         )
     if reference.error != engine.error:
-        problems.append(
-            f"transport error: uvicorn {reference.error} != engine {engine.error}"
-        )
+        problems.append(f"transport error: uvicorn {reference.error} != engine {engine.error}")
     ref_groups, eng_groups = reference.header_groups(), engine.header_groups()
     if ref_groups != eng_groups:
         for name in sorted(set(ref_groups) | set(eng_groups)):
             if ref_groups.get(name) != eng_groups.get(name):
-                problems.append(
-                    f"header {name!r}: uvicorn {ref_groups.get(name)} != engine {eng_groups.get(name)}"
-                )
+                problems.append(f"header {name!r}: uvicorn {ref_groups.get(name)} != engine {eng_groups.get(name)}")
     if reference.body != engine.body:
         problems.append(_body_difference(reference.body, engine.body))
     if problems:
-        diff = difflib.unified_diff(
-            reference.render(), engine.render(), "uvicorn", "engine", lineterm="", n=3
-        )
+        diff = difflib.unified_diff(reference.render(), engine.render(), "uvicorn", "engine", lineterm="", n=3)
         raise AssertionError(
             f"{label}: engine differs from uvicorn\n  - "
             + "\n  - ".join(problems)
@@ -266,9 +250,7 @@ def assert_same(label: str, reference: Captured, engine: Captured) -> None:
         )
 
 
-def compare(
-    pair: Any, req: Req, clients: tuple[httpx.Client, httpx.Client] | None = None
-) -> Captured:
+def compare(pair: Any, req: Req, clients: tuple[httpx.Client, httpx.Client] | None = None) -> Captured:
     """Send ``req`` to both servers of ``pair``; assert the answers match; return uvicorn's."""
     own_clients = clients is None
     if clients is None:
@@ -351,9 +333,7 @@ def poll(
         if done(result):
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(
-                f"timed out after {timeout}s waiting for {what}; last: {result!r}"
-            )
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {result!r}")
         time.sleep(interval)
 
 
@@ -451,12 +431,8 @@ def _ws_headers(headers: Any, port: int) -> list[tuple[str, str]]:
         name = name.lower()
         if name in WS_IGNORED_HEADERS:
             continue
-        groups.setdefault(name, []).append(
-            _replace_port(value.encode("latin-1"), port).decode("latin-1")
-        )
-    return [
-        (name, value) for name, values in sorted(groups.items()) for value in values
-    ]
+        groups.setdefault(name, []).append(_replace_port(value.encode("latin-1"), port).decode("latin-1"))
+    return [(name, value) for name, values in sorted(groups.items()) for value in values]
 
 
 def run_ws(
@@ -477,9 +453,7 @@ def run_ws(
             ws = stack.enter_context(
                 ws_connect(
                     url,
-                    subprotocols=[Subprotocol(p) for p in subprotocols]
-                    if subprotocols
-                    else None,
+                    subprotocols=[Subprotocol(p) for p in subprotocols] if subprotocols else None,
                     additional_headers=headers,
                     compression=None,
                     open_timeout=WS_TIMEOUT,
@@ -501,9 +475,7 @@ def run_ws(
             )
             return transcript
         assert ws.response is not None
-        events.append(
-            ("open", ws.subprotocol, _ws_headers(ws.response.headers, server.port))
-        )
+        events.append(("open", ws.subprotocol, _ws_headers(ws.response.headers, server.port)))
         for step in script:
             try:
                 if step.kind == "send":
@@ -559,11 +531,8 @@ def compare_ws(
     reference = run_ws(pair.reference, path, script, subprotocols, headers)
     engine = run_ws(pair.engine, path, script, subprotocols, headers)
     if reference.events != engine.events:
-        diff = difflib.unified_diff(
-            reference.render(), engine.render(), "uvicorn", "engine", lineterm="", n=2
-        )
+        diff = difflib.unified_diff(reference.render(), engine.render(), "uvicorn", "engine", lineterm="", n=2)
         raise AssertionError(
-            f"websocket {path}: engine differs from uvicorn\n"
-            + "\n".join(_truncate_lines(list(diff), 80))
+            f"websocket {path}: engine differs from uvicorn\n" + "\n".join(_truncate_lines(list(diff), 80))
         )
     return reference

@@ -60,9 +60,7 @@ class Connection:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         self.local_port = self.writer.get_extra_info("sockname")[1]
 
-    async def request(
-        self, method: str, path: str, body: bytes | None
-    ) -> tuple[int, bytes]:
+    async def request(self, method: str, path: str, body: bytes | None) -> tuple[int, bytes]:
         assert self.reader is not None and self.writer is not None
         if self.h11.our_state is h11.DONE:
             self.h11.start_next_cycle()
@@ -132,18 +130,14 @@ async def run_client(
                 errors.append(f"client {client} seq {seq}: {type(exc).__name__}: {exc}")
                 break  # the connection is gone; a new one would hide keep-alive failures
             if status != 200:
-                errors.append(
-                    f"client {client} seq {seq}: status {status} {answer[:200]!r}"
-                )
+                errors.append(f"client {client} seq {seq}: status {status} {answer[:200]!r}")
             else:
                 data = json.loads(answer)
                 if want is None:
                     ports.setdefault(client, set()).add(data.pop("port", None))
                     want = {"client": client, "seq": seq}
                 if data != want:
-                    errors.append(
-                        f"client {client} seq {seq}: got {data!r}, want {want!r}"
-                    )
+                    errors.append(f"client {client} seq {seq}: got {data!r}, want {want!r}")
                 else:
                     ports.setdefault(client, set()).add(connection.local_port)
                     ok += 1
@@ -163,10 +157,7 @@ async def run(url: str, connections: int, requests: int) -> dict[str, Any]:
     started = time.monotonic()
     parsed = urllib.parse.urlsplit(url)
     assert parsed.hostname == "127.0.0.1" and parsed.port is not None, url
-    tasks = [
-        run_client(parsed.hostname, parsed.port, c, requests, barrier, errors, ports)
-        for c in range(connections)
-    ]
+    tasks = [run_client(parsed.hostname, parsed.port, c, requests, barrier, errors, ports) for c in range(connections)]
     try:
         results = await asyncio.wait_for(asyncio.gather(*tasks), OVERALL_TIMEOUT)
     except TimeoutError:

@@ -24,9 +24,7 @@ MIDDLEWARE_NATIVE = True
 def engine_stats(pair: PairClients) -> dict[str, int]:
     """The engine's request counters for this pair: ``{"http", "websocket", "native"}``."""
     engine = pair.pair.engine
-    if not hasattr(
-        engine, "stats"
-    ):  # FASTRAPI_DIFF_ENGINE_IS_UVICORN=1 (harness check)
+    if not hasattr(engine, "stats"):  # FASTRAPI_DIFF_ENGINE_IS_UVICORN=1 (harness check)
         return {"http": 0, "websocket": 0, "native": 0}
     return dict(engine.stats())
 
@@ -57,7 +55,6 @@ def expect_native(
         assert delta["http"] == 1, f"{req.label()}: engine counted {dict(delta)}"
         expected, tier = (1, "native") if native else (0, "the ASGI tier")
         assert delta["native"] == expected, (
-            f"{req.label()}: expected an answer from {tier} "
-            f"(engine counters now {dict(after)})"
+            f"{req.label()}: expected an answer from {tier} (engine counters now {dict(after)})"
         )
     return delta

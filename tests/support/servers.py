@@ -64,9 +64,7 @@ class UvicornThread:
         }
         options.update(self.config_options)
         self._server = uvicorn.Server(uvicorn.Config(self.app, **options))
-        self._thread = threading.Thread(
-            target=self._run, name=f"uvicorn-{self.port}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=f"uvicorn-{self.port}", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while not self._server.started:
@@ -104,9 +102,7 @@ class UvicornThread:
         if self._thread.is_alive():
             raise RuntimeError(f"uvicorn on port {self.port} did not shut down")
         if self._error is not None:
-            raise RuntimeError(
-                f"uvicorn on port {self.port} failed: {self._error!r}"
-            ) from self._error
+            raise RuntimeError(f"uvicorn on port {self.port} failed: {self._error!r}") from self._error
 
 
 def engine_is_uvicorn() -> bool:
@@ -133,9 +129,7 @@ class ServerPair:
 
 
 @contextlib.contextmanager
-def server_pair(
-    create_app: Callable[[], Any], root_path: str = ""
-) -> Iterator[ServerPair]:
+def server_pair(create_app: Callable[[], Any], root_path: str = "") -> Iterator[ServerPair]:
     """Start uvicorn and the engine on two fresh instances from ``create_app``.
 
     Fresh instances keep the two sides' state apart (background-task records, counters), so

@@ -49,12 +49,8 @@ def _headers(headers: Any, port: int) -> list[tuple[str, str]]:
         key = bytes(name).decode("latin-1").lower()
         if key in IGNORED_HEADERS:
             continue
-        groups.setdefault(key, []).append(
-            _replace_port(bytes(value), port).decode("latin-1")
-        )
-    return [
-        (name, value) for name, values in sorted(groups.items()) for value in values
-    ]
+        groups.setdefault(key, []).append(_replace_port(bytes(value), port).decode("latin-1"))
+    return [(name, value) for name, values in sorted(groups.items()) for value in values]
 
 
 def exchange(port: int, wire: Wire) -> list[tuple[Any, ...]]:
@@ -148,7 +144,5 @@ def compare_wire(pair: Any, wire: Wire) -> list[tuple[Any, ...]]:
             lineterm="",
             n=2,
         )
-        raise AssertionError(
-            f"{wire.label()}: engine differs from uvicorn\n" + "\n".join(diff)
-        )
+        raise AssertionError(f"{wire.label()}: engine differs from uvicorn\n" + "\n".join(diff))
     return reference

@@ -84,9 +84,7 @@ def check(
 ) -> subprocess.CompletedProcess[str]:
     """``fastrapi-compat check ARGS --app-dir APP_DIR`` in a subprocess started in a directory
     of its own; with ``tamper``, that code runs first."""
-    code = (
-        "import sys\nfrom fastrapi_compat.cli import main\nsys.exit(main(sys.argv[1:]))"
-    )
+    code = "import sys\nfrom fastrapi_compat.cli import main\nsys.exit(main(sys.argv[1:]))"
     # The subprocess imports the fastrapi_compat this process imported (the installed wheel
     # under scripts/test, the sources in a development checkout).
     paths = [str(Path(fastrapi_compat.__file__).resolve().parents[1])]
@@ -117,9 +115,7 @@ def summary(result: subprocess.CompletedProcess[str]) -> re.Match[str]:
 def operation_lines(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
     lines = {}
     for line in result.stdout.splitlines():
-        found = re.match(
-            r"^((?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) \S+)\s+(.*)$", line
-        )
+        found = re.match(r"^((?:GET|POST|PUT|PATCH|DELETE|HEAD|OPTIONS) \S+)\s+(.*)$", line)
         if found:
             lines[found.group(1)] = found.group(2)
     return lines
@@ -129,9 +125,7 @@ def operation_lines(result: subprocess.CompletedProcess[str]) -> dict[str, str]:
 
 
 def test_hello_example_has_no_differences(tmp_path: Path) -> None:
-    result = check(
-        "examples.hello:app", "--max-examples", "6", "--seed", "1", tmp_path=tmp_path
-    )
+    result = check("examples.hello:app", "--max-examples", "6", "--seed", "1", tmp_path=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     ops = operation_lines(result)
     assert ops["GET /"] == "ok (1 request)"
@@ -141,9 +135,7 @@ def test_hello_example_has_no_differences(tmp_path: Path) -> None:
     requests, native, http = (int(found.group(i)) for i in (2, 4, 5))
     assert requests == http > 1 and native == http  # every hello route is native
     assert found.group(6) == "1"
-    assert (
-        list(tmp_path.iterdir()) == []
-    )  # nothing written where it ran (no .hypothesis/)
+    assert list(tmp_path.iterdir()) == []  # nothing written where it ran (no .hypothesis/)
 
 
 def test_shop_example_with_module_level_state(tmp_path: Path) -> None:
@@ -171,24 +163,17 @@ def test_shop_example_with_module_level_state(tmp_path: Path) -> None:
     # aside: they follow schemathesis's and hypothesis's generation for the seed).
     guide = (ROOT / "migration_docs" / "docs" / "index.md").read_text(encoding="utf-8")
     step = guide.split("## Step 2", 1)[1].split("## Step 3", 1)[0]
-    command = " ".join(
-        step.split("For the example project (`", 1)[1].split("`", 1)[0].split()
-    )
+    command = " ".join(step.split("For the example project (`", 1)[1].split("`", 1)[0].split())
     assert command == (
-        "fastrapi-compat check examples.shop.main:app --ignore-header x-elapsed-ms "
-        "--max-examples 4 --seed 3"
+        "fastrapi-compat check examples.shop.main:app --ignore-header x-elapsed-ms --max-examples 4 --seed 3"
     )
     quoted = step.split("```text", 1)[1].split("```", 1)[0].strip()
 
     def shape(text: str) -> list[str]:
-        return [
-            re.sub(r"\d+ requests?", "N requests", line) for line in text.splitlines()
-        ]
+        return [re.sub(r"\d+ requests?", "N requests", line) for line in text.splitlines()]
 
     assert shape(quoted)[:-1] == shape(result.stdout.strip())[:-1]
-    assert re.sub(r"\d+", "N", quoted.splitlines()[-1]) == re.sub(
-        r"\d+", "N", found.group(0)
-    )
+    assert re.sub(r"\d+", "N", quoted.splitlines()[-1]) == re.sub(r"\d+", "N", found.group(0))
 
 
 def test_factory_app_with_lifespan_state(tmp_path: Path) -> None:
@@ -238,9 +223,7 @@ def test_differences_on_either_tier_are_caught(tmp_path: Path) -> None:
     assert "first: GET /reports/summary" in block
     assert 'engine b\'{"itEms"' in block
     found = summary(result)
-    assert re.fullmatch(r"\d+ differences in 5 of 5 operations", found.group(3)), (
-        found.group(0)
-    )
+    assert re.fullmatch(r"\d+ differences in 5 of 5 operations", found.group(3)), found.group(0)
     assert 0 < int(found.group(4)) < int(found.group(5))  # both tiers served requests
 
 
@@ -258,15 +241,11 @@ def test_differences_on_either_tier_are_caught(tmp_path: Path) -> None:
         (["examples.hello:app", "--mask", "("], "invalid --mask"),
     ],
 )
-def test_bad_input_is_one_error_line(
-    tmp_path: Path, args: list[str], fragment: str
-) -> None:
+def test_bad_input_is_one_error_line(tmp_path: Path, args: list[str], fragment: str) -> None:
     result = check(*args, tmp_path=tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
     lines = result.stderr.strip().splitlines()
-    assert (
-        len(lines) == 1 and lines[0].startswith("Error: ") and fragment in lines[0]
-    ), lines
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and fragment in lines[0], lines
 
 
 def test_an_app_without_a_schema_is_one_error_line(tmp_path: Path) -> None:
@@ -282,10 +261,7 @@ def test_an_app_without_a_schema_is_one_error_line(tmp_path: Path) -> None:
     )
     result = check("plain_asgi:app", tmp_path=tmp_path, app_dir=tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
-    assert (
-        result.stderr.strip()
-        == "Error: the app (function) has no OpenAPI schema: check needs a FastAPI app."
-    )
+    assert result.stderr.strip() == "Error: the app (function) has no OpenAPI schema: check needs a FastAPI app."
 
 
 # -- the parts, in process ----------------------------------------------------------------------
@@ -301,9 +277,7 @@ def test_one_seed_gives_the_same_requests() -> None:
         return {"item_id": item_id, "q": q}
 
     def draw(seed: int) -> list[object]:
-        ops = generate(
-            app.openapi(), "http://127.0.0.1:1", max_examples=6, seed=seed, mode="all"
-        )
+        ops = generate(app.openapi(), "http://127.0.0.1:1", max_examples=6, seed=seed, mode="all")
         return [(op.label, op.requests) for op in ops]
 
     first = draw(11)
@@ -315,9 +289,7 @@ def test_one_seed_gives_the_same_requests() -> None:
 
 
 def test_comparison_rules() -> None:
-    def answer(
-        headers: dict[str, list[str]], body: bytes = b"{}", status: int = 200
-    ) -> Answer:
+    def answer(headers: dict[str, list[str]], body: bytes = b"{}", status: int = 200) -> Answer:
         return Answer(status, headers, body)
 
     same = {"content-type": ["application/json"]}
@@ -326,12 +298,10 @@ def test_comparison_rules() -> None:
     assert differences(answer({**same, "content-length": ["2"]}), answer(same)) == [
         "header 'content-length': stock ['2'], engine None"
     ]
-    assert differences(answer(same, status=200), answer(same, status=201)) == [
-        "status: stock 200, engine 201"
-    ]
-    assert differences(answer(same, b'{"a":1}'), answer(same, b'{"a":2}'))[
-        0
-    ].startswith("body: stock 7 bytes, engine 7 bytes, first difference at byte 5")
+    assert differences(answer(same, status=200), answer(same, status=201)) == ["status: stock 200, engine 201"]
+    assert differences(answer(same, b'{"a":1}'), answer(same, b'{"a":2}'))[0].startswith(
+        "body: stock 7 bytes, engine 7 bytes, first difference at byte 5"
+    )
     aborted = Answer.failed("response aborted", "RemoteProtocolError: ...")
     assert differences(Answer.failed("response aborted"), aborted) == []
     assert differences(answer(same), aborted) == [
@@ -352,9 +322,7 @@ def test_two_instances_each_with_its_own_module_state(tmp_path: Path) -> None:
     try:
         import importlib
 
-        pair = load_two_instances(
-            lambda: importlib.import_module("proj_check_state.main").app, str(tmp_path)
-        )
+        pair = load_two_instances(lambda: importlib.import_module("proj_check_state.main").app, str(tmp_path))
         assert pair.engine is not pair.stock and not pair.shared_reason
         assert pair.engine.state.items is not pair.stock.state.items
         # sys.modules is left as a plain import leaves it: the engine's copy
@@ -382,9 +350,7 @@ def test_stock_side_does_what_uvicorn_does_around_the_app() -> None:
             await send({"type": "http.response.body", "body": body})
         elif path == "/bad-header":  # uvicorn refuses it and drops the connection
             headers = [(b"x-bad", b"a\x01b")]
-            await send(
-                {"type": "http.response.start", "status": 200, "headers": headers}
-            )
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
         elif path == "/fails-early":  # uvicorn answers its own 500
             raise RuntimeError("boom")
         elif path == "/slow":  # left running after the client gave up, as by a server
@@ -407,9 +373,7 @@ def test_stock_side_does_what_uvicorn_does_around_the_app() -> None:
 
     answers = asyncio.run(main())
     assert answers["/state"].body == b"['db']"
-    assert answers["/bad-header"].outcome() == (
-        "response aborted (RuntimeError: Invalid HTTP header value.)"
-    )
+    assert answers["/bad-header"].outcome() == ("response aborted (RuntimeError: Invalid HTTP header value.)")
     early = answers["/fails-early"]
     assert (early.status, early.body) == (500, b"Internal Server Error")
     assert early.headers["content-type"] == ["text/plain; charset=utf-8"]

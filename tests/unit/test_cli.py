@@ -154,9 +154,7 @@ def test_console_script_is_declared() -> None:
 def test_console_script_is_installed() -> None:
     script = console_script()
     assert script is not None, "the fastrapi-compat script is not installed"
-    result = subprocess.run(
-        [script, "--version"], check=False, capture_output=True, text=True, timeout=60
-    )
+    result = subprocess.run([script, "--version"], check=False, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("fastrapi-compat ")
 
@@ -240,9 +238,7 @@ def test_port_in_use(app_dir: Path) -> None:
 
 
 def test_lifespan_startup_failure(app_dir: Path) -> None:
-    result = run_cli(
-        "run", "failing_lifespan:app", "--app-dir", str(app_dir), "--port", str(free_port())
-    )
+    result = run_cli("run", "failing_lifespan:app", "--app-dir", str(app_dir), "--port", str(free_port()))
     assert_one_error_line(result, "database unreachable")
 
 
@@ -352,9 +348,7 @@ def test_run_factory(app_dir: Path, serve: list[subprocess.Popen[str]]) -> None:
     assert "running on" not in stderr  # an info line, hidden at --log-level warning
 
 
-def test_app_dir_defaults_to_the_current_directory(
-    app_dir: Path, serve: list[subprocess.Popen[str]]
-) -> None:
+def test_app_dir_defaults_to_the_current_directory(app_dir: Path, serve: list[subprocess.Popen[str]]) -> None:
     port = free_port()
     process = subprocess.Popen(
         [*cli(), "run", "good:app", "--port", str(port)],
@@ -374,9 +368,7 @@ def test_app_dir_defaults_to_the_current_directory(
 # -- workers ----------------------------------------------------------------------------------
 
 
-def test_workers_share_the_port_and_a_dead_one_is_replaced(
-    app_dir: Path, serve: list[subprocess.Popen[str]]
-) -> None:
+def test_workers_share_the_port_and_a_dead_one_is_replaced(app_dir: Path, serve: list[subprocess.Popen[str]]) -> None:
     port = free_port()
     process = start_server(serve, "pid:app", "--app-dir", str(app_dir), "--port", str(port), "--workers", "2")
     base = f"http://127.0.0.1:{port}"

@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 # An engine bug, simulated: every native response body has one byte changed.
-TAMPER = '''
+TAMPER = """
 import fastrapi_compat.executor as executor
 
 def pytest_configure(config):
@@ -31,7 +31,7 @@ def pytest_configure(config):
         original(self, plan, scope, receive, send, respond, *args, **kwargs)
 
     executor.NativeCall.__init__ = init
-'''
+"""
 
 
 def _project() -> Path:
@@ -43,7 +43,9 @@ def _project() -> Path:
         root = Path(tempfile.mkdtemp(prefix="shop-project-"))
         (root / "examples").mkdir()
         (root / "examples" / "__init__.py").write_text("")
-        shutil.copytree(ROOT / "examples" / "shop", root / "examples" / "shop", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            ROOT / "examples" / "shop", root / "examples" / "shop", ignore=shutil.ignore_patterns("__pycache__")
+        )
         (root / "pyproject.toml").write_text("[tool.pytest.ini_options]\nfilterwarnings = ['error']\n")
         _PROJECT = root
     return _PROJECT
@@ -59,7 +61,11 @@ def run_suite(*args: str, tmp_path: Path | None = None) -> subprocess.CompletedP
         env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), env.get("PYTHONPATH", "")])
     return subprocess.run(
         [sys.executable, "-m", "pytest", "examples/shop/tests", "-q", "-p", "no:cacheprovider", *args],
-        cwd=_project(), env=env, capture_output=True, text=True, timeout=300,
+        cwd=_project(),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 

@@ -114,18 +114,14 @@ def test_conflict(crud: httpx.Client) -> None:
         ("GET", "/items?offset=-1", None, ["query", "offset"]),
     ],
 )
-def test_validation_errors(
-    crud: httpx.Client, method: str, url: str, body: object, location: list[str]
-) -> None:
+def test_validation_errors(crud: httpx.Client, method: str, url: str, body: object, location: list[str]) -> None:
     response = crud.request(method, url, json=body)
     assert response.status_code == 422
     assert [error["loc"] for error in response.json()["detail"]] == [location]
 
 
 def test_invalid_json_body(crud: httpx.Client) -> None:
-    response = crud.post(
-        "/items", content=b"{not json", headers={"content-type": "application/json"}
-    )
+    response = crud.post("/items", content=b"{not json", headers={"content-type": "application/json"})
     assert response.status_code == 422
     assert response.json()["detail"][0]["type"] == "json_invalid"
 

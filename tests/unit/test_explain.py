@@ -13,7 +13,10 @@ ROOT = Path(__file__).resolve().parents[2]
 def explain(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "fastrapi_compat", "explain", *args, "--app-dir", str(ROOT)],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
     )
 
 

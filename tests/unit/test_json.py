@@ -17,7 +17,9 @@ from fastrapi_compat._native import dumps_plain
 
 
 def fastapi_bytes(value: Any) -> bytes:
-    return json.dumps(jsonable_encoder(value), ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8")
+    return json.dumps(
+        jsonable_encoder(value), ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")
 
 
 def random_float(rng: random.Random) -> float:
@@ -32,7 +34,26 @@ def random_float(rng: random.Random) -> float:
 
 
 def random_str(rng: random.Random) -> str:
-    alphabet = ['a', 'Z', ' ', '"', '\\', '\n', '\r', '\t', '\b', '\f', '\x00', '\x1f', '\x7f', 'é', '€', '😀', '\u2028', '/']
+    alphabet = [
+        "a",
+        "Z",
+        " ",
+        '"',
+        "\\",
+        "\n",
+        "\r",
+        "\t",
+        "\b",
+        "\f",
+        "\x00",
+        "\x1f",
+        "\x7f",
+        "é",
+        "€",
+        "😀",
+        "\u2028",
+        "/",
+    ]
     return "".join(rng.choice(alphabet) for _ in range(rng.randrange(8)))
 
 
@@ -43,7 +64,7 @@ def random_value(rng: random.Random, depth: int = 0) -> Any:
     if kind == 1:
         return rng.choice([True, False])
     if kind == 2:
-        return rng.choice([0, -1, 1, 2**31, -(2**63), 2**63 - 1, rng.randrange(-10**9, 10**9)])
+        return rng.choice([0, -1, 1, 2**31, -(2**63), 2**63 - 1, rng.randrange(-(10**9), 10**9)])
     if kind == 3:
         return random_float(rng)
     if kind in (4, 5):
@@ -82,9 +103,20 @@ class MyStr(str):
 @pytest.mark.parametrize(
     "value",
     [
-        math.nan, math.inf, [1.0, -math.inf], 2**64, -(2**64) - 1,
-        Color.RED, {"c": Color.RED}, MyStr("x"), OrderedDict(a=1), {1: "int key"},
-        {"_sa_instance_state": 1, "a": 2}, {"a": {1, 2}}, "\ud800", b"bytes",
+        math.nan,
+        math.inf,
+        [1.0, -math.inf],
+        2**64,
+        -(2**64) - 1,
+        Color.RED,
+        {"c": Color.RED},
+        MyStr("x"),
+        OrderedDict(a=1),
+        {1: "int key"},
+        {"_sa_instance_state": 1, "a": 2},
+        {"a": {1, 2}},
+        "\ud800",
+        b"bytes",
     ],
     ids=repr,
 )

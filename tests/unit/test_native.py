@@ -2,7 +2,6 @@
 (Starlette's TestClient) and by the engine (ours), and must be the same; the engine's counters
 say which tier answered."""
 
-
 from collections.abc import Iterator
 from typing import Annotated, Any
 
@@ -65,21 +64,31 @@ def make_app() -> FastAPI:
         item_id: int,
         q: str | None = None,
         limit: Annotated[int, Query(ge=1, le=100)] = 10,
-        tags: Annotated[list[str], Query()] = [],
+        tags: Annotated[list[str], Query()] = [],  # noqa: B006 - what FastAPI apps write
         user_agent: Annotated[str | None, Header()] = None,
         x_token: Annotated[list[str] | None, Header()] = None,
         session: Annotated[str | None, Cookie()] = None,
         alias_q: Annotated[str | None, Query(alias="item-query")] = None,
     ) -> dict[str, Any]:
-        return {"item_id": item_id, "q": q, "limit": limit, "tags": tags, "ua": user_agent,
-                "x_token": x_token, "session": session, "alias_q": alias_q}
+        return {
+            "item_id": item_id,
+            "q": q,
+            "limit": limit,
+            "tags": tags,
+            "ua": user_agent,
+            "x_token": x_token,
+            "session": session,
+            "alias_q": alias_q,
+        }
 
     @app.post("/items", response_model=Item, status_code=201)
     async def create(item: Item) -> Any:
         return item
 
     @app.put("/items/{item_id}")
-    async def update(item_id: int, item: Item, importance: Annotated[int, Body()], note: Annotated[str, Body(embed=False)] = "") -> Any:
+    async def update(
+        item_id: int, item: Item, importance: Annotated[int, Body()], note: Annotated[str, Body(embed=False)] = ""
+    ) -> Any:
         return {"item_id": item_id, "item": item, "importance": importance}
 
     @app.post("/embed")
@@ -103,6 +112,7 @@ def make_app() -> FastAPI:
         async def chunks() -> Any:
             yield b"a"
             yield b"b"
+
         return StreamingResponse(chunks(), media_type="text/plain")
 
     @app.delete("/nothing", status_code=204)
@@ -124,7 +134,9 @@ def make_app() -> FastAPI:
         return token
 
     @app.get("/deps")
-    async def deps(c: Annotated[dict[str, Any], Depends(common)], u: Annotated[str, Depends(user)], request: Request) -> Any:
+    async def deps(
+        c: Annotated[dict[str, Any], Depends(common)], u: Annotated[str, Depends(user)], request: Request
+    ) -> Any:
         return {"c": c, "u": u, "path": request.url.path}
 
     calls: list[str] = []
@@ -165,7 +177,11 @@ def make_app() -> FastAPI:
 
 CASES = [
     ("GET", "/plain", {}),
-    ("GET", "/items/3?q=x&limit=5&tags=a&tags=b&item-query=z", {"headers": {"x-token": "t1", "cookie": "session=s; other=1"}}),
+    (
+        "GET",
+        "/items/3?q=x&limit=5&tags=a&tags=b&item-query=z",
+        {"headers": {"x-token": "t1", "cookie": "session=s; other=1"}},
+    ),
     ("GET", "/items/3?limit=0", {}),
     ("GET", "/items/3?q=a%20b&limit=5&tags=x%2Cy", {}),
     ("GET", "/items/3?q=a+b&tags=&tags=z", {}),
@@ -179,7 +195,11 @@ CASES = [
     ("POST", "/items", {"json": {"name": "n"}}),
     ("POST", "/items", {"content": b'{"name": ', "headers": {"content-type": "application/json"}}),
     ("POST", "/items", {"content": b'{"name": "n", "price": 1}', "headers": {"content-type": "text/plain"}}),
-    ("POST", "/items", {"content": b'{"name": "n", "price": 1}', "headers": {"content-type": "application/vnd.api+json"}}),
+    (
+        "POST",
+        "/items",
+        {"content": b'{"name": "n", "price": 1}', "headers": {"content-type": "application/vnd.api+json"}},
+    ),
     ("POST", "/items", {}),
     ("PUT", "/items/2", {"json": {"item": {"name": "n", "price": 1}, "importance": 3}}),
     ("PUT", "/items/2", {"json": {"item": {"name": "n", "price": 1}}}),
@@ -341,7 +361,6 @@ def test_route_app_replaced_while_running_is_followed() -> None:
 
 def test_background_tasks_run_after_the_response() -> None:
 
-
     app = FastAPI()
     done: list[str] = []
 
@@ -396,7 +415,10 @@ def test_explain_reasons() -> None:
     app.add_middleware(BaseHTTPMiddleware, dispatch=passthrough)
     compiled = compile_app(app)
     assert {r.path: r.reason for r in compiled.routes}["/a"] == "middleware runs in Python: BaseHTTPMiddleware"
-    assert [(m.name, m.native) for m in compiled.middleware] == [("BaseHTTPMiddleware", False), ("CORSMiddleware", False)]
+    assert [(m.name, m.native) for m in compiled.middleware] == [
+        ("BaseHTTPMiddleware", False),
+        ("CORSMiddleware", False),
+    ]
 
     class Custom(APIRouter):
         def matches(self, scope: Any) -> Any:
@@ -463,4 +485,8 @@ def test_chunked_body_reaches_a_flat_route() -> None:
     json_type = {"content-type": "application/json"}
     stock = starlette.testclient.TestClient(app).post("/items", content=chunks(), headers=json_type)
     got = TestClient(app).post("/items", content=chunks(), headers=json_type)
-    assert (got.status_code, got.content) == (stock.status_code, stock.content) == (200, b'{"name":"n","price":2.0,"tags":[]}')
+    assert (
+        (got.status_code, got.content)
+        == (stock.status_code, stock.content)
+        == (200, b'{"name":"n","price":2.0,"tags":[]}')
+    )

@@ -20,7 +20,7 @@ pytest_plugins = ["pytester"]
 PLUGIN = "fastrapi_compat.pytest_plugin"
 ROOT = Path(__file__).resolve().parents[2]
 
-INNER_APP = '''
+INNER_APP = """
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request, WebSocket
@@ -62,10 +62,10 @@ async def failing(app):
 
 
 failing_app = FastAPI(lifespan=failing)
-'''
+"""
 
 # Imported by pytest before the session is configured: the plugin must already have swapped the name.
-INNER_CONFTEST = '''
+INNER_CONFTEST = """
 import httpx
 import pytest
 from fastapi.testclient import TestClient
@@ -82,9 +82,9 @@ def async_client():
 def client():
     with TestClient(app) as client:
         yield client
-'''
+"""
 
-INNER_SUITE = '''
+INNER_SUITE = """
 import asyncio
 
 import httpx
@@ -127,7 +127,7 @@ def test_lifespan_failure_surfaces():
 def test_not_an_app():
     with pytest.raises(TypeError):
         TestClient(None).get("/")
-'''
+"""
 
 # 3 http requests and 1 websocket with the flag.
 SERVED_LINE = "requests served by the engine: 4 (http 3, websocket 1)"
@@ -155,7 +155,7 @@ def inner(pytester: pytest.Pytester) -> pytest.Pytester:
 def test_inert_without_the_flag(inner: pytest.Pytester) -> None:
     original_testclient = starlette.testclient.TestClient
     inner.makepyfile(
-        test_names='''
+        test_names="""
         import fastapi.testclient, httpx, starlette.testclient
 
         def test_names_are_stock(pytestconfig):
@@ -163,7 +163,7 @@ def test_inert_without_the_flag(inner: pytest.Pytester) -> None:
             assert starlette.testclient.TestClient.__module__ == "starlette.testclient"
             assert httpx.ASGITransport.__name__ == "ASGITransport"
             assert pytestconfig.pluginmanager.get_plugin("fastrapi-engine-session") is None
-        '''
+        """
     )
     result = inner.runpytest(*plugin_args())
     result.assert_outcomes(passed=6)
@@ -174,7 +174,7 @@ def test_inert_without_the_flag(inner: pytest.Pytester) -> None:
 def test_flag_serves_the_suite_through_the_engine(inner: pytest.Pytester) -> None:
     original = (starlette.testclient.TestClient, httpx.ASGITransport)
     inner.makepyfile(
-        test_names='''
+        test_names="""
         import fastapi.testclient, httpx, starlette.testclient
         from fastrapi_compat.testclient import AsyncEngineTransport, TestClient
 
@@ -182,17 +182,19 @@ def test_flag_serves_the_suite_through_the_engine(inner: pytest.Pytester) -> Non
             assert fastapi.testclient.TestClient is TestClient
             assert starlette.testclient.TestClient is TestClient
             assert httpx.ASGITransport is AsyncEngineTransport
-        '''
+        """
     )
     result = inner.runpytest(*plugin_args(), "--fastrapi-engine")
     result.assert_outcomes(passed=6)
-    result.stdout.fnmatch_lines([
-        "*fastrapi-compat engine*",
-        "tests run: 6",
-        SERVED_LINE,
-        "native tier: 3 of 3 HTTP requests (100%)",
-        "fallback reasons: none recorded",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*fastrapi-compat engine*",
+            "tests run: 6",
+            SERVED_LINE,
+            "native tier: 3 of 3 HTTP requests (100%)",
+            "fallback reasons: none recorded",
+        ]
+    )
     # The session's swaps are undone when it ends.
     assert (starlette.testclient.TestClient, httpx.ASGITransport) == original
 
@@ -202,7 +204,7 @@ def test_flag_catches_a_difference(pytester: pytest.Pytester) -> None:
     a fault injected into the engine's side of the client: the suite really goes through it."""
     pytester.makepyfile(inner_app=INNER_APP)
     pytester.makeconftest(
-        '''
+        """
         import pytest
         from fastrapi_compat import loopback
 
@@ -213,10 +215,10 @@ def test_flag_catches_a_difference(pytester: pytest.Pytester) -> None:
                 return None
 
             monkeypatch.setattr(loopback.EngineSite, "_claim", faulty_claim)
-        '''
+        """
     )
     pytester.makepyfile(
-        test_difference='''
+        test_difference="""
         import threading
 
         from fastapi import FastAPI
@@ -235,23 +237,27 @@ def test_flag_catches_a_difference(pytester: pytest.Pytester) -> None:
                 return threading.current_thread().name
 
             assert not TestClient(where).get("/").json().startswith("fastrapi")
-        '''
+        """
     )
     pytester.runpytest(*plugin_args()).assert_outcomes(passed=2)
     result = pytester.runpytest(*plugin_args(), "--fastrapi-engine")
     result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines([
-        "*'client': '127.0.0.1'*",
-        "*fastrapi-testclient*",
-        "requests served by the engine: 2 (http 2, websocket 0)",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*'client': '127.0.0.1'*",
+            "*fastrapi-testclient*",
+            "requests served by the engine: 2 (http 2, websocket 0)",
+        ]
+    )
 
 
 def test_xdist_workers_add_up(inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("xdist")
     source_root = Path(fastrapi_compat.__file__).resolve().parent.parent
     if "site-packages" not in source_root.parts:  # running from the source tree: so must the workers
-        monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(source_root), os.environ.get("PYTHONPATH")])))
+        monkeypatch.setenv(
+            "PYTHONPATH", os.pathsep.join(filter(None, [str(source_root), os.environ.get("PYTHONPATH")]))
+        )
     result = inner.runpytest_subprocess(*plugin_args(), "--fastrapi-engine", "-n", "2", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=5)
     result.stdout.fnmatch_lines(["tests run: 5", SERVED_LINE])
@@ -264,7 +270,9 @@ def test_summary_lines() -> None:
         "requests served by the engine: 0 (http 0, websocket 0)",
         "no test sent a request through TestClient or httpx.ASGITransport",
     ]
-    lines = pytest_plugin.summary_lines(9, Counter(http=8, websocket=2, native=6), Counter({"Request parameter": 3, "mount": 1}))
+    lines = pytest_plugin.summary_lines(
+        9, Counter(http=8, websocket=2, native=6), Counter({"Request parameter": 3, "mount": 1})
+    )
     assert lines[2:] == [
         "requests served by the engine: 10 (http 8, websocket 2)",
         "native tier: 6 of 8 HTTP requests (75%)",
@@ -276,7 +284,11 @@ def test_summary_lines() -> None:
 
 def test_registered_as_a_pytest11_entry_point() -> None:
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
-    assert re.search(r'^\[project\.entry-points\.pytest11\]\nfastrapi_compat = "fastrapi_compat\.pytest_plugin"$', pyproject, re.MULTILINE)
+    assert re.search(
+        r'^\[project\.entry-points\.pytest11\]\nfastrapi_compat = "fastrapi_compat\.pytest_plugin"$',
+        pyproject,
+        re.MULTILINE,
+    )
     if _entry_point_installed():
         (entry_point,) = [ep for ep in importlib.metadata.entry_points(group="pytest11") if ep.value == PLUGIN]
         assert entry_point.load() is pytest_plugin

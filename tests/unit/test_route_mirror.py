@@ -61,10 +61,29 @@ def tricky_app() -> FastAPI:
 
 
 PATHS = [
-    "/users/me", "/users/42", "/users/abc", "/users/", "/users", "/users/a/b",
-    "/files/a/b/c.txt", "/files/", "/files", "/ids/123e4567-e89b-12d3-a456-426614174000",
-    "/ids/nope", "/price/1.5", "/price/2", "/price/1.", "/multi", "/trailing/", "/trailing",
-    "/ünïcode/x", "/static/app.js", "/static", "/nowhere", "/users/me\n", "/",
+    "/users/me",
+    "/users/42",
+    "/users/abc",
+    "/users/",
+    "/users",
+    "/users/a/b",
+    "/files/a/b/c.txt",
+    "/files/",
+    "/files",
+    "/ids/123e4567-e89b-12d3-a456-426614174000",
+    "/ids/nope",
+    "/price/1.5",
+    "/price/2",
+    "/price/1.",
+    "/multi",
+    "/trailing/",
+    "/trailing",
+    "/ünïcode/x",
+    "/static/app.js",
+    "/static",
+    "/nowhere",
+    "/users/me\n",
+    "/",
 ]
 METHODS = ["GET", "POST", "PUT", "DELETE", "HEAD"]
 

@@ -16,7 +16,9 @@ import pytest
 from fastrapi_compat.threads import SyncPool, default_size, pool_for
 
 
-def run_jobs(jobs: list[Callable[[], Any]], pool_args: dict[str, Any], timeout: float = 20.0) -> tuple[list[Any], SyncPool]:
+def run_jobs(
+    jobs: list[Callable[[], Any]], pool_args: dict[str, Any], timeout: float = 20.0
+) -> tuple[list[Any], SyncPool]:
     """Submits ``jobs`` from a running loop at once; returns their results in order."""
 
     async def main() -> tuple[list[Any], SyncPool]:

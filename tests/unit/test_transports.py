@@ -149,7 +149,12 @@ CALLS: list[dict[str, Any]] = [
     {"method": "GET", "url": "/items/abc"},
     {"method": "GET", "url": "/items/3?limit=1000"},
     {"method": "HEAD", "url": "/items/3"},
-    {"method": "POST", "url": "/items", "json": {"name": "kb", "price": 9.5, "tags": ["a"]}, "headers": {"x-token": "t"}},
+    {
+        "method": "POST",
+        "url": "/items",
+        "json": {"name": "kb", "price": 9.5, "tags": ["a"]},
+        "headers": {"x-token": "t"},
+    },
     {"method": "POST", "url": "/items", "json": {"name": "kb"}},
     {"method": "POST", "url": "/items", "content": b"{not json", "headers": {"content-type": "application/json"}},
     {"method": "PUT", "url": "/items/2", "json": {"item": {"name": "x", "price": 1}}},
