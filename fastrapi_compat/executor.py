@@ -282,6 +282,7 @@ class FlatPlan:
         "response_field",
         "serialize_kwargs",
         "single_body",
+        "single_body_core",
         "status_code",
         "strict_content_type",
         "use_dump_json",
@@ -328,6 +329,7 @@ class FlatPlan:
             and not helpers["form_models"](fields[0])
             else None
         )
+        self.single_body_core = internals.core_validator(self.single_body) if self.single_body is not None else None
         self.contexts: dict[tuple[str, str], Any] = {}  # endpoint context per (method, root path)
         # No body and no ``async`` function anywhere: the whole plan may run on a pool thread.
         self.offload = not self.has_body and _synchronous(self.node)
@@ -756,9 +758,16 @@ async def _run_flat(call: NativeCall, flat: FlatPlan) -> None:
     values, errors = await _solve(flat.node, call, cache)
     if flat.has_body:
         if flat.single_body is not None:  # request_body_to_args' single, not embedded field
-            found_value, failed = helpers["validate_value"](
-                field=flat.single_body, value=body, values={}, loc=("body",)
-            )
+            core = flat.single_body_core
+            if core is not None and body is not Undefined:  # what field.validate calls
+                try:
+                    found_value, failed = core[0](body, from_attributes=True), []
+                except ValidationError as exc:
+                    found_value, failed = None, core[1](errors=exc.errors(include_url=False), loc_prefix=("body",))
+            else:
+                found_value, failed = helpers["validate_value"](
+                    field=flat.single_body, value=body, values={}, loc=("body",)
+                )
             values[flat.single_body.name] = found_value
             errors.extend(failed)
         elif flat.body_fields:

@@ -295,6 +295,12 @@ def core_validator(field: Any) -> tuple[Callable[..., Any], Callable[..., list[A
     import pydantic
     import pydantic_core
 
+    validators: tuple[type, ...] = (pydantic_core.SchemaValidator,)
+    with contextlib.suppress(ImportError):  # pydantic's wrapper when a plugin is installed
+        from pydantic.plugin._schema_validator import PluggableSchemaValidator
+
+        validators += (PluggableSchemaValidator,)
+
     validate = getattr(type(field), "validate", None)
     module = sys.modules.get(getattr(validate, "__module__", None) or "")
     if (
@@ -315,6 +321,8 @@ def core_validator(field: Any) -> tuple[Callable[..., Any], Callable[..., list[A
     # pydantic wraps its validator when a plugin is installed (logfire is, for FastAPI's own
     # tests): without event handlers for this schema its validate_python is the core one's.
     validator = adapter.validator
+    if not isinstance(validator, validators):
+        return None  # e.g. a mock until a forward reference is defined: FastAPI's call raises
     core = getattr(validator, "_schema_validator", validator)
     validate_python = getattr(validator, "validate_python", None)
     if type(core) is not pydantic_core.SchemaValidator or validate_python != core.validate_python:

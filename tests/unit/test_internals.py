@@ -9,9 +9,13 @@ from typing import Annotated, Any
 
 import pytest
 from fastapi import FastAPI, Header, Path, Query
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
 from fastrapi_compat import executor, internals
+
+
+class Item(BaseModel):
+    name: str
 
 
 def _fields() -> dict[str, Any]:
@@ -121,3 +125,34 @@ def test_a_plugin_watching_validation_keeps_fastapi_s_path() -> None:
     assert internals.core_validator(field) is None
     field.validate("3", {}, loc=("query", "limit"))
     assert seen == [("3",)]
+
+
+def test_a_single_body_uses_the_direct_call() -> None:
+    from fastrapi_compat.compiler import compile_app
+
+    if internals.FLAT is None:
+        pytest.skip(f"no flat plans on this fastapi: {internals.FLAT_UNSUPPORTED}")
+    app = FastAPI()
+
+    @app.post("/items")
+    async def create(item: Item) -> Item:
+        return item
+
+    flats = [plan.flat for plan in compile_app(app).plans if plan.flat is not None]
+    assert [flat.single_body.name for flat in flats] == ["item"]
+    core = flats[0].single_body_core
+    assert core is not None
+    assert core[0]({"name": "x"}, from_attributes=True) == Item(name="x")
+
+
+def test_a_validator_not_built_yet_keeps_fastapi_s_path() -> None:
+    app = FastAPI()
+
+    @app.post("/later")
+    async def later(item: Later) -> None:  # noqa: F821 - never defined: FastAPI fails per request
+        return None
+
+    route = next(r for r in app.routes if getattr(r, "path", "") == "/later")
+    dependant = route.dependant  # type: ignore[attr-defined]
+    (field,) = [*dependant.body_params, *dependant.query_params]
+    assert internals.core_validator(field) is None
