@@ -283,6 +283,7 @@ class FlatPlan:
         "serialize_kwargs",
         "single_body",
         "single_body_core",
+        "solves",
         "status_code",
         "strict_content_type",
         "use_dump_json",
@@ -330,6 +331,11 @@ class FlatPlan:
             else None
         )
         self.single_body_core = internals.core_validator(self.single_body) if self.single_body is not None else None
+        # Whether the dependant has anything to solve (dependencies or parameters).
+        node = self.node
+        self.solves = bool(
+            node.deps or node.path_fields or node.query_fields or node.header_fields or node.cookie_fields
+        )
         self.contexts: dict[tuple[str, str], Any] = {}  # endpoint context per (method, root path)
         # No body and no ``async`` function anywhere: the whole plan may run on a pool thread.
         self.offload = not self.has_body and _synchronous(self.node)
@@ -656,7 +662,7 @@ def _run_flat_sync(call: NativeCall, flat: FlatPlan, context: contextvars.Contex
     through ``respond`` and returns None, or returns the response the plan made."""
     helpers = internals.FLAT
     assert helpers is not None
-    values, errors = _solve_sync(flat.node, call, {}, context)
+    values, errors = _solve_sync(flat.node, call, {}, context) if flat.solves else ({}, [])
     if errors:
         raise RequestValidationError(errors, body=None, endpoint_ctx=_endpoint_ctx(flat, call))
     raw = context.copy().run(flat.call, **values)
@@ -754,8 +760,12 @@ async def _run_flat(call: NativeCall, flat: FlatPlan) -> None:
     body: Any = Undefined
     if flat.has_body:
         body = await _read_json_body(call, flat)
-    cache: dict[Any, Any] = {}
-    values, errors = await _solve(flat.node, call, cache)
+    values: dict[str, Any]
+    errors: list[Any]
+    if flat.solves:
+        values, errors = await _solve(flat.node, call, {})
+    else:
+        values, errors = {}, []
     if flat.has_body:
         if flat.single_body is not None:  # request_body_to_args' single, not embedded field
             core = flat.single_body_core
