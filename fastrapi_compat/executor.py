@@ -24,12 +24,13 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from contextlib import AsyncExitStack
 from typing import Any
 
+import fastapi.exceptions
 import fastapi.params
 import fastapi.responses
 from fastapi._compat import lenient_issubclass
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
+from fastapi.exceptions import RequestValidationError, ResponseValidationError
 from fastapi.utils import is_body_allowed_for_status_code
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -283,6 +284,7 @@ class FlatPlan:
         "serialize_kwargs",
         "single_body",
         "single_body_core",
+        "response_serializer",
         "solves",
         "status_code",
         "strict_content_type",
@@ -331,6 +333,11 @@ class FlatPlan:
             else None
         )
         self.single_body_core = internals.core_validator(self.single_body) if self.single_body is not None else None
+        self.response_serializer = (
+            internals.response_serializer(self.response_field)
+            if self.response_field is not None and self.is_coroutine and self.use_dump_json
+            else None
+        )
         # Whether the dependant has anything to solve (dependencies or parameters).
         node = self.node
         self.solves = bool(
@@ -798,7 +805,19 @@ async def _run_flat(call: NativeCall, flat: FlatPlan) -> None:
         await call.send_response(raw)
         return
     content: Any = _UNSERIALIZED
-    if flat.response_field is not None:
+    serializer = flat.response_serializer
+    if serializer is not None:  # serialize_response's steps (see internals.response_serializer)
+        invalid: list[Any] | None = None
+        try:
+            value = serializer[0](raw, from_attributes=True)
+        except ValidationError as exc:
+            invalid = serializer[1](errors=exc.errors(include_url=False), loc_prefix=("response",))
+        if invalid is not None:  # raised outside the except block, as FastAPI raises it
+            raise ResponseValidationError(
+                errors=invalid, body=raw, endpoint_ctx=_endpoint_ctx(flat, call) or _EndpointContext()
+            )
+        content = serializer[2](value, **flat.serialize_kwargs)
+    elif flat.response_field is not None:
         content = await helpers["serialize_response"](
             field=flat.response_field,
             response_content=raw,
@@ -821,6 +840,7 @@ async def _run_flat(call: NativeCall, flat: FlatPlan) -> None:
 
 
 _UNSERIALIZED: Any = object()
+_EndpointContext: Any = getattr(fastapi.exceptions, "EndpointContext", dict)
 
 
 def _answer(flat: FlatPlan, raw: Any, content: Any) -> Response | tuple[int, list[tuple[bytes, bytes]], bytes]:

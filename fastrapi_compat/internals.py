@@ -286,6 +286,44 @@ def _validates_through_adapter(validate: Any) -> bool:
     return known
 
 
+def _normalized_source(function: Any) -> str:
+    try:
+        return "".join(inspect.getsource(function).split())
+    except (OSError, TypeError):
+        return ""
+
+
+#: sha256 of ``fastapi.routing.serialize_response``'s source (whitespace removed) in the
+#: releases whose body :func:`response_serializer` replicates: validate the content with
+#: ``field.validate(content, {}, loc=("response",))``, raise ``ResponseValidationError`` with
+#: the errors, else return ``field.serialize_json(value, **options)`` (the same in fastapi
+#: 0.130 to 0.165).
+_KNOWN_SERIALIZE_RESPONSE = frozenset({"b2fdad4434babf7561412e191ebdd8c6477ef5d30d07c4782829b531b218ca13"})
+_SERIALIZE_JSON_CALL = (
+    "returnself._type_adapter.dump_json(value,include=include,exclude=exclude,by_alias=by_alias,"
+    "exclude_unset=exclude_unset,exclude_defaults=exclude_defaults,exclude_none=exclude_none,)"
+)
+
+
+def response_serializer(field: Any) -> tuple[Callable[..., Any], Callable[..., list[Any]], Callable[..., Any]] | None:
+    """For a response field of an ``async`` endpoint whose content FastAPI dumps to JSON:
+    what ``serialize_response`` calls, when its body and the field's are the known ones (see
+    :data:`_KNOWN_SERIALIZE_RESPONSE`): the field's pydantic-core validator, the error
+    regenerator, and the ``TypeAdapter.dump_json`` that ``serialize_json`` calls. Else None."""
+    import hashlib
+
+    core = core_validator(field)
+    serialize = getattr(fastapi.routing, "serialize_response", None)
+    serialize_json = getattr(type(field), "serialize_json", None)
+    adapter = getattr(field, "_type_adapter", None)
+    if core is None or serialize is None or serialize_json is None or adapter is None:
+        return None
+    digest = hashlib.sha256(_normalized_source(serialize).encode()).hexdigest()
+    if digest not in _KNOWN_SERIALIZE_RESPONSE or _SERIALIZE_JSON_CALL not in _normalized_source(serialize_json):
+        return None
+    return core[0], core[1], adapter.dump_json
+
+
 def core_validator(field: Any) -> tuple[Callable[..., Any], Callable[..., list[Any]]] | None:
     """What ``ModelField.validate(value, loc=loc)`` calls, for a stock FastAPI field: the
     pydantic-core ``validate_python`` its ``TypeAdapter.validate_python`` delegates to (with

@@ -6,7 +6,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Response, status
+from fastapi import FastAPI, Request, Response, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import ResponseValidationError
 from fastapi.responses import (
     FileResponse,
     HTMLResponse,
@@ -95,6 +97,26 @@ def create_app(file_path: Path, static_dir: Path) -> FastAPI:
     @app.get("/invalid-response", response_model=Item)
     async def invalid_response() -> Any:
         return {"name": "missing price"}
+
+    @app.get("/invalid-response/detail", response_model=Item)
+    async def invalid_response_detail() -> Any:
+        return {"name": "bad price", "price": "abc", "tags": [1, None]}
+
+    @app.exception_handler(ResponseValidationError)
+    async def response_validation(request: Request, exc: ResponseValidationError) -> JSONResponse:
+        """What the error carries, for the routes under ``/invalid-response/detail``."""
+        if request.url.path != "/invalid-response/detail":
+            raise exc  # no handler, as far as the client can tell: a plain 500
+        return JSONResponse(
+            {
+                "errors": jsonable_encoder(exc.errors()),
+                "body": jsonable_encoder(exc.body),
+                "str": str(exc),
+                "context": repr(exc.__context__),
+                "cause": repr(exc.__cause__),
+            },
+            status_code=500,
+        )
 
     @app.get("/plain", response_class=PlainTextResponse)
     async def plain() -> str:

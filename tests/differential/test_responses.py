@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from apps import responses
 from support.compare import PairClients, Req
+from support.native_middleware import expect_native
 from support.servers import server_pair
 
 FILE_CONTENT = b"".join(b"line %04d of the served file\n" % i for i in range(2000))
@@ -52,6 +53,7 @@ MODEL_REQUESTS = [
     Req("GET", "/annotated", id="return annotation filters password"),
     Req("GET", "/list-model"),
     Req("GET", "/invalid-response", id="response validation error 500"),
+    Req("GET", "/invalid-response/detail", id="response validation error, its errors and context"),
 ]
 
 RESPONSE_REQUESTS = [
@@ -122,6 +124,12 @@ STATIC_REQUESTS = [
 @pytest.mark.parametrize("req", MODEL_REQUESTS, ids=Req.label)
 def test_response_model(pair: PairClients, req: Req) -> None:
     pair.compare(req)
+
+
+@pytest.mark.parametrize("req", MODEL_REQUESTS, ids=Req.label)
+def test_response_model_routes_are_native(pair: PairClients, request: pytest.FixtureRequest, req: Req) -> None:
+    """The ``async`` response_model routes run FastAPI's serialization steps in the flat plan."""
+    expect_native(pair, req, request)
 
 
 @pytest.mark.parametrize("req", RESPONSE_REQUESTS, ids=Req.label)
