@@ -776,11 +776,8 @@ async def _run_flat(call: NativeCall, flat: FlatPlan) -> None:
     if flat.has_body:
         if flat.single_body is not None:  # request_body_to_args' single, not embedded field
             core = flat.single_body_core
-            if core is not None and body is not Undefined:  # what field.validate calls
-                try:
-                    found_value, failed = core[0](body, from_attributes=True), []
-                except ValidationError as exc:
-                    found_value, failed = None, core[1](errors=exc.errors(include_url=False), loc_prefix=("body",))
+            if core is not None and body is not Undefined:
+                found_value, failed = _validate_directly(core, body, ("body",))
             else:
                 found_value, failed = helpers["validate_value"](
                     field=flat.single_body, value=body, values={}, loc=("body",)
@@ -807,16 +804,12 @@ async def _run_flat(call: NativeCall, flat: FlatPlan) -> None:
     content: Any = _UNSERIALIZED
     serializer = flat.response_serializer
     if serializer is not None:  # serialize_response's steps (see internals.response_serializer)
-        invalid: list[Any] | None = None
-        try:
-            value = serializer[0](raw, from_attributes=True)
-        except ValidationError as exc:
-            invalid = serializer[1](errors=exc.errors(include_url=False), loc_prefix=("response",))
-        if invalid is not None:  # raised outside the except block, as FastAPI raises it
+        value, invalid = _validate_directly(serializer[0], raw, ("response",))
+        if invalid:  # raised outside any except block, as FastAPI raises it
             raise ResponseValidationError(
                 errors=invalid, body=raw, endpoint_ctx=_endpoint_ctx(flat, call) or _EndpointContext()
             )
-        content = serializer[2](value, **flat.serialize_kwargs)
+        content = serializer[1](value, **flat.serialize_kwargs)
     elif flat.response_field is not None:
         content = await helpers["serialize_response"](
             field=flat.response_field,
@@ -837,6 +830,18 @@ async def _run_flat(call: NativeCall, flat: FlatPlan) -> None:
     else:
         await call.tracking_send({"type": "http.response.start", "status": status, "headers": headers})
         await call.send({"type": "http.response.body", "body": rendered})
+
+
+def _validate_directly(
+    core: tuple[Callable[..., Any], Callable[..., list[Any]]], value: Any, loc: tuple[str, ...]
+) -> tuple[Any, list[Any]]:
+    """``field.validate(value, loc=loc)`` through the calls it makes (``core``: what
+    :func:`internals.core_validator` gave). ``_params_to_args`` inlines the same steps: it
+    runs them for every parameter of every request."""
+    try:
+        return core[0](value, from_attributes=True), []
+    except ValidationError as exc:
+        return None, core[1](errors=exc.errors(include_url=False), loc_prefix=loc)
 
 
 _UNSERIALIZED: Any = object()

@@ -54,6 +54,7 @@ def literal_prefix(path_format: str) -> str:
 
 # --- the native tier's view of FastAPI's request handling -------------------------------------
 
+import functools
 import inspect
 
 from starlette._utils import is_async_callable as is_async_callable
@@ -268,29 +269,25 @@ FLAT, FLAT_UNSUPPORTED = _flat_support()
 
 from fastapi._compat import Undefined as Undefined
 
-_ADAPTER_CALL = "self._type_adapter.validate_python(value, from_attributes=True)"
-_CHECKED_VALIDATE: dict[Any, bool] = {}
+
+@functools.cache
+def _normalized_source(function: Any) -> str:
+    """A function's source without whitespace ("" when it has none), read once per function:
+    what the gates below compare with the FastAPI bodies they replicate."""
+    try:
+        return "".join(inspect.getsource(function).split())
+    except (OSError, TypeError):
+        return ""
+
+
+_ADAPTER_CALL = "self._type_adapter.validate_python(value,from_attributes=True)"
 
 
 def _validates_through_adapter(validate: Any) -> bool:
     """Whether this ``ModelField.validate`` is the release's known body: the adapter's
     ``validate_python(value, from_attributes=True)``, its ``ValidationError`` regenerated."""
-    known = _CHECKED_VALIDATE.get(validate)
-    if known is None:
-        try:
-            source = inspect.getsource(validate)
-        except (OSError, TypeError):
-            source = ""
-        known = _ADAPTER_CALL in source and "_regenerate_error_with_loc(" in source
-        _CHECKED_VALIDATE[validate] = known
-    return known
-
-
-def _normalized_source(function: Any) -> str:
-    try:
-        return "".join(inspect.getsource(function).split())
-    except (OSError, TypeError):
-        return ""
+    source = _normalized_source(validate)
+    return _ADAPTER_CALL in source and "_regenerate_error_with_loc(" in source
 
 
 #: sha256 of ``fastapi.routing.serialize_response``'s source (whitespace removed) in the
@@ -305,23 +302,30 @@ _SERIALIZE_JSON_CALL = (
 )
 
 
-def response_serializer(field: Any) -> tuple[Callable[..., Any], Callable[..., list[Any]], Callable[..., Any]] | None:
+def response_serializer(
+    field: Any,
+) -> tuple[tuple[Callable[..., Any], Callable[..., list[Any]]], Callable[..., Any]] | None:
     """For a response field of an ``async`` endpoint whose content FastAPI dumps to JSON:
     what ``serialize_response`` calls, when its body and the field's are the known ones (see
     :data:`_KNOWN_SERIALIZE_RESPONSE`): the field's pydantic-core validator, the error
-    regenerator, and the ``TypeAdapter.dump_json`` that ``serialize_json`` calls. Else None."""
-    import hashlib
-
+    regenerator (as :func:`core_validator` gives them), and the ``TypeAdapter.dump_json`` that
+    ``serialize_json`` calls. Else None."""
     core = core_validator(field)
     serialize = getattr(fastapi.routing, "serialize_response", None)
     serialize_json = getattr(type(field), "serialize_json", None)
     adapter = getattr(field, "_type_adapter", None)
     if core is None or serialize is None or serialize_json is None or adapter is None:
         return None
-    digest = hashlib.sha256(_normalized_source(serialize).encode()).hexdigest()
-    if digest not in _KNOWN_SERIALIZE_RESPONSE or _SERIALIZE_JSON_CALL not in _normalized_source(serialize_json):
+    if not _is_known_serialize_response(serialize) or _SERIALIZE_JSON_CALL not in _normalized_source(serialize_json):
         return None
-    return core[0], core[1], adapter.dump_json
+    return core, adapter.dump_json
+
+
+@functools.cache
+def _is_known_serialize_response(serialize: Any) -> bool:
+    import hashlib
+
+    return hashlib.sha256(_normalized_source(serialize).encode()).hexdigest() in _KNOWN_SERIALIZE_RESPONSE
 
 
 def core_validator(field: Any) -> tuple[Callable[..., Any], Callable[..., list[Any]]] | None:

@@ -178,7 +178,7 @@ def test_response_serialization_takes_the_direct_calls() -> None:
         assert serializer is None  # its serialize_response is not the known body
         return
     assert serializer is not None
-    validate, _, dump_json = serializer
+    (validate, _), dump_json = serializer
     value = validate({"name": "x"}, from_attributes=True)
     assert dump_json(value, include=None, exclude=None, by_alias=True) == field.serialize_json(value)
 
