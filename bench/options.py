@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-middleware",
         action="store_true",
-        help="skip the middleware run (/plain and /big, those of --endpoints, on the app "
+        help="skip the middleware run (/plain with a preflight, and /big, those of --endpoints, on the app "
         "with Starlette's CORSMiddleware and GZipMiddleware; not FastrAPI)",
     )
     p.add_argument(

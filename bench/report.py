@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.endpoints import ENDPOINTS, MIDDLEWARE_ENDPOINTS, WORKERS_ENDPOINTS
+from bench.endpoints import ENDPOINTS, MIDDLEWARE_ENDPOINTS, PREFLIGHT, SCALING_ENDPOINT, WORKERS_ENDPOINTS
 from bench.interference import DISTURBED_PCT
 from bench.results import BenchResults, Measurement, ServerRun
-from bench.servers import FASTRAPI, MIDDLEWARE_APP, UVICORN
+from bench.servers import FASTRAPI, MIDDLEWARE_APP, OURS_NATIVE, UVICORN
 
 FASTRAPI_FOOTNOTE = (
     "FastrAPI runs `bench/apps/fastrapi_app.py` (its own API, same paths and answers) with "
@@ -242,7 +242,10 @@ def _middleware_intro(meta: dict[str, Any]) -> str:
         "`minimum_size` (CORS headers only), `/big` is gzipped. *Plain app* is the default "
         "app's run above (same connections, minutes earlier); *cost* = CORS + GZip / plain "
         "app (1.00× = free). fastrapi-compat runs both middleware in Rust around its native "
-        "routes; on its ASGI tier and on the other servers they are Starlette's Python."
+        "routes; on its ASGI tier and on the other servers they are Starlette's Python. "
+        f"`{PREFLIGHT.name}` is `{PREFLIGHT.method} {PREFLIGHT.target}` with "
+        "`Access-Control-Request-Method`: the CORS middleware answers it before the app, so it "
+        "has no plain-app pair; on the native tier no Python runs for it at all."
     )
 
 
@@ -282,6 +285,42 @@ def _middleware(results: BenchResults, runs: list[ServerRun]) -> list[str]:
         if reason := r.not_run.get(MIDDLEWARE_APP.label):
             lines.append(f"| | {_label(r)} | not run: {reason.splitlines()[0]} "
                          "| | | | | | |")  # fmt: skip
+    return lines
+
+
+def _ceiling(results: BenchResults) -> list[str]:
+    """The native tier's preflight (answered in Rust, no Python) next to its ``/plain``: how
+    far p99 at this many connections can go on this machine at all."""
+    default = results.meta["default_extra_routes"]
+    conns = results.meta["connections"][0]
+    floor = results.find(OURS_NATIVE, PREFLIGHT.name, conns, default, middleware=True)
+    plain = results.find(OURS_NATIVE, SCALING_ENDPOINT.name, conns, default)
+    rows = [(f"`{PREFLIGHT.name}` on the CORS + GZip app: Rust only", floor),
+            (f"`{SCALING_ENDPOINT.name}`: one `async def` call per request", plain)]  # fmt: skip
+    rows = [(name, m) for name, m in rows if m is not None and m.requests_per_sec]
+    if not any(name.startswith(f"`{PREFLIGHT.name}`") for name, _ in rows):
+        return []
+    lines = [
+        "",
+        f"## Latency floor of the native tier ({conns} connections)",
+        "",
+        (
+            f"wrk keeps all {conns} connections busy (closed loop), so the mean latency is "
+            f"{conns} / req/s (Little's law) whatever the server does: a p99 of 2 ms (issue #6) "
+            f"needs more than {conns * 500:,} req/s with no spread at all. The preflight is "
+            "answered by the engine's CORS layer without calling Python: HTTP, loopback TCP "
+            "and wrk alone, the most any route can get on this machine. *mean* = "
+            f"{conns} / req/s."
+        ),
+        "",
+        "| request | req/s | mean ms | p50 ms | p99 ms | p99 / mean |",
+        "|---|--:|--:|--:|--:|--:|",
+    ]
+    for name, m in rows:
+        mean = conns / m.requests_per_sec * 1e3
+        lines.append(
+            f"| {name} | {_rps_spread(m)} | {mean:.2f} | {_ms(m.p50_ms)} | {_ms(m.p99_ms)} | {m.p99_ms / mean:.2f} |"
+        )
     return lines
 
 
@@ -487,6 +526,7 @@ def render(results: BenchResults) -> str:
     lines += _details(results, runs)
     lines += _scaling(results, runs)
     lines += _middleware(results, runs)
+    lines += _ceiling(results)
     lines += _servers(results)
     lines += _workers(results)
     lines += _mismatches(results)

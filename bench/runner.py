@@ -30,6 +30,7 @@ from bench.endpoints import (
     Endpoint,
     checked_requests,
     endpoint_by_name,
+    middleware_endpoints,
 )
 from bench.environment import (
     ROOT,
@@ -97,10 +98,9 @@ Case = tuple[Endpoint, int]  # an endpoint at a number of connections
 
 
 def _middleware_cases(options: BenchOptions) -> list[Case]:
-    """The middleware run: the endpoints of ``--endpoints`` it has (``/plain``, ``/big``),
-    at the first connection count, as the route-count run."""
-    return [(e, options.connections[0]) for e in MIDDLEWARE_ENDPOINTS
-            if e.name in options.endpoints]  # fmt: skip
+    """The middleware run: the endpoints of ``--endpoints`` it has (``/plain``, ``/big``; the
+    preflight with ``/plain``), at the first connection count, as the route-count run."""
+    return [(e, options.connections[0]) for e in middleware_endpoints(options.endpoints)]
 
 
 def _workers_cases(options: BenchOptions) -> list[Case]:
@@ -475,8 +475,9 @@ def _run_scaled_app(ctx: _Context, slots: list[tuple[ServerSpec, ServerRun]], re
 
 
 def _run_middleware_app(ctx: _Context, slots: list[tuple[ServerSpec, ServerRun]], results: BenchResults) -> None:
-    """``/plain`` (CORS headers only) and ``/big`` (gzipped) on the CORS + GZip app, from an
-    allowed origin, accepting gzip; servers without Starlette's middleware are left out."""
+    """``/plain`` (CORS headers only), ``/big`` (gzipped) and a preflight on the CORS + GZip
+    app, from an allowed origin, accepting gzip; servers without Starlette's middleware are
+    left out."""
     cases = _middleware_cases(ctx.options)
     if not cases:
         names = ", ".join(e.name for e in MIDDLEWARE_ENDPOINTS)
