@@ -24,6 +24,7 @@ class BenchOptions:
     duration_s: float = 10.0
     scaling: bool = True
     middleware: bool = True  # the CORS + GZip app's run
+    app_alone: bool = True  # the app with no server, after the default app's runs
     workers: bool = True  # the workers run: 1 vs 2 workers, uvicorn and the native tier
     native_tier: bool | None = None
     output_dir: Path = DEFAULT_OUTPUT
@@ -81,6 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="1 s warm-up and 3 s per run (unless --warmup/--duration say otherwise)",
     )
     p.add_argument("--no-scaling", action="store_true", help="skip the 10,000-route run")
+    p.add_argument(
+        "--no-app-alone",
+        action="store_true",
+        help="skip timing the app with no server (python -m bench.app_alone, after the default app's runs)",
+    )
     p.add_argument(
         "--no-middleware",
         action="store_true",
@@ -156,6 +162,7 @@ def parse_options(argv: Sequence[str] | None = None) -> BenchOptions:
         duration_s=args.duration if args.duration is not None else duration,
         scaling=not args.no_scaling,
         middleware=not args.no_middleware,
+        app_alone=not args.no_app_alone,
         workers=not args.no_workers,
         native_tier=args.native_tier,
         output_dir=args.output,

@@ -7,7 +7,7 @@ from typing import Any
 from bench.endpoints import ENDPOINTS, MIDDLEWARE_ENDPOINTS, PREFLIGHT, SCALING_ENDPOINT, WORKERS_ENDPOINTS
 from bench.interference import DISTURBED_PCT
 from bench.results import BenchResults, Measurement, ServerRun
-from bench.servers import FASTRAPI, MIDDLEWARE_APP, OURS_NATIVE, UVICORN
+from bench.servers import FASTRAPI, GRANIAN, MIDDLEWARE_APP, OURS_ASGI, OURS_NATIVE, UVICORN
 
 FASTRAPI_FOOTNOTE = (
     "FastrAPI runs `bench/apps/fastrapi_app.py` (its own API, same paths and answers) with "
@@ -191,6 +191,56 @@ def _details(results: BenchResults, runs: list[ServerRun]) -> list[str]:
                 f"{_ms(m.p99_ms)} | {_ratio(m, base)} | {_ratio(m, fastrapi)} | {_check(m)} | "
                 f"{_pct(m.extra.get('server_cpu_pct'))} | {_foreign(m)} |"
             )
+    return lines
+
+
+def _per_request_us(m: Measurement | None) -> float | None:
+    return 1e6 / m.requests_per_sec if m is not None and m.requests_per_sec else None
+
+
+def _app_alone(results: BenchResults, runs: list[ServerRun]) -> list[str]:
+    """Each server's time per request next to the app's own time with no server."""
+    alone = results.meta.get("app_alone_us")
+    if alone is None:
+        return []
+    conns = results.meta["connections"][0]
+    lines = ["", f"## Time per request: the app alone and each server ({conns} connections)", ""]
+    if not isinstance(alone, dict):
+        return [*lines, f"The app alone was not measured: {alone}."]
+    default = results.meta["default_extra_routes"]
+    servers = [r for r in runs if r.key in (UVICORN, GRANIAN, OURS_ASGI, OURS_NATIVE)]
+    lines += [
+        (
+            "*app alone*: `python -m bench.app_alone`, the stock app's ASGI call awaited in a "
+            "loop with no server (uvloop, on the servers' core, the fastest of 3 rounds, run "
+            "once right after the runs above). A server's time per request is 1,000,000 / "
+            "req/s (one core, busy all the time); in brackets what it adds to the app alone. "
+            "*bound × granian* = granian's time / the app alone: what an ASGI server adding "
+            "nothing at all would measure against granian. The native tier does not run the "
+            "ASGI app. The columns come from runs minutes apart, so they carry the machine's "
+            "drift."
+        ),
+        "",
+        "| endpoint | app alone µs | "
+        + " | ".join(f"{_label(r)} µs" for r in servers)
+        + " | ASGI tier × granian | bound × granian |",
+        "|---|--:|" + "--:|" * len(servers) + "--:|--:|",
+    ]
+    for name, app_us in alone.items():
+        cells = []
+        for r in servers:
+            us = _per_request_us(results.find(r.key, name, conns, default))
+            if us is None:
+                cells.append("–")
+            elif r.key == OURS_NATIVE:
+                cells.append(f"{us:,.0f}")
+            else:
+                cells.append(f"{us:,.0f} (+{us - app_us:,.0f})")
+        ours = results.find(OURS_ASGI, name, conns, default)
+        granian = results.find(GRANIAN, name, conns, default)
+        granian_us = _per_request_us(granian)
+        bound = f"{granian_us / app_us:.2f}×" if granian_us else "–"
+        lines.append(f"| `{name}` | {app_us:,.0f} | " + " | ".join(cells) + f" | {_ratio(ours, granian)} | {bound} |")
     return lines
 
 
@@ -524,6 +574,7 @@ def render(results: BenchResults) -> str:
     lines = _header(results)
     lines += _matrix(results, runs)
     lines += _details(results, runs)
+    lines += _app_alone(results, runs)
     lines += _scaling(results, runs)
     lines += _middleware(results, runs)
     lines += _ceiling(results)

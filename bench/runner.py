@@ -4,8 +4,11 @@ against FastAPI+uvicorn's, load it with wrk, record memory, stop it; then the sa
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -55,7 +58,7 @@ from bench.placement import (
     workers_meta,
     workers_placement,
 )
-from bench.process import ServerFailed, ServerProcess, free_port
+from bench.process import ServerFailed, ServerProcess, free_port, pinned
 from bench.profile import PySpyRecording, summarize
 from bench.results import BenchResults, Measurement, ServerRun
 from bench.servers import (
@@ -462,6 +465,30 @@ def _run_default_app(ctx: _Context, slots: list[tuple[ServerSpec, ServerRun]], r
                 f"  {item.spec.label}: RSS after load {item.run.loaded_rss_kib / 1024:.1f} "
                 f"MiB (peak {item.run.peak_rss_kib / 1024:.1f} MiB)"
             )
+    if ctx.options.app_alone:
+        _app_alone(ctx, endpoints, results)
+
+
+def _app_alone(ctx: _Context, endpoints: list[Endpoint], results: BenchResults) -> None:
+    """The app with no server (:mod:`bench.app_alone`), on the servers' core, right after their
+    runs: into ``results.meta["app_alone_us"]``, or the reason it failed."""
+    argv = [sys.executable, "-m", "bench.app_alone", *(e.name for e in endpoints)]
+    say("  the app alone, no server (python -m bench.app_alone)")
+    try:
+        done = subprocess.run(
+            pinned(argv, ctx.placement.server_cores), cwd=ROOT, capture_output=True, text=True,
+            timeout=60 + 10 * len(endpoints),
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        results.meta["app_alone_us"] = "timed out"
+        return
+    if done.returncode != 0:
+        results.meta["app_alone_us"] = (done.stderr.strip().splitlines() or ["failed"])[-1]
+        say(f"  app alone: {results.meta['app_alone_us']}")
+        return
+    timings = json.loads(done.stdout)
+    results.meta["app_alone_us"] = timings
+    say("  " + ", ".join(f"{name} {us:,.0f} µs" for name, us in timings.items()))
 
 
 def _run_scaled_app(ctx: _Context, slots: list[tuple[ServerSpec, ServerRun]], results: BenchResults) -> None:

@@ -1,5 +1,6 @@
 """A seconds-long run of the whole harness, for a test: uvicorn and our engine (ASGI tier),
-``/plain`` only, 1 s per run, into a temporary directory; fails if nothing was parsed."""
+``/plain`` only, 1 s per run, and the app alone, into a temporary directory; fails if nothing
+was parsed."""
 
 from __future__ import annotations
 
@@ -39,6 +40,9 @@ def smoke() -> None:
         for r in results.servers:
             assert r.idle_rss_kib and r.loaded_rss_kib, r
         assert (out / "results.json").exists() and "| `/plain` | 64 |" in markdown
+        alone = results.meta["app_alone_us"]
+        assert isinstance(alone, dict) and set(alone) == {"/plain"} and alone["/plain"] > 0, alone
+        assert "## Time per request: the app alone" in markdown
 
 
 if __name__ == "__main__":

@@ -1,0 +1,92 @@
+"""The benchmark's own arithmetic and plumbing that needs no load generator: which middleware
+requests it measures, the app timed with no server, and the report sections built on them."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+
+# Appended, not prepended: ``fastrapi_compat`` must stay the installed wheel, and ``bench``
+# lives only in the repository root.
+sys.path.append(str(Path(__file__).resolve().parents[2]))
+
+from bench import app_alone  # noqa: E402
+from bench.endpoints import PREFLIGHT, Endpoint, endpoint_by_name, middleware_endpoints  # noqa: E402
+from bench.report import _app_alone, _ceiling  # noqa: E402
+from bench.results import BenchResults, Measurement, ServerRun  # noqa: E402
+from bench.servers import GRANIAN, OURS_ASGI, OURS_NATIVE, UVICORN  # noqa: E402
+
+
+def test_preflight_is_measured_with_plain_only() -> None:
+    assert [e.name for e in middleware_endpoints(["/plain", "/big"])] == ["/plain", "/big", PREFLIGHT.name]
+    assert [e.name for e in middleware_endpoints(["/big"])] == ["/big"]
+    assert PREFLIGHT.method == "OPTIONS"
+    assert dict(PREFLIGHT.extra_headers)["Access-Control-Request-Method"] == "GET"
+
+
+def test_app_alone_times_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app_alone, "BUDGET_S", 0.02)
+    timings = asyncio.run(app_alone.measure([endpoint_by_name("/plain"), endpoint_by_name("POST /items")]))
+    assert set(timings) == {"/plain", "POST /items"}
+    assert all(0 < us < 1e6 for us in timings.values()), timings
+
+
+def test_app_alone_refuses_an_endpoint_that_does_not_answer_200(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app_alone, "BUDGET_S", 0.02)
+    missing = Endpoint("missing", "GET", "/no-such-route")
+    with pytest.raises(app_alone.AppAloneError, match=r"missing: the app answered \[404\]"):
+        asyncio.run(app_alone.measure([missing]))
+
+
+def _results(*measurements: Measurement, **meta: object) -> BenchResults:
+    return BenchResults(
+        meta={"default_extra_routes": 10, "connections": [64], **meta},
+        measurements=list(measurements),
+    )
+
+
+def _m(server: str, endpoint: str, rps: float, p50: float = 1.0, p99: float = 2.0, **kw: object) -> Measurement:
+    return Measurement(server, endpoint, 64, 10, requests_per_sec=rps, p50_ms=p50, p99_ms=p99, **kw)  # type: ignore[arg-type]
+
+
+def _row(lines: list[str], start: str) -> list[str]:
+    row = next(line for line in lines if line.startswith(start))
+    return [cell.strip() for cell in row.strip("|").split("|")]
+
+
+def test_ceiling_puts_the_mean_little_fixes_next_to_p99() -> None:
+    results = _results(
+        _m(OURS_NATIVE, PREFLIGHT.name, 64_000, p50=0.9, p99=1.5, middleware=True),
+        _m(OURS_NATIVE, "/plain", 32_000, p50=1.8, p99=4.0),
+    )
+    lines = _ceiling(results)
+    assert "needs more than 32,000 req/s" in "\n".join(lines)
+    # mean = 64 connections / req/s: 1 ms and 2 ms; p99 / mean 1.5 and 2.0
+    assert _row(lines, "| `preflight`")[1:] == ["64,000", "1.00", "0.90", "1.50", "1.50"]
+    assert _row(lines, "| `/plain`")[1:] == ["32,000", "2.00", "1.80", "4.00", "2.00"]
+
+
+def test_ceiling_is_left_out_without_a_preflight_run() -> None:
+    assert _ceiling(_results(_m(OURS_NATIVE, "/plain", 32_000))) == []
+
+
+def test_app_alone_section_subtracts_the_app_from_each_server() -> None:
+    runs = [ServerRun(key, key, "") for key in (UVICORN, GRANIAN, OURS_NATIVE, OURS_ASGI)]
+    results = _results(
+        _m(UVICORN, "/plain", 4_000),  # 250 µs per request
+        _m(GRANIAN, "/plain", 5_000),  # 200 µs
+        _m(OURS_NATIVE, "/plain", 40_000),  # 25 µs
+        _m(OURS_ASGI, "/plain", 8_000),  # 125 µs
+        app_alone_us={"/plain": 100.0},
+    )
+    row = _row(_app_alone(results, runs), "| `/plain`")
+    assert row == ["`/plain`", "100", "250 (+150)", "200 (+100)", "25", "125 (+25)", "1.60×", "2.00×"]
+
+
+def test_app_alone_section_says_why_it_is_missing() -> None:
+    lines = _app_alone(_results(app_alone_us="timed out"), [])
+    assert lines[-1] == "The app alone was not measured: timed out."
+    assert _app_alone(_results(), []) == []
