@@ -194,6 +194,57 @@ def _details(results: BenchResults, runs: list[ServerRun]) -> list[str]:
     return lines
 
 
+# The comparisons issue #6 sets targets for, besides uvicorn: (server, against, label).
+PAIRS = ((OURS_NATIVE, FASTRAPI, "native tier × FastrAPI"), (OURS_ASGI, GRANIAN, "ASGI tier × granian"))
+
+
+def paired_ratios(m: Measurement | None, base: Measurement | None) -> list[float]:
+    """``m``'s requests/s over ``base``'s, round by round (the two ran back to back in each
+    round), sorted; empty without ``--repeat`` or when a round was not measured."""
+    if m is None or base is None:
+        return []
+    ours, theirs = m.extra.get("runs_rps", []), base.extra.get("runs_rps", [])
+    if len(ours) < 2 or len(ours) != len(theirs) or None in ours or None in theirs or 0 in theirs:
+        return []
+    return sorted(a / b for a, b in zip(ours, theirs))
+
+
+def _paired(results: BenchResults) -> list[str]:
+    """Each round's ratio for the two comparisons with targets, and their median: sturdier
+    than the ratio of medians when the machine drifts between rounds."""
+    default = results.meta["default_extra_routes"]
+    rows = []
+    for endpoint, conns in _order(results):
+        cells = []
+        for server, base, _ in PAIRS:
+            ratios = paired_ratios(results.find(server, endpoint, conns, default),
+                                   results.find(base, endpoint, conns, default))  # fmt: skip
+            if ratios:
+                each = ", ".join(f"{r:.2f}" for r in ratios)
+                cells.append(f"{ratios[(len(ratios) - 1) // 2]:.2f}× ({each})")
+            else:
+                cells.append("–")
+        if any(cell != "–" for cell in cells):
+            rows.append(f"| `{endpoint}` | {conns} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return [
+        "",
+        "## Paired ratios, round by round",
+        "",
+        (
+            "In each round the servers ran one after the other on the same case, seconds "
+            "apart; the ratio within a round cancels the machine's drift between rounds. "
+            "Median of the rounds' ratios (lower median with an even count), each round's in "
+            "brackets, lowest first."
+        ),
+        "",
+        "| endpoint | conns | " + " | ".join(label for _, _, label in PAIRS) + " |",
+        "|---|--:|" + "--:|" * len(PAIRS),
+        *rows,
+    ]
+
+
 def _per_request_us(m: Measurement | None) -> float | None:
     return 1e6 / m.requests_per_sec if m is not None and m.requests_per_sec else None
 
@@ -574,6 +625,7 @@ def render(results: BenchResults) -> str:
     lines = _header(results)
     lines += _matrix(results, runs)
     lines += _details(results, runs)
+    lines += _paired(results)
     lines += _app_alone(results, runs)
     lines += _scaling(results, runs)
     lines += _middleware(results, runs)

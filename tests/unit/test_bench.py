@@ -1,5 +1,6 @@
 """The benchmark's own arithmetic and plumbing that needs no load generator: which middleware
-requests it measures, the app timed with no server, and the report sections built on them."""
+requests it measures, the app timed with no server, and the report sections built on them
+(the latency floor, the app alone, the paired ratios)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ sys.path.append(str(Path(__file__).resolve().parents[2]))
 
 from bench import app_alone  # noqa: E402
 from bench.endpoints import PREFLIGHT, Endpoint, endpoint_by_name, middleware_endpoints  # noqa: E402
-from bench.report import _app_alone, _ceiling  # noqa: E402
+from bench.report import _app_alone, _ceiling, _paired, paired_ratios  # noqa: E402
 from bench.results import BenchResults, Measurement, ServerRun  # noqa: E402
-from bench.servers import GRANIAN, OURS_ASGI, OURS_NATIVE, UVICORN  # noqa: E402
+from bench.servers import FASTRAPI, GRANIAN, OURS_ASGI, OURS_NATIVE, UVICORN  # noqa: E402
 
 
 def test_preflight_is_measured_with_plain_only() -> None:
@@ -90,3 +91,26 @@ def test_app_alone_section_says_why_it_is_missing() -> None:
     lines = _app_alone(_results(app_alone_us="timed out"), [])
     assert lines[-1] == "The app alone was not measured: timed out."
     assert _app_alone(_results(), []) == []
+
+
+def test_paired_ratios_pair_rounds_in_order() -> None:
+    ours = _m(OURS_ASGI, "/plain", 5_000, extra={"runs_rps": [5_000.0, 3_000.0, 6_000.0]})
+    granian = _m(GRANIAN, "/plain", 4_000, extra={"runs_rps": [4_000.0, 3_000.0, 4_000.0]})
+    # round by round: 1.25, 1.0, 1.5 -- not the ratio of the medians (5,000 / 4,000)
+    assert paired_ratios(ours, granian) == [1.0, 1.25, 1.5]
+    assert paired_ratios(ours, _m(GRANIAN, "/plain", 4_000)) == []  # no --repeat
+    short = _m(GRANIAN, "/plain", 4_000, extra={"runs_rps": [4_000.0, 3_000.0]})
+    assert paired_ratios(ours, short) == []
+    failed = _m(GRANIAN, "/plain", 4_000, extra={"runs_rps": [4_000.0, None, 4_000.0]})
+    assert paired_ratios(ours, failed) == []
+
+
+def test_paired_section_shows_the_median_of_the_rounds() -> None:
+    results = _results(
+        _m(OURS_NATIVE, "/plain", 20_000, extra={"runs_rps": [20_000.0, 30_000.0, 10_000.0]}),
+        _m(FASTRAPI, "/plain", 10_000, extra={"runs_rps": [10_000.0, 10_000.0, 10_000.0]}),
+        _m(OURS_ASGI, "/plain", 5_000),
+    )
+    row = _row(_paired(results), "| `/plain`")
+    assert row == ["`/plain`", "64", "2.00× (1.00, 2.00, 3.00)", "–"]
+    assert _paired(_results(_m(OURS_NATIVE, "/plain", 20_000))) == []
