@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.endpoints import ENDPOINTS, MIDDLEWARE_ENDPOINTS, PREFLIGHT, SCALING_ENDPOINT, WORKERS_ENDPOINTS
+from bench.endpoints import ENDPOINTS, MIDDLEWARE_ENDPOINTS, PLAIN, PREFLIGHT, WORKERS_ENDPOINTS
 from bench.interference import DISTURBED_PCT
 from bench.results import BenchResults, Measurement, ServerRun
 from bench.servers import FASTRAPI, GRANIAN, MIDDLEWARE_APP, OURS_ASGI, OURS_NATIVE, UVICORN
@@ -395,12 +395,12 @@ def _ceiling(results: BenchResults) -> list[str]:
     default = results.meta["default_extra_routes"]
     conns = results.meta["connections"][0]
     floor = results.find(OURS_NATIVE, PREFLIGHT.name, conns, default, middleware=True)
-    plain = results.find(OURS_NATIVE, SCALING_ENDPOINT.name, conns, default)
-    rows = [(f"`{PREFLIGHT.name}` on the CORS + GZip app: Rust only", floor),
-            (f"`{SCALING_ENDPOINT.name}`: one `async def` call per request", plain)]  # fmt: skip
-    rows = [(name, m) for name, m in rows if m is not None and m.requests_per_sec]
-    if not any(name.startswith(f"`{PREFLIGHT.name}`") for name, _ in rows):
+    if floor is None or not floor.requests_per_sec:
         return []
+    rows = [(f"`{PREFLIGHT.name}` on the CORS + GZip app: Rust only", floor)]
+    plain = results.find(OURS_NATIVE, PLAIN.name, conns, default)
+    if plain is not None and plain.requests_per_sec:
+        rows.append((f"`{PLAIN.name}`: one `async def` call per request", plain))
     lines = [
         "",
         f"## Latency floor of the native tier ({conns} connections)",

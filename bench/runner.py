@@ -480,11 +480,12 @@ def _app_alone(ctx: _Context, endpoints: list[Endpoint], results: BenchResults) 
             timeout=60 + 10 * len(endpoints),
         )  # fmt: skip
     except subprocess.TimeoutExpired:
-        results.meta["app_alone_us"] = "timed out"
-        return
-    if done.returncode != 0:
-        results.meta["app_alone_us"] = (done.stderr.strip().splitlines() or ["failed"])[-1]
-        say(f"  app alone: {results.meta['app_alone_us']}")
+        failed = "timed out"
+    else:
+        failed = None if done.returncode == 0 else (done.stderr.strip().splitlines() or ["failed"])[-1]
+    if failed is not None:
+        results.meta["app_alone_us"] = failed
+        say(f"  app alone: {failed}")
         return
     timings = json.loads(done.stdout)
     results.meta["app_alone_us"] = timings
