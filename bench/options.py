@@ -24,7 +24,7 @@ class BenchOptions:
     duration_s: float = 10.0
     scaling: bool = True
     middleware: bool = True  # the CORS + GZip app's run
-    app_alone: bool = True  # the app with no server, after the default app's runs
+    app_alone: bool = True  # the app with no server, after each round of the default app's runs
     workers: bool = True  # the workers run: 1 vs 2 workers, uvicorn and the native tier
     native_tier: bool | None = None
     output_dir: Path = DEFAULT_OUTPUT
@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-app-alone",
         action="store_true",
-        help="skip timing the app with no server (python -m bench.app_alone, after the default app's runs)",
+        help="skip timing the app with no server (python -m bench.app_alone, after each round of the default app's runs)",
     )
     p.add_argument(
         "--no-middleware",

@@ -260,16 +260,22 @@ def _app_alone(results: BenchResults, runs: list[ServerRun]) -> list[str]:
         return [*lines, f"The app alone was not measured: {alone}."]
     default = results.meta["default_extra_routes"]
     servers = [r for r in runs if r.key in (UVICORN, GRANIAN, OURS_ASGI, OURS_NATIVE)]
+    rounds = results.meta.get("app_alone_rounds")
+    when = (
+        f"measured after each of the {len(rounds)} rounds of server runs; the median of those rounds"
+        if isinstance(rounds, list) and len(rounds) > 1
+        else "measured right after the server runs"
+    )
     lines += [
         (
             "*app alone*: `python -m bench.app_alone`, the stock app's ASGI call awaited in a "
-            "loop with no server (uvloop, on the servers' core, the fastest of 3 rounds, run "
-            "once right after the runs above). A server's time per request is 1,000,000 / "
-            "req/s (one core, busy all the time); in brackets what it adds to the app alone. "
-            "*bound × granian* = granian's time / the app alone: what an ASGI server adding "
-            "nothing at all would measure against granian. The native tier does not run the "
-            "ASGI app. The columns come from runs minutes apart, so they carry the machine's "
-            "drift."
+            "loop with no server (uvloop, on the servers' core, the median of 3 rounds), "
+            + when
+            + ". A server's time per request is 1,000,000 / req/s (one core, busy all the time); "
+            "in brackets what it adds to the app alone. *bound × granian* = granian's time / "
+            "the app alone: what an ASGI server adding nothing at all would measure against "
+            "granian. The native tier does not run the ASGI app. The app alone and the servers "
+            "ran at different moments, so the columns carry the machine's drift."
         ),
         "",
         "| endpoint | app alone µs | "

@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -419,10 +420,11 @@ def _measure_all(
     cases: list[Case],
     app: AppVariant,
     results: BenchResults,
+    after_round: Callable[[], None] | None = None,
 ) -> None:
     """Every case on every live server, interleaved (case by case, server by server, and
     with ``--repeat`` round by round), so that a slow drift of the machine does not bias one
-    server against another."""
+    server against another; ``after_round`` is called at the end of each round."""
     rounds = max(1, ctx.options.repeat)
     runs: dict[tuple[str, str, int], list[Measurement]] = {}
     for round_ in range(rounds):
@@ -440,6 +442,8 @@ def _measure_all(
                 key = (item.spec.slug, endpoint.name, connections)
                 runs.setdefault(key, []).append(m)
                 say(_describe(item.spec, m))
+        if after_round is not None:
+            after_round()
     results.measurements.extend(_median_run(ms) for ms in runs.values())
 
 
@@ -453,11 +457,13 @@ def _still_running(
 def _run_default_app(ctx: _Context, slots: list[tuple[ServerSpec, ServerRun]], results: BenchResults) -> None:
     endpoints = [endpoint_by_name(n) for n in ctx.options.endpoints]
     cases = [(endpoint_by_name(n), c) for n, c in ctx.options.cases()]
+    alone: list[dict[str, float] | str] = []
+    after_round = (lambda: alone.append(_app_alone(ctx, endpoints))) if ctx.options.app_alone else None
     with _serving(ctx, slots, DEFAULT_APP, [*endpoints, *PROBES]) as live:
         for item in live:
             item.run.startup_s = item.server.ready_after
             item.run.idle_rss_kib = item.idle_rss_kib
-        _measure_all(ctx, live, cases, DEFAULT_APP, results)
+        _measure_all(ctx, live, cases, DEFAULT_APP, results, after_round)
         for item in live:
             item.run.loaded_rss_kib = item.server.rss_kib()
             item.run.peak_rss_kib = item.server.rss_kib("VmHWM")
@@ -465,13 +471,28 @@ def _run_default_app(ctx: _Context, slots: list[tuple[ServerSpec, ServerRun]], r
                 f"  {item.spec.label}: RSS after load {item.run.loaded_rss_kib / 1024:.1f} "
                 f"MiB (peak {item.run.peak_rss_kib / 1024:.1f} MiB)"
             )
-    if ctx.options.app_alone:
-        _app_alone(ctx, endpoints, results)
+    if alone:
+        results.meta.update(app_alone_meta(alone))
 
 
-def _app_alone(ctx: _Context, endpoints: list[Endpoint], results: BenchResults) -> None:
-    """The app with no server (:mod:`bench.app_alone`), on the servers' core, right after their
-    runs: into ``results.meta["app_alone_us"]``, or the reason it failed."""
+def app_alone_meta(rounds: list[dict[str, float] | str]) -> dict[str, object]:
+    """``app_alone_us``: each endpoint's median over the rounds that measured it (or why none
+    did), and with several rounds ``app_alone_rounds``, each round's timings or failure."""
+    measured = [r for r in rounds if isinstance(r, dict)]
+    meta: dict[str, object] = {}
+    if measured:
+        names = list(measured[0])
+        meta["app_alone_us"] = {n: statistics.median(r[n] for r in measured if n in r) for n in names}
+    else:
+        meta["app_alone_us"] = rounds[-1]
+    if len(rounds) > 1:
+        meta["app_alone_rounds"] = rounds
+    return meta
+
+
+def _app_alone(ctx: _Context, endpoints: list[Endpoint]) -> dict[str, float] | str:
+    """The app with no server (:mod:`bench.app_alone`), on the servers' core (theirs idle),
+    right after a round of their runs: microseconds per endpoint, or why it failed."""
     argv = [sys.executable, "-m", "bench.app_alone", *(e.name for e in endpoints)]
     say("  the app alone, no server (python -m bench.app_alone)")
     try:
@@ -484,12 +505,11 @@ def _app_alone(ctx: _Context, endpoints: list[Endpoint], results: BenchResults) 
     else:
         failed = None if done.returncode == 0 else (done.stderr.strip().splitlines() or ["failed"])[-1]
     if failed is not None:
-        results.meta["app_alone_us"] = failed
         say(f"  app alone: {failed}")
-        return
-    timings = json.loads(done.stdout)
-    results.meta["app_alone_us"] = timings
+        return failed
+    timings: dict[str, float] = json.loads(done.stdout)
     say("  " + ", ".join(f"{name} {us:,.0f} µs" for name, us in timings.items()))
+    return timings
 
 
 def _run_scaled_app(ctx: _Context, slots: list[tuple[ServerSpec, ServerRun]], results: BenchResults) -> None:

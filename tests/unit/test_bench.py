@@ -18,6 +18,7 @@ from bench import app_alone  # noqa: E402
 from bench.endpoints import PREFLIGHT, Endpoint, endpoint_by_name, middleware_endpoints  # noqa: E402
 from bench.report import _app_alone, _ceiling, _paired, paired_ratios  # noqa: E402
 from bench.results import BenchResults, Measurement, ServerRun  # noqa: E402
+from bench.runner import app_alone_meta  # noqa: E402
 from bench.servers import FASTRAPI, GRANIAN, OURS_ASGI, OURS_NATIVE, UVICORN  # noqa: E402
 
 
@@ -91,6 +92,29 @@ def test_app_alone_section_says_why_it_is_missing() -> None:
     lines = _app_alone(_results(app_alone_us="timed out"), [])
     assert lines[-1] == "The app alone was not measured: timed out."
     assert _app_alone(_results(), []) == []
+
+
+def test_app_alone_takes_the_median_of_the_rounds_that_measured() -> None:
+    rounds: list[dict[str, float] | str] = [
+        {"/plain": 120.0, "/big": 1_500.0},
+        "timed out",
+        {"/plain": 100.0, "/big": 1_900.0},
+        {"/plain": 140.0, "/big": 1_700.0},
+    ]
+    meta = app_alone_meta(rounds)
+    assert meta["app_alone_us"] == {"/plain": 120.0, "/big": 1_700.0}
+    assert meta["app_alone_rounds"] == rounds
+    # one round: its timings, no per-round list; no round measured: the last failure
+    assert app_alone_meta([{"/plain": 90.0}]) == {"app_alone_us": {"/plain": 90.0}}
+    assert app_alone_meta(["failed", "timed out"])["app_alone_us"] == "timed out"
+
+
+def test_app_alone_section_says_when_the_app_was_timed() -> None:
+    one = _app_alone(_results(app_alone_us={"/plain": 100.0}), [])
+    assert any("measured right after the server runs" in line for line in one)
+    rounds = [{"/plain": 100.0}, {"/plain": 110.0}, {"/plain": 90.0}]
+    three = _app_alone(_results(app_alone_us={"/plain": 100.0}, app_alone_rounds=rounds), [])
+    assert any("after each of the 3 rounds of server runs; the median of those rounds" in line for line in three)
 
 
 def test_paired_ratios_pair_rounds_in_order() -> None:
