@@ -476,13 +476,14 @@ def _run_default_app(ctx: _Context, slots: list[tuple[ServerSpec, ServerRun]], r
 
 
 def app_alone_meta(rounds: list[dict[str, float] | str]) -> dict[str, object]:
-    """``app_alone_us``: each endpoint's median over the rounds that measured it (or why none
-    did), and with several rounds ``app_alone_rounds``, each round's timings or failure."""
+    """``app_alone_us``: each endpoint's median over the rounds that measured it (the lower
+    one with an even count, as the servers' median run and the paired ratios take it), or why
+    none did; with several rounds ``app_alone_rounds``, each round's timings or failure."""
     measured = [r for r in rounds if isinstance(r, dict)]
     meta: dict[str, object] = {}
     if measured:
         names = list(measured[0])
-        meta["app_alone_us"] = {n: statistics.median(r[n] for r in measured if n in r) for n in names}
+        meta["app_alone_us"] = {n: statistics.median_low(r[n] for r in measured if n in r) for n in names}
     else:
         meta["app_alone_us"] = rounds[-1]
     if len(rounds) > 1:

@@ -107,6 +107,8 @@ def test_app_alone_takes_the_median_of_the_rounds_that_measured() -> None:
     # one round: its timings, no per-round list; no round measured: the last failure
     assert app_alone_meta([{"/plain": 90.0}]) == {"app_alone_us": {"/plain": 90.0}}
     assert app_alone_meta(["failed", "timed out"])["app_alone_us"] == "timed out"
+    # an even count takes the lower median, as the servers' median run does
+    assert app_alone_meta([{"/plain": 100.0}, {"/plain": 140.0}])["app_alone_us"] == {"/plain": 100.0}
 
 
 def test_app_alone_section_says_when_the_app_was_timed() -> None:
