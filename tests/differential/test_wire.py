@@ -180,7 +180,6 @@ _BAD_400 = "hyper's 400 has an empty body; uvicorn's says 'Invalid HTTP request 
 KNOWN_DIFFERENCES = {
     "raw utf-8 bytes in path": "hyper accepts raw non-ASCII bytes in the target; httptools answers 400",
     "raw utf-8 bytes in query": "hyper accepts raw non-ASCII bytes in the target; httptools answers 400",
-    "header casing, duplicates, whitespace": "hyper strips trailing whitespace of a field value (RFC 9110); httptools keeps it",
     "HTTP/1.0 closes after response": _HTTP10,
     "HTTP/1.0 keep-alive": _HTTP10,
     "HTTP/1.0 without Host": _HTTP10,
