@@ -30,7 +30,7 @@ from fastapi import __version__ as fastapi_version
 
 from fastrapi_compat._native import __version__
 from fastrapi_compat.app import FastAPI
-from fastrapi_compat.server import run
+from fastrapi_compat.serve.server import run
 
 __all__ = [
     "APIRouter",

@@ -2,7 +2,7 @@
 
 import sys
 
-from fastrapi_compat.cli import main
+from fastrapi_compat.tools.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

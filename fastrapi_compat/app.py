@@ -16,6 +16,6 @@ class FastAPI(fastapi.FastAPI):
 
     def run(self, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> None:
         """Serve this app with the engine until interrupted (see :func:`fastrapi_compat.run`)."""
-        from fastrapi_compat.server import run
+        from fastrapi_compat.serve.server import run
 
         run(self, host=host, port=port, **options)

@@ -26,8 +26,8 @@ import pytest
 from support.compare import PairClients, Req
 from support.servers import server_pair
 
-from fastrapi_compat import internals
-from fastrapi_compat.compiler import compile_app
+from fastrapi_compat.plan import internals
+from fastrapi_compat.plan.compiler import compile_app
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "fastapi-suite"

@@ -113,7 +113,7 @@ def engine_server(app: Any, **kw: Any) -> Any:
     """The server under test: the engine's ``ServerThread`` on 127.0.0.1, port 0."""
     if engine_is_uvicorn():
         return UvicornThread(app, **kw)
-    from fastrapi_compat.server import ServerThread
+    from fastrapi_compat.serve.server import ServerThread
 
     return ServerThread(app, host="127.0.0.1", port=0, **kw)
 

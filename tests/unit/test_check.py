@@ -22,7 +22,7 @@ import pytest
 pytest.importorskip("schemathesis", reason="check needs schemathesis (Python >= 3.11)")
 
 import fastrapi_compat
-from fastrapi_compat.check import (
+from fastrapi_compat.tools.check import (
     Answer,
     differences,
     generate,
@@ -38,7 +38,7 @@ SUMMARY = re.compile(
 
 # An engine bug on the native tier, simulated: every native response body has one byte changed.
 TAMPER_NATIVE = """
-import fastrapi_compat.executor as executor
+import fastrapi_compat.execute.call as executor
 
 native_call_init = executor.NativeCall.__init__
 
@@ -57,7 +57,7 @@ executor.NativeCall.__init__ = tampered_native_call_init
 # The same on the ASGI tier: the engine's dispatcher hands the app a send() that changes the
 # first body message (the stock side calls the app directly, so it is untouched).
 TAMPER_ASGI = """
-import fastrapi_compat.asgi_bridge as bridge
+import fastrapi_compat.serve.dispatch as bridge
 
 dispatcher_init = bridge.Dispatcher.__init__
 
@@ -84,7 +84,7 @@ def check(
 ) -> subprocess.CompletedProcess[str]:
     """``fastrapi-compat check ARGS --app-dir APP_DIR`` in a subprocess started in a directory
     of its own; with ``tamper``, that code runs first."""
-    code = "import sys\nfrom fastrapi_compat.cli import main\nsys.exit(main(sys.argv[1:]))"
+    code = "import sys\nfrom fastrapi_compat.tools.cli import main\nsys.exit(main(sys.argv[1:]))"
     # The subprocess imports the fastrapi_compat this process imported (the installed wheel
     # under scripts/test, the sources in a development checkout).
     paths = [str(Path(fastrapi_compat.__file__).resolve().parents[1])]
@@ -338,7 +338,7 @@ def test_stock_side_does_what_uvicorn_does_around_the_app() -> None:
 
     import httpx
 
-    from fastrapi_compat.check import Options, StockServer, Wire, ask_stock
+    from fastrapi_compat.tools.check import Options, StockServer, Wire, ask_stock
 
     finished: list[str] = []
 

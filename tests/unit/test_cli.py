@@ -148,7 +148,7 @@ def test_console_script_is_declared() -> None:
     scripts = importlib.metadata.entry_points(group="console_scripts")
     entry = next((ep for ep in scripts if ep.name == "fastrapi-compat"), None)
     assert entry is not None
-    assert entry.value == "fastrapi_compat.cli:main"
+    assert entry.value == "fastrapi_compat.tools.cli:main"
 
 
 def test_console_script_is_installed() -> None:

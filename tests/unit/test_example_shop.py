@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # An engine bug, simulated: every native response body has one byte changed.
 TAMPER = """
-import fastrapi_compat.executor as executor
+import fastrapi_compat.execute.call as executor
 
 def pytest_configure(config):
     original = executor.NativeCall.__init__

@@ -11,7 +11,7 @@ from types import ModuleType
 import httpx
 import pytest
 
-from fastrapi_compat.server import ServerThread
+from fastrapi_compat.serve.server import ServerThread
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -11,7 +11,8 @@ import pytest
 from fastapi import FastAPI, Header, Path, Query
 from pydantic import BaseModel, TypeAdapter
 
-from fastrapi_compat import executor, internals
+from fastrapi_compat.plan import flat as plan_flat
+from fastrapi_compat.plan import internals
 
 
 class Item(BaseModel):
@@ -68,7 +69,7 @@ def test_core_validator_gives_what_model_field_validate_gives(name: str, value: 
 def test_flat_params_use_the_direct_call() -> None:
     if internals.FLAT is None:
         pytest.skip(f"no flat plans on this fastapi: {internals.FLAT_UNSUPPORTED}")
-    params = [executor._Param(field) for field in _fields().values()]
+    params = [plan_flat.Param(field) for field in _fields().values()]
     assert all(param.validate is not None for param in params)
 
 
@@ -128,7 +129,7 @@ def test_a_plugin_watching_validation_keeps_fastapi_s_path() -> None:
 
 
 def test_a_single_body_uses_the_direct_call() -> None:
-    from fastrapi_compat.compiler import compile_app
+    from fastrapi_compat.plan.compiler import compile_app
 
     if internals.FLAT is None:
         pytest.skip(f"no flat plans on this fastapi: {internals.FLAT_UNSUPPORTED}")

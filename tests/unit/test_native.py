@@ -11,14 +11,14 @@ from fastapi import APIRouter, BackgroundTasks, Body, Cookie, Depends, FastAPI, 
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
-from fastrapi_compat.compiler import compile_app
+from fastrapi_compat.plan.compiler import compile_app
 from fastrapi_compat.testclient import TestClient
 
 IGNORED = {"date", "transfer-encoding"}
 
 
 def _served(client: TestClient) -> dict[str, int]:
-    from fastrapi_compat.loopback import engine_stats
+    from fastrapi_compat.testing.loopback import engine_stats
 
     return engine_stats()
 
@@ -439,7 +439,7 @@ def test_explain_reasons() -> None:
 
 
 def test_telemetry_probe_follows_configuration_changes() -> None:
-    from fastrapi_compat import internals
+    from fastrapi_compat.plan import internals
 
     app = FastAPI()
     probe = internals.telemetry_probe(app)

@@ -13,11 +13,11 @@ import pytest
 import starlette.testclient
 
 import fastrapi_compat
-from fastrapi_compat import pytest_plugin
+from fastrapi_compat.testing import pytest_plugin
 
 pytest_plugins = ["pytester"]
 
-PLUGIN = "fastrapi_compat.pytest_plugin"
+PLUGIN = "fastrapi_compat.testing.pytest_plugin"
 ROOT = Path(__file__).resolve().parents[2]
 
 INNER_APP = """
@@ -206,7 +206,7 @@ def test_flag_catches_a_difference(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(
         """
         import pytest
-        from fastrapi_compat import loopback
+        from fastrapi_compat.testing import loopback
 
         @pytest.fixture(autouse=True)
         def engine_forgets_the_client_address(monkeypatch):
@@ -285,7 +285,7 @@ def test_summary_lines() -> None:
 def test_registered_as_a_pytest11_entry_point() -> None:
     pyproject = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
     assert re.search(
-        r'^\[project\.entry-points\.pytest11\]\nfastrapi_compat = "fastrapi_compat\.pytest_plugin"$',
+        r'^\[project\.entry-points\.pytest11\]\nfastrapi_compat = "fastrapi_compat\.testing\.pytest_plugin"$',
         pyproject,
         re.MULTILINE,
     )

@@ -10,7 +10,7 @@ from starlette.routing import Match, Mount
 from starlette.staticfiles import StaticFiles
 
 from fastrapi_compat._native import RouteMirror
-from fastrapi_compat.compiler import compile_app
+from fastrapi_compat.plan.compiler import compile_app
 
 
 def tricky_app() -> FastAPI:

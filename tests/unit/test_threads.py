@@ -1,4 +1,4 @@
-"""The pool for synchronous native plans (``fastrapi_compat.threads``): CPU-bound jobs run back
+"""The pool for synchronous native plans (``fastrapi_compat.serve.pool``): CPU-bound jobs run back
 to back on one thread, blocked ones get threads of their own up to the limit, threads are anyio
 worker threads of the loop, and idle ones end."""
 
@@ -13,7 +13,7 @@ from typing import Any
 import anyio.from_thread
 import pytest
 
-from fastrapi_compat.threads import SyncPool, default_size, pool_for
+from fastrapi_compat.serve.pool import SyncPool, default_size, pool_for
 
 
 def run_jobs(

@@ -41,15 +41,13 @@ from typing import Any, TypeVar
 from fastrapi_compat._native import (
     SYNTHETIC_HOST_HEADER,
     TEST_CLIENT_HEADER,
-    ClientDisconnected,
     Engine,
     HTTPProtocol,
     WebSocketProtocol,
 )
-from fastrapi_compat.asgi_bridge import STATUS_PHRASES, Dispatcher, drain
-from fastrapi_compat.executor import FlatPlan, NativeCall, Plan, Resume, prepare_scope, run
-from fastrapi_compat.native import NativeApp, NativeASGI
-from fastrapi_compat.server import new_event_loop
+from fastrapi_compat.plan.live import NativeApp
+from fastrapi_compat.serve.dispatch import STATUS_PHRASES, Dispatcher, Watch, drain
+from fastrapi_compat.serve.server import new_event_loop
 
 __all__ = [
     "ASYNC_LIBRARY",
@@ -388,142 +386,75 @@ class EngineSite(Dispatcher):
         outcome.claimed = True
         return outcome
 
-    def spawn(self, protocol: HTTPProtocol | WebSocketProtocol) -> None:
-        # Like Starlette's client (anyio portals copy the caller's context) and ASGITransport
-        # (the app runs in the caller's task), the app sees the caller's contextvars.
+    def watch(self, protocol: HTTPProtocol | WebSocketProtocol) -> ClientWatch:
+        """The dispatcher's hook: the scope made at once with the client's promises applied
+        (``state`` and ``extensions`` as the client's kind has them), and the outcome the
+        client waits for, when the request carries the side header."""
         scope = protocol.scope()
         if self.keep_state:
             scope["state"] = self.state.copy()
         else:
             scope.pop("state", None)
         outcome = self._claim(scope)
-        is_http = type(protocol) is HTTPProtocol
-        if is_http:
+        if type(protocol) is HTTPProtocol:
             if self.debug_extension:
                 scope["extensions"] = {"http.response.debug": {}} if outcome is not None else {}
             else:
                 scope.pop("extensions", None)
-        found = None
-        if is_http and self.native is not None:
-            if outcome is not None and ("path" in outcome.scope or outcome.scope.get("root_path")):
-                protocol.take_match()  # type: ignore[union-attr]  # the app sees another path than the mirror matched
-            else:
-                handoff = outcome is not None and outcome.handoff is not None
-                found = self.native_plan(protocol, handoff=handoff)  # type: ignore[arg-type]
-        if outcome is not None and outcome.handoff is not None and is_http:
-            if found is not None:
-                outcome.app = NativeASGI(*found)
-            if not outcome.handoff(protocol, scope):  # type: ignore[arg-type]
-                protocol.finish()
-            return
-        context = outcome.context if outcome is not None else contextvars.copy_context()
-        pooled = self.offloads(found[0]) if found is not None else None
-        if pooled is not None:
-            self.offload_call(protocol, scope, outcome, context, pooled, *found)  # type: ignore[arg-type,misc]
-            return
-        if found is not None:
-            coro = self.run_native_call(protocol, scope, outcome, *found)  # type: ignore[arg-type]
-        elif is_http:
-            if self.native is not None:
-                _record_fallback(self.native, scope)
-            coro = self.run_http_call(protocol, scope, outcome)  # type: ignore[arg-type]
-        else:
-            coro = self.run_websocket_call(protocol, scope, outcome)  # type: ignore[arg-type]
-        self.track(coro, context)
+        return ClientWatch(scope, outcome)
 
-    async def run_http_call(self, protocol: HTTPProtocol, scope: dict[str, Any], outcome: Outcome | None) -> None:
+
+class ClientWatch(Watch):
+    """One request of a client's listener, as the dispatcher sees it (see :class:`Watch`)."""
+
+    __slots__ = ("accepted", "context", "handoff", "native", "outcome", "reports", "scope")
+
+    def __init__(self, scope: dict[str, Any], outcome: Outcome | None) -> None:
+        self.scope = scope
+        self.outcome = outcome
+        self.reports = outcome is not None
+        # Like Starlette's client (anyio portals copy the caller's context) and ASGITransport
+        # (the app runs in the caller's task), the app sees the caller's contextvars.
+        self.context = None if outcome is None else outcome.context
+        self.handoff = outcome is not None and outcome.handoff is not None
+        # The mirror matched the path the engine parsed; the app must see the one promised.
+        self.native = outcome is None or ("path" not in outcome.scope and not outcome.scope.get("root_path"))
+        self.accepted = False
+
+    def hand_off(self, protocol: HTTPProtocol, native: Any) -> bool:
+        outcome = self.outcome
+        assert outcome is not None and outcome.handoff is not None
+        outcome.app = native
+        return outcome.handoff(protocol, self.scope)
+
+    def recording(self, send: Any) -> Any:
+        return send if self.outcome is None else self.outcome.recording(send)
+
+    def responding(self, respond: Any) -> Any:
+        return respond if self.outcome is None else self.outcome.responding(respond)
+
+    def websocket_send(self, send: Any) -> Any:
+        outcome = self.outcome
         if outcome is None:
-            await self._call_http(protocol, scope, protocol.send, None)
-        else:
-            await self._call_http(protocol, scope, outcome.recording(protocol.send), outcome)
+            return send
 
-    async def run_native_call(
-        self, protocol: HTTPProtocol, scope: dict[str, Any], outcome: Outcome | None, plan: Plan, params: dict[str, str]
-    ) -> None:
-        prepare_scope(plan, scope, params)
-        send, respond = _channels(protocol, outcome)
-        await self._call_http(
-            protocol, scope, send, outcome, lambda s, r, w: run(NativeCall(plan, s, r, w, respond, protocol))
-        )
+        async def recording_send(message: dict[str, Any]) -> None:
+            kind = message["type"]
+            if kind == "websocket.accept":
+                self.accepted = True
+                outcome.accept = message
+            elif kind == "websocket.close" and not self.accepted:
+                outcome.close_before_accept = message
+            await send(message)
 
-    def offload_call(
-        self,
-        protocol: HTTPProtocol,
-        scope: dict[str, Any],
-        outcome: Outcome | None,
-        context: contextvars.Context,
-        flat: FlatPlan,
-        plan: Plan,
-        params: dict[str, str],
-    ) -> None:
-        """:meth:`run_native_call` for a plan that runs on the pool (``flat``)."""
-        prepare_scope(plan, scope, params)
-        send, respond = _channels(protocol, outcome)
-        call = NativeCall(plan, scope, protocol.receive, send, respond, protocol)
+        return recording_send
 
-        def finish() -> None:
-            protocol.finish()
-            if outcome is not None:
-                outcome.done.set()
-
-        def resumed(resume: Resume) -> Coroutine[Any, Any, None]:
-            return self._call_http(protocol, scope, send, outcome, lambda s, r, w: run(call, resume))
-
-        self.offload(call, flat, context.copy(), finish, resumed)
-
-    async def _call_http(
-        self, protocol: HTTPProtocol, scope: dict[str, Any], send: Any, outcome: Outcome | None, app: Any = None
-    ) -> None:
-        try:
-            await (app or self.app)(scope, protocol.receive, send)
-        except BaseException as exc:
-            protocol.finish()
-            if outcome is not None:
+    def ended(self, exc: BaseException | None) -> None:
+        outcome = self.outcome
+        if outcome is not None:
+            if exc is not None:
                 outcome.exception = exc
-            else:
-                self.logger.error("Exception in ASGI application\n", exc_info=exc)
-        else:
-            protocol.finish()
-        finally:
-            if outcome is not None:
-                outcome.done.set()
+            outcome.done.set()
 
-    async def run_websocket_call(
-        self, protocol: WebSocketProtocol, scope: dict[str, Any], outcome: Outcome | None
-    ) -> None:
-        engine_send = protocol.send
-        accepted = False
-
-        async def send(message: dict[str, Any]) -> None:
-            nonlocal accepted
-            if outcome is not None:
-                kind = message["type"]
-                if kind == "websocket.accept":
-                    accepted = True
-                    outcome.accept = message
-                elif kind == "websocket.close" and not accepted:
-                    outcome.close_before_accept = message
-            await engine_send(message)
-
-        try:
-            await self.app(scope, protocol.receive, send)
-        except OSError as exc:  # the client went away
-            if outcome is not None and not isinstance(exc, ClientDisconnected):
-                outcome.exception = exc
-        except BaseException as exc:
-            if outcome is not None:
-                outcome.exception = exc
-            else:
-                self.logger.error("Exception in ASGI application\n", exc_info=exc)
-        finally:
-            protocol.finish()
-            if outcome is not None:
-                outcome.done.set()
-
-
-def _channels(protocol: HTTPProtocol, outcome: Outcome | None) -> tuple[Callable[..., Any], Callable[..., Any]]:
-    """``send`` and ``respond`` for a native call: the protocol's own, recorded for the
-    caller when it waits on an outcome."""
-    if outcome is None:
-        return protocol.send, protocol.respond
-    return outcome.recording(protocol.send), outcome.responding(protocol.respond)
+    def fell_back(self, native: NativeApp) -> None:
+        _record_fallback(native, self.scope)

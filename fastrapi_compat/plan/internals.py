@@ -9,12 +9,14 @@ the app's own table.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import fastapi.exceptions
 import fastapi.routing
+from starlette.requests import Request
 from starlette.routing import BaseRoute
 
 _iter_route_contexts = getattr(fastapi.routing, "iter_route_contexts", None)
@@ -233,7 +235,30 @@ import fastapi.dependencies.models as _dep_models
 import fastapi.dependencies.utils as _dep_utils
 
 
-def _flat_support() -> tuple[dict[str, Any] | None, str]:
+@dataclasses.dataclass(frozen=True)
+class FlatHelpers:
+    """FastAPI's helpers a flat plan calls (``request_params_to_args`` and its pieces, so that
+    a plan can analyse each field once), by name."""
+
+    is_coroutine: Callable[..., Any]
+    is_gen: Callable[..., Any]
+    is_async_gen: Callable[..., Any]
+    endpoint_context: Callable[..., Any]
+    serialize_response: Callable[..., Any]
+    request_params_to_args: Callable[..., Any]
+    request_body_to_args: Callable[..., Any]
+    get_param_model: Callable[..., Any]
+    get_param_aliases: Callable[..., Any]
+    is_json_field: Callable[..., Any]
+    is_sequence: Callable[..., Any]
+    validate_value: Callable[..., Any]
+    cache_key: Callable[..., Any]
+    should_embed: Callable[..., Any]
+    form_models: Callable[..., Any]
+    oauth_scopes: Callable[..., Any]
+
+
+def _flat_support() -> tuple[FlatHelpers | None, str]:
     """FastAPI's helpers a flat plan calls, when this release has the request handler the
     flat executor replicates (fastapi's ``serialize_response(dump_json=...)`` generation)."""
     names = {
@@ -244,7 +269,6 @@ def _flat_support() -> tuple[dict[str, Any] | None, str]:
         "serialize_response": getattr(fastapi.routing, "serialize_response", None),
         "request_params_to_args": getattr(_dep_utils, "request_params_to_args", None),
         "request_body_to_args": getattr(_dep_utils, "request_body_to_args", None),
-        # request_params_to_args' pieces, so that a plan can analyse each field once
         "get_param_model": getattr(_dep_utils, "_get_param_model", None),
         "get_param_aliases": getattr(_dep_utils, "_get_param_aliases", None),
         "is_json_field": getattr(_dep_utils, "_is_json_field", None),
@@ -262,7 +286,7 @@ def _flat_support() -> tuple[dict[str, Any] | None, str]:
     parameters = inspect.signature(serialize).parameters
     if "dump_json" not in parameters or "endpoint_ctx" not in parameters:
         return None, f"fastapi {fastapi.__version__}: serialize_response without dump_json/endpoint_ctx"
-    return names, ""
+    return FlatHelpers(**names), ""  # type: ignore[arg-type]
 
 
 FLAT, FLAT_UNSUPPORTED = _flat_support()
@@ -468,3 +492,53 @@ def claim_anyio_worker(loop: Any) -> Any:
                 del threadlocals.current_cancel_scope
 
     return claimed()
+
+
+# --- Starlette's Request and middleware: private attributes the native tier sets or reads -------
+
+
+def set_request_body(request: Request, body: bytes) -> None:
+    """Gives a ``Request`` the body already read, as ``await request.body()`` caches it."""
+    request._body = body
+
+
+async def request_body(request: Request) -> bytes:
+    """``await request.body()``; a body that arrives in one message is taken directly, and
+    cached on the request as Starlette caches it."""
+    if not hasattr(request, "_body") and not request._stream_consumed:
+        message = await request._receive()
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            request._stream_consumed = True
+            body: bytes = message.get("body", b"")
+            request._body = body
+            return body
+        request._receive = _Replay(message, request._receive)
+    return await request.body()
+
+
+class _Replay:
+    """``receive`` that first gives back a message already taken."""
+
+    __slots__ = ("message", "receive")
+
+    def __init__(self, message: Any, receive: Any) -> None:
+        self.message: Any = message
+        self.receive = receive
+
+    async def __call__(self) -> Any:
+        message, self.message = self.message, None
+        return message if message is not None else await self.receive()
+
+
+def exception_tables(handlers: dict[Any, Any], debug: bool) -> tuple[dict[Any, Any], dict[int, Any]]:
+    """``(by class, by status code)``: the tables Starlette's ``ExceptionMiddleware`` builds
+    from ``handlers`` (made with Starlette's own class)."""
+    from starlette.middleware.exceptions import ExceptionMiddleware
+
+    tables = ExceptionMiddleware(app=None, handlers=handlers, debug=debug)  # type: ignore[arg-type]
+    return tables._exception_handlers, tables._status_handlers
+
+
+def embed_body_fields(route_like: Any) -> bool:
+    """Whether FastAPI embeds the route's body fields (``APIRoute._embed_body_fields``)."""
+    return bool(route_like._embed_body_fields)

@@ -588,7 +588,7 @@ def run_check(pair: AppPair, options: Options, out: IO[str] | None = None) -> Re
     startup that fails, ...).
     """
     from fastrapi_compat.errors import StartupError
-    from fastrapi_compat.server import ServerThread, new_event_loop
+    from fastrapi_compat.serve.server import ServerThread, new_event_loop
 
     out = out or sys.stdout
     seed = options.seed if options.seed is not None else random.randrange(2**32)
@@ -616,8 +616,8 @@ def run_check(pair: AppPair, options: Options, out: IO[str] | None = None) -> Re
 
 
 async def _check(stock_app: Any, base_url: str, seed: int, options: Options, out: IO[str]) -> Report:
-    from fastrapi_compat.asgi_bridge import Lifespan
     from fastrapi_compat.errors import StartupError
+    from fastrapi_compat.serve.lifespan import Lifespan
 
     lifespan = Lifespan(stock_app, "auto", logger)
     try:

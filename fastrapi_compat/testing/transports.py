@@ -37,7 +37,7 @@ except ImportError:  # pragma: no cover - only httpx2 installed
     import httpx2 as _httpx  # type: ignore[no-redef]
 
 from fastrapi_compat._native import SYNTHETIC_HOST_HEADER, Engine
-from fastrapi_compat.loopback import (
+from fastrapi_compat.testing.loopback import (
     ASYNC_LIBRARY,
     OUTCOME_TIMEOUT,
     SIDE_HEADER,

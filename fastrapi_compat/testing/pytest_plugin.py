@@ -3,8 +3,8 @@
 Registered through the ``pytest11`` entry point and inert unless the flag is given. With it,
 for the session, ``TestClient`` (``starlette.testclient``'s, which ``fastapi.testclient``
 re-exports) and ``httpx.ASGITransport`` (and ``httpx2``'s) are replaced, in those modules, by
-:class:`fastrapi_compat.testclient.TestClient` and
-:class:`fastrapi_compat.testclient.AsyncEngineTransport`: every app they are given is served
+:class:`fastrapi_compat.testing.testclient.TestClient` and
+:class:`fastrapi_compat.testing.testclient.AsyncEngineTransport`: every app they are given is served
 by the engine over loopback. Nothing in ``fastapi`` itself is patched. The names are swapped
 before the initial ``conftest.py`` files are imported (and restored when the session ends), so
 ``from fastapi.testclient import TestClient`` in a conftest or a test module gets the engine's.
@@ -23,7 +23,7 @@ import pytest
 OPTION = "--fastrapi-engine"
 _WORKER_KEY = "fastrapi_engine"
 
-# (module, attribute, replacement): the replacement is an attribute of fastrapi_compat.testclient.
+# (module, attribute, replacement): the replacement is an attribute of fastrapi_compat.testing.testclient.
 _SWAPS = (
     ("starlette.testclient", "TestClient", "TestClient"),
     ("fastapi.testclient", "TestClient", "TestClient"),
@@ -41,7 +41,7 @@ class EngineSession:
     swapped names, the tests run, and the engine's counters since the session began."""
 
     def __init__(self, config: pytest.Config) -> None:
-        from fastrapi_compat import testclient
+        from fastrapi_compat.testing import testclient
 
         self._config = config
         self._testclient = testclient

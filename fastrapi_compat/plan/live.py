@@ -16,10 +16,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from fastrapi_compat import internals
 from fastrapi_compat._native import HTTPProtocol, RouteMirror
-from fastrapi_compat.compiler import Compiled, compile_app
-from fastrapi_compat.executor import NativeCall, Plan, prepare_scope, run
+from fastrapi_compat.plan import internals
+from fastrapi_compat.plan.compiler import Compiled, compile_app
+from fastrapi_compat.plan.plans import Plan
 
 _logger = logging.getLogger("fastrapi_compat.native")
 
@@ -123,18 +123,3 @@ class NativeApp:
             self.declined = "FastAPI's native telemetry is active (an OpenTelemetry provider is set)"
             return None
         return plan, params
-
-
-class NativeASGI:
-    """One native request as an ASGI app, for callers that run the app themselves (the async
-    test transports): every response goes through ``send``."""
-
-    __slots__ = ("params", "plan")
-
-    def __init__(self, plan: Plan, params: dict[str, str]) -> None:
-        self.plan = plan
-        self.params = params
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        prepare_scope(self.plan, scope, self.params)
-        await run(NativeCall(self.plan, scope, receive, send, None, None))

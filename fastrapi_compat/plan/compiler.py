@@ -2,8 +2,8 @@
 
 ``compile_app(app)`` walks the app's effective routes in Starlette's matching order and gives,
 per route, its tier (``native``/``asgi``) with the fallback reason, per middleware whether it
-runs natively, the table the Rust route mirror is built from, and a :class:`~executor.Plan` for
-each native route (run by :mod:`fastrapi_compat.executor`).
+runs natively, the table the Rust route mirror is built from, and a :class:`~fastrapi_compat.plan.plans.Plan`
+for each native route (run by :mod:`fastrapi_compat.execute`).
 
 A route is native when everything between the server and FastAPI's own request handler for it is
 known: the app is a ``fastapi.FastAPI`` without middleware the engine does not run natively, no
@@ -22,10 +22,10 @@ import fastapi.params
 import fastapi.routing
 from starlette.routing import Mount, Route, WebSocketRoute
 
-from fastrapi_compat import internals
-from fastrapi_compat import middleware as native_middleware
 from fastrapi_compat._native import MiddlewareStack
-from fastrapi_compat.executor import AppRuntime, Plan
+from fastrapi_compat.plan import internals
+from fastrapi_compat.plan import middleware as native_middleware
+from fastrapi_compat.plan.plans import AppRuntime, Plan
 
 #: (pattern, literal prefix, methods or None, static path or None, plan id or None)
 MirrorSpec = tuple[str, str, list[str] | None, str | None, int | None]

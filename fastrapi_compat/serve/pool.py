@@ -31,7 +31,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from fastrapi_compat import internals
+from fastrapi_compat.plan import internals
 
 _logger = logging.getLogger("fastrapi_compat.threads")
 

@@ -19,11 +19,13 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from fastrapi_compat import workers
 from fastrapi_compat._native import Engine
-from fastrapi_compat.asgi_bridge import STATUS_PHRASES, Dispatcher, Lifespan, drain
 from fastrapi_compat.errors import StartupError
-from fastrapi_compat.native import NativeApp
+from fastrapi_compat.plan.live import NativeApp
+from fastrapi_compat.serve import workers
+from fastrapi_compat.serve.dispatch import STATUS_PHRASES, Dispatcher, drain
+from fastrapi_compat.serve.lifespan import Lifespan
+from fastrapi_compat.serve.logs import configure_logging
 
 logger = logging.getLogger("fastrapi_compat")
 
@@ -160,8 +162,6 @@ def run(
 ) -> None:
     """Serves ``app`` until SIGINT or SIGTERM. Raises :class:`StartupError` if it cannot start."""
     if log_level is not None or not logger.handlers:
-        from fastrapi_compat.cli import configure_logging
-
         configure_logging(log_level or "info")
     is_worker = workers.READY_FD_ENV in os.environ  # started by ``run --workers N``
     if is_worker:

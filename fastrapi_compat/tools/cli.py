@@ -20,11 +20,11 @@ import re
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import Any, ClassVar, NoReturn
+from typing import Any, NoReturn
 
 from fastrapi_compat.errors import StartupError
+from fastrapi_compat.serve.logs import configure_logging
 
-TRACE = 5
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 LIFESPAN_MODES = ("auto", "on", "off")
 
@@ -311,53 +311,6 @@ def _describe(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
-class _LevelPrefixFormatter(logging.Formatter):
-    """uvicorn's console format: ``INFO:     message`` (level name coloured on a terminal)."""
-
-    COLOURS: ClassVar[dict[int, str]] = {
-        TRACE: "34",
-        logging.DEBUG: "36",
-        logging.INFO: "32",
-        logging.WARNING: "33",
-        logging.ERROR: "31",
-        logging.CRITICAL: "91",
-    }
-
-    def __init__(self, use_colours: bool) -> None:
-        super().__init__("%(message)s")
-        self.use_colours = use_colours
-
-    def format(self, record: logging.LogRecord) -> str:
-        name = record.levelname
-        padding = " " * max(0, 8 - len(name))
-        if self.use_colours:
-            name = f"\033[{self.COLOURS.get(record.levelno, '0')}m{name}\033[0m"
-        return f"{name}:{padding} {super().format(record)}"
-
-
-def configure_logging(level: str) -> None:
-    """Send the ``fastrapi_compat`` logger to stderr in uvicorn's format at ``level``."""
-    logging.addLevelName(TRACE, "TRACE")
-    numeric = TRACE if level == "trace" else getattr(logging, level.upper())
-    logger = logging.getLogger("fastrapi_compat")
-    for handler in list(logger.handlers):
-        if getattr(handler, "_fastrapi_cli", False):
-            logger.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_LevelPrefixFormatter(use_colours=_colours_wanted(sys.stderr)))
-    handler._fastrapi_cli = True  # type: ignore[attr-defined]
-    logger.addHandler(handler)
-    logger.setLevel(numeric)
-    logger.propagate = False
-
-
-def _colours_wanted(stream: Any) -> bool:
-    if os.environ.get("NO_COLOR"):
-        return False
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
-
-
 def version_text() -> str:
     from fastapi import __version__ as fastapi_version
 
@@ -395,7 +348,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     except AppLoadError as exc:
         return _fail(str(exc))
 
-    from fastrapi_compat.compiler import compile_app
+    from fastrapi_compat.plan.compiler import compile_app
 
     compiled = compile_app(app)
     if args.json:
@@ -426,7 +379,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             return _fail(f"invalid --mask {pattern!r}: {exc}.")
     if importlib.util.find_spec("schemathesis") is None:
         return _fail("check needs schemathesis (Python >= 3.11): pip install 'fastrapi-compat[check]'.")
-    from fastrapi_compat.check import (
+    from fastrapi_compat.tools.check import (
         CheckError,
         Options,
         load_two_instances,
@@ -475,7 +428,7 @@ def _worker_argv(args: argparse.Namespace) -> list[str]:
 def cmd_run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     if args.workers > 1:
-        from fastrapi_compat.workers import Supervisor, WorkerStartupFailed
+        from fastrapi_compat.serve.workers import Supervisor, WorkerStartupFailed
 
         try:
             return Supervisor(_worker_argv(args), args.workers, args.host, args.port, graceful_timeout=30.0).run()
@@ -488,7 +441,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except AppLoadError as exc:
         return _fail(str(exc))
 
-    from fastrapi_compat.server import run
+    from fastrapi_compat.serve.server import run
 
     try:
         run(

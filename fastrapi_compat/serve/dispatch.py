@@ -1,0 +1,324 @@
+"""The one dispatcher: for each request or websocket the engine hands over, decides how it is
+served — by a native plan on the loop, by a native plan on the thread pool, or by the app's
+own ASGI stack — and runs it, one task each.
+
+The server and every test transport go through :class:`Dispatcher`. What the test side adds
+(the promises a client made, the outcome it waits for) comes in through one hook,
+:meth:`Dispatcher.watch`, which returns a :class:`Watch` for the request, or None in
+production: the decisions themselves are never taken anywhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import http
+import logging
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any
+
+from fastrapi_compat._native import ClientDisconnected, Engine, HTTPProtocol, WebSocketProtocol
+from fastrapi_compat.execute.call import NativeCall, prepare_scope
+from fastrapi_compat.execute.flat import direct_flat, run_flat
+from fastrapi_compat.execute.layers import Resume, run
+from fastrapi_compat.execute.offload import run_sync
+from fastrapi_compat.plan.flat import FlatPlan
+from fastrapi_compat.plan.plans import Plan
+from fastrapi_compat.serve.pool import pool_for
+
+if TYPE_CHECKING:
+    from fastrapi_compat.plan.live import NativeApp
+
+ASGIApp = Any
+
+#: Reason phrases of the status line, as uvicorn writes them (the engine takes this table).
+STATUS_PHRASES: dict[int, str] = {status.value: status.phrase for status in http.HTTPStatus}
+
+#: Why a request the mirror sent to a native route is served by the app's stack when the
+#: client runs the app itself and the engine would have run the app's middleware in Rust.
+HANDOFF_WITH_NATIVE_MIDDLEWARE = "the app's middleware run in Rust, and this client runs the app itself"
+
+
+def drain(engine: Engine) -> None:
+    """The loop's reader callback on the engine's wake fd: hands each new protocol object
+    to the handler of the listener it arrived on."""
+    for protocol in engine.drain():
+        protocol.handler.spawn(protocol)
+
+
+class Watch:
+    """What the test side knows of one request and records of it (see :meth:`Dispatcher.watch`).
+
+    ``scope``: the scope the app sees, made at once (the client's promises applied);
+    ``context``: the contextvars the app runs in a copy of (None: the loop's);
+    ``native``: whether the route the mirror matched may be used (False when the client
+    promised another path than the one the engine parsed); ``handoff``: the caller runs the
+    app itself (:meth:`hand_off`); ``reports``: the client reads the outcome (exceptions and
+    unfinished responses are its to report, not the server log's)."""
+
+    scope: dict[str, Any]
+    context: contextvars.Context | None = None
+    native: bool = True
+    handoff: bool = False
+    reports: bool = False
+
+    def hand_off(self, protocol: HTTPProtocol, native: ASGIApp | None) -> bool:
+        """Gives the request to the caller, with the native route's ASGI app (``native``) to
+        run instead of the app when set; False when the caller is gone."""
+        raise NotImplementedError
+
+    def recording(self, send: Any) -> Any:
+        """``send`` as the app gets it (HTTP)."""
+        return send
+
+    def responding(self, respond: Any) -> Any:
+        """``respond`` as a native plan gets it."""
+        return respond
+
+    def websocket_send(self, send: Any) -> Any:
+        """``send`` as the app gets it (websocket)."""
+        return send
+
+    def ended(self, exc: BaseException | None) -> None:
+        """The request is over (``exc``: what the app raised)."""
+
+    def fell_back(self, native: NativeApp) -> None:
+        """The request was not served natively (for the fallback report)."""
+
+
+class NativeASGI:
+    """One native request as an ASGI app, for callers that run the app themselves (the async
+    test transports): every response goes through ``send``."""
+
+    __slots__ = ("params", "plan")
+
+    def __init__(self, plan: Plan, params: dict[str, str]) -> None:
+        self.plan = plan
+        self.params = params
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        prepare_scope(self.plan, scope, self.params)
+        await run(NativeCall(self.plan, scope, receive, send, None, None))
+
+
+class Dispatcher:
+    """A listener's handler: serves each request or websocket, one task each."""
+
+    def __init__(self, app: ASGIApp, state: dict[str, Any], logger: logging.Logger) -> None:
+        self.app = app
+        self.state = state
+        self.logger = logger
+        self.tasks: set[asyncio.Task[None]] = set()
+        #: Set when the app's native routes are mirrored on this listener.
+        self.native: NativeApp | None = None
+
+    def watch(self, protocol: HTTPProtocol | WebSocketProtocol) -> Watch | None:
+        """The test side's hook: a :class:`Watch` for ``protocol``'s request, or None (the
+        server: nothing is recorded, the scope is made when first needed)."""
+        return None
+
+    # --- the decision ---------------------------------------------------------------------
+
+    def spawn(self, protocol: HTTPProtocol | WebSocketProtocol) -> None:
+        watch = self.watch(protocol)
+        if type(protocol) is not HTTPProtocol:
+            self.track(self.run_websocket(protocol, watch), None if watch is None else watch.context)
+            return
+        found = self.native_plan(protocol, watch)
+        if watch is not None and watch.handoff:
+            if not watch.hand_off(protocol, None if found is None else NativeASGI(*found)):
+                protocol.finish()
+            return
+        context = None if watch is None else watch.context
+        if found is None:
+            self.track(self.run_http(protocol, watch), context)
+            return
+        plan, params = found
+        call = self.native_call(protocol, plan, params, watch)
+        pooled = self.offloads(plan)
+        if pooled is not None:
+            self.offload(protocol, call, pooled, watch)
+            return
+        flat = direct_flat(plan)
+        self.track(
+            self.run_call(protocol, call, watch) if flat is None else self.run_flat(protocol, call, flat, watch),
+            context,
+        )
+
+    def native_plan(self, protocol: HTTPProtocol, watch: Watch | None = None) -> tuple[Plan, dict[str, str]] | None:
+        """The plan serving ``protocol`` natively (the request is then counted as native), or
+        None: the app's stack serves it. A request handed off to a caller that runs the app
+        itself is not served natively when the engine runs the app's middleware: the caller
+        runs the app's own."""
+        native = self.native
+        if native is None:
+            return None
+        if watch is not None and not watch.native:
+            protocol.take_match()  # the app sees another path than the mirror matched
+            found = None
+        else:
+            found = native.find(protocol)
+            if found is not None and watch is not None and watch.handoff and native.compiled.stack is not None:
+                native.declined = HANDOFF_WITH_NATIVE_MIDDLEWARE
+                found = None
+        if found is not None:
+            protocol.served_natively()
+        elif watch is not None:
+            watch.fell_back(native)
+        return found
+
+    @staticmethod
+    def offloads(plan: Plan) -> FlatPlan | None:
+        """The flat plan of ``plan`` when it runs on the pool (see :mod:`fastrapi_compat.serve.pool`)."""
+        flat = plan.flat
+        return flat if flat is not None and flat.offload and not flat.overridden() else None
+
+    # --- native plans -----------------------------------------------------------------------
+
+    def native_call(
+        self, protocol: HTTPProtocol, plan: Plan, params: dict[str, str], watch: Watch | None = None
+    ) -> NativeCall:
+        """The call serving ``protocol`` with ``plan``; its scope is made when first needed
+        (at once when the engine runs the app's ``SessionMiddleware``, since making the scope
+        opens the session, and when a watch made it already)."""
+        if watch is None:
+            call = NativeCall(
+                plan, None, protocol.receive, protocol.send, protocol.respond, protocol,
+                path_params=plan.path_params(params), make_scope=self.make_scope,
+            )  # fmt: skip
+            if plan.runtime.native_sessions:
+                call.scope  # noqa: B018 - made for its effect
+            return call
+        scope = watch.scope
+        prepare_scope(plan, scope, params)
+        send, respond = watch.recording(protocol.send), watch.responding(protocol.respond)
+        return NativeCall(plan, scope, protocol.receive, send, respond, protocol)
+
+    def make_scope(self, call: NativeCall) -> dict[str, Any]:
+        assert call.protocol is not None
+        scope = call.protocol.scope()
+        scope["state"] = self.state.copy()
+        prepare_scope(call.plan, scope, None, call.path_params)
+        return scope
+
+    def offload(self, protocol: HTTPProtocol, call: NativeCall, flat: FlatPlan, watch: Watch | None) -> None:
+        """Runs ``call`` with ``flat`` (what :meth:`offloads` gave) on the pool, in a copy of
+        the request's context: answered there, or resumed on the loop (:meth:`run_call` with
+        the :class:`Resume`) to do with the app's handlers what the plan left."""
+        loop = asyncio.get_running_loop()
+        outer = None if watch is None else watch.context
+        context = contextvars.copy_context() if outer is None else outer.copy()
+
+        def job() -> None:
+            resume = context.run(run_sync, call, flat, context)
+            if resume is None:
+                self.ended(protocol, watch, None)
+            else:
+                loop.call_soon_threadsafe(self._resume, context, protocol, call, watch, resume)
+
+        pool_for(loop).submit(job)
+
+    def _resume(
+        self,
+        context: contextvars.Context,
+        protocol: HTTPProtocol,
+        call: NativeCall,
+        watch: Watch | None,
+        resume: Resume,
+    ) -> None:
+        self.track(self.run_call(protocol, call, watch, resume), context)
+
+    async def run_flat(self, protocol: HTTPProtocol, call: NativeCall, flat: FlatPlan, watch: Watch | None) -> None:
+        """:meth:`run_call` for a flat plan that needs nothing around it until something is
+        raised: the exception then goes through :func:`run` exactly as if raised there."""
+        try:
+            await run_flat(call, flat)
+        except BaseException as exc:
+            await self.run_call(protocol, call, watch, Resume(exc=exc))
+            return
+        self.ended(protocol, watch, None)
+
+    async def run_call(
+        self, protocol: HTTPProtocol, call: NativeCall, watch: Watch | None, resume: Resume | None = None
+    ) -> None:
+        try:
+            await run(call, resume)
+        except BaseException as exc:
+            self.ended(protocol, watch, exc)
+            return
+        self.ended(protocol, watch, None)
+
+    # --- the app's own stack ------------------------------------------------------------------
+
+    def scope_for(self, protocol: HTTPProtocol | WebSocketProtocol, watch: Watch | None) -> dict[str, Any]:
+        if watch is not None:
+            return watch.scope
+        scope = protocol.scope()
+        scope["state"] = self.state.copy()
+        return scope
+
+    async def run_http(self, protocol: HTTPProtocol, watch: Watch | None) -> None:
+        scope = self.scope_for(protocol, watch)
+        send = protocol.send if watch is None else watch.recording(protocol.send)
+        try:
+            result = await self.app(scope, protocol.receive, send)
+        except BaseException as exc:
+            self.ended(protocol, watch, exc)
+            return
+        outcome = self.ended(protocol, watch, None)
+        if watch is not None and watch.reports:
+            return
+        if result is not None:
+            self.logger.error("ASGI callable should return None, but returned '%s'.", result)
+        elif outcome == "not_started":
+            self.logger.error("ASGI callable returned without starting response.")
+        elif outcome == "not_completed":
+            self.logger.error("ASGI callable returned without completing response.")
+
+    async def run_websocket(self, protocol: WebSocketProtocol, watch: Watch | None) -> None:
+        scope = self.scope_for(protocol, watch)
+        send = protocol.send if watch is None else watch.websocket_send(protocol.send)
+        try:
+            result = await self.app(scope, protocol.receive, send)
+        except OSError as exc:  # the client went away
+            protocol.finish()
+            if watch is not None:
+                watch.ended(None if isinstance(exc, ClientDisconnected) else exc)
+            return
+        except BaseException as exc:
+            self.ended(protocol, watch, exc)
+            return
+        outcome = self.ended(protocol, watch, None)
+        if watch is not None and watch.reports:
+            return
+        if outcome == "not_started":
+            self.logger.error("ASGI callable returned without completing handshake.")
+        elif result is not None:
+            self.logger.error("ASGI callable should return None, but returned '%s'.", result)
+
+    # --- bookkeeping ----------------------------------------------------------------------------
+
+    def ended(self, protocol: HTTPProtocol | WebSocketProtocol, watch: Watch | None, exc: BaseException | None) -> Any:
+        """Finishes ``protocol`` (its outcome: ``not_started``, ``not_completed``, ...), tells
+        the watch, and logs what the app raised unless a client reports it."""
+        outcome = protocol.finish()
+        if watch is not None:
+            watch.ended(exc)
+            if watch.reports:
+                return outcome
+        if exc is not None:
+            self.logger.error("Exception in ASGI application\n", exc_info=exc)
+        return outcome
+
+    def track(self, coro: Coroutine[Any, Any, None], context: contextvars.Context | None = None) -> None:
+        """Runs ``coro`` as a task, in a copy of ``context`` (else of the current context),
+        that :meth:`wait_tasks` waits for."""
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(coro) if context is None else context.run(loop.create_task, coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def wait_tasks(self, timeout: float) -> None:
+        """Waits for running app calls (e.g. background tasks after a response) to end."""
+        if self.tasks:
+            await asyncio.wait(set(self.tasks), timeout=timeout)
