@@ -20,8 +20,8 @@ Each side gets its own instance of the app (the user's modules imported a second
 change each side's state alike, and the two sides' lifespans never share an object. Both sides
 see the same ``Host`` (the engine's address), so URLs the app builds from it are identical.
 
-Compared per request, with the rules of the project's own differential tests
-(``tests/support/compare.py``): status code, headers (``date``, ``server`` and hop-by-hop
+Compared per request, with the rules the project's own differential tests use too
+(:mod:`fastrapi_compat.tools.compare`): status code, headers (``date``, ``server`` and hop-by-hop
 headers left out; ``content-length`` only when the app itself set it, since a server adds it
 for framing; ``allow`` sorted) and body bytes (content-decoded when ``content-encoding`` is gzip
 or deflate, as gzip's header carries the time). The reason phrase is not compared: the stock
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
 import json
 import logging
 import os
@@ -49,6 +48,15 @@ from typing import IO, Any
 
 import httpx
 
+from fastrapi_compat.tools.compare import (
+    HOP_BY_HOP,
+    IGNORED_HEADERS,
+    body_difference,
+    decode_content,
+    header_value,
+    mask_body,
+)
+
 logger = logging.getLogger("fastrapi_compat.check")
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -57,23 +65,9 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 DEFAULT_MAX_EXAMPLES = 20
 DEFAULT_TIMEOUT = 10.0
 
-# Headers a server or the transport decides, not the app: left out of the comparison.
-IGNORED_HEADERS = frozenset({"date", "server"})
-HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
 # Request headers the generated request is not sent with: hop-by-hop, and schemathesis's own
 # per-case id (noise in a diff; the two sides get the same request either way).
 DROPPED_REQUEST_HEADERS = frozenset({"connection", "x-schemathesis-testcaseid"})
-MASK = "<MASKED>"
 INTERNAL_SERVER_ERROR = b"Internal Server Error"
 
 
@@ -482,23 +476,16 @@ def _normalise(status: int, raw: Iterable[tuple[bytes, bytes]], body: bytes, opt
         name = name_b.decode("latin-1").lower()
         if name in IGNORED_HEADERS or name in HOP_BY_HOP or name in options.ignored_headers:
             continue
-        value = value_b.decode("latin-1")
-        if name == "allow":
-            value = ", ".join(sorted(m.strip() for m in value.split(",") if m.strip()))
-        for pattern in masks:
-            value = re.sub(pattern, MASK, value)
-        headers.setdefault(name, []).append(value)
+        headers.setdefault(name, []).append(header_value(name, value_b.decode("latin-1"), masks))
     encoding = (headers.get("content-encoding") or [""])[-1].strip().lower()
     if encoding in ("gzip", "deflate") and body:
         try:
-            body = gzip.decompress(body) if encoding == "gzip" else zlib.decompress(body)
+            body = decode_content(body, encoding)
         except (OSError, EOFError, zlib.error):
             pass  # compared as sent
         else:
             headers.pop("content-length", None)  # the compressed length depends on the time
-    for pattern in masks:
-        body = re.sub(pattern.encode(), MASK.encode(), body)
-    return Answer(status, dict(sorted(headers.items())), body)
+    return Answer(status, dict(sorted(headers.items())), mask_body(body, masks))
 
 
 def differences(stock: Answer, engine: Answer) -> list[str]:
@@ -515,20 +502,8 @@ def differences(stock: Answer, engine: Answer) -> list[str]:
         if stock.headers.get(name) != engine_headers.get(name):
             problems.append(f"header {name!r}: stock {stock.headers.get(name)}, engine {engine_headers.get(name)}")
     if stock.body != engine.body:
-        problems.append(_body_difference(stock.body, engine.body))
+        problems.append(body_difference(stock.body, engine.body, "stock"))
     return problems
-
-
-def _body_difference(stock: bytes, engine: bytes) -> str:
-    offset = next(
-        (i for i, (a, b) in enumerate(zip(stock, engine, strict=False)) if a != b),
-        min(len(stock), len(engine)),
-    )
-    lo = max(0, offset - 30)
-    return (
-        f"body: stock {len(stock)} bytes, engine {len(engine)} bytes, first difference at byte "
-        f"{offset}: stock {stock[lo : offset + 30]!r}, engine {engine[lo : offset + 30]!r}"
-    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,12 +15,9 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import gzip
 import hashlib
 import json
-import re
 import time
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,9 +27,15 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect as ws_connect
 from websockets.typing import Subprotocol
 
-IGNORED_HEADERS = frozenset({"date", "server"})
+from fastrapi_compat.tools.compare import (
+    IGNORED_HEADERS,
+    body_difference,
+    decode_content,
+    header_value,
+    mask_body,
+)
+
 PORT_PLACEHOLDER = "<PORT>"
-MASK = "<MASKED>"
 HTTP_TIMEOUT = 20.0
 WS_TIMEOUT = 10.0
 FIXED_BOUNDARY = "diff-test-boundary-7d1f3a"
@@ -111,27 +114,10 @@ def make_client(server: Any) -> httpx.Client:
     return httpx.Client(base_url=server.url, timeout=HTTP_TIMEOUT, follow_redirects=False)
 
 
-def _sort_allow(value: str) -> str:
-    return ", ".join(sorted(m.strip() for m in value.split(",") if m.strip()))
-
-
-HEADER_NORMALIZERS: dict[str, Callable[[str], str]] = {"allow": _sort_allow}
-
-
 def _replace_port(data: bytes, port: int) -> bytes:
     for host in (b"127.0.0.1", b"localhost"):
         data = data.replace(host + b":" + str(port).encode(), host + b":" + PORT_PLACEHOLDER.encode())
     return data
-
-
-def _decode_content(raw: bytes, encoding: str | None) -> bytes:
-    if not encoding or encoding == "identity":
-        return raw
-    if encoding == "gzip":
-        return gzip.decompress(raw)
-    if encoding == "deflate":
-        return zlib.decompress(raw)
-    raise AssertionError(f"unexpected content-encoding {encoding!r}")
 
 
 def build_request(client: httpx.Client, req: Req) -> httpx.Request:
@@ -191,26 +177,18 @@ def capture(client: httpx.Client, port: int, req: Req) -> Captured:
         name = name_b.decode("latin-1").lower()
         if name in IGNORED_HEADERS:
             continue
-        value = _replace_port(value_b, port).decode("latin-1")
-        normalize = HEADER_NORMALIZERS.get(name)
-        if normalize is not None:
-            value = normalize(value)
-        for pattern in req.mask:
-            value = re.sub(pattern, MASK, value)
-        headers.append((name, value))
+        headers.append((name, header_value(name, _replace_port(value_b, port).decode("latin-1"), req.mask)))
     body = raw
     raw_length = None
     if req.decode_body and error is None:
         encoding = response.headers.get("content-encoding")
-        body = _decode_content(raw, encoding)
+        body = decode_content(raw, encoding)
         raw_length = len(raw)
         declared = response.headers.get("content-length")
         if declared is not None and req.method != "HEAD" and int(declared) != len(raw):
             raise AssertionError(f"{req.label()}: content-length {declared} but {len(raw)} bytes on the wire")
         headers = [(n, v) for n, v in headers if n != "content-length"]
-    normalized = _replace_port(body, port)
-    for pattern in req.mask:
-        normalized = re.sub(pattern.encode(), MASK.encode(), normalized)
+    normalized = mask_body(_replace_port(body, port), req.mask)
     if normalized != body:
         # Keep the declared length consistent with the normalised body (the two servers'
         # ports, or masked values, need not have the same number of characters).
@@ -239,7 +217,7 @@ def assert_same(label: str, reference: Captured, engine: Captured) -> None:
             if ref_groups.get(name) != eng_groups.get(name):
                 problems.append(f"header {name!r}: uvicorn {ref_groups.get(name)} != engine {eng_groups.get(name)}")
     if reference.body != engine.body:
-        problems.append(_body_difference(reference.body, engine.body))
+        problems.append(body_difference(reference.body, engine.body, "uvicorn", context=40))
     if problems:
         diff = difflib.unified_diff(reference.render(), engine.render(), "uvicorn", "engine", lineterm="", n=3)
         raise AssertionError(
@@ -358,18 +336,6 @@ def _render_body(body: bytes) -> list[str]:
 
 def _split_json_line(text: str, width: int = 100) -> list[str]:
     return [text[i : i + width] for i in range(0, len(text), width)]
-
-
-def _body_difference(reference: bytes, engine: bytes) -> str:
-    offset = next(
-        (i for i, (a, b) in enumerate(zip(reference, engine, strict=False)) if a != b),
-        min(len(reference), len(engine)),
-    )
-    lo = max(0, offset - 40)
-    return (
-        f"body: uvicorn {len(reference)} bytes, engine {len(engine)} bytes; first difference at "
-        f"byte {offset}: uvicorn {reference[lo : offset + 40]!r} vs engine {engine[lo : offset + 40]!r}"
-    )
 
 
 def _truncate_lines(lines: list[str], limit: int) -> list[str]:
