@@ -12,6 +12,7 @@ mod middleware;
 mod request;
 mod router;
 mod serve;
+mod shared;
 
 use pyo3::prelude::*;
 

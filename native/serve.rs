@@ -13,8 +13,8 @@ use tokio::sync::{mpsc, watch};
 
 use crate::asgi;
 use crate::body::ResBody;
-use crate::engine::EngineShared;
 use crate::request::{ConnInfo, Site};
+use crate::shared::EngineShared;
 
 pub async fn accept_loop(
     listener: TcpListener,

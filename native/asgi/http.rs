@@ -17,10 +17,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::awaitable::Ready;
 use crate::body::ResBody;
-use crate::engine::EngineShared;
 use crate::inbox::Event;
 use crate::middleware::{Encoders, Flow, Pending, Session, Stack};
 use crate::request::{ConnInfo, RequestHead};
+use crate::shared::EngineShared;
 
 /// Bodies announced at most this big are read before the app is called, so that its first
 /// `receive()` needs no trip back to tokio.

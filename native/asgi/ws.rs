@@ -28,9 +28,9 @@ use super::http::parse_headers;
 use super::ClientDisconnected;
 use crate::awaitable::Ready;
 use crate::body::ResBody;
-use crate::engine::EngineShared;
 use crate::inbox::Event;
 use crate::request::{ConnInfo, RequestHead};
+use crate::shared::EngineShared;
 
 /// Messages read from the socket and not yet received by the app.
 const INBOUND_CAPACITY: usize = 32;
