@@ -12,12 +12,15 @@ use pyo3::prelude::*;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 
-use crate::request::Site;
+use crate::router::MirrorSlot;
 use crate::shared::{lock, EngineShared};
+use crate::site::Site;
 
-/// A listener being served: how to stop it, and its accept task.
+/// A listener being served: its route mirror, how to stop it, and its accept task.
 struct Listening {
-    site: Arc<Site>,
+    /// Held as long as the engine knows the listener (its handler lives that long).
+    _site: Arc<Site>,
+    mirror: Arc<MirrorSlot>,
     stop: watch::Sender<Option<Duration>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -83,8 +86,8 @@ impl Engine {
             handler,
             root_path,
             scheme: "http",
-            mirror: arc_swap::ArcSwapOption::empty(),
         });
+        let mirror = Arc::new(MirrorSlot::empty());
         let (stop, stop_rx) = watch::channel(None);
         let task = {
             let _guard = self.shared.handle.enter();
@@ -93,11 +96,20 @@ impl Engine {
                 listener,
                 self.shared.clone(),
                 site.clone(),
+                mirror.clone(),
                 stop_rx,
             ))
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        lock(&self.listeners).insert(id, Listening { site, stop, task });
+        lock(&self.listeners).insert(
+            id,
+            Listening {
+                _site: site,
+                mirror,
+                stop,
+                task,
+            },
+        );
         Ok((addr.ip().to_string(), addr.port(), id))
     }
 
@@ -127,7 +139,7 @@ impl Engine {
         let listening = listeners
             .get(&id)
             .ok_or_else(|| PyValueError::new_err(format!("no listener with id {id}")))?;
-        listening.site.mirror.store(mirror.map(|m| m.inner.clone()));
+        listening.mirror.store(mirror.map(|m| m.inner.clone()));
         Ok(())
     }
 

@@ -13,6 +13,7 @@ mod request;
 mod router;
 mod serve;
 mod shared;
+mod site;
 
 use pyo3::prelude::*;
 

@@ -113,6 +113,10 @@ fn is_exact_literal(pattern: &str, literal: &str) -> bool {
     }
 }
 
+/// Where a listener holds the app's route mirror, when its routes can be served natively
+/// (swapped whole when the app's table changes; `None`: every request goes to the ASGI tier).
+pub type MirrorSlot = arc_swap::ArcSwapOption<RouteMirror>;
+
 /// The mirrored route table of one app.
 pub struct RouteMirror {
     routes: Vec<Route>,

@@ -19,8 +19,10 @@ use crate::awaitable::Ready;
 use crate::body::ResBody;
 use crate::inbox::Event;
 use crate::middleware::{Encoders, Flow, Pending, Session, Stack};
-use crate::request::{ConnInfo, RequestHead};
+use crate::request::RequestHead;
+use crate::router::{MirrorSlot, RouteMirror};
 use crate::shared::EngineShared;
+use crate::site::ConnInfo;
 
 /// Bodies announced at most this big are read before the app is called, so that its first
 /// `receive()` needs no trip back to tokio.
@@ -128,10 +130,11 @@ pub async fn handle(
     req: Request<Incoming>,
     engine: Arc<EngineShared>,
     conn: &ConnInfo,
+    mirror: &MirrorSlot,
 ) -> Result<Response<ResBody>, Aborted> {
     let (parts, incoming) = req.into_parts();
     let head = RequestHead::new(&parts, conn);
-    let (matched, layers) = match native_match(&head) {
+    let (matched, layers) = match native_match(&head, mirror) {
         Routed::Native(found, layers) => (Some(found), layers),
         Routed::Asgi => (None, None),
         Routed::Answered(status, headers, body) => {
@@ -220,14 +223,14 @@ enum Routed {
 /// app's middleware (when the engine runs them). The route path is the percent-decoded path, as
 /// Starlette's `get_route_path` gives it for the scopes this engine builds (`path` = root path +
 /// request path).
-fn native_match(head: &RequestHead) -> Routed {
-    match head.site.mirror.load().as_ref() {
+fn native_match(head: &RequestHead, mirror: &MirrorSlot) -> Routed {
+    match mirror.load().as_ref() {
         Some(mirror) => route(head, mirror),
         None => Routed::Asgi,
     }
 }
 
-fn route(head: &RequestHead, mirror: &crate::router::RouteMirror) -> Routed {
+fn route(head: &RequestHead, mirror: &RouteMirror) -> Routed {
     let Some(stack) = mirror.stack() else {
         return match match_with(head, mirror) {
             Some(found) => Routed::Native(found, None),
@@ -256,10 +259,7 @@ fn route(head: &RequestHead, mirror: &crate::router::RouteMirror) -> Routed {
     }
 }
 
-fn match_with(
-    head: &RequestHead,
-    mirror: &crate::router::RouteMirror,
-) -> Option<(u32, Vec<(String, String)>)> {
+fn match_with(head: &RequestHead, mirror: &RouteMirror) -> Option<(u32, Vec<(String, String)>)> {
     if !head.raw_path.starts_with(b"/") {
         return None;
     }

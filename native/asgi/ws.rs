@@ -29,8 +29,9 @@ use super::ClientDisconnected;
 use crate::awaitable::Ready;
 use crate::body::ResBody;
 use crate::inbox::Event;
-use crate::request::{ConnInfo, RequestHead};
+use crate::request::RequestHead;
 use crate::shared::EngineShared;
+use crate::site::ConnInfo;
 
 /// Messages read from the socket and not yet received by the app.
 const INBOUND_CAPACITY: usize = 32;
