@@ -9,6 +9,7 @@ mod engine;
 mod inbox;
 mod json;
 mod middleware;
+mod native_tier;
 mod request;
 mod router;
 mod serve;
