@@ -7,11 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 
+use crate::errors::EngineError;
 use crate::router::MirrorSlot;
 use crate::shared::{lock, EngineShared};
 use crate::site::Site;
@@ -56,7 +56,7 @@ impl Engine {
             .thread_name("fastrapi-io")
             .enable_all()
             .build()
-            .map_err(|e| PyRuntimeError::new_err(format!("cannot start the tokio runtime: {e}")))?;
+            .map_err(EngineError::Runtime)?;
         let shared = EngineShared::new(event_loop, runtime.handle().clone(), reasons)?;
         Ok(Self {
             shared,
@@ -136,9 +136,7 @@ impl Engine {
         mirror: Option<PyRef<'_, crate::router::PyRouteMirror>>,
     ) -> PyResult<()> {
         let listeners = lock(&self.listeners);
-        let listening = listeners
-            .get(&id)
-            .ok_or_else(|| PyValueError::new_err(format!("no listener with id {id}")))?;
+        let listening = listeners.get(&id).ok_or(EngineError::NoListener(id))?;
         listening.mirror.store(mirror.map(|m| m.inner.clone()));
         Ok(())
     }
@@ -158,9 +156,7 @@ impl Engine {
     #[pyo3(signature = (timeout, id=None))]
     fn shutdown(&self, py: Python<'_>, timeout: f64, id: Option<u64>) -> PyResult<Py<PyAny>> {
         if !(timeout.is_finite() && timeout >= 0.0) {
-            return Err(PyValueError::new_err(
-                "timeout must be a non-negative number",
-            ));
+            return Err(EngineError::InvalidTimeout.into());
         }
         let grace = Duration::from_secs_f64(timeout);
         let stopping: Vec<Listening> = {
@@ -198,14 +194,18 @@ impl Engine {
     }
 }
 
-fn bind_tcp(host: &str, port: u16, reuse_port: bool) -> Result<TcpListener, PyErr> {
+fn bind_tcp(host: &str, port: u16, reuse_port: bool) -> Result<TcpListener, EngineError> {
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
-        .map_err(|e| PyOSError::new_err(format!("cannot resolve host {host:?}: {e}")))?
+        .map_err(|e| EngineError::Unresolved {
+            host: host.to_owned(),
+            cause: Some(e),
+        })?
         .collect();
-    let addr = *addrs
-        .first()
-        .ok_or_else(|| PyOSError::new_err(format!("cannot resolve host {host:?}")))?;
+    let addr = *addrs.first().ok_or_else(|| EngineError::Unresolved {
+        host: host.to_owned(),
+        cause: None,
+    })?;
     let domain = socket2::Domain::for_address(addr);
     let socket = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
     socket.set_reuse_address(true)?;

@@ -6,6 +6,7 @@ mod asgi;
 mod awaitable;
 mod body;
 mod engine;
+mod errors;
 mod inbox;
 mod json;
 mod middleware;

@@ -10,13 +10,13 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
 use hyper::{Request, Response};
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::awaitable::Ready;
 use crate::body::ResBody;
+use crate::errors::EngineError;
 use crate::inbox::Event;
 use crate::middleware::Encoders;
 use crate::native_tier::{match_to_py, native_match, route, Layers, NativeMatch, Routed};
@@ -308,9 +308,9 @@ pub(super) fn parse_headers(headers: Option<Bound<'_, PyAny>>) -> PyResult<Heade
         let name = item.get_item(0)?;
         let value = item.get_item(1)?;
         let name = HeaderName::from_bytes(name.cast::<PyBytes>()?.as_bytes())
-            .map_err(|_| PyRuntimeError::new_err("Invalid HTTP header name."))?;
+            .map_err(|_| EngineError::InvalidHeaderName)?;
         let value = HeaderValue::from_bytes(value.cast::<PyBytes>()?.as_bytes())
-            .map_err(|_| PyRuntimeError::new_err("Invalid HTTP header value."))?;
+            .map_err(|_| EngineError::InvalidHeaderValue)?;
         map.append(name, value);
     }
     Ok(map)
@@ -321,11 +321,9 @@ fn start_message(message: &Bound<'_, PyDict>) -> PyResult<(StatusCode, HeaderMap
     let py = message.py();
     let status: u16 = message
         .get_item(pyo3::intern!(py, "status"))?
-        .ok_or_else(|| PyRuntimeError::new_err("http.response.start without 'status'"))?
+        .ok_or(EngineError::StartWithoutStatus)?
         .extract()?;
-    let status = StatusCode::from_u16(status).map_err(|_| {
-        PyRuntimeError::new_err(format!("Invalid HTTP status code '{status}' in response."))
-    })?;
+    let status = StatusCode::from_u16(status).map_err(|_| EngineError::InvalidStatus(status))?;
     let headers = parse_headers(message.get_item(pyo3::intern!(py, "headers"))?)?;
     Ok((status, headers))
 }
@@ -520,9 +518,7 @@ impl HTTPProtocol {
         let inner = &self.inner;
         let headers_py = headers.py();
         let parsed = StatusCode::from_u16(status)
-            .map_err(|_| {
-                PyRuntimeError::new_err(format!("Invalid HTTP status code '{status}' in response."))
-            })
+            .map_err(|_| PyErr::from(EngineError::InvalidStatus(status)))
             .and_then(|status| Ok((status, parse_headers(Some(headers.clone()))?)));
         if inner.disconnected.load(Ordering::SeqCst) {
             return parsed.map(|_| ());
@@ -547,19 +543,18 @@ impl HTTPProtocol {
                 if let Some(layers) = layers.filter(Layers::is_armed) {
                     body = layers.complete(headers_py, status, &mut headers, body)?;
                 }
-                let response = complete_response(&inner.engine, inner.is_head(), status, headers, body);
+                let response =
+                    complete_response(&inner.engine, inner.is_head(), status, headers, body);
                 inner.engine.deliver(headers_py, (tx, response));
                 inner.finished.send_replace(true);
                 Ok(())
             }
-            ResponseState::Done => Err(PyRuntimeError::new_err(
-                "Unexpected ASGI message 'http.response.start' sent, after response already completed.",
-            )),
+            ResponseState::Done => {
+                Err(EngineError::AfterResponse("http.response.start".to_owned()).into())
+            }
             previous => {
                 state.response = previous;
-                Err(PyRuntimeError::new_err(
-                    "Expected ASGI message 'http.response.body', but got 'http.response.start'.",
-                ))
+                Err(EngineError::ExpectedResponseBody("http.response.start".to_owned()).into())
             }
         }
     }
@@ -601,7 +596,7 @@ impl HTTPProtocol {
         let message = message.cast::<PyDict>()?;
         let kind: String = message
             .get_item(pyo3::intern!(py, "type"))?
-            .ok_or_else(|| PyRuntimeError::new_err("ASGI message without 'type'"))?
+            .ok_or(EngineError::MessageWithoutType)?
             .extract()?;
         if inner.disconnected.load(Ordering::SeqCst) {
             return Ready::none(py);
@@ -700,21 +695,15 @@ impl HTTPProtocol {
                 }
             }
             (_, ResponseState::Done) => {
-                return Err(PyRuntimeError::new_err(format!(
-                    "Unexpected ASGI message '{kind}' sent, after response already completed."
-                )));
+                return Err(EngineError::AfterResponse(kind).into());
             }
             (_, previous @ ResponseState::Pending(_)) => {
                 state.response = previous;
-                return Err(PyRuntimeError::new_err(format!(
-                    "Expected ASGI message 'http.response.start', but got '{kind}'."
-                )));
+                return Err(EngineError::ExpectedResponseStart(kind).into());
             }
             (_, previous) => {
                 state.response = previous;
-                return Err(PyRuntimeError::new_err(format!(
-                    "Expected ASGI message 'http.response.body', but got '{kind}'."
-                )));
+                return Err(EngineError::ExpectedResponseBody(kind).into());
             }
         }
         Ready::none(py)
