@@ -6,12 +6,16 @@ mod asgi;
 mod awaitable;
 mod body;
 mod engine;
+mod errors;
 mod inbox;
 mod json;
 mod middleware;
+mod native_tier;
 mod request;
 mod router;
 mod serve;
+mod shared;
+mod site;
 
 use pyo3::prelude::*;
 

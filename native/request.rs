@@ -7,23 +7,7 @@ use http::{HeaderMap, Method, Version};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-/// One listener's settings: who handles its requests and how scopes are filled.
-pub struct Site {
-    /// The Python object whose `spawn(protocol)` runs the app (see `asgi_bridge.Dispatcher`).
-    pub handler: Py<PyAny>,
-    pub root_path: String,
-    pub scheme: &'static str,
-    /// The app's route mirror, when its routes can be served natively (swapped whole when the
-    /// app's table changes; `None`: every request goes to the ASGI tier).
-    pub mirror: arc_swap::ArcSwapOption<crate::router::RouteMirror>,
-}
-
-/// Addresses of one accepted connection, and the site it was accepted for.
-pub struct ConnInfo {
-    pub peer: SocketAddr,
-    pub local: SocketAddr,
-    pub site: std::sync::Arc<Site>,
-}
+use crate::site::{ConnInfo, Site};
 
 pub struct RequestHead {
     pub method: Method,

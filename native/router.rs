@@ -13,6 +13,8 @@ use std::collections::HashMap;
 
 use regex::Regex;
 
+use crate::errors::EngineError;
+
 /// Who serves a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tier {
@@ -113,6 +115,10 @@ fn is_exact_literal(pattern: &str, literal: &str) -> bool {
     }
 }
 
+/// Where a listener holds the app's route mirror, when its routes can be served natively
+/// (swapped whole when the app's table changes; `None`: every request goes to the ASGI tier).
+pub type MirrorSlot = arc_swap::ArcSwapOption<RouteMirror>;
+
 /// The mirrored route table of one app.
 pub struct RouteMirror {
     routes: Vec<Route>,
@@ -126,13 +132,16 @@ pub struct RouteMirror {
 impl RouteMirror {
     /// Compiles the table. An error names the route whose pattern Rust cannot compile; the
     /// caller then serves the whole app through the ASGI tier.
-    pub fn build(specs: Vec<RouteSpec>) -> Result<Self, String> {
+    pub fn build(specs: Vec<RouteSpec>) -> Result<Self, EngineError> {
         let mut routes: Vec<Route> = Vec::with_capacity(specs.len());
         let mut statics: HashMap<String, Vec<usize>> = HashMap::new();
         let mut static_paths = Vec::new();
         for (index, spec) in specs.into_iter().enumerate() {
-            let regex = Regex::new(&spec.pattern)
-                .map_err(|e| format!("route {index} pattern {:?}: {e}", spec.pattern))?;
+            let regex = Regex::new(&spec.pattern).map_err(|error| EngineError::RoutePattern {
+                index,
+                pattern: spec.pattern.clone(),
+                error,
+            })?;
             let names = regex.capture_names().flatten().map(str::to_owned).collect();
             let is_static = spec.static_path.is_some();
             let literal = spec
@@ -477,7 +486,8 @@ mod tests {
         };
         let error = RouteMirror::build(vec![spec])
             .err()
-            .expect("lookaround is not supported");
+            .expect("lookaround is not supported")
+            .to_string();
         assert!(error.contains("route 0"), "{error}");
     }
 
@@ -545,7 +555,7 @@ impl PyRouteMirror {
                     inner: std::sync::Arc::new(inner),
                 }
             })
-            .map_err(pyo3::exceptions::PyValueError::new_err)
+            .map_err(Into::into)
     }
 
     fn __len__(&self) -> usize {

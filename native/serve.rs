@@ -13,13 +13,22 @@ use tokio::sync::{mpsc, watch};
 
 use crate::asgi;
 use crate::body::ResBody;
-use crate::engine::EngineShared;
-use crate::request::{ConnInfo, Site};
+use crate::router::MirrorSlot;
+use crate::shared::EngineShared;
+use crate::site::{ConnInfo, Site};
+
+/// One accepted connection as its requests see it: its addresses and site, and its listener's
+/// route mirror.
+struct Connection {
+    info: ConnInfo,
+    mirror: Arc<MirrorSlot>,
+}
 
 pub async fn accept_loop(
     listener: TcpListener,
     shared: Arc<EngineShared>,
     site: Arc<Site>,
+    mirror: Arc<MirrorSlot>,
     mut stop: watch::Receiver<Option<Duration>>,
 ) {
     // Every connection task holds a clone of `alive`; when all are gone, `recv()` ends.
@@ -38,7 +47,10 @@ pub async fn accept_loop(
                         Ok(local) => local,
                         Err(_) => continue,
                     };
-                    let conn = Arc::new(ConnInfo { peer, local, site: site.clone() });
+                    let conn = Arc::new(Connection {
+                        info: ConnInfo { peer, local, site: site.clone() },
+                        mirror: mirror.clone(),
+                    });
                     let shared = shared.clone();
                     let service = service_fn(move |req| dispatch(req, shared.clone(), conn.clone()));
                     let connection = http1::Builder::new()
@@ -76,10 +88,10 @@ pub async fn accept_loop(
 async fn dispatch(
     req: Request<Incoming>,
     shared: Arc<EngineShared>,
-    conn: Arc<ConnInfo>,
+    conn: Arc<Connection>,
 ) -> Result<Response<ResBody>, asgi::http::Aborted> {
     if asgi::ws::is_upgrade(&req) {
-        return Ok(asgi::ws::handle(req, shared, &conn).await);
+        return Ok(asgi::ws::handle(req, shared, &conn.info).await);
     }
-    asgi::http::handle(req, shared, &conn).await
+    asgi::http::handle(req, shared, &conn.info, &conn.mirror).await
 }

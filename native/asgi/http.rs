@@ -10,17 +10,20 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
 use hyper::{Request, Response};
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::awaitable::Ready;
 use crate::body::ResBody;
-use crate::engine::EngineShared;
+use crate::errors::EngineError;
 use crate::inbox::Event;
-use crate::middleware::{Encoders, Flow, Pending, Session, Stack};
-use crate::request::{ConnInfo, RequestHead};
+use crate::middleware::Encoders;
+use crate::native_tier::{match_to_py, native_match, route, Layers, NativeMatch, Routed};
+use crate::request::RequestHead;
+use crate::router::MirrorSlot;
+use crate::shared::EngineShared;
+use crate::site::ConnInfo;
 
 /// Bodies announced at most this big are read before the app is called, so that its first
 /// `receive()` needs no trip back to tokio.
@@ -53,30 +56,6 @@ struct State {
     response: ResponseState,
     /// The app's middleware around this native request (`None`: none, or the ASGI tier).
     layers: Option<Layers>,
-}
-
-/// The middleware a native request passed, with what each left for the response.
-struct Layers {
-    stack: Arc<Stack>,
-    pending: Vec<Pending>,
-    /// Set when Python serves the request natively; until then (and for the ASGI tier, which
-    /// runs the app's own middleware) the response phases do not apply.
-    armed: bool,
-    session: Option<Session>,
-    /// What opening the session raised (Starlette's `SessionMiddleware` would have raised it).
-    session_error: Option<PyErr>,
-}
-
-impl Layers {
-    fn new(stack: &Arc<Stack>, pending: Vec<Pending>) -> Self {
-        Self {
-            stack: stack.clone(),
-            pending,
-            armed: false,
-            session: None,
-            session_error: None,
-        }
-    }
 }
 
 pub struct HttpShared {
@@ -128,10 +107,11 @@ pub async fn handle(
     req: Request<Incoming>,
     engine: Arc<EngineShared>,
     conn: &ConnInfo,
+    mirror: &MirrorSlot,
 ) -> Result<Response<ResBody>, Aborted> {
     let (parts, incoming) = req.into_parts();
     let head = RequestHead::new(&parts, conn);
-    let (matched, layers) = match native_match(&head) {
+    let (matched, layers) = match native_match(&head, mirror) {
         Routed::Native(found, layers) => (Some(found), layers),
         Routed::Asgi => (None, None),
         Routed::Answered(status, headers, body) => {
@@ -206,87 +186,6 @@ impl std::fmt::Display for Aborted {
 }
 
 impl std::error::Error for Aborted {}
-
-/// Where the mirror sends a request.
-enum Routed {
-    /// A native route, with the app's middleware it passed (if it has any).
-    Native(NativeMatch, Option<Layers>),
-    Asgi,
-    /// A middleware answered (a CORS preflight, an untrusted host, an HTTPS redirect).
-    Answered(StatusCode, HeaderMap, Bytes),
-}
-
-/// Asks the listener's route mirror (if any) which native route the request reaches, after the
-/// app's middleware (when the engine runs them). The route path is the percent-decoded path, as
-/// Starlette's `get_route_path` gives it for the scopes this engine builds (`path` = root path +
-/// request path).
-fn native_match(head: &RequestHead) -> Routed {
-    match head.site.mirror.load().as_ref() {
-        Some(mirror) => route(head, mirror),
-        None => Routed::Asgi,
-    }
-}
-
-fn route(head: &RequestHead, mirror: &crate::router::RouteMirror) -> Routed {
-    let Some(stack) = mirror.stack() else {
-        return match match_with(head, mirror) {
-            Some(found) => Routed::Native(found, None),
-            None => Routed::Asgi,
-        };
-    };
-    match stack.on_request(head) {
-        Flow::Punt => Routed::Asgi,
-        Flow::Answer(mut answer) => {
-            let body = stack
-                .complete(
-                    None,
-                    &answer.pending,
-                    None,
-                    answer.status,
-                    &mut answer.headers,
-                    answer.body,
-                )
-                .unwrap_or_default();
-            Routed::Answered(answer.status, answer.headers, body)
-        }
-        Flow::Next(pending) => match match_with(head, mirror) {
-            Some(found) => Routed::Native(found, Some(Layers::new(stack, pending))),
-            None => Routed::Asgi,
-        },
-    }
-}
-
-fn match_with(
-    head: &RequestHead,
-    mirror: &crate::router::RouteMirror,
-) -> Option<(u32, Vec<(String, String)>)> {
-    if !head.raw_path.starts_with(b"/") {
-        return None;
-    }
-    let path = percent_encoding::percent_decode(&head.raw_path).decode_utf8_lossy();
-    match mirror.lookup(head.method.as_str(), &path) {
-        crate::router::Found::Native { plan, params } => Some((plan, params)),
-        crate::router::Found::Asgi => None,
-    }
-}
-
-/// The native route a request reaches: its plan id and raw path parameters.
-type NativeMatch = (u32, Vec<(String, String)>);
-
-/// A mirror match as Python sees it: `(plan id, {name: raw value})`.
-fn match_to_py(
-    py: Python<'_>,
-    found: Option<NativeMatch>,
-) -> PyResult<Option<(u32, Bound<'_, PyDict>)>> {
-    let Some((plan, params)) = found else {
-        return Ok(None);
-    };
-    let dict = PyDict::new(py);
-    for (name, value) in params {
-        dict.set_item(name, value)?;
-    }
-    Ok(Some((plan, dict)))
-}
 
 fn plain_response(status: StatusCode, text: &'static str) -> Response<ResBody> {
     let mut response = Response::new(ResBody::full(Bytes::from_static(text.as_bytes()), true));
@@ -409,9 +308,9 @@ pub(super) fn parse_headers(headers: Option<Bound<'_, PyAny>>) -> PyResult<Heade
         let name = item.get_item(0)?;
         let value = item.get_item(1)?;
         let name = HeaderName::from_bytes(name.cast::<PyBytes>()?.as_bytes())
-            .map_err(|_| PyRuntimeError::new_err("Invalid HTTP header name."))?;
+            .map_err(|_| EngineError::InvalidHeaderName)?;
         let value = HeaderValue::from_bytes(value.cast::<PyBytes>()?.as_bytes())
-            .map_err(|_| PyRuntimeError::new_err("Invalid HTTP header value."))?;
+            .map_err(|_| EngineError::InvalidHeaderValue)?;
         map.append(name, value);
     }
     Ok(map)
@@ -422,11 +321,9 @@ fn start_message(message: &Bound<'_, PyDict>) -> PyResult<(StatusCode, HeaderMap
     let py = message.py();
     let status: u16 = message
         .get_item(pyo3::intern!(py, "status"))?
-        .ok_or_else(|| PyRuntimeError::new_err("http.response.start without 'status'"))?
+        .ok_or(EngineError::StartWithoutStatus)?
         .extract()?;
-    let status = StatusCode::from_u16(status).map_err(|_| {
-        PyRuntimeError::new_err(format!("Invalid HTTP status code '{status}' in response."))
-    })?;
+    let status = StatusCode::from_u16(status).map_err(|_| EngineError::InvalidStatus(status))?;
     let headers = parse_headers(message.get_item(pyo3::intern!(py, "headers"))?)?;
     Ok((status, headers))
 }
@@ -494,14 +391,8 @@ impl HTTPProtocol {
         scope.set_item("method", inner.head.method.as_str())?;
         let mut state = inner.lock();
         if let Some(layers) = state.layers.as_mut() {
-            if layers.session.is_none() && layers.session_error.is_none() {
-                match layers.stack.open_session(py, &layers.pending) {
-                    Ok(session) => layers.session = session,
-                    Err(error) => layers.session_error = Some(error),
-                }
-            }
-            if let Some(session) = &layers.session {
-                scope.set_item("session", session.object.bind(py))?;
+            if let Some(session) = layers.session(py) {
+                scope.set_item("session", session.bind(py))?;
             }
         }
         Ok(scope)
@@ -583,8 +474,7 @@ impl HTTPProtocol {
         let mut state = self.inner.lock();
         // The scope may already hold the session opened for the old stack: keep that object.
         if let (Some(layers), Some(old)) = (layers.as_mut(), state.layers.take()) {
-            layers.session = old.session;
-            layers.session_error = old.session_error;
+            layers.keep_session(old);
         }
         state.layers = layers;
         drop(state);
@@ -596,7 +486,7 @@ impl HTTPProtocol {
     fn served_natively(&self) {
         let inner = &self.inner;
         if let Some(layers) = inner.lock().layers.as_mut() {
-            layers.armed = true;
+            layers.arm();
         }
         inner.engine.native_requests.fetch_add(1, Ordering::Relaxed);
     }
@@ -608,7 +498,7 @@ impl HTTPProtocol {
             .lock()
             .layers
             .as_mut()
-            .and_then(|layers| layers.session_error.take())
+            .and_then(Layers::take_session_error)
     }
 
     /// The next response skips the app's middleware: it is `ServerErrorMiddleware`'s, which
@@ -628,9 +518,7 @@ impl HTTPProtocol {
         let inner = &self.inner;
         let headers_py = headers.py();
         let parsed = StatusCode::from_u16(status)
-            .map_err(|_| {
-                PyRuntimeError::new_err(format!("Invalid HTTP status code '{status}' in response."))
-            })
+            .map_err(|_| PyErr::from(EngineError::InvalidStatus(status)))
             .and_then(|status| Ok((status, parse_headers(Some(headers.clone()))?)));
         if inner.disconnected.load(Ordering::SeqCst) {
             return parsed.map(|_| ());
@@ -652,29 +540,21 @@ impl HTTPProtocol {
                 let layers = state.layers.take();
                 drop(state);
                 let mut body = Bytes::copy_from_slice(body.as_bytes());
-                if let Some(layers) = layers.filter(|l| l.armed) {
-                    body = layers.stack.complete(
-                        Some(headers_py),
-                        &layers.pending,
-                        layers.session.as_ref(),
-                        status,
-                        &mut headers,
-                        body,
-                    )?;
+                if let Some(layers) = layers.filter(Layers::is_armed) {
+                    body = layers.complete(headers_py, status, &mut headers, body)?;
                 }
-                let response = complete_response(&inner.engine, inner.is_head(), status, headers, body);
+                let response =
+                    complete_response(&inner.engine, inner.is_head(), status, headers, body);
                 inner.engine.deliver(headers_py, (tx, response));
                 inner.finished.send_replace(true);
                 Ok(())
             }
-            ResponseState::Done => Err(PyRuntimeError::new_err(
-                "Unexpected ASGI message 'http.response.start' sent, after response already completed.",
-            )),
+            ResponseState::Done => {
+                Err(EngineError::AfterResponse("http.response.start".to_owned()).into())
+            }
             previous => {
                 state.response = previous;
-                Err(PyRuntimeError::new_err(
-                    "Expected ASGI message 'http.response.body', but got 'http.response.start'.",
-                ))
+                Err(EngineError::ExpectedResponseBody("http.response.start".to_owned()).into())
             }
         }
     }
@@ -716,7 +596,7 @@ impl HTTPProtocol {
         let message = message.cast::<PyDict>()?;
         let kind: String = message
             .get_item(pyo3::intern!(py, "type"))?
-            .ok_or_else(|| PyRuntimeError::new_err("ASGI message without 'type'"))?
+            .ok_or(EngineError::MessageWithoutType)?
             .extract()?;
         if inner.disconnected.load(Ordering::SeqCst) {
             return Ready::none(py);
@@ -749,16 +629,8 @@ impl HTTPProtocol {
                 let mut body = body_bytes(message)?;
                 let more = more_body(message)?;
                 let mut encoders = Encoders::default();
-                if let Some(layers) = state.layers.take().filter(|l| l.armed) {
-                    (body, encoders) = layers.stack.start(
-                        Some(py),
-                        &layers.pending,
-                        layers.session.as_ref(),
-                        status,
-                        &mut headers,
-                        body,
-                        more,
-                    )?;
+                if let Some(layers) = state.layers.take().filter(Layers::is_armed) {
+                    (body, encoders) = layers.start(py, status, &mut headers, body, more)?;
                 }
                 if more {
                     let (chunks, rx) = mpsc::channel(STREAM_CAPACITY);
@@ -823,21 +695,15 @@ impl HTTPProtocol {
                 }
             }
             (_, ResponseState::Done) => {
-                return Err(PyRuntimeError::new_err(format!(
-                    "Unexpected ASGI message '{kind}' sent, after response already completed."
-                )));
+                return Err(EngineError::AfterResponse(kind).into());
             }
             (_, previous @ ResponseState::Pending(_)) => {
                 state.response = previous;
-                return Err(PyRuntimeError::new_err(format!(
-                    "Expected ASGI message 'http.response.start', but got '{kind}'."
-                )));
+                return Err(EngineError::ExpectedResponseStart(kind).into());
             }
             (_, previous) => {
                 state.response = previous;
-                return Err(PyRuntimeError::new_err(format!(
-                    "Expected ASGI message 'http.response.body', but got '{kind}'."
-                )));
+                return Err(EngineError::ExpectedResponseBody(kind).into());
             }
         }
         Ready::none(py)

@@ -6,12 +6,7 @@ pub mod ws;
 
 use pyo3::prelude::*;
 
-pyo3::create_exception!(
-    _native,
-    ClientDisconnected,
-    pyo3::exceptions::PyOSError,
-    "The client closed the connection; raised by `send` on a websocket, as uvicorn does."
-);
+use crate::errors::ClientDisconnected;
 
 pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<http::HTTPProtocol>()?;

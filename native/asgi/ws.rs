@@ -14,7 +14,6 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use tokio::sync::{mpsc, oneshot};
@@ -25,12 +24,13 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 use super::http::parse_headers;
-use super::ClientDisconnected;
 use crate::awaitable::Ready;
 use crate::body::ResBody;
-use crate::engine::EngineShared;
+use crate::errors::EngineError;
 use crate::inbox::Event;
-use crate::request::{ConnInfo, RequestHead};
+use crate::request::RequestHead;
+use crate::shared::EngineShared;
+use crate::site::ConnInfo;
 
 /// Messages read from the socket and not yet received by the app.
 const INBOUND_CAPACITY: usize = 32;
@@ -358,7 +358,7 @@ impl WebSocketProtocol {
         let inner = &self.inner;
         let message = message.cast::<PyDict>()?;
         let kind: String = get(message, "type")?
-            .ok_or_else(|| PyRuntimeError::new_err("ASGI message without 'type'"))?
+            .ok_or(EngineError::MessageWithoutType)?
             .extract()?;
         let mut phase = inner.phase();
         match (kind.as_str(), std::mem::replace(&mut *phase, Phase::Closed)) {
@@ -368,7 +368,7 @@ impl WebSocketProtocol {
                     let sub: String = sub.extract()?;
                     if !sub.is_empty() {
                         let value = HeaderValue::from_str(&sub)
-                            .map_err(|_| PyRuntimeError::new_err("Invalid subprotocol."))?;
+                            .map_err(|_| EngineError::InvalidSubprotocol)?;
                         headers.insert(SEC_WEBSOCKET_PROTOCOL, value);
                     }
                 }
@@ -394,16 +394,12 @@ impl WebSocketProtocol {
             }
             ("websocket.http.response.start", Phase::Handshake(tx)) => {
                 let status: u16 = get(message, "status")?
-                    .ok_or_else(|| PyRuntimeError::new_err("missing 'status'"))?
+                    .ok_or(EngineError::DenialWithoutStatus)?
                     .extract()?;
                 let status = StatusCode::from_u16(status)
                     .ok()
                     .filter(|s| (100..600).contains(&s.as_u16()))
-                    .ok_or_else(|| {
-                        PyRuntimeError::new_err(format!(
-                            "Invalid HTTP status code '{status}' in response."
-                        ))
-                    })?;
+                    .ok_or(EngineError::InvalidStatus(status))?;
                 let headers = parse_headers(get(message, "headers")?)?;
                 *phase = Phase::Denial {
                     tx,
@@ -464,7 +460,7 @@ impl WebSocketProtocol {
                     return Ready::none(py);
                 };
                 if out.send(frame).is_err() {
-                    return Err(ClientDisconnected::new_err(()));
+                    return Err(EngineError::ClientDisconnected.into());
                 }
                 *phase = Phase::Open(out);
             }
@@ -483,25 +479,17 @@ impl WebSocketProtocol {
                 })));
             }
             (_, Phase::Closed) if inner.disconnected.load(Ordering::SeqCst) => {
-                return Err(ClientDisconnected::new_err(()));
+                return Err(EngineError::ClientDisconnected.into());
             }
             (_, previous) => {
                 let expected = match &previous {
-                    Phase::Handshake(_) => format!(
-                        "Expected ASGI message 'websocket.accept', 'websocket.close' or 'websocket.http.response.start' but got '{kind}'."
-                    ),
-                    Phase::Denial { .. } => format!(
-                        "Expected ASGI message 'websocket.http.response.body' but got '{kind}'."
-                    ),
-                    Phase::Open(_) => format!(
-                        "Expected ASGI message 'websocket.send' or 'websocket.close', but got '{kind}'."
-                    ),
-                    Phase::Closed => {
-                        format!("Unexpected ASGI message '{kind}', after sending 'websocket.close'.")
-                    }
+                    Phase::Handshake(_) => EngineError::ExpectedHandshake(kind),
+                    Phase::Denial { .. } => EngineError::ExpectedDenialBody(kind),
+                    Phase::Open(_) => EngineError::ExpectedSendOrClose(kind),
+                    Phase::Closed => EngineError::AfterClose(kind),
                 };
                 *phase = previous;
-                return Err(PyRuntimeError::new_err(expected));
+                return Err(expected.into());
             }
         }
         Ready::none(py)

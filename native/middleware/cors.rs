@@ -6,6 +6,7 @@ use pyo3::types::PyDict;
 use regex::bytes::Regex;
 
 use super::{first, header_pair, latin1, option, plain_text, Pending, Step};
+use crate::errors::EngineError;
 use crate::request::RequestHead;
 
 type Pairs = Vec<(HeaderName, HeaderValue)>;
@@ -27,7 +28,7 @@ pub struct Cors {
     preflight_headers: Pairs,
 }
 
-fn pairs(list: Vec<(String, String)>) -> PyResult<Pairs> {
+fn pairs(list: Vec<(String, String)>) -> Result<Pairs, EngineError> {
     list.iter().map(|(n, v)| header_pair(n, v)).collect()
 }
 
@@ -41,7 +42,7 @@ impl Cors {
         let origin_regex = regex
             .map(|pattern| Regex::new(&format!(r"\A(?:{pattern})\z")))
             .transpose()
-            .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+            .map_err(EngineError::OriginRegex)?;
         Ok(Self {
             allow_all_origins: option(options, "allow_all_origins")?,
             allow_origins: byte_list(option(options, "allow_origins")?),

@@ -22,10 +22,10 @@ mod sessions;
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
+use crate::errors::EngineError;
 use crate::request::RequestHead;
 
 pub use sessions::{Cookie, Session};
@@ -245,20 +245,20 @@ fn add_vary(headers: &mut HeaderMap, vary: &str) {
 }
 
 /// A header name/value pair from the Python side (latin-1 text, as Starlette encodes it).
-fn header_pair(name: &str, value: &str) -> PyResult<(HeaderName, HeaderValue)> {
+fn header_pair(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), EngineError> {
     let name = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
-        .map_err(|_| PyValueError::new_err(format!("invalid header name {name:?}")))?;
+        .map_err(|_| EngineError::HeaderName(name.to_owned()))?;
     let value = HeaderValue::from_bytes(&latin1(value)?)
-        .map_err(|_| PyValueError::new_err(format!("invalid header value {value:?}")))?;
+        .map_err(|_| EngineError::HeaderValue(value.to_owned()))?;
     Ok((name, value))
 }
 
 /// `str.encode("latin-1")`.
-fn latin1(text: &str) -> PyResult<Vec<u8>> {
+fn latin1(text: &str) -> Result<Vec<u8>, EngineError> {
     text.chars()
         .map(|c| u8::try_from(u32::from(c)).ok())
         .collect::<Option<Vec<u8>>>()
-        .ok_or_else(|| PyValueError::new_err(format!("{text:?} is not latin-1 text")))
+        .ok_or_else(|| EngineError::NotLatin1(text.to_owned()))
 }
 
 fn option<'py, T: pyo3::conversion::FromPyObjectOwned<'py>>(
@@ -267,7 +267,7 @@ fn option<'py, T: pyo3::conversion::FromPyObjectOwned<'py>>(
 ) -> PyResult<T> {
     options
         .get_item(key)?
-        .ok_or_else(|| PyValueError::new_err(format!("middleware option {key:?} missing")))?
+        .ok_or_else(|| EngineError::MissingOption(key.to_owned()))?
         .extract()
         .map_err(Into::into)
 }
@@ -297,16 +297,12 @@ impl PyMiddlewareStack {
                 "httpsredirect" => Layer::HttpsRedirect,
                 "session" => {
                     if session.is_some() {
-                        return Err(PyValueError::new_err("two session middleware"));
+                        return Err(EngineError::TwoSessions.into());
                     }
                     session = Some(index);
                     Layer::Session(sessions::Sessions::from_options(options)?)
                 }
-                other => {
-                    return Err(PyValueError::new_err(format!(
-                        "unknown middleware kind {other:?}"
-                    )))
-                }
+                other => return Err(EngineError::UnknownMiddleware(other.to_owned()).into()),
             });
         }
         Ok(Self {

@@ -19,6 +19,7 @@ use pyo3::types::{PyBytes, PyDict};
 use sha1::Sha1;
 
 use super::{add_vary, latin1, option, py_strip, Pending, Step};
+use crate::errors::EngineError;
 use crate::request::RequestHead;
 
 /// itsdangerous' `base64_encode`/`base64_decode`: URL-safe alphabet, no padding written, any
@@ -213,8 +214,7 @@ impl Sessions {
             return Ok(());
         }
         cookie.extend_from_slice(&self.security_flags);
-        let value = HeaderValue::from_bytes(&cookie)
-            .map_err(|_| pyo3::exceptions::PyValueError::new_err("invalid session cookie"))?;
+        let value = HeaderValue::from_bytes(&cookie).map_err(|_| EngineError::SessionCookie)?;
         headers.append(SET_COOKIE, value);
         Ok(())
     }

@@ -1,0 +1,183 @@
+//! `EngineShared`: what every request task shares with the engine (inbox, runtime, counters).
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+use pyo3::prelude::*;
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+
+use crate::inbox::{Build, Event, Inbox};
+
+/// What every request task needs: the inbox to the loop and the runtime.
+pub struct EngineShared {
+    pub inbox: Inbox,
+    pub handle: Handle,
+    create_future: Py<PyAny>,
+    /// HTTP requests handed to Python since the engine started.
+    pub http_requests: AtomicU64,
+    /// Websockets handed to Python since the engine started.
+    pub websockets: AtomicU64,
+    pub native_requests: AtomicU64,
+    /// Set when the whole engine shuts down (open websockets are then closed).
+    pub closing: watch::Sender<bool>,
+    /// Status line reason phrases, as uvicorn writes them (Python's `http.HTTPStatus`);
+    /// codes missing here get an empty phrase.
+    reasons: HashMap<u16, hyper::ext::ReasonPhrase>,
+    /// Complete responses made on the loop thread, handed to their connections together once
+    /// per loop iteration (`flush`), so that tokio is woken once per batch, not per response.
+    outbox: Mutex<Vec<Outgoing>>,
+    /// The loop's `call_soon`, and the callable it is given to flush the outbox.
+    call_soon: Py<PyAny>,
+    flusher: std::sync::OnceLock<Py<PyAny>>,
+    /// The loop thread (known from its first drain): responses made on other threads (the
+    /// pool running synchronous plans) go to their connections at once.
+    loop_thread: std::sync::OnceLock<std::thread::ThreadId>,
+}
+
+/// A response and the connection waiting for it.
+pub type Outgoing = (
+    tokio::sync::oneshot::Sender<hyper::Response<crate::body::ResBody>>,
+    hyper::Response<crate::body::ResBody>,
+);
+
+impl EngineShared {
+    /// The state of an engine whose runtime is `handle` and whose loop is `event_loop`, with its
+    /// outbox flusher (see [`Flush`]) ready to be scheduled on that loop.
+    pub fn new(
+        event_loop: &Bound<'_, PyAny>,
+        handle: Handle,
+        reasons: HashMap<u16, hyper::ext::ReasonPhrase>,
+    ) -> PyResult<Arc<Self>> {
+        let shared = Arc::new(EngineShared {
+            inbox: Inbox::new()?,
+            handle,
+            create_future: event_loop.getattr("create_future")?.unbind(),
+            http_requests: AtomicU64::new(0),
+            websockets: AtomicU64::new(0),
+            native_requests: AtomicU64::new(0),
+            closing: watch::channel(false).0,
+            reasons,
+            outbox: Mutex::new(Vec::new()),
+            call_soon: event_loop.getattr("call_soon")?.unbind(),
+            flusher: std::sync::OnceLock::new(),
+            loop_thread: std::sync::OnceLock::new(),
+        });
+        let flusher = Py::new(
+            event_loop.py(),
+            Flush {
+                shared: Arc::downgrade(&shared),
+            },
+        )?;
+        let _ = shared.flusher.set(flusher.into_any());
+        Ok(shared)
+    }
+
+    /// A new asyncio future of the engine's loop (loop thread only).
+    pub fn future(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.create_future.call0(py)
+    }
+
+    /// Sets the reason phrase uvicorn would write for this response's status.
+    pub fn set_reason<B>(&self, response: &mut hyper::Response<B>) {
+        let code = response.status().as_u16();
+        let phrase = self
+            .reasons
+            .get(&code)
+            .cloned()
+            .unwrap_or_else(|| hyper::ext::ReasonPhrase::from_static(b""));
+        response.extensions_mut().insert(phrase);
+    }
+
+    /// Hands `response` to its connection at the end of this loop iteration (called with the
+    /// GIL, on the loop thread). If the flush cannot be scheduled, or the caller is not the
+    /// loop thread, it is sent at once.
+    pub fn deliver(&self, py: Python<'_>, outgoing: Outgoing) {
+        if self.loop_thread.get() != Some(&std::thread::current().id()) {
+            let (tx, response) = outgoing;
+            let _ = tx.send(response);
+            return;
+        }
+        let mut outbox = lock(&self.outbox);
+        let first = outbox.is_empty();
+        outbox.push(outgoing);
+        drop(outbox);
+        if first {
+            let scheduled = self
+                .flusher
+                .get()
+                .map(|flusher| self.call_soon.call1(py, (flusher.clone_ref(py),)).is_ok())
+                .unwrap_or(false);
+            if !scheduled {
+                self.flush();
+            }
+        }
+    }
+
+    /// Sends every response in the outbox to its connection.
+    pub fn flush(&self) {
+        let batch = std::mem::take(&mut *lock(&self.outbox));
+        for (tx, response) in batch {
+            let _ = tx.send(response);
+        }
+    }
+
+    /// Completes `future` on the loop thread with the value `build` makes there.
+    pub fn resolve(&self, future: Py<PyAny>, build: Build) {
+        self.inbox.push(Event::Resolve(future, build));
+    }
+
+    /// Runs on the loop thread when the wake fd is readable: completes the futures that tokio
+    /// resolved and returns the new protocol objects (one per request or websocket).
+    pub fn drain(&self, py: Python<'_>) -> Vec<Py<PyAny>> {
+        self.loop_thread.get_or_init(|| std::thread::current().id());
+        let mut spawned = Vec::new();
+        for event in self.inbox.take() {
+            let result = match event {
+                Event::Spawn(build) => build(py).map(|protocol| spawned.push(protocol)),
+                Event::Resolve(future, build) => resolve_future(py, &future, build),
+            };
+            if let Err(err) = result {
+                // One bad event must not lose the rest of the batch.
+                err.write_unraisable(py, None);
+            }
+        }
+        spawned
+    }
+}
+
+/// Locks `m`, going on with its data if a holder panicked.
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The loop callback that flushes an engine's outbox (holds the engine weakly).
+#[pyclass(frozen, module = "fastrapi_compat._native")]
+struct Flush {
+    shared: std::sync::Weak<EngineShared>,
+}
+
+#[pymethods]
+impl Flush {
+    fn __call__(&self) {
+        if let Some(shared) = self.shared.upgrade() {
+            shared.flush();
+        }
+    }
+}
+
+fn resolve_future(py: Python<'_>, future: &Py<PyAny>, build: Build) -> PyResult<()> {
+    let future = future.bind(py);
+    if future
+        .call_method0(pyo3::intern!(py, "done"))?
+        .is_truthy()?
+    {
+        return Ok(()); // cancelled by the app (e.g. a disconnect listener that was not needed)
+    }
+    match build(py) {
+        Ok(value) => future.call_method1(pyo3::intern!(py, "set_result"), (value,))?,
+        Err(err) => future.call_method1(pyo3::intern!(py, "set_exception"), (err.value(py),))?,
+    };
+    Ok(())
+}
