@@ -4,7 +4,7 @@ SHELL := bash
 PYTHON ?= python3
 PY_SOURCES := fastrapi_compat examples tests bench
 
-.PHONY: help build-dev build-prod test lint-python lint-rust typecheck all
+.PHONY: help build-dev build-prod test check lint-python lint-rust typecheck layout bench all
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) \
@@ -24,12 +24,11 @@ build-prod: ## Build the release wheel into dist/
 test: ## Build and install the wheel, run cargo test and pytest (scripts/test)
 	./scripts/test
 
-lint-python: ## ruff check and ruff format --check (skipped if ruff is not installed)
-	@if command -v ruff >/dev/null 2>&1; then \
-		ruff check $(PY_SOURCES) && ruff format --check $(PY_SOURCES); \
-	else \
-		echo "lint-python: ruff not installed, skipped ($(PYTHON) -m pip install ruff)"; \
-	fi
+check: lint-python lint-rust typecheck layout ## What CI checks besides the tests: lint, types, stubs, layout (needs the wheel installed: make test or scripts/test)
+
+lint-python: ## ruff check and ruff format --check (ruff comes with the test extras)
+	$(PYTHON) -m ruff check $(PY_SOURCES)
+	$(PYTHON) -m ruff format --check $(PY_SOURCES)
 
 lint-rust: ## cargo fmt --check and cargo clippy with warnings as errors
 	cargo fmt --all -- --check
@@ -40,7 +39,10 @@ typecheck: ## mypy --strict on the package, and stubtest of _native.pyi against 
 	$(PYTHON) -m mypy --strict fastrapi_compat
 	cd "$$(mktemp -d)" && PYTHONSAFEPATH=1 $(PYTHON) -m mypy.stubtest fastrapi_compat._native
 
+layout: ## No import cycle among the package's modules or the crate's, no source file over 800 lines
+	$(PYTHON) scripts/check_layout.py
+
 bench: ## Run the benchmark against uvicorn, granian and FastrAPI (bench/README.md)
 	$(PYTHON) -m bench
 
-all: lint-python lint-rust typecheck test ## Lint, typecheck and test everything
+all: test check ## Test, lint, typecheck and check the layout

@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 
 /// One listener's settings: who handles its requests and how scopes are filled.
 pub struct Site {
-    /// The Python object whose `spawn(protocol)` runs the app (see `asgi_bridge.Dispatcher`).
+    /// The Python object whose `spawn(protocol)` runs the app (see `serve/dispatch.py`'s `Dispatcher`).
     pub handler: Py<PyAny>,
     pub root_path: String,
     pub scheme: &'static str,
