@@ -14,7 +14,7 @@ import pytest
 # lives only in the repository root.
 sys.path.append(str(Path(__file__).resolve().parents[2]))
 
-from bench import app_alone  # noqa: E402
+from bench import ab, app_alone  # noqa: E402
 from bench.endpoints import PREFLIGHT, Endpoint, endpoint_by_name, middleware_endpoints  # noqa: E402
 from bench.report import _app_alone, _ceiling, _paired, paired_ratios  # noqa: E402
 from bench.results import BenchResults, Measurement, ServerRun  # noqa: E402
@@ -140,3 +140,36 @@ def test_paired_section_shows_the_median_of_the_rounds() -> None:
     row = _row(_paired(results), "| `/plain`")
     assert row == ["`/plain`", "64", "2.00× (1.00, 2.00, 3.00)", "–"]
     assert _paired(_results(_m(OURS_NATIVE, "/plain", 20_000))) == []
+
+
+# --- bench.ab: two builds side by side ------------------------------------------------------------
+
+
+def test_ab_reports_the_median_of_paired_ratios() -> None:
+    series = ab.Series(old=[100.0, 50.0, 200.0, 100.0], new=[110.0, 60.0, 180.0, 100.0])
+    assert series.ratios() == pytest.approx([1.1, 1.2, 0.9, 1.0])
+    line = series.line("/plain")
+    # each round's own ratio, not the ratio of the medians (100 vs 100 would say 1.000)
+    assert "new/old 1.000" in line  # median_low of 0.9, 1.0, 1.1, 1.2
+    assert "0.90-1.20" in line
+    assert "old       100" in line and "new       100" in line
+
+
+def test_ab_unpacks_a_wheel_and_takes_a_folder(tmp_path: Path) -> None:
+    wheel = tmp_path / "fastrapi_compat-0.1.0-py3-none-any.whl"
+    import zipfile
+
+    with zipfile.ZipFile(wheel, "w") as out:
+        out.writestr("fastrapi_compat/__init__.py", "")
+        out.writestr("fastrapi_compat/tools/cli.py", "")
+    site = ab.unpacked(str(wheel), tmp_path / "site")
+    assert (site / "fastrapi_compat" / "tools" / "cli.py").is_file()
+    assert ab.unpacked(str(site), tmp_path / "unused") == site
+    assert "fastrapi_compat.tools.cli" in ab.server_argv(site)[2]
+    old = tmp_path / "old"
+    (old / "fastrapi_compat").mkdir(parents=True)
+    assert "from fastrapi_compat.cli import" in ab.server_argv(old)[2]  # a build from before the layout
+    with pytest.raises(SystemExit, match="neither a wheel nor a folder"):
+        ab.unpacked(str(tmp_path / "missing.whl"), tmp_path / "x")
+    with pytest.raises(SystemExit, match="no fastrapi_compat package"):
+        ab.unpacked(str(tmp_path), tmp_path / "x")
