@@ -23,7 +23,7 @@ import json
 import math
 import threading
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urljoin
 
 import anyio
@@ -31,8 +31,6 @@ import starlette.testclient as _starlette_testclient
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from anyio.streams.stapled import StapledObjectStream
 from starlette.websockets import WebSocketDisconnect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
-from websockets.sync.client import ClientConnection, connect
 
 from fastrapi_compat.testing.loopback import (
     OUTCOME_TIMEOUT,
@@ -49,6 +47,23 @@ from fastrapi_compat.testing.transports import AsyncEngineTransport, EngineTrans
 httpx = _starlette_testclient.httpx  # type: ignore[attr-defined]  # the flavour Starlette's TestClient is built on (httpx2 or httpx)
 WebSocketDenialResponse = _starlette_testclient.WebSocketDenialResponse
 _STARLETTE_TAKES_CLIENT = "client" in inspect.signature(_starlette_testclient.TestClient.__init__).parameters
+
+if TYPE_CHECKING:
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import ClientConnection
+
+
+def _websockets() -> Any:
+    """The ``websockets`` package, which only websocket tests need (imported when one runs)."""
+    try:
+        import websockets.exceptions
+        import websockets.sync.client
+    except ImportError as exc:
+        raise ImportError(
+            "websocket_connect through the engine needs the websockets package: pip install websockets"
+        ) from exc
+    return websockets
+
 
 __all__ = [
     "AsyncEngineTransport",
@@ -202,19 +217,20 @@ class WebSocketTestSession:
         extra.append((SIDE_HEADER, request_id))
         target = f"ws://127.0.0.1:{port}{url.raw_path.decode('ascii')}"
         self._stack = contextlib.ExitStack()
+        websockets = _websockets()
         try:
             self._connection = self._stack.enter_context(
-                connect(
+                websockets.sync.client.connect(
                     target,
                     additional_headers=extra,
-                    subprotocols=self._subprotocols,  # type: ignore[arg-type]
+                    subprotocols=self._subprotocols,
                     compression=None,
                     open_timeout=_OUTCOME_TIMEOUT,
                     max_size=None,
                     user_agent_header=None,
                 )
             )
-        except InvalidStatus as exc:
+        except websockets.exceptions.InvalidStatus as exc:
             self._rejected(outcome, exc)
             raise AssertionError("unreachable") from None  # pragma: no cover
         self.accepted_subprotocol = self._connection.subprotocol
@@ -279,7 +295,7 @@ class WebSocketTestSession:
     def receive(self) -> dict[str, Any]:
         try:
             data = self._conn.recv()
-        except ConnectionClosed as closed:
+        except _websockets().exceptions.ConnectionClosed as closed:
             frame = closed.rcvd
             if frame is None:
                 outcome = self._outcome
