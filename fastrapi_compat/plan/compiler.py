@@ -78,6 +78,9 @@ def app_reason(app: Any, layers: list[native_middleware.Layer]) -> str:
     for method in ("__call__", "build_middleware_stack"):
         if _overrides(app, method, fastapi.FastAPI):
             return f"{type(app).__name__} overrides {method}"
+    patched = internals.bypassed_patches()
+    if patched:
+        return f"patched, so served by the app's own stack: {', '.join(patched)}"
     in_python = [layer.name for layer in layers if layer.spec is None]
     if in_python:
         return f"middleware runs in Python: {', '.join(in_python)}"

@@ -542,3 +542,67 @@ def exception_tables(handlers: dict[Any, Any], debug: bool) -> tuple[dict[Any, A
 def embed_body_fields(route_like: Any) -> bool:
     """Whether FastAPI embeds the route's body fields (``APIRoute._embed_body_fields``)."""
     return bool(route_like._embed_body_fields)
+
+
+# --- patches: what the native path bypasses must still be the libraries' own -------------------
+
+import os as _os
+
+import fastapi.applications
+import starlette.applications
+import starlette.middleware.errors
+import starlette.middleware.exceptions
+
+#: What the native tier does not call, by name: an SDK that patches or wraps one of them
+#: (Sentry patches ``Starlette.__call__``, ``request_response`` and ``get_request_handler``)
+#: must see every request, so the app is served by its own stack.
+_BYPASSED: tuple[tuple[str, Any, str], ...] = (
+    ("Starlette.__call__", starlette.applications.Starlette, "__call__"),
+    ("Starlette.build_middleware_stack", starlette.applications.Starlette, "build_middleware_stack"),
+    ("FastAPI.__call__", fastapi.applications.FastAPI, "__call__"),
+    ("FastAPI.build_middleware_stack", fastapi.applications.FastAPI, "build_middleware_stack"),
+    ("Router.__call__", starlette.routing.Router, "__call__"),
+    ("Router.app", starlette.routing.Router, "app"),
+    ("Route.handle", starlette.routing.Route, "handle"),
+    ("Route.matches", starlette.routing.Route, "matches"),
+    ("APIRoute.handle", fastapi.routing.APIRoute, "handle"),
+    ("APIRoute.matches", fastapi.routing.APIRoute, "matches"),
+    ("ServerErrorMiddleware.__call__", starlette.middleware.errors.ServerErrorMiddleware, "__call__"),
+    ("ExceptionMiddleware.__call__", starlette.middleware.exceptions.ExceptionMiddleware, "__call__"),
+    ("starlette.routing.request_response", starlette.routing, "request_response"),
+    ("fastapi.routing.request_response", fastapi.routing, "request_response"),
+    ("fastapi.routing.get_request_handler", fastapi.routing, "get_request_handler"),
+    ("fastapi.routing.serialize_response", fastapi.routing, "serialize_response"),
+)
+_LIBRARY_DIRS = tuple(
+    _os.path.dirname(_os.path.abspath(module.__file__ or "")) + _os.sep for module in (starlette, fastapi)
+)
+
+
+def _origin(function: Any) -> str | None:
+    """Where ``function``'s code comes from when it is not Starlette's or FastAPI's own (its
+    file, from its package on), else None. A wrapper made with ``functools.wraps`` keeps the
+    original's names but not its code."""
+    code = getattr(function, "__code__", None)
+    if code is None:  # not a plain function (a callable object put in its place)
+        return f"{type(function).__module__}.{type(function).__qualname__}"
+    filename: str = _os.path.abspath(code.co_filename)
+    if filename.startswith(_LIBRARY_DIRS):
+        return None
+    marker = _os.sep + "site-packages" + _os.sep
+    return filename.split(marker, 1)[1] if marker in filename else filename
+
+
+def bypassed_patches() -> list[str]:
+    """``name (origin)`` for each function the native tier bypasses that was patched or
+    wrapped (read at each compile, so an SDK initialised before or after this module's import
+    is seen alike)."""
+    found = []
+    for name, owner, attribute in _BYPASSED:
+        function = getattr(owner, attribute, None)
+        if function is None:
+            continue
+        origin = _origin(function)
+        if origin is not None:
+            found.append(f"{name} ({origin})")
+    return found
