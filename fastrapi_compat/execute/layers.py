@@ -104,6 +104,35 @@ async def _run(call: NativeCall, resume: Resume | None) -> None:
         raise exc
 
 
+async def run_route(call: NativeCall, flat: bool = True) -> None:
+    """Serves ``call`` as the router and the matched route would have, inside the app's own
+    middleware stack (see :mod:`fastrapi_compat.execute.under`): ``request_response`` and its
+    exception wrapper; what no handler takes goes on to the app's ``ExceptionMiddleware``, its
+    Python middleware and ``ServerErrorMiddleware``, as from the route. ``flat``: the route's
+    flat plan may be used (else FastAPI's own handler runs, e.g. for its telemetry's spans)."""
+    plan = call.plan.flat if flat else None
+    if plan is not None and plan.overridden():
+        plan = None  # FastAPI's own solver applies the overrides
+    try:
+        if plan is not None:
+            if call.plan.kind == "fastapi":  # the exit stacks request_response adds (empty here)
+                scope = call.scope
+                scope["fastapi_inner_astack"] = AsyncExitStack()
+                scope["fastapi_function_astack"] = AsyncExitStack()
+            try:
+                await answer_flat(call, plan)
+            except Exception as exc:
+                await _handled(call, call.conn(), exc)
+            return
+        request = Request(call.scope, call.receive, call.tracking_send)
+        try:
+            await _handle(call, request)
+        except Exception as exc:
+            await _handled(call, request, exc)
+    finally:
+        call.request = None
+
+
 class Resume:
     """What :func:`run_sync` leaves to the loop: the error ``SessionMiddleware`` met opening
     the session, an exception the flat plan raised, or a response that must be sent with

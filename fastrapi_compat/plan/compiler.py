@@ -18,6 +18,7 @@ import dataclasses
 import re
 from typing import Any
 
+import fastapi.applications
 import fastapi.params
 import fastapi.routing
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -37,6 +38,8 @@ class RouteReport:
     methods: list[str] | None
     tier: str
     reason: str
+    #: For a native route: what it runs under ("" when the engine runs it directly).
+    under: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,8 +59,10 @@ class Compiled:
     mirror_reasons: list[str] = dataclasses.field(default_factory=list)
     #: Why no route of the app is native ("" when some can be).
     app_reason: str = ""
-    #: The app's middleware as the engine runs them (None: the app has none).
+    #: The app's middleware as the engine runs them (None: none run in Rust).
     stack: MiddlewareStack | None = None
+    #: Why native routes run under the app's own middleware stack ("" when directly).
+    under: str = ""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -73,21 +78,35 @@ def _overrides(route: Any, method: str, base: type) -> bool:
 def app_reason(app: Any, layers: list[native_middleware.Layer]) -> str:
     """Why no route of ``app`` can be native ("" when routes may be); ``layers`` is
     ``middleware.layers(app)``."""
-    if not isinstance(app, fastapi.FastAPI):
+    if not isinstance(app, fastapi.applications.FastAPI):  # not fastapi.FastAPI: instrumentation swaps it
         return f"not a FastAPI app ({type(app).__module__}.{type(app).__qualname__})"
-    for method in ("__call__", "build_middleware_stack"):
-        if _overrides(app, method, fastapi.FastAPI):
-            return f"{type(app).__name__} overrides {method}"
-    patched = internals.bypassed_patches()
+    patched = internals.bypassed_patches(outer=False)
     if patched:
         return f"patched, so served by the app's own stack: {', '.join(patched)}"
-    in_python = [layer.name for layer in layers if layer.spec is None]
-    if in_python:
-        return f"middleware runs in Python: {', '.join(in_python)}"
     if getattr(app, "root_path", ""):
         return "app.root_path is set"
+    return ""
+
+
+def under_reason(app: Any, layers: list[native_middleware.Layer]) -> str:
+    """Why ``app``'s native routes run under its own middleware stack, called as uvicorn
+    calls it (see :mod:`fastrapi_compat.execute.under`), "" when the engine may run them
+    directly (FastAPI's own layers reproduced, the app's middleware in Rust)."""
+    overridden = [m for m in ("__call__", "build_middleware_stack") if _overrides(app, m, fastapi.applications.FastAPI)]
+    if overridden:
+        return f"under the app's stack: {type(app).__name__} overrides {', '.join(overridden)}"
+    patched = internals.bypassed_patches(outer=True)
+    if patched:
+        return f"under the app's stack, patched: {', '.join(patched)}"
+    replaced = getattr(app, "__dict__", {}).get("build_middleware_stack")
+    if replaced is not None:  # e.g. OpenTelemetry's instrument_app
+        where = internals.code_origin(replaced)
+        return "under the app's stack: build_middleware_stack replaced on the app" + (f" ({where})" if where else "")
+    in_python = [layer.name for layer in layers if layer.spec is None]
+    if in_python:
+        return f"under {len(in_python)} Python middleware: {', '.join(in_python)}"
     if getattr(app, "max_body_size", None) is not None:
-        return "app-wide max_body_size"
+        return "under the app's stack: app-wide max_body_size"
     return ""
 
 
@@ -148,14 +167,15 @@ def compile_app(app: Any) -> Compiled:
     """Compiles ``app``'s current route table (see the module docstring)."""
     layers = native_middleware.layers(app)
     reason_for_app = app_reason(app, layers)
+    under = "" if reason_for_app else under_reason(app, layers)
     stack = None
-    if not reason_for_app and layers:
+    if not reason_for_app and not under and layers:
         try:
             stack = native_middleware.stack(layers)
         except ValueError as exc:  # each layer was checked alone; keep the app correct anyway
             reason_for_app = f"middleware stack: {exc}"
     runtime = AppRuntime(app) if not reason_for_app else None
-    if runtime is not None:
+    if runtime is not None and stack is not None:
         runtime.native_sessions = any(layer.spec is not None and layer.spec[0] == "session" for layer in layers)
     form_limits = bool(runtime) and internals.form_limits_configured(app)
     routes: list[RouteReport] = []
@@ -182,7 +202,13 @@ def compile_app(app: Any) -> Compiled:
                     )
                 )
             routes.append(
-                RouteReport(path=path, methods=_methods(entry), tier="asgi" if reason else "native", reason=reason)
+                RouteReport(
+                    path=path,
+                    methods=_methods(entry),
+                    tier="asgi" if reason else "native",
+                    reason=reason,
+                    under="" if reason else under,
+                )
             )
             if not _is_websocket(entry):  # websocket routes never match an HTTP request
                 mirror.append(_mirror_spec(entry, plan_id))
@@ -190,8 +216,8 @@ def compile_app(app: Any) -> Compiled:
     middleware = [
         MiddlewareReport(
             name=layer.name,
-            native=layer.spec is not None and not reason_for_app,
-            reason=layer.reason or ("" if not reason_for_app else "the app is served by the ASGI tier"),
+            native=stack is not None and layer.spec is not None,
+            reason=_layer_reason(layer, reason_for_app, under),
         )
         for layer in layers
     ]
@@ -203,4 +229,15 @@ def compile_app(app: Any) -> Compiled:
         mirror_reasons=mirror_reasons,
         app_reason=reason_for_app,
         stack=stack,
+        under=under,
     )
+
+
+def _layer_reason(layer: native_middleware.Layer, reason_for_app: str, under: str) -> str:
+    if reason_for_app:
+        return layer.reason or "the app is served by the ASGI tier"
+    if layer.spec is None:
+        return layer.reason
+    if under:
+        return f"runs in Python: native routes run {under}"
+    return ""

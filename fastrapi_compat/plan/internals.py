@@ -427,6 +427,23 @@ class Leaf:
         self.report = report  # what explain shows (a RouteContext in current fastapi)
 
 
+#: FastAPI's telemetry hook the router calls when it selects a route (None before it had one).
+ROUTE_SELECTED: Any = getattr(fastapi.routing, "_route_selected", None)
+
+
+def telemetry_path(leaf: Leaf) -> str | None:
+    """The path the router gives :data:`ROUTE_SELECTED` last for ``leaf`` (its own template,
+    or an included route's effective one)."""
+    if leaf.included is None:
+        path = getattr(leaf.route, "path_format", None)
+    else:
+        context = leaf.report
+        path = getattr(getattr(context, "starlette_route", None), "path_format", None) or getattr(
+            context, "path_format", None
+        )
+    return path if isinstance(path, str) else None
+
+
 def leaves(entry: Any) -> Iterator[Leaf]:
     """The routes a top-level entry stands for, in Starlette's matching order."""
     if not is_included_router(entry):
@@ -555,24 +572,26 @@ import starlette.middleware.exceptions
 
 #: What the native tier does not call, by name: an SDK that patches or wraps one of them
 #: (Sentry patches ``Starlette.__call__``, ``request_response`` and ``get_request_handler``)
-#: must see every request, so the app is served by its own stack.
-_BYPASSED: tuple[tuple[str, Any, str], ...] = (
-    ("Starlette.__call__", starlette.applications.Starlette, "__call__"),
-    ("Starlette.build_middleware_stack", starlette.applications.Starlette, "build_middleware_stack"),
-    ("FastAPI.__call__", fastapi.applications.FastAPI, "__call__"),
-    ("FastAPI.build_middleware_stack", fastapi.applications.FastAPI, "build_middleware_stack"),
-    ("Router.__call__", starlette.routing.Router, "__call__"),
-    ("Router.app", starlette.routing.Router, "app"),
-    ("Route.handle", starlette.routing.Route, "handle"),
-    ("Route.matches", starlette.routing.Route, "matches"),
-    ("APIRoute.handle", fastapi.routing.APIRoute, "handle"),
-    ("APIRoute.matches", fastapi.routing.APIRoute, "matches"),
-    ("ServerErrorMiddleware.__call__", starlette.middleware.errors.ServerErrorMiddleware, "__call__"),
-    ("ExceptionMiddleware.__call__", starlette.middleware.exceptions.ExceptionMiddleware, "__call__"),
-    ("starlette.routing.request_response", starlette.routing, "request_response"),
-    ("fastapi.routing.request_response", fastapi.routing, "request_response"),
-    ("fastapi.routing.get_request_handler", fastapi.routing, "get_request_handler"),
-    ("fastapi.routing.serialize_response", fastapi.routing, "serialize_response"),
+#: must see every request. The last item says whether the function is outside the router
+#: (``outer``): then native routes run under the app's own stack, which calls it; a patch
+#: inside (the router, the route, the request handler) has the app's stack serve the request.
+_BYPASSED: tuple[tuple[str, Any, str, bool], ...] = (
+    ("Starlette.__call__", starlette.applications.Starlette, "__call__", True),
+    ("Starlette.build_middleware_stack", starlette.applications.Starlette, "build_middleware_stack", True),
+    ("FastAPI.__call__", fastapi.applications.FastAPI, "__call__", True),
+    ("FastAPI.build_middleware_stack", fastapi.applications.FastAPI, "build_middleware_stack", True),
+    ("ServerErrorMiddleware.__call__", starlette.middleware.errors.ServerErrorMiddleware, "__call__", True),
+    ("ExceptionMiddleware.__call__", starlette.middleware.exceptions.ExceptionMiddleware, "__call__", True),
+    ("Router.__call__", starlette.routing.Router, "__call__", False),
+    ("Router.app", starlette.routing.Router, "app", False),
+    ("Route.handle", starlette.routing.Route, "handle", False),
+    ("Route.matches", starlette.routing.Route, "matches", False),
+    ("APIRoute.handle", fastapi.routing.APIRoute, "handle", False),
+    ("APIRoute.matches", fastapi.routing.APIRoute, "matches", False),
+    ("starlette.routing.request_response", starlette.routing, "request_response", False),
+    ("fastapi.routing.request_response", fastapi.routing, "request_response", False),
+    ("fastapi.routing.get_request_handler", fastapi.routing, "get_request_handler", False),
+    ("fastapi.routing.serialize_response", fastapi.routing, "serialize_response", False),
 )
 _LIBRARY_DIRS = tuple(
     _os.path.dirname(_os.path.abspath(module.__file__ or "")) + _os.sep for module in (starlette, fastapi)
@@ -593,12 +612,17 @@ def _origin(function: Any) -> str | None:
     return filename.split(marker, 1)[1] if marker in filename else filename
 
 
-def bypassed_patches() -> list[str]:
+code_origin = _origin
+
+
+def bypassed_patches(outer: bool) -> list[str]:
     """``name (origin)`` for each function the native tier bypasses that was patched or
-    wrapped (read at each compile, so an SDK initialised before or after this module's import
-    is seen alike)."""
+    wrapped, outside the router (``outer``) or inside it (read at each compile, so an SDK
+    initialised before or after this module's import is seen alike)."""
     found = []
-    for name, owner, attribute in _BYPASSED:
+    for name, owner, attribute, is_outer in _BYPASSED:
+        if is_outer is not outer:
+            continue
         function = getattr(owner, attribute, None)
         if function is None:
             continue

@@ -3,7 +3,9 @@
 A :class:`NativeApp` compiles the app once, gives the engine the route mirror, and for each
 request the mirror sent to a native route says whether that plan may run: the app's route table
 has not changed since it was compiled (checked with version tokens, never by walking the routes),
-the route still has the handler the plan was made from, and FastAPI's own telemetry is not
+the route still has the handler the plan was made from, and whether the plan runs directly or
+under the app's own middleware stack (:mod:`fastrapi_compat.execute.under`): under it when the
+app has middleware in Python, patches outside the router, or FastAPI's own telemetry is
 active. When the table changed it compiles again and hands the engine the new mirror; the
 request in hand is then served by the ASGI tier, which is right by construction.
 """
@@ -96,11 +98,12 @@ class NativeApp:
                 return reason or self.declined or "native route, served by the ASGI tier"
         return "no route matched (404, 405 or a redirect, answered by the app)"
 
-    def find(self, protocol: HTTPProtocol) -> tuple[Plan, dict[str, str]] | None:
-        """The plan serving ``protocol``'s request, with its raw path parameters, or None: the
-        ASGI tier serves it (``declined`` then says why, when the mirror had found a native
-        route). If the app changed since the mirror was built, the app is compiled again and
-        the request matched against the new mirror."""
+    def find(self, protocol: HTTPProtocol) -> tuple[Plan, dict[str, str], bool] | None:
+        """The plan serving ``protocol``'s request, with its raw path parameters and whether
+        it runs under the app's own stack, or None: the ASGI tier serves it (``declined`` then
+        says why, when the mirror had found a native route). If the app changed since the
+        mirror was built, the app is compiled again and the request matched against the new
+        mirror."""
         self.declined = ""
         match = protocol.take_match()
         if not self._is_fresh():
@@ -118,8 +121,12 @@ class NativeApp:
             self.refresh()  # the route's handler was replaced (e.g. its dependant rewritten)
             self.declined = "the route's handler was replaced while the app ran"
             return None
-        telemetry = self._telemetry
-        if telemetry is not None and telemetry():
-            self.declined = "FastAPI's native telemetry is active (an OpenTelemetry provider is set)"
-            return None
-        return plan, params
+        under = bool(self.compiled.under)
+        if not under:
+            telemetry = self._telemetry
+            if telemetry is not None and telemetry():
+                if self.compiled.stack is not None:  # the engine ran the app's middleware in Rust
+                    self.declined = "FastAPI's native telemetry is active (an OpenTelemetry provider is set)"
+                    return None
+                under = True
+        return plan, params, under

@@ -199,7 +199,7 @@ def layer(entry: Any) -> Layer:
     name = getattr(cls, "__name__", repr(cls))
     known = _builder(cls)
     if known is None:
-        return Layer(name, None, "runs in Python; the app is served by the ASGI tier")
+        return Layer(name, None, "runs in Python, around the native routes")
     module, build = known
     if _source_hash(module) not in VERIFIED_SOURCES[module]:
         import starlette

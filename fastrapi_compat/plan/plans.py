@@ -71,6 +71,7 @@ class Plan:
         "route_app",
         "route_like",
         "runtime",
+        "telemetry_path",
     )
 
     def __init__(self, runtime: AppRuntime, leaf: Any, kind: str, handler: Any, index: int, *, api_route: bool) -> None:
@@ -85,6 +86,8 @@ class Plan:
         self.convertors = dict(leaf.like.param_convertors)
         self.index = index
         self.fastapi_scope = internals.included_scope(leaf)
+        #: The route template the router reports to FastAPI's telemetry when it selects this route.
+        self.telemetry_path = internals.telemetry_path(leaf)
         self.flat = FlatPlan(leaf.like) if kind == "fastapi" and not flat_reason(leaf.like) else None
 
     def path_params(self, raw: dict[str, str]) -> dict[str, Any]:

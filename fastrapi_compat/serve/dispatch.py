@@ -1,5 +1,6 @@
 """The one dispatcher: for each request or websocket the engine hands over, decides how it is
-served — by a native plan on the loop, by a native plan on the thread pool, or by the app's
+served — by a native plan on the loop, by a native plan on the thread pool, by a native plan
+under the app's own middleware stack (:mod:`fastrapi_compat.execute.under`), or by the app's
 own ASGI stack — and runs it, one task each.
 
 The server and every test transport go through :class:`Dispatcher`. What the test side adds
@@ -22,6 +23,7 @@ from fastrapi_compat.execute.call import NativeCall, prepare_scope
 from fastrapi_compat.execute.flat import direct_flat, run_flat
 from fastrapi_compat.execute.layers import Resume, run
 from fastrapi_compat.execute.offload import run_sync
+from fastrapi_compat.execute.under import MATCH, Matched, UnderStack, install
 from fastrapi_compat.plan.flat import FlatPlan
 from fastrapi_compat.plan.plans import Plan
 from fastrapi_compat.serve.pool import pool_for
@@ -111,6 +113,9 @@ class Dispatcher:
         self.tasks: set[asyncio.Task[None]] = set()
         #: Set when the app's native routes are mirrored on this listener.
         self.native: NativeApp | None = None
+        #: The app's middleware stack last checked for the native router, and why it cannot
+        #: take it ("" when it has it).
+        self._under: tuple[Any, str] | None = None
 
     def watch(self, protocol: HTTPProtocol | WebSocketProtocol) -> Watch | None:
         """The test side's hook: a :class:`Watch` for ``protocol``'s request, or None (the
@@ -125,15 +130,23 @@ class Dispatcher:
             self.track(self.run_websocket(protocol, watch), None if watch is None else watch.context)
             return
         found = self.native_plan(protocol, watch)
+        context = None if watch is None else watch.context
+        if found is not None and found[2]:  # under the app's own stack
+            matched = Matched(found[0], found[1], protocol)
+            if watch is not None and watch.handoff:
+                if not watch.hand_off(protocol, UnderStack(self.app, matched)):
+                    protocol.finish()
+                return
+            self.track(self.run_http(protocol, watch, matched), context)
+            return
         if watch is not None and watch.handoff:
-            if not watch.hand_off(protocol, None if found is None else NativeASGI(*found)):
+            if not watch.hand_off(protocol, None if found is None else NativeASGI(found[0], found[1])):
                 protocol.finish()
             return
-        context = None if watch is None else watch.context
         if found is None:
             self.track(self.run_http(protocol, watch), context)
             return
-        plan, params = found
+        plan, params, _ = found
         call = self.native_call(protocol, plan, params, watch)
         pooled = self.offloads(plan)
         if pooled is not None:
@@ -145,11 +158,14 @@ class Dispatcher:
             context,
         )
 
-    def native_plan(self, protocol: HTTPProtocol, watch: Watch | None = None) -> tuple[Plan, dict[str, str]] | None:
-        """The plan serving ``protocol`` natively (the request is then counted as native), or
-        None: the app's stack serves it. A request handed off to a caller that runs the app
-        itself is not served natively when the engine runs the app's middleware: the caller
-        runs the app's own."""
+    def native_plan(
+        self, protocol: HTTPProtocol, watch: Watch | None = None
+    ) -> tuple[Plan, dict[str, str], bool] | None:
+        """The plan serving ``protocol`` natively, its raw path parameters, and whether it
+        runs under the app's own middleware stack (the native router there counts it as
+        native when it runs it; a plan run directly is counted now), or None: the app's stack
+        serves it. A request handed off to a caller that runs the app itself is not served
+        natively when the engine runs the app's middleware: the caller runs the app's own."""
         native = self.native
         if native is None:
             return None
@@ -161,11 +177,30 @@ class Dispatcher:
             if found is not None and watch is not None and watch.handoff and native.compiled.stack is not None:
                 native.declined = HANDOFF_WITH_NATIVE_MIDDLEWARE
                 found = None
+            if found is not None and found[2]:
+                reason = self.install_under(native)
+                if reason:
+                    native.declined = f"native route, but the app's stack cannot take the native router: {reason}"
+                    found = None
         if found is not None:
-            protocol.served_natively()
+            if not found[2]:
+                protocol.served_natively()
         elif watch is not None:
             watch.fell_back(native)
         return found
+
+    def install_under(self, native: NativeApp) -> str:
+        """Makes sure the app's middleware stack has the native router at its bottom ("" when
+        it has, else why it cannot: see :func:`fastrapi_compat.execute.under.install`); the
+        outcome is kept for the stack it was found for."""
+        app = native.app
+        stack = getattr(app, "middleware_stack", None)
+        known = self._under
+        if known is not None and known[0] is stack and stack is not None:
+            return known[1]
+        reason = install(app)
+        self._under = (app.middleware_stack, reason)
+        return reason
 
     @staticmethod
     def offloads(plan: Plan) -> FlatPlan | None:
@@ -257,9 +292,14 @@ class Dispatcher:
         scope["state"] = self.state.copy()
         return scope
 
-    async def run_http(self, protocol: HTTPProtocol, watch: Watch | None) -> None:
+    async def run_http(self, protocol: HTTPProtocol, watch: Watch | None, matched: Matched | None = None) -> None:
+        """The app's own stack serves the request (``matched``: the native route the native
+        router at the bottom of that stack runs)."""
         scope = self.scope_for(protocol, watch)
         send = protocol.send if watch is None else watch.recording(protocol.send)
+        if matched is not None:
+            matched.bind(scope)
+            MATCH.set(matched)  # this task's own context
         try:
             result = await self.app(scope, protocol.receive, send)
         except BaseException as exc:

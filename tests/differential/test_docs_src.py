@@ -26,7 +26,6 @@ import pytest
 from support.compare import PairClients, Req
 from support.servers import server_pair
 
-from fastrapi_compat.plan import internals
 from fastrapi_compat.plan.compiler import compile_app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -232,8 +231,5 @@ def test_docs_app(docs_module: str) -> None:
             stats = pair.engine.stats()
         finally:
             clients.close()
-    telemetry = internals.telemetry_probe(probe)
-    if telemetry is not None and telemetry():
-        assert stats["native"] == 0, "FastAPI's native telemetry is on: the ASGI tier must serve"
-    elif native_routes and sent:
+    if native_routes and sent:  # with FastAPI's telemetry on, native under the app's own stack
         assert stats["native"] > 0, f"{docs_module}: {native_routes} native routes, none answered natively"

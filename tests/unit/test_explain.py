@@ -29,8 +29,9 @@ def test_json_shape_for_the_crud_example() -> None:
     assert ("/items/{item_id}", ("DELETE",)) in paths
     assert ("/openapi.json", ("GET", "HEAD")) in paths
     for route in data["routes"]:
-        assert set(route) == {"path", "methods", "tier", "reason"}
+        assert set(route) == {"path", "methods", "tier", "reason", "under"}
         assert route["tier"] in ("native", "asgi")
+        assert route["under"] == ""  # CORS runs in Rust: nothing in Python around the routes
         assert route["tier"] == "native" or route["reason"]
     # Starlette's CORSMiddleware runs natively (in Rust) on the verified Starlette release.
     assert [(m["name"], m["native"]) for m in data["middleware"]] == [("CORSMiddleware", True)]

@@ -414,10 +414,11 @@ def test_explain_reasons() -> None:
     assert [(m.name, m.native) for m in compiled.middleware] == [("CORSMiddleware", True)]
     app.add_middleware(BaseHTTPMiddleware, dispatch=passthrough)
     compiled = compile_app(app)
-    assert {r.path: r.reason for r in compiled.routes}["/a"] == "middleware runs in Python: BaseHTTPMiddleware"
-    assert [(m.name, m.native) for m in compiled.middleware] == [
-        ("BaseHTTPMiddleware", False),
-        ("CORSMiddleware", False),
+    route = {r.path: r for r in compiled.routes}["/a"]
+    assert (route.tier, route.reason, route.under) == ("native", "", "under 1 Python middleware: BaseHTTPMiddleware")
+    assert [(m.name, m.native, m.reason) for m in compiled.middleware] == [
+        ("BaseHTTPMiddleware", False, "runs in Python, around the native routes"),
+        ("CORSMiddleware", False, "runs in Python: native routes run under 1 Python middleware: BaseHTTPMiddleware"),
     ]
 
     class Custom(APIRouter):

@@ -1,0 +1,148 @@
+"""Native routes under the app's own middleware stack.
+
+When the app has middleware that run in Python (a pure-ASGI class, ``BaseHTTPMiddleware``,
+``@app.middleware("http")``, an instrumentation library's), or its ``__call__``, its stack or
+its error middleware were patched, the request goes through the app itself, exactly as under
+uvicorn: ``app(scope, receive, send)``, its ``__call__``, its ``middleware_stack`` built by its
+own ``build_middleware_stack``. Only the router at the bottom of that stack is replaced, by a
+:class:`NativeRouter`: for the request the engine matched to a native route it runs the route's
+plan (:func:`~fastrapi_compat.execute.layers.run_route`); for anything else, the app's router.
+
+The match travels in a context variable (:data:`MATCH`), never in the scope the middleware see,
+and is used once, and only if the scope reaching the router still has the method, path and
+``root_path`` the engine matched: a middleware that rewrites the path gets the router.
+
+:func:`install` puts the :class:`NativeRouter` in the app's stack: the stack is the app's own
+(built as Starlette would on the first request when it is not yet), walked from the outside
+through each layer's ``app`` attribute (the ASGI convention; FastAPI walks it too) down to the
+innermost layer, FastAPI's or Starlette's own, whose ``app`` is the router.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from typing import Any
+
+from starlette.middleware.exceptions import ExceptionMiddleware
+
+from fastrapi_compat.execute.call import NativeCall, prepare_scope
+from fastrapi_compat.execute.layers import run_route
+from fastrapi_compat.plan import internals
+from fastrapi_compat.plan.plans import Plan
+
+try:  # FastAPI 0.118+: the innermost layer, inside ExceptionMiddleware
+    from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
+
+    _INNERMOST: tuple[type, ...] = (ExceptionMiddleware, AsyncExitStackMiddleware)
+except ImportError:  # pragma: no cover - older FastAPI
+    _INNERMOST = (ExceptionMiddleware,)
+
+
+class Matched:
+    """The engine's match for one request: the plan, its raw path parameters, the request's
+    engine object (counted as native when the plan runs), and the method, path and root_path
+    the app was called with (:meth:`bind`)."""
+
+    __slots__ = ("method", "params", "path", "plan", "protocol", "root_path", "used")
+
+    def __init__(self, plan: Plan, params: dict[str, str], protocol: Any) -> None:
+        self.plan = plan
+        self.params = params
+        self.protocol = protocol
+        self.used = False
+        self.method = self.path = self.root_path = ""
+
+    def bind(self, scope: dict[str, Any]) -> None:
+        self.method = scope["method"]
+        self.path = scope["path"]
+        self.root_path = scope.get("root_path", "")
+
+    def claims(self, scope: dict[str, Any]) -> bool:
+        """Whether the plan serves ``scope`` (once: a second call gets the router)."""
+        if (
+            self.used
+            or scope["type"] != "http"
+            or scope["path"] != self.path
+            or scope["method"] != self.method
+            or scope.get("root_path", "") != self.root_path
+        ):
+            return False
+        self.used = True
+        return True
+
+
+#: The match of the request being served, set for the app's call.
+MATCH: contextvars.ContextVar[Matched | None] = contextvars.ContextVar("fastrapi_compat_match", default=None)
+
+
+class NativeRouter:
+    """The app's router at the bottom of its own stack, with the engine's native routes: the
+    request :data:`MATCH` names is served by its plan, anything else by ``router``."""
+
+    __slots__ = ("router",)
+
+    def __init__(self, router: Any) -> None:
+        self.router = router
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        matched = MATCH.get()
+        if matched is None or not matched.claims(scope):
+            await self.router(scope, receive, send)
+            return
+        plan = matched.plan
+        telemetry = "fastapi.telemetry" in scope  # FastAPI's own, set by its __call__
+        if telemetry:
+            if plan.telemetry_path is None or internals.ROUTE_SELECTED is None:
+                await self.router(scope, receive, send)
+                return
+        prepare_scope(plan, scope, matched.params)
+        if telemetry:  # what the router tells it, then FastAPI's handler with its spans
+            internals.ROUTE_SELECTED(scope=scope, path=plan.telemetry_path)
+        protocol = matched.protocol
+        if protocol is not None:
+            protocol.served_natively()
+        await run_route(NativeCall(plan, scope, receive, send, None, None), flat=not telemetry)
+
+
+class UnderStack:
+    """The app for one matched request, as an ASGI app a caller runs itself (the async test
+    transports)."""
+
+    __slots__ = ("app", "matched")
+
+    def __init__(self, app: Any, matched: Matched) -> None:
+        self.app = app
+        self.matched = matched
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        self.matched.bind(scope)
+        token = MATCH.set(self.matched)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            MATCH.reset(token)
+
+
+def install(app: Any) -> str:
+    """Puts a :class:`NativeRouter` at the bottom of ``app``'s middleware stack (building the
+    stack first, as Starlette's ``__call__`` would, when the app has not yet); "" when it is
+    there, else why it cannot be."""
+    router = app.router
+    stack = app.middleware_stack
+    if stack is None:
+        stack = app.middleware_stack = app.build_middleware_stack()
+    seen: set[int] = set()
+    layer = stack
+    while layer is not None and id(layer) not in seen:
+        seen.add(id(layer))
+        inner = getattr(layer, "app", None)
+        if inner is router or (type(inner) is NativeRouter and inner.router is router):
+            if type(layer) not in _INNERMOST:
+                return f"{type(layer).__qualname__} wraps the router"
+            if type(inner) is not NativeRouter:
+                layer.app = NativeRouter(router)
+            return ""
+        if inner is None:
+            return f"{type(layer).__module__}.{type(layer).__qualname__} has no .app leading to the router"
+        layer = inner
+    return "the app's middleware stack does not lead to its router"
