@@ -9,6 +9,7 @@ from fastrapi_compat.testing.testclient import (
     WebSocketTestSession,
     engine_stats,
     fallback_reasons,
+    native_under,
 )
 
 __all__ = [
@@ -19,4 +20,5 @@ __all__ = [
     "WebSocketTestSession",
     "engine_stats",
     "fallback_reasons",
+    "native_under",
 ]

@@ -90,6 +90,9 @@ async fn dispatch(
     shared: Arc<EngineShared>,
     conn: Arc<Connection>,
 ) -> Result<Response<ResBody>, asgi::http::Aborted> {
+    if asgi::framing::ambiguous_framing(req.headers()) {
+        return Ok(asgi::http::invalid_request());
+    }
     if asgi::ws::is_upgrade(&req) {
         return Ok(asgi::ws::handle(req, shared, &conn.info).await);
     }

@@ -18,8 +18,13 @@ pays for every one of them on each ``/plain`` request. ``app`` has 10 extra rout
 Middleware cost: ``app_middleware`` (built lazily too) is ``app`` with Starlette's own
 ``GZipMiddleware`` (``minimum_size=500``) and, around it, ``CORSMiddleware`` (one allowed
 origin, every method and header).
+
+A production-style app: ``app_production`` (lazy) is ``app`` with, outside in, a pure-ASGI
+request-id middleware (adds ``x-request-id``), an ``@app.middleware("http")`` timer (adds
+``x-process-time``) and ``CORSMiddleware`` as above: the layers a team's app typically has.
 """
 
+import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -32,6 +37,7 @@ DEFAULT_EXTRA_ROUTES = 10
 SCALED_EXTRA_ROUTES = 10_000
 SCALED_APP = f"app_{SCALED_EXTRA_ROUTES}_routes"
 MIDDLEWARE_APP = "app_middleware"
+PRODUCTION_APP = "app_production"
 GZIP_MINIMUM_SIZE = 500
 CORS_ORIGIN = "https://example.com"
 
@@ -86,13 +92,57 @@ def _add_middleware(app: FastAPI) -> None:
     )
 
 
-def create_app(extra_routes: int = DEFAULT_EXTRA_ROUTES, middleware: bool = False) -> FastAPI:
-    """The benchmark app with ``extra_routes`` routes declared before the measured ones, and
-    with CORS and GZip middleware if ``middleware``."""
+class RequestIdMiddleware:
+    """A pure-ASGI middleware: a request id on every answer."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.counter = 0
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.counter += 1
+        request_id = str(self.counter).encode()
+
+        async def sending(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", request_id)]
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+
+def _add_production_middleware(app: FastAPI) -> None:
+    """Outside in: request id, the timer, CORS."""
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=[CORS_ORIGIN],
+        allow_methods=["*"],
+        allow_headers=["*"],
+    )
+
+    @app.middleware("http")
+    async def timer(request: Any, call_next: Any) -> Any:
+        started = time.perf_counter()
+        response = await call_next(request)
+        response.headers["x-process-time"] = f"{time.perf_counter() - started:.6f}"
+        return response
+
+    app.add_middleware(RequestIdMiddleware)
+
+
+def create_app(extra_routes: int = DEFAULT_EXTRA_ROUTES, middleware: bool = False, production: bool = False) -> FastAPI:
+    """The benchmark app with ``extra_routes`` routes declared before the measured ones, with
+    CORS and GZip middleware if ``middleware``, and the production-style layers if
+    ``production``."""
     app = FastAPI(title="fastrapi-compat benchmark")
     _add_extra_routes(app, extra_routes)
     if middleware:
         _add_middleware(app)
+    if production:
+        _add_production_middleware(app)
 
     # No return annotations on purpose: FastAPI would turn them into response models, and the
     # textbook endpoint has none. Only POST /items declares one (``response_model=``).
@@ -129,6 +179,7 @@ app = create_app()
 _LAZY_APPS: dict[str, Callable[[], FastAPI]] = {
     SCALED_APP: lambda: create_app(SCALED_EXTRA_ROUTES),
     MIDDLEWARE_APP: lambda: create_app(middleware=True),
+    PRODUCTION_APP: lambda: create_app(production=True),
 }
 
 

@@ -87,6 +87,9 @@ class Watch:
     def fell_back(self, native: NativeApp) -> None:
         """The request was not served natively (for the fallback report)."""
 
+    def under(self, native: NativeApp) -> None:
+        """The request goes to a native route under the app's own stack (for the report)."""
+
 
 class NativeASGI:
     """One native request as an ASGI app, for callers that run the app themselves (the async
@@ -185,6 +188,8 @@ class Dispatcher:
         if found is not None:
             if not found[2]:
                 protocol.served_natively()
+            elif watch is not None:
+                watch.under(native)
         elif watch is not None:
             watch.fell_back(native)
         return found
@@ -339,9 +344,13 @@ class Dispatcher:
     # --- bookkeeping ----------------------------------------------------------------------------
 
     def ended(self, protocol: HTTPProtocol | WebSocketProtocol, watch: Watch | None, exc: BaseException | None) -> Any:
-        """Finishes ``protocol`` (its outcome: ``not_started``, ``not_completed``, ...), tells
-        the watch, and logs what the app raised unless a client reports it."""
+        """Finishes ``protocol`` (its outcome: ``not_started``, ``not_completed``,
+        ``invalid_request``, ...), tells the watch, and logs what the app raised unless a
+        client reports it."""
         outcome = protocol.finish()
+        if outcome == "invalid_request":  # the client framed the body wrongly: answered 400
+            self.logger.warning("Invalid HTTP request received.")
+            exc = None  # what the app raised on the http.disconnect it got is not its error
         if watch is not None:
             watch.ended(exc)
             if watch.reports:

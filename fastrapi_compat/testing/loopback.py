@@ -210,6 +210,22 @@ def _record_fallback(native: NativeApp, scope: dict[str, Any]) -> None:
         _reasons[reason] += 1
 
 
+_under: Counter[str] = Counter()
+
+
+def _record_under(native: NativeApp) -> None:
+    what = native.compiled.under or "under the app's stack: FastAPI's native telemetry is active"
+    with _reasons_lock:
+        _under[what] += 1
+
+
+def native_under() -> Counter[str]:
+    """Requests the test engines sent to a native route under the app's own middleware stack,
+    by what the routes ran under."""
+    with _reasons_lock:
+        return Counter(_under)
+
+
 def fallback_reasons() -> Counter[str]:
     """Why requests the test engines served (HTTP, not websockets) were not answered by the
     native tier, by count."""
@@ -458,3 +474,6 @@ class ClientWatch(Watch):
 
     def fell_back(self, native: NativeApp) -> None:
         _record_fallback(native, self.scope)
+
+    def under(self, native: NativeApp) -> None:
+        _record_under(native)

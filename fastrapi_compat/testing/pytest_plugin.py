@@ -48,6 +48,8 @@ class EngineSession:
         self._restore: list[tuple[Any, str, Any, Any]] = []
         self._baseline = Counter(testclient.engine_stats())
         self._baseline_reasons = testclient.fallback_reasons()
+        self._baseline_under = testclient.native_under()
+        self.worker_under: Counter[str] = Counter()
         self.tests = 0
         self.workers: Counter[str] = Counter()
         self.worker_reasons: Counter[str] = Counter()
@@ -71,16 +73,19 @@ class EngineSession:
             if getattr(module, attribute, None) is replacement:
                 setattr(module, attribute, original)
 
-    def served(self) -> tuple[Counter[str], Counter[str]]:
-        """Requests served since the session began (this process and its xdist workers), and
-        the native tier's fallback reasons."""
+    def served(self) -> tuple[Counter[str], Counter[str], Counter[str]]:
+        """Requests served since the session began (this process and its xdist workers), the
+        native tier's fallback reasons, and what native routes ran under."""
         stats = Counter(self._testclient.engine_stats())
         stats.subtract(self._baseline)
         stats.update(self.workers)
         reasons = self._testclient.fallback_reasons()
         reasons.subtract(self._baseline_reasons)
         reasons.update(self.worker_reasons)
-        return stats, +reasons
+        under = self._testclient.native_under()
+        under.subtract(self._baseline_under)
+        under.update(self.worker_under)
+        return stats, +reasons, +under
 
     # Hooks (this object is a plugin only in a --fastrapi-engine session).
 
@@ -92,8 +97,8 @@ class EngineSession:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         workeroutput = getattr(session.config, "workeroutput", None)
         if workeroutput is not None:  # an xdist worker: its controller prints the summary
-            stats, reasons = self.served()
-            workeroutput[_WORKER_KEY] = {"stats": dict(stats), "reasons": dict(reasons)}
+            stats, reasons, under = self.served()
+            workeroutput[_WORKER_KEY] = {"stats": dict(stats), "reasons": dict(reasons), "under": dict(under)}
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
@@ -101,6 +106,7 @@ class EngineSession:
         if served:
             self.workers.update(served["stats"])
             self.worker_reasons.update(served["reasons"])
+            self.worker_under.update(served.get("under", {}))
 
     def pytest_report_header(self) -> str:
         return "fastrapi-compat: TestClient and httpx.ASGITransport are served by the engine (--fastrapi-engine)"
@@ -113,7 +119,9 @@ class EngineSession:
                 terminalreporter.write_line(line)
 
 
-def summary_lines(tests: int, stats: Counter[str], reasons: Counter[str]) -> list[str]:
+def summary_lines(
+    tests: int, stats: Counter[str], reasons: Counter[str], under: Counter[str] | None = None
+) -> list[str]:
     """The end-of-session summary."""
     http, websocket, native = stats["http"], stats["websocket"], stats["native"]
     total = http + websocket
@@ -126,6 +134,9 @@ def summary_lines(tests: int, stats: Counter[str], reasons: Counter[str]) -> lis
         lines.append("no test sent a request through TestClient or httpx.ASGITransport")
     elif http:
         lines.append(f"native tier: {native} of {http} HTTP requests ({100 * native / http:.0f}%)")
+        if under:
+            lines.append("native routes run under the app's own middleware:")
+            lines.extend(f"  {count:>6}  {what}" for what, count in under.most_common())
         if reasons:
             lines.append("fallback reasons:")
             lines.extend(f"  {count:>6}  {reason}" for reason, count in reasons.most_common())

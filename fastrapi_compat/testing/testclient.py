@@ -41,6 +41,7 @@ from fastrapi_compat.testing.loopback import (
     engine_stats,
     fallback_reasons,
     get_hub,
+    native_under,
 )
 from fastrapi_compat.testing.transports import AsyncEngineTransport, EngineTransport
 
@@ -73,6 +74,7 @@ __all__ = [
     "WebSocketTestSession",
     "engine_stats",
     "fallback_reasons",
+    "native_under",
 ]
 
 _SIDE_HEADER_BYTES = SIDE_HEADER.encode()

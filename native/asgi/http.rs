@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::asgi::framing::is_framing_error;
 use crate::awaitable::Ready;
 use crate::body::ResBody;
 use crate::errors::EngineError;
@@ -68,6 +69,8 @@ pub struct HttpShared {
     disconnected: AtomicBool,
     /// The app's response start was invalid: the connection is closed without an answer.
     aborted: AtomicBool,
+    /// The request body's framing was invalid (a bad chunk): answered 400, the client's error.
+    framing_error: AtomicBool,
     /// The native route the mirror picked (plan id, raw path parameters), until Python takes it.
     matched: Mutex<Option<NativeMatch>>,
 }
@@ -88,6 +91,24 @@ impl HttpShared {
 
     fn is_head(&self) -> bool {
         self.head.method == http::Method::HEAD
+    }
+
+    /// The body turned out to be framed wrongly while the app read it: the client gets
+    /// uvicorn's 400 if no response has started (else the response is aborted), the
+    /// connection closes, and the app sees `http.disconnect` from now on.
+    fn reject_framing(&self) {
+        self.framing_error.store(true, Ordering::SeqCst);
+        let previous = std::mem::replace(&mut self.lock().response, ResponseState::Done);
+        match previous {
+            ResponseState::Pending(tx) | ResponseState::Started { tx, .. } => {
+                let _ = tx.send(invalid_request());
+            }
+            ResponseState::Streaming(chunks, _) => {
+                let _ = chunks.try_send(Err(io::Error::other("invalid request body framing")));
+            }
+            ResponseState::Done => {}
+        }
+        self.client_gone();
     }
 }
 
@@ -130,6 +151,7 @@ pub async fn handle(
     {
         match tokio::time::timeout(BODY_IDLE_TIMEOUT, incoming.collect()).await {
             Ok(Ok(collected)) => BodyState::Buffered(collected.to_bytes()),
+            Ok(Err(error)) if is_framing_error(&error) => return Ok(invalid_request()),
             Ok(Err(_)) => {
                 return Ok(plain_response(
                     StatusCode::BAD_REQUEST,
@@ -158,6 +180,7 @@ pub async fn handle(
         finished: watch::channel(false).0,
         disconnected: AtomicBool::new(false),
         aborted: AtomicBool::new(false),
+        framing_error: AtomicBool::new(false),
         matched: Mutex::new(matched),
     });
     let mut watch = Watch(Some(shared.clone()));
@@ -198,6 +221,11 @@ fn plain_response(status: StatusCode, text: &'static str) -> Response<ResBody> {
     headers.insert(CONTENT_LENGTH, HeaderValue::from(text.len()));
     headers.insert(CONNECTION, HeaderValue::from_static("close"));
     response
+}
+
+/// uvicorn's answer to a request it cannot parse (and the connection is closed).
+pub fn invalid_request() -> Response<ResBody> {
+    plain_response(StatusCode::BAD_REQUEST, "Invalid HTTP request received.")
 }
 
 /// uvicorn's answer when the app fails before starting a response.
@@ -270,9 +298,13 @@ async fn read_chunk(inner: Arc<HttpShared>, mut incoming: Incoming, future: Py<P
             inner.lock().body = BodyState::Consumed;
             ReadOutcome::Data(Bytes::new(), false)
         }
-        Some(Err(_)) => {
+        Some(Err(error)) => {
             inner.lock().body = BodyState::Consumed;
-            inner.client_gone();
+            if is_framing_error(&error) {
+                inner.reject_framing();
+            } else {
+                inner.client_gone();
+            }
             ReadOutcome::Disconnect
         }
         None => {
@@ -721,6 +753,7 @@ impl HTTPProtocol {
         drop(state);
         drop(layers);
         let outcome = match previous {
+            _ if inner.framing_error.load(Ordering::SeqCst) => "invalid_request",
             ResponseState::Done => "complete",
             _ if inner.disconnected.load(Ordering::SeqCst) => "disconnected",
             ResponseState::Pending(tx) => {

@@ -4,11 +4,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use http::header::{
     CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
-    SEC_WEBSOCKET_PROTOCOL, UPGRADE,
+    SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use hyper::body::Incoming;
@@ -110,9 +111,26 @@ pub async fn handle(
     engine: Arc<EngineShared>,
     conn: &ConnInfo,
 ) -> Response<ResBody> {
+    // RFC 6455 4.2.1: version 13 only (else 426 naming it, 4.4); a key of 16 bytes in base64.
+    if req
+        .headers()
+        .get(SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        != Some(b"13")
+    {
+        let mut response = empty_response(StatusCode::UPGRADE_REQUIRED);
+        response
+            .headers_mut()
+            .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        return response;
+    }
     let Some(key) = req.headers().get(SEC_WEBSOCKET_KEY).cloned() else {
         return empty_response(StatusCode::BAD_REQUEST);
     };
+    let decoded = base64::engine::general_purpose::STANDARD.decode(key.as_bytes());
+    if decoded.map_or(true, |bytes| bytes.len() != 16) {
+        return empty_response(StatusCode::BAD_REQUEST);
+    }
     let on_upgrade = hyper::upgrade::on(&mut req);
     let (parts, _body) = req.into_parts();
     let head = RequestHead::new(&parts, conn);

@@ -4,7 +4,7 @@ import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import StreamingResponse
 
 
@@ -38,5 +38,11 @@ def create_app() -> FastAPI:
                 yield f"part {i};".encode()
 
         return StreamingResponse(chunks(), media_type="text/plain")
+
+    @app.websocket("/ws")
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("hi")
+        await websocket.close()
 
     return app

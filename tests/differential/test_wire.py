@@ -195,8 +195,7 @@ KNOWN_DIFFERENCES = {
     "NUL in header value": _BAD_400,
     "lower-case method": "hyper takes 'get' as an extension method (405); httptools answers 400",
     "HTTP/2.0 request line": "hyper refuses an HTTP/2.0 request line on HTTP/1 (400); httptools serves it",
-    "content-length with transfer-encoding": "hyper reads the body as chunked (RFC 9112 allows it); uvicorn answers 400",
-    "invalid chunk size": "hyper reports the body error to the app (500); httptools answers 400",
+    "content-length with transfer-encoding": "hyper drops Content-Length and reads chunked (RFC 9112 6.1); uvicorn: 400",
 }
 
 

@@ -251,6 +251,42 @@ def test_flag_catches_a_difference(pytester: pytest.Pytester) -> None:
     )
 
 
+def test_summary_names_the_middleware_native_routes_run_under(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_timed="""
+        from fastapi import FastAPI
+        from fastapi.testclient import TestClient
+
+        app = FastAPI()
+
+        @app.middleware("http")
+        async def timer(request, call_next):
+            response = await call_next(request)
+            response.headers["x-timer"] = "1"
+            return response
+
+        @app.get("/items/{item_id}")
+        async def item(item_id: int):
+            return {"item_id": item_id}
+
+        def test_timed():
+            client = TestClient(app)
+            for i in range(3):
+                answer = client.get(f"/items/{i}")
+                assert answer.json() == {"item_id": i} and answer.headers["x-timer"] == "1"
+        """
+    )
+    result = pytester.runpytest(*plugin_args(), "--fastrapi-engine")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "native tier: 3 of 3 HTTP requests (100%)",
+            "native routes run under the app's own middleware:",
+            "       3  under 1 Python middleware: BaseHTTPMiddleware",
+        ]
+    )
+
+
 def test_xdist_workers_add_up(inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("xdist")
     source_root = Path(fastrapi_compat.__file__).resolve().parent.parent
@@ -279,6 +315,13 @@ def test_summary_lines() -> None:
         "fallback reasons:",
         "       3  Request parameter",
         "       1  mount",
+    ]
+    under = Counter({"under 1 Python middleware: Timer": 5})
+    assert pytest_plugin.summary_lines(1, Counter(http=5, websocket=0, native=5), Counter(), under)[3:] == [
+        "native tier: 5 of 5 HTTP requests (100%)",
+        "native routes run under the app's own middleware:",
+        "       5  under 1 Python middleware: Timer",
+        "fallback reasons: none recorded",
     ]
 
 
