@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::errors::EngineError;
 use crate::router::MirrorSlot;
 use crate::shared::{lock, EngineShared};
-use crate::site::Site;
+use crate::site::{Site, WsOptions};
 
 /// A listener being served: its route mirror, how to stop it, and its accept task.
 struct Listening {
@@ -70,7 +70,13 @@ impl Engine {
     /// becomes a protocol object whose `handler` is `handler`. Returns `(host, port, id)`.
     /// Raises `OSError` when the address cannot be bound. `reuse_port` sets `SO_REUSEPORT`, so
     /// that several worker processes listen on one port and the kernel spreads connections.
-    #[pyo3(signature = (handler, host, port, *, root_path=String::new(), reuse_port=false))]
+    /// The `ws_*` options are uvicorn's (`None` for an interval or timeout: never).
+    #[pyo3(signature = (
+        handler, host, port, *, root_path=String::new(), reuse_port=false,
+        ws_max_size=16 * 1024 * 1024, ws_max_queue=32, ws_ping_interval=Some(20.0),
+        ws_ping_timeout=Some(20.0),
+    ))]
+    #[allow(clippy::too_many_arguments)]
     fn listen(
         &self,
         py: Python<'_>,
@@ -79,13 +85,24 @@ impl Engine {
         port: u16,
         root_path: String,
         reuse_port: bool,
+        ws_max_size: usize,
+        ws_max_queue: usize,
+        ws_ping_interval: Option<f64>,
+        ws_ping_timeout: Option<f64>,
     ) -> PyResult<(String, u16, u64)> {
+        let ws = WsOptions {
+            max_size: ws_max_size.max(1),
+            max_queue: ws_max_queue.max(1),
+            ping_interval: seconds(ws_ping_interval)?,
+            ping_timeout: seconds(ws_ping_timeout)?,
+        };
         let listener = py.detach(|| bind_tcp(host, port, reuse_port))?;
         let addr = listener.local_addr()?;
         let site = Arc::new(Site {
             handler,
             root_path,
             scheme: "http",
+            ws,
         });
         let mirror = Arc::new(MirrorSlot::empty());
         let (stop, stop_rx) = watch::channel(None);
@@ -191,6 +208,16 @@ impl Engine {
         if let Some(runtime) = runtime {
             py.detach(|| runtime.shutdown_timeout(Duration::from_secs(1)));
         }
+    }
+}
+
+/// A duration given in seconds: `None` or 0 for none, else finite and positive.
+fn seconds(value: Option<f64>) -> Result<Option<Duration>, EngineError> {
+    match value {
+        None => Ok(None),
+        Some(0.0) => Ok(None),
+        Some(s) if s.is_finite() && s > 0.0 => Ok(Some(Duration::from_secs_f64(s))),
+        Some(_) => Err(EngineError::InvalidTimeout),
     }
 }
 

@@ -1,6 +1,7 @@
 //! One listener's settings (`Site`) and the addresses of a connection accepted on it.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use pyo3::prelude::*;
 
@@ -10,6 +11,32 @@ pub struct Site {
     pub handler: Py<PyAny>,
     pub root_path: String,
     pub scheme: &'static str,
+    pub ws: WsOptions,
+}
+
+/// uvicorn's websocket options (`--ws-max-size`, `--ws-max-queue`, `--ws-ping-interval`,
+/// `--ws-ping-timeout`), with uvicorn's defaults.
+#[derive(Clone, Debug)]
+pub struct WsOptions {
+    /// Largest message (and frame) accepted from the peer, in bytes; larger ones close 1009.
+    pub max_size: usize,
+    /// Messages read from the peer and not yet received by the app; reading stops when full.
+    pub max_queue: usize,
+    /// How often the server pings an open websocket (`None`: never).
+    pub ping_interval: Option<Duration>,
+    /// How long the peer has to answer a ping before the websocket is closed 1011.
+    pub ping_timeout: Option<Duration>,
+}
+
+impl Default for WsOptions {
+    fn default() -> Self {
+        Self {
+            max_size: 16 * 1024 * 1024,
+            max_queue: 32,
+            ping_interval: Some(Duration::from_secs(20)),
+            ping_timeout: Some(Duration::from_secs(20)),
+        }
+    }
 }
 
 /// Addresses of one accepted connection, and the site it was accepted for.

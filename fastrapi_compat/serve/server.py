@@ -48,6 +48,29 @@ class Config:
     tier; ``asgi``: every request goes through the app's full ASGI stack."""
     reuse_port: bool = False
     """Bind with ``SO_REUSEPORT`` (the workers of ``run --workers N`` share one port)."""
+    ws_max_size: int = 16 * 1024 * 1024
+    """Largest websocket message accepted, in bytes (larger: closed 1009)."""
+    ws_max_queue: int = 32
+    """Websocket messages read and not yet received by the app; reading stops beyond."""
+    ws_ping_interval: float | None = 20.0
+    """Seconds between the server's keepalive pings (``None`` or 0: none)."""
+    ws_ping_timeout: float | None = 20.0
+    """Seconds the peer has to answer a ping before the websocket is closed 1011."""
+
+    def __post_init__(self) -> None:
+        for name in ("ws_max_size", "ws_max_queue"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise StartupError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("ws_ping_interval", "ws_ping_timeout"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not value >= 0
+                or value == float("inf")
+            ):
+                raise StartupError(f"{name} must be a number of seconds >= 0 or None, got {value!r}")
 
 
 TIERS = ("auto", "asgi")
@@ -102,7 +125,15 @@ class Server:
             dispatcher = Dispatcher(self.app, lifespan.state, logger)
             try:
                 host, port, listener_id = engine.listen(
-                    dispatcher, config.host, config.port, root_path=config.root_path, reuse_port=config.reuse_port
+                    dispatcher,
+                    config.host,
+                    config.port,
+                    root_path=config.root_path,
+                    reuse_port=config.reuse_port,
+                    ws_max_size=config.ws_max_size,
+                    ws_max_queue=config.ws_max_queue,
+                    ws_ping_interval=config.ws_ping_interval,
+                    ws_ping_timeout=config.ws_ping_timeout,
                 )
             except OSError as exc:
                 reason = (exc.strerror or str(exc)).lower()
@@ -159,8 +190,13 @@ def run(
     threads: int = 1,
     graceful_timeout: float = 30.0,
     tier: str = "auto",
+    ws_max_size: int = 16 * 1024 * 1024,
+    ws_max_queue: int = 32,
+    ws_ping_interval: float | None = 20.0,
+    ws_ping_timeout: float | None = 20.0,
 ) -> None:
-    """Serves ``app`` until SIGINT or SIGTERM. Raises :class:`StartupError` if it cannot start."""
+    """Serves ``app`` until SIGINT or SIGTERM. Raises :class:`StartupError` if it cannot start.
+    The ``ws_*`` options are uvicorn's, with its defaults."""
     if log_level is not None or not logger.handlers:
         configure_logging(log_level or "info")
     is_worker = workers.READY_FD_ENV in os.environ  # started by ``run --workers N``
@@ -176,6 +212,10 @@ def run(
         graceful_timeout=graceful_timeout,
         tier=tier,
         reuse_port=is_worker,
+        ws_max_size=ws_max_size,
+        ws_max_queue=ws_max_queue,
+        ws_ping_interval=ws_ping_interval,
+        ws_ping_timeout=ws_ping_timeout,
     )
     server = Server(app, config)
     loop = new_event_loop()

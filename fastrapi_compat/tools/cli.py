@@ -97,6 +97,34 @@ def build_parser() -> argparse.ArgumentParser:
         help="treat MODULE:APP as a function with no arguments that returns the app",
     )
     run.add_argument(
+        "--ws-max-size",
+        type=_positive_int,
+        default=16 * 1024 * 1024,
+        metavar="BYTES",
+        help="largest websocket message accepted; larger ones are closed 1009 (default: %(default)s)",
+    )
+    run.add_argument(
+        "--ws-max-queue",
+        type=_positive_int,
+        default=32,
+        metavar="N",
+        help="websocket messages read ahead of the app; reading stops beyond (default: %(default)s)",
+    )
+    run.add_argument(
+        "--ws-ping-interval",
+        type=_non_negative_float,
+        default=20.0,
+        metavar="SECONDS",
+        help="keepalive ping interval, 0 for none (default: %(default)s)",
+    )
+    run.add_argument(
+        "--ws-ping-timeout",
+        type=_non_negative_float,
+        default=20.0,
+        metavar="SECONDS",
+        help="close 1011 when a ping is not answered within this, 0 for never (default: %(default)s)",
+    )
+    run.add_argument(
         "--workers",
         type=_positive_int,
         default=1,
@@ -208,6 +236,16 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"invalid number {text}: must be more than 0")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"invalid number {text}: must be 0 or more")
     return value
 
 
@@ -421,7 +459,10 @@ def _worker_argv(args: argparse.Namespace) -> list[str]:
     """The command line of one worker of ``run --workers N`` (the port is added per run)."""
     argv = [sys.executable, "-m", "fastrapi_compat", "run", args.app, "--host", args.host,
             "--log-level", args.log_level, "--root-path", args.root_path,
-            "--lifespan", args.lifespan, "--tier", args.tier, "--app-dir", args.app_dir]  # fmt: skip
+            "--lifespan", args.lifespan, "--tier", args.tier, "--app-dir", args.app_dir,
+            "--ws-max-size", str(args.ws_max_size), "--ws-max-queue", str(args.ws_max_queue),
+            "--ws-ping-interval", repr(args.ws_ping_interval),
+            "--ws-ping-timeout", repr(args.ws_ping_timeout)]  # fmt: skip
     return [*argv, "--factory"] if args.factory else argv
 
 
@@ -452,6 +493,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             root_path=args.root_path,
             lifespan=args.lifespan,
             tier=args.tier,
+            ws_max_size=args.ws_max_size,
+            ws_max_queue=args.ws_max_queue,
+            ws_ping_interval=args.ws_ping_interval,
+            ws_ping_timeout=args.ws_ping_timeout,
         )
     except StartupError as exc:
         return _fail(str(exc))

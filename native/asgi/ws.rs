@@ -17,10 +17,11 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role};
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -31,12 +32,18 @@ use crate::errors::EngineError;
 use crate::inbox::Event;
 use crate::request::RequestHead;
 use crate::shared::EngineShared;
-use crate::site::ConnInfo;
+use crate::site::{ConnInfo, WsOptions};
 
-/// Messages read from the socket and not yet received by the app.
-const INBOUND_CAPACITY: usize = 32;
-/// How long to wait for the peer's close frame after the app closed.
+/// How long to wait for the peer's close frame after the app closed, or for our close frame
+/// to be written after a protocol error.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Bytes of the app's messages that may wait for a peer that does not read (a message larger
+/// than this takes all of it); beyond it, `send` waits until the peer reads (as uvicorn's
+/// transport's high-water mark makes it wait).
+const WRITE_LIMIT: u32 = 64 * 1024;
+/// Bytes of the peer's messages read ahead of the app (a larger message takes all of it);
+/// beyond it, reading stops until the app receives, as uvicorn pauses reading.
+const READ_LIMIT: u32 = 64 * 1024;
 
 pub fn is_upgrade(req: &Request<Incoming>) -> bool {
     let has_token = |name: HeaderName, token: &str| {
@@ -58,12 +65,40 @@ enum Inbound {
     Disconnect(u16, String),
 }
 
+/// A message read ahead of the app, holding its share of the read budget until received.
+type Queued = (Inbound, Option<OwnedSemaphorePermit>);
+
 enum Decision {
     Accept {
         headers: HeaderMap,
-        outbound: mpsc::UnboundedReceiver<Message>,
+        outbound: mpsc::UnboundedReceiver<Outgoing>,
+        /// For the server's own frames (pings, a close after a protocol error): weak, so that
+        /// the writer still ends once the app is done with the websocket.
+        ours: mpsc::WeakUnboundedSender<Outgoing>,
     },
     Respond(Response<ResBody>),
+}
+
+/// A frame for the writer, holding its share of the write budget until it is written.
+type Outgoing = (Message, Option<OwnedSemaphorePermit>);
+
+/// The app's way to the writer: frames in order, data frames paid for from a byte budget.
+#[derive(Clone)]
+struct Outbound {
+    tx: mpsc::UnboundedSender<Outgoing>,
+    budget: Arc<Semaphore>,
+}
+
+impl Outbound {
+    /// Queues a control frame (close, ping): these never wait for the budget.
+    fn control(&self, message: Message) {
+        let _ = self.tx.send((message, None));
+    }
+
+    /// No more data frames: sends waiting for the budget fail as disconnected.
+    fn shut(&self) {
+        self.budget.close();
+    }
 }
 
 enum Phase {
@@ -74,7 +109,7 @@ enum Phase {
         headers: HeaderMap,
         body: BytesMut,
     },
-    Open(mpsc::UnboundedSender<Message>),
+    Open(Outbound),
     Closed,
 }
 
@@ -83,9 +118,12 @@ pub struct WsShared {
     head: RequestHead,
     subprotocols: Vec<String>,
     phase: Mutex<Phase>,
-    inbound: tokio::sync::Mutex<mpsc::Receiver<Inbound>>,
-    /// The app's own close, delivered by `receive()` once the queue is empty.
-    closed_by_app: Mutex<Option<(u16, String)>>,
+    inbound: tokio::sync::Mutex<mpsc::Receiver<Queued>>,
+    /// How the websocket ended (the first of: the app's close, the peer's close, a protocol
+    /// error, a server shutdown), delivered by `receive()` once the queue is empty.
+    closed: Mutex<Option<(u16, String)>>,
+    /// Set once `closed` is: wakes a `receive()` waiting on an empty queue.
+    ended: watch::Sender<bool>,
     disconnected: AtomicBool,
 }
 
@@ -94,6 +132,27 @@ impl WsShared {
         self.phase
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records how the websocket ended, unless that is already known.
+    fn set_closed(&self, code: u16, reason: String) {
+        self.closed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_or_insert((code, reason));
+    }
+
+    /// The websocket ended (`set_closed`), and a waiting `receive()` is told.
+    fn end(&self, code: u16, reason: String) {
+        self.set_closed(code, reason);
+        self.ended.send_replace(true);
+    }
+
+    fn closed(&self) -> Option<(u16, String)> {
+        self.closed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -141,16 +200,18 @@ pub async fn handle(
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(',').map(|t| t.trim().to_owned()))
         .collect();
+    let options = conn.site.ws.clone();
     let (decide, decision) = oneshot::channel();
-    let (inbound_tx, inbound_rx) = mpsc::channel(INBOUND_CAPACITY);
-    let _ = inbound_tx.try_send(Inbound::Connect);
+    let (inbound_tx, inbound_rx) = mpsc::channel(options.max_queue.max(1));
+    let _ = inbound_tx.try_send((Inbound::Connect, None));
     let shared = Arc::new(WsShared {
         engine: engine.clone(),
         head,
         subprotocols,
         phase: Mutex::new(Phase::Handshake(decide)),
         inbound: tokio::sync::Mutex::new(inbound_rx),
-        closed_by_app: Mutex::new(None),
+        closed: Mutex::new(None),
+        ended: watch::channel(false).0,
         disconnected: AtomicBool::new(false),
     });
     let for_python = shared.clone();
@@ -159,7 +220,11 @@ pub async fn handle(
         Ok(Py::new(py, WebSocketProtocol { inner: for_python })?.into_any())
     })));
     match decision.await {
-        Ok(Decision::Accept { headers, outbound }) => {
+        Ok(Decision::Accept {
+            headers,
+            outbound,
+            ours,
+        }) => {
             let mut response = Response::new(ResBody::empty());
             *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
             let h = response.headers_mut();
@@ -171,7 +236,13 @@ pub async fn handle(
             for (name, value) in &headers {
                 h.append(name, value.clone());
             }
-            tokio::spawn(run_socket(on_upgrade, inbound_tx, outbound, shared));
+            tokio::spawn(run_socket(
+                on_upgrade,
+                inbound_tx,
+                (outbound, ours),
+                shared,
+                options,
+            ));
             response
         }
         Ok(Decision::Respond(response)) => response,
@@ -181,16 +252,28 @@ pub async fn handle(
 
 async fn run_socket(
     on_upgrade: hyper::upgrade::OnUpgrade,
-    inbound: mpsc::Sender<Inbound>,
-    mut outbound: mpsc::UnboundedReceiver<Message>,
+    inbound: mpsc::Sender<Queued>,
+    (mut outbound, ours): (
+        mpsc::UnboundedReceiver<Outgoing>,
+        mpsc::WeakUnboundedSender<Outgoing>,
+    ),
     shared: Arc<WsShared>,
+    options: WsOptions,
 ) {
+    // Our own frames go through the app's queue, so that they follow what the app sent.
     let Ok(upgraded) = on_upgrade.await else {
-        peer_gone(&shared, &inbound, 1006, String::new()).await;
+        peer_gone(&shared, 1006, String::new());
         return;
     };
-    let socket = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(options.max_size))
+        .max_frame_size(Some(options.max_size));
+    let socket =
+        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
     let (mut sink, mut stream) = socket.split();
+    let (pong_tx, mut pongs) = mpsc::unbounded_channel::<Bytes>();
+    let read_budget = Arc::new(Semaphore::new(READ_LIMIT as usize));
+    // Ends `true` when the websocket failed (a protocol error) and our close frame is queued.
     let reader = async {
         let mut told = false;
         while let Some(frame) = stream.next().await {
@@ -203,25 +286,52 @@ async fn run_socket(
                     });
                     if !told {
                         told = true;
-                        peer_gone(&shared, &inbound, code, reason).await;
+                        peer_gone(&shared, code, reason);
                     }
                     continue; // keep polling so tungstenite flushes its close reply
                 }
+                Ok(Message::Pong(data)) => {
+                    let _ = pong_tx.send(data);
+                    continue;
+                }
                 Ok(_) => continue,
-                Err(_) => break,
+                Err(error) => match failure(&error) {
+                    Some((code, reason)) if !told => {
+                        queue(&ours, close_frame(code, &reason));
+                        peer_gone(&shared, code, reason);
+                        return true;
+                    }
+                    _ => break,
+                },
             };
-            if inbound.send(item).await.is_err() {
+            // Waits while the app has `max_queue` messages or `READ_LIMIT` bytes it has not
+            // received: reading stops, and the peer's sends wait on TCP.
+            let size = match &item {
+                Inbound::Text(text) => text.len(),
+                Inbound::Binary(data) => data.len(),
+                _ => 0,
+            };
+            let cost = u32::try_from(size)
+                .unwrap_or(READ_LIMIT)
+                .clamp(1, READ_LIMIT);
+            let Ok(permit) = read_budget.clone().acquire_many_owned(cost).await else {
+                break;
+            };
+            if inbound.send((item, Some(permit))).await.is_err() {
                 break;
             }
         }
         if !told {
-            peer_gone(&shared, &inbound, 1006, String::new()).await;
+            peer_gone(&shared, 1006, String::new());
         }
+        false
     };
     let writer = async {
-        while let Some(message) = outbound.recv().await {
+        while let Some((message, permit)) = outbound.recv().await {
             let closing = matches!(message, Message::Close(_));
-            if sink.send(message).await.is_err() {
+            let sent = sink.send(message).await.is_ok();
+            drop(permit); // written: the app may queue that much more
+            if !sent {
                 return false;
             }
             if closing {
@@ -230,41 +340,126 @@ async fn run_socket(
         }
         false
     };
+    // uvicorn's keepalive: a ping every `ping_interval`; no pong within `ping_timeout` fails
+    // the websocket with 1011.
+    let pinger = async {
+        let Some(every) = options.ping_interval else {
+            return std::future::pending::<()>().await;
+        };
+        let mut sequence: u32 = 0;
+        loop {
+            tokio::time::sleep(every).await;
+            sequence = sequence.wrapping_add(1);
+            let payload = Bytes::copy_from_slice(&sequence.to_be_bytes());
+            queue(&ours, Message::Ping(payload.clone()));
+            let Some(limit) = options.ping_timeout else {
+                continue;
+            };
+            let answered = tokio::time::timeout(limit, async {
+                while let Some(pong) = pongs.recv().await {
+                    if pong == payload {
+                        return;
+                    }
+                }
+                std::future::pending::<()>().await; // the reader ended: the session ends
+            })
+            .await;
+            if answered.is_err() {
+                queue(&ours, close_frame(1011, "keepalive ping timeout"));
+                peer_gone(&shared, 1005, String::new()); // what uvicorn tells the app
+                return;
+            }
+        }
+    };
+    let session = async {
+        tokio::pin!(reader, writer, pinger);
+        let failed = tokio::select! {
+            failed = &mut reader => failed,
+            () = &mut pinger => true,
+            sent_close = &mut writer => {
+                if sent_close {
+                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, &mut reader).await;
+                }
+                false
+            }
+        };
+        if failed {
+            // Our close frame goes out after what the app sent, then the connection closes.
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, &mut writer).await;
+        }
+    };
     // On server shutdown, close with 1012 (Service Restart) and tell the app, as uvicorn does.
     let on_shutdown = async {
         let mut closing = shared.engine.closing.subscribe();
         let _ = async { closing.wait_for(|c| *c).await.is_ok() }.await;
         if let Phase::Open(out) = &*shared.phase() {
-            let _ = out.send(Message::Close(Some(CloseFrame {
-                code: CloseCode::Restart,
-                reason: "".into(),
-            })));
+            out.control(close_frame(1012, ""));
         }
-        let _ = inbound.send(Inbound::Disconnect(1012, String::new())).await;
+        shared.end(1012, String::new());
         std::future::pending::<()>().await;
-    };
-    let session = async {
-        tokio::pin!(reader);
-        tokio::select! {
-            () = &mut reader => {}
-            sent_close = writer => {
-                if sent_close {
-                    let _ = tokio::time::timeout(CLOSE_TIMEOUT, reader).await;
-                }
-            }
-        }
     };
     tokio::select! {
         () = session => {}
         () = on_shutdown => {}
     }
+    peer_gone(&shared, 1006, String::new());
 }
 
-async fn peer_gone(shared: &WsShared, inbound: &mpsc::Sender<Inbound>, code: u16, reason: String) {
+fn queue(ours: &mpsc::WeakUnboundedSender<Outgoing>, message: Message) {
+    if let Some(tx) = ours.upgrade() {
+        let _ = tx.send((message, None));
+    }
+}
+
+fn close_frame(code: u16, reason: &str) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.into(),
+    }))
+}
+
+/// The close code and reason for a frame the peer should not have sent (RFC 6455 7.4.1), with
+/// the reasons uvicorn's websockets gives; `None` when the connection just ended.
+fn failure(error: &WsError) -> Option<(u16, String)> {
+    let reason = match error {
+        // uvicorn gives no reason for text that is not UTF-8
+        WsError::Utf8(_) => return Some((1007, String::new())),
+        WsError::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
+            return Some((
+                1009,
+                format!("frame with {size} bytes exceeds limit of {max_size} bytes"),
+            ))
+        }
+        WsError::Capacity(_) => return Some((1009, String::new())),
+        WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => return None,
+        WsError::Protocol(error) => match error {
+            ProtocolError::UnmaskedFrameFromClient => "incorrect masking",
+            ProtocolError::NonZeroReservedBits => "reserved bits must be 0",
+            ProtocolError::UnknownControlFrameType(_)
+            | ProtocolError::UnknownDataFrameType(_)
+            | ProtocolError::InvalidOpcode(_) => "invalid opcode",
+            ProtocolError::ControlFrameTooBig => "control frame too long",
+            ProtocolError::FragmentedControlFrame => "fragmented control frame",
+            ProtocolError::InvalidCloseSequence => "close frame too short",
+            ProtocolError::UnexpectedContinueFrame => "unexpected continuation frame",
+            ProtocolError::ExpectedFragment(_) => "expected a continuation frame",
+            _ => "",
+        },
+        _ => return None,
+    };
+    Some((1002, reason.to_owned()))
+}
+
+/// The websocket is over for the app: its sends fail from now on, and `receive()` gives the
+/// disconnect once the messages already read are received.
+fn peer_gone(shared: &WsShared, code: u16, reason: String) {
     shared.disconnected.store(true, Ordering::SeqCst);
     let previous = std::mem::replace(&mut *shared.phase(), Phase::Closed);
+    if let Phase::Open(out) = &previous {
+        out.shut();
+    }
     drop(previous);
-    let _ = inbound.send(Inbound::Disconnect(code, reason)).await;
+    shared.end(code, reason);
 }
 
 fn inbound_message(py: Python<'_>, item: Inbound) -> PyResult<Py<PyAny>> {
@@ -290,6 +485,40 @@ fn inbound_message(py: Python<'_>, item: Inbound) -> PyResult<Py<PyAny>> {
 
 fn get<'py>(message: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<Bound<'py, PyAny>>> {
     Ok(message.get_item(key)?.filter(|v| !v.is_none()))
+}
+
+impl WebSocketProtocol {
+    /// `send` for a peer that is not reading: an awaitable done once the frame is queued within
+    /// the write budget, or failed with `ClientDisconnected` when the websocket ends first.
+    fn send_later(
+        &self,
+        py: Python<'_>,
+        out: Outbound,
+        frame: Message,
+        cost: u32,
+    ) -> PyResult<Py<PyAny>> {
+        let engine = self.inner.engine.clone();
+        let future = engine.future(py)?;
+        let done = future.clone_ref(py);
+        engine.handle.clone().spawn(async move {
+            let queued = match out.budget.clone().acquire_many_owned(cost).await {
+                Ok(permit) => out.tx.send((frame, Some(permit))).is_ok(),
+                Err(_) => false,
+            };
+            drop(out);
+            engine.resolve(
+                done,
+                Box::new(move |py| {
+                    if queued {
+                        Ok(py.None())
+                    } else {
+                        Err(EngineError::ClientDisconnected.into())
+                    }
+                }),
+            );
+        });
+        Ok(future)
+    }
 }
 
 /// One websocket as seen by Python.
@@ -327,43 +556,43 @@ impl WebSocketProtocol {
     /// ASGI `receive`.
     fn receive(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let inner = &self.inner;
+        let ended = |shared: &WsShared| {
+            let (code, reason) = shared.closed().unwrap_or((1006, String::new()));
+            Inbound::Disconnect(code, reason)
+        };
         if let Ok(mut queue) = inner.inbound.try_lock() {
             match queue.try_recv() {
-                Ok(item) => return Ready::new_py(py, inbound_message(py, item)?),
+                Ok((item, _permit)) => return Ready::new_py(py, inbound_message(py, item)?),
                 Err(mpsc::error::TryRecvError::Disconnected) => {
-                    let (code, reason) = inner
-                        .closed_by_app
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .clone()
-                        .unwrap_or((1006, String::new()));
-                    return Ready::new_py(
-                        py,
-                        inbound_message(py, Inbound::Disconnect(code, reason))?,
-                    );
+                    return Ready::new_py(py, inbound_message(py, ended(inner))?);
                 }
                 Err(mpsc::error::TryRecvError::Empty) => {}
             }
-            let closed = inner
-                .closed_by_app
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone();
-            if let Some((code, reason)) = closed {
-                return Ready::new_py(py, inbound_message(py, Inbound::Disconnect(code, reason))?);
+            if inner.closed().is_some() {
+                return Ready::new_py(py, inbound_message(py, ended(inner))?);
             }
         }
         let future = inner.engine.future(py)?;
         let done = future.clone_ref(py);
         let shared = inner.clone();
         inner.engine.handle.spawn(async move {
-            let item = shared
-                .inbound
-                .lock()
-                .await
-                .recv()
-                .await
-                .unwrap_or(Inbound::Disconnect(1006, String::new()));
+            let mut over = shared.ended.subscribe();
+            let item = {
+                let mut queue = shared.inbound.lock().await;
+                tokio::select! {
+                    biased;
+                    item = queue.recv() => item.map(|(item, _permit)| item),
+                    _ = over.wait_for(|e| *e) => None,
+                }
+            };
+            // Messages read before the end still come first.
+            let item = match item {
+                Some(item) => item,
+                None => match shared.inbound.lock().await.try_recv() {
+                    Ok((item, _permit)) => item,
+                    Err(_) => ended(&shared),
+                },
+            };
             shared
                 .engine
                 .resolve(done, Box::new(move |py| inbound_message(py, item)));
@@ -391,15 +620,19 @@ impl WebSocketProtocol {
                     }
                 }
                 let (out_tx, outbound) = mpsc::unbounded_channel();
-                *phase = Phase::Open(out_tx);
-                let _ = tx.send(Decision::Accept { headers, outbound });
+                let ours = out_tx.downgrade();
+                *phase = Phase::Open(Outbound {
+                    tx: out_tx,
+                    budget: Arc::new(Semaphore::new(WRITE_LIMIT as usize)),
+                });
+                let _ = tx.send(Decision::Accept {
+                    headers,
+                    outbound,
+                    ours,
+                });
             }
             ("websocket.close", Phase::Handshake(tx)) => {
-                *inner
-                    .closed_by_app
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                    Some((1006, String::new()));
+                inner.end(1006, String::new());
                 let mut response = empty_response(StatusCode::FORBIDDEN);
                 response.headers_mut().insert(
                     CONTENT_TYPE,
@@ -456,11 +689,7 @@ impl WebSocketProtocol {
                     headers
                         .entry(CONTENT_TYPE)
                         .or_insert(HeaderValue::from_static("text/plain; charset=utf-8"));
-                    *inner
-                        .closed_by_app
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                        Some((1006, String::new()));
+                    inner.end(1006, String::new());
                     let mut response = Response::new(ResBody::full(body.freeze(), true));
                     *response.status_mut() = status;
                     *response.headers_mut() = headers;
@@ -477,24 +706,31 @@ impl WebSocketProtocol {
                     *phase = Phase::Open(out);
                     return Ready::none(py);
                 };
-                if out.send(frame).is_err() {
+                let cost = u32::try_from(frame.len())
+                    .unwrap_or(WRITE_LIMIT)
+                    .clamp(1, WRITE_LIMIT);
+                let queued = match out.budget.clone().try_acquire_many_owned(cost) {
+                    Ok(permit) => out.tx.send((frame, Some(permit))).is_ok(),
+                    Err(TryAcquireError::Closed) => false,
+                    Err(TryAcquireError::NoPermits) => {
+                        // The peer is not reading: the app waits, as on uvicorn.
+                        let waiting = out.clone();
+                        *phase = Phase::Open(out);
+                        drop(phase);
+                        return self.send_later(py, waiting, frame, cost);
+                    }
+                };
+                *phase = Phase::Open(out);
+                if !queued {
                     return Err(EngineError::ClientDisconnected.into());
                 }
-                *phase = Phase::Open(out);
             }
             ("websocket.close", Phase::Open(out)) => {
                 let code: u16 = get(message, "code")?.map_or(Ok(1000), |v| v.extract())?;
                 let reason: String =
                     get(message, "reason")?.map_or(Ok(String::new()), |v| v.extract())?;
-                *inner
-                    .closed_by_app
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                    Some((code, reason.clone()));
-                let _ = out.send(Message::Close(Some(CloseFrame {
-                    code: CloseCode::from(code),
-                    reason: reason.into(),
-                })));
+                out.control(close_frame(code, &reason));
+                inner.end(code, reason);
             }
             (_, Phase::Closed) if inner.disconnected.load(Ordering::SeqCst) => {
                 return Err(EngineError::ClientDisconnected.into());

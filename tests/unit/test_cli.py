@@ -71,6 +71,17 @@ MODULES = {
 
         app = FastAPI(lifespan=lifespan)
     """,
+    "wsecho.py": """
+        from fastrapi_compat import FastAPI, WebSocket
+
+        app = FastAPI()
+
+        @app.websocket("/echo")
+        async def echo(websocket: WebSocket):
+            await websocket.accept()
+            while True:
+                await websocket.send_text(await websocket.receive_text())
+    """,
     "pid.py": """
         import os
 
@@ -214,6 +225,10 @@ def test_bad_app_dir(tmp_path: Path) -> None:
         (["run", "good:app", "--lifespan", "maybe"], "--lifespan"),
         (["run", "good:app", "--bogus"], "--bogus"),
         (["run", "good:app", "--workers", "0"], "--workers"),
+        (["run", "good:app", "--ws-max-size", "0"], "--ws-max-size"),
+        (["run", "good:app", "--ws-max-queue", "-1"], "--ws-max-queue"),
+        (["run", "good:app", "--ws-ping-interval", "-1"], "--ws-ping-interval"),
+        (["run", "good:app", "--ws-ping-timeout", "nan"], "--ws-ping-timeout"),
         (["run"], "MODULE:APP"),
         (["serve", "good:app"], "serve"),
         ([], "command"),
@@ -399,3 +414,50 @@ def test_workers_share_the_port_and_a_dead_one_is_replaced(app_dir: Path, serve:
     for pid in seen | replaced:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)  # every worker stopped (and was reaped) with the supervisor
+
+
+# -- websocket options ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ws_max_size_reaches_the_server(app_dir: Path, serve: list[subprocess.Popen[str]], workers: str) -> None:
+    from websockets.exceptions import ConnectionClosedError
+    from websockets.sync.client import connect
+
+    port = free_port()
+    process = start_server(
+        serve, "wsecho:app", "--app-dir", str(app_dir), "--port", str(port), "--workers", workers, "--ws-max-size", "10"
+    )
+    wait_until_serving(process, f"http://127.0.0.1:{port}/docs")
+    with connect(f"ws://127.0.0.1:{port}/echo", open_timeout=10) as ws:
+        ws.send("0123456789")
+        assert ws.recv(timeout=10) == "0123456789"
+        ws.send("0123456789!")
+        with pytest.raises(ConnectionClosedError) as closed:
+            ws.recv(timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    stop_with_sigint(process)
+
+
+def test_workers_get_the_ws_options() -> None:
+    from fastrapi_compat.tools.cli import _worker_argv, build_parser
+
+    args = build_parser().parse_args(
+        [
+            "run",
+            "m:app",
+            "--ws-max-size",
+            "99",
+            "--ws-max-queue",
+            "3",
+            "--ws-ping-interval",
+            "0",
+            "--ws-ping-timeout",
+            "2.5",
+        ]  # fmt: skip
+    )
+    argv = _worker_argv(args)
+    reparsed = build_parser().parse_args(argv[3:])
+    assert (reparsed.ws_max_size, reparsed.ws_max_queue, reparsed.ws_ping_interval, reparsed.ws_ping_timeout) == (
+        99, 3, 0.0, 2.5,
+    )  # fmt: skip
