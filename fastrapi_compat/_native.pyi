@@ -49,6 +49,7 @@ class Engine:
         *,
         root_path: str = ...,
         reuse_port: bool = ...,
+        timeout_keep_alive: float = ...,
         ws_max_size: int = ...,
         ws_max_queue: int = ...,
         ws_ping_interval: float | None = ...,

@@ -73,8 +73,8 @@ impl Engine {
     /// The `ws_*` options are uvicorn's (`None` for an interval or timeout: never).
     #[pyo3(signature = (
         handler, host, port, *, root_path=String::new(), reuse_port=false,
-        ws_max_size=16 * 1024 * 1024, ws_max_queue=32, ws_ping_interval=Some(20.0),
-        ws_ping_timeout=Some(20.0),
+        timeout_keep_alive=5.0, ws_max_size=16 * 1024 * 1024, ws_max_queue=32,
+        ws_ping_interval=Some(20.0), ws_ping_timeout=Some(20.0),
     ))]
     #[allow(clippy::too_many_arguments)]
     fn listen(
@@ -85,6 +85,7 @@ impl Engine {
         port: u16,
         root_path: String,
         reuse_port: bool,
+        timeout_keep_alive: f64,
         ws_max_size: usize,
         ws_max_queue: usize,
         ws_ping_interval: Option<f64>,
@@ -96,12 +97,16 @@ impl Engine {
             ping_interval: seconds(ws_ping_interval)?,
             ping_timeout: seconds(ws_ping_timeout)?,
         };
+        if !(timeout_keep_alive.is_finite() && timeout_keep_alive > 0.0) {
+            return Err(EngineError::InvalidTimeout.into());
+        }
         let listener = py.detach(|| bind_tcp(host, port, reuse_port))?;
         let addr = listener.local_addr()?;
         let site = Arc::new(Site {
             handler,
             root_path,
             scheme: "http",
+            timeout_keep_alive: Duration::from_secs_f64(timeout_keep_alive),
             ws,
         });
         let mirror = Arc::new(MirrorSlot::empty());

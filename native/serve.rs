@@ -1,15 +1,20 @@
 //! Accepting connections and serving HTTP/1.1 on them with hyper, until told to stop.
 
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 
 use crate::asgi;
 use crate::body::ResBody;
@@ -17,11 +22,82 @@ use crate::router::MirrorSlot;
 use crate::shared::EngineShared;
 use crate::site::{ConnInfo, Site};
 
-/// One accepted connection as its requests see it: its addresses and site, and its listener's
-/// route mirror.
+/// After a shutdown began and nothing is in flight on a connection, how long hyper gets to
+/// flush what it has and close it; a head only partly sent is dropped then (uvicorn closes
+/// those at once).
+const FLUSH_GRACE: Duration = Duration::from_millis(300);
+
+/// One accepted connection as its requests see it: its addresses and site, its listener's
+/// route mirror, and its requests in flight.
 struct Connection {
     info: ConnInfo,
     mirror: Arc<MirrorSlot>,
+    /// Requests being answered: from their head to the end of their response body.
+    in_flight: AtomicUsize,
+    none_in_flight: Notify,
+}
+
+impl Connection {
+    fn busy(&self) -> bool {
+        self.in_flight.load(Ordering::SeqCst) > 0
+    }
+
+    /// Resolves once no request is in flight.
+    async fn idle(&self) {
+        loop {
+            let notified = self.none_in_flight.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !self.busy() {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// A request in flight on its connection, until dropped with its response body.
+struct InFlight(Arc<Connection>);
+
+impl InFlight {
+    fn new(conn: &Arc<Connection>) -> Self {
+        conn.in_flight.fetch_add(1, Ordering::SeqCst);
+        Self(conn.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.none_in_flight.notify_waiters();
+        }
+    }
+}
+
+/// The response body, holding its request's place in flight until hyper is done with it.
+struct Tracked {
+    body: ResBody,
+    _in_flight: InFlight,
+}
+
+impl Body for Tracked {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }
 
 pub async fn accept_loop(
@@ -50,12 +126,18 @@ pub async fn accept_loop(
                     let conn = Arc::new(Connection {
                         info: ConnInfo { peer, local, site: site.clone() },
                         mirror: mirror.clone(),
+                        in_flight: AtomicUsize::new(0),
+                        none_in_flight: Notify::new(),
                     });
                     let shared = shared.clone();
-                    let service = service_fn(move |req| dispatch(req, shared.clone(), conn.clone()));
+                    let for_service = conn.clone();
+                    let service = service_fn(move |req| dispatch(req, shared.clone(), for_service.clone()));
+                    // hyper's header read timeout runs from the end of the previous response (or
+                    // the connection's start) to the end of the next head: uvicorn's keep-alive
+                    // timeout, which also bounds how long a head may take to arrive.
                     let connection = http1::Builder::new()
                         .timer(TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(30))
+                        .header_read_timeout(site.timeout_keep_alive)
                         .serve_connection(TokioIo::new(stream), service)
                         .with_upgrades();
                     let alive = alive.clone();
@@ -66,8 +148,20 @@ pub async fn accept_loop(
                         tokio::select! {
                             _ = connection.as_mut() => {}
                             _ = async { let _ = closing.wait_for(|c| *c).await; } => {
+                                // Idle connections close at once; requests in flight finish
+                                // (within the listener's grace); then hyper gets a moment to
+                                // flush, and a head only partly sent is dropped.
                                 connection.as_mut().graceful_shutdown();
-                                let _ = connection.await;
+                                loop {
+                                    tokio::select! {
+                                        _ = connection.as_mut() => break,
+                                        () = conn.idle() => {}
+                                    }
+                                    match tokio::time::timeout(FLUSH_GRACE, connection.as_mut()).await {
+                                        Err(_) if conn.busy() => {}
+                                        _ => break,
+                                    }
+                                }
                             }
                         }
                     });
@@ -89,12 +183,17 @@ async fn dispatch(
     req: Request<Incoming>,
     shared: Arc<EngineShared>,
     conn: Arc<Connection>,
-) -> Result<Response<ResBody>, asgi::http::Aborted> {
-    if asgi::framing::ambiguous_framing(req.headers()) {
-        return Ok(asgi::http::invalid_request());
-    }
-    if asgi::ws::is_upgrade(&req) {
-        return Ok(asgi::ws::handle(req, shared, &conn.info).await);
-    }
-    asgi::http::handle(req, shared, &conn.info, &conn.mirror).await
+) -> Result<Response<Tracked>, asgi::http::Aborted> {
+    let in_flight = InFlight::new(&conn);
+    let response = if asgi::framing::ambiguous_framing(req.headers()) {
+        asgi::http::invalid_request()
+    } else if asgi::ws::is_upgrade(&req) {
+        asgi::ws::handle(req, shared, &conn.info).await
+    } else {
+        asgi::http::handle(req, shared, &conn.info, &conn.mirror).await?
+    };
+    Ok(response.map(|body| Tracked {
+        body,
+        _in_flight: in_flight,
+    }))
 }

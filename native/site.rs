@@ -11,6 +11,9 @@ pub struct Site {
     pub handler: Py<PyAny>,
     pub root_path: String,
     pub scheme: &'static str,
+    /// How long a connection may wait for its next request head (uvicorn's
+    /// `--timeout-keep-alive`).
+    pub timeout_keep_alive: Duration,
     pub ws: WsOptions,
 }
 

@@ -361,13 +361,8 @@ class Dispatcher:
 
     def track(self, coro: Coroutine[Any, Any, None], context: contextvars.Context | None = None) -> None:
         """Runs ``coro`` as a task, in a copy of ``context`` (else of the current context),
-        that :meth:`wait_tasks` waits for."""
+        that the server's shutdown waits for (``tasks``)."""
         loop = asyncio.get_running_loop()
         task = loop.create_task(coro) if context is None else context.run(loop.create_task, coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
-
-    async def wait_tasks(self, timeout: float) -> None:
-        """Waits for running app calls (e.g. background tasks after a response) to end."""
-        if self.tasks:
-            await asyncio.wait(set(self.tasks), timeout=timeout)

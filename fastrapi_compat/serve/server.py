@@ -42,7 +42,10 @@ class Config:
     threads: int = 1
     """tokio worker threads doing the network I/O."""
     graceful_timeout: float = 30.0
-    """Seconds in-flight requests get to finish on shutdown."""
+    """Seconds in-flight requests and background tasks get to finish on shutdown (uvicorn's
+    ``--timeout-graceful-shutdown``); then they are cancelled."""
+    timeout_keep_alive: float = 5.0
+    """Seconds a connection may wait for its next request (and its head take to arrive)."""
     tier: str = "auto"
     """``auto``: routes the compiler understands are served natively, the rest by the ASGI
     tier; ``asgi``: every request goes through the app's full ASGI stack."""
@@ -58,6 +61,12 @@ class Config:
     """Seconds the peer has to answer a ping before the websocket is closed 1011."""
 
     def __post_init__(self) -> None:
+        for name in ("graceful_timeout", "timeout_keep_alive"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
+                raise StartupError(f"{name} must be a number of seconds >= 0, got {value!r}")
+        if self.timeout_keep_alive == 0:
+            raise StartupError("timeout_keep_alive must be more than 0 seconds")
         for name in ("ws_max_size", "ws_max_queue"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -99,6 +108,7 @@ class Server:
         self.config = config or Config()
         self.bound: tuple[str, int] | None = None
         self._stop: asyncio.Event | None = None
+        self._force: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._engine: Engine | None = None
 
@@ -115,6 +125,7 @@ class Server:
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._stop = asyncio.Event()
+        self._force = asyncio.Event()
         lifespan = Lifespan(self.app, config.lifespan, logger)
         await lifespan.startup()
         engine = Engine(loop, threads=config.threads, reasons=STATUS_PHRASES)
@@ -130,6 +141,7 @@ class Server:
                     config.port,
                     root_path=config.root_path,
                     reuse_port=config.reuse_port,
+                    timeout_keep_alive=config.timeout_keep_alive,
                     ws_max_size=config.ws_max_size,
                     ws_max_queue=config.ws_max_queue,
                     ws_ping_interval=config.ws_ping_interval,
@@ -157,26 +169,64 @@ class Server:
                 on_ready()
             await self._stop.wait()
             logger.info("Shutting down")
-            await engine.shutdown(config.graceful_timeout)
-            await dispatcher.wait_tasks(config.graceful_timeout)
+            await self._drain(engine, dispatcher)
         finally:
             loop.remove_reader(wake_fd)
             engine.close()
-            await lifespan.shutdown()
+            if not self._force.is_set():  # a forced exit skips it, as uvicorn's does
+                await lifespan.shutdown()
 
-    def request_shutdown(self) -> None:
-        """Asks :meth:`serve` to stop; safe to call from any thread or a signal handler."""
-        loop, stop = self._loop, self._stop
-        if loop is None or stop is None or loop.is_closed():
+    async def _drain(self, engine: Engine, dispatcher: Dispatcher) -> None:
+        """Stops accepting, closes idle connections, lets requests in flight and background
+        tasks finish within the graceful timeout, then cancels what is left. A second SIGINT
+        (``request_shutdown(force=True)``) stops waiting at once."""
+        assert self._force is not None
+        loop = asyncio.get_running_loop()
+        timeout = self.config.graceful_timeout
+        deadline = loop.time() + timeout
+        forced: asyncio.Future[Any] = asyncio.ensure_future(self._force.wait())
+        try:
+            connections: asyncio.Future[Any] = asyncio.ensure_future(engine.shutdown(timeout))
+            await asyncio.wait({connections, forced}, return_when=asyncio.FIRST_COMPLETED)
+            if dispatcher.tasks and not forced.done():
+                logger.info("Waiting for background tasks to complete. (CTRL+C to force quit)")
+            while dispatcher.tasks and not forced.done() and (left := deadline - loop.time()) > 0:
+                waiting: set[asyncio.Future[Any]] = {*dispatcher.tasks, forced}
+                await asyncio.wait(waiting, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            forced.cancel()
+        tasks = [task for task in dispatcher.tasks if not task.done()]
+        if tasks:
+            logger.error("Cancel %s running task(s), timeout graceful shutdown exceeded", len(tasks))
+            for task in tasks:
+                task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
+            await asyncio.wait(tasks, timeout=1.0)
+
+    def request_shutdown(self, force: bool = False) -> None:
+        """Asks :meth:`serve` to stop (``force``: without waiting for what is in flight, nor the
+        lifespan shutdown); safe to call from any thread or a signal handler."""
+        loop, stop, forced = self._loop, self._stop, self._force
+        if loop is None or stop is None or forced is None or loop.is_closed():
             return
+
+        def stop_now() -> None:
+            stop.set()
+            if force:
+                forced.set()
+
         try:
             in_loop = asyncio.get_running_loop() is loop
         except RuntimeError:
             in_loop = False
         if in_loop:
-            stop.set()
+            stop_now()
         else:
-            loop.call_soon_threadsafe(stop.set)
+            loop.call_soon_threadsafe(stop_now)
+
+    def on_signal(self, sig: int) -> None:
+        """SIGINT or SIGTERM: a graceful stop; SIGINT again while stopping: stop at once."""
+        stopping = self._stop is not None and self._stop.is_set()
+        self.request_shutdown(force=stopping and sig == signal.SIGINT)
 
 
 def run(
@@ -189,6 +239,7 @@ def run(
     lifespan: str = "auto",
     threads: int = 1,
     graceful_timeout: float = 30.0,
+    timeout_keep_alive: float = 5.0,
     tier: str = "auto",
     ws_max_size: int = 16 * 1024 * 1024,
     ws_max_queue: int = 32,
@@ -210,6 +261,7 @@ def run(
         log_level=log_level,
         threads=threads,
         graceful_timeout=graceful_timeout,
+        timeout_keep_alive=timeout_keep_alive,
         tier=tier,
         reuse_port=is_worker,
         ws_max_size=ws_max_size,
@@ -222,7 +274,7 @@ def run(
     try:
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
-                loop.add_signal_handler(sig, server.request_shutdown)
+                loop.add_signal_handler(sig, server.on_signal, sig)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass  # not the main thread: the caller stops the server
         loop.run_until_complete(server.serve(on_ready=workers.notify_ready))

@@ -97,6 +97,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="treat MODULE:APP as a function with no arguments that returns the app",
     )
     run.add_argument(
+        "--timeout-keep-alive",
+        type=_positive_float,
+        default=5.0,
+        metavar="SECONDS",
+        help="close a connection that sends no new request within this (default: %(default)s)",
+    )
+    run.add_argument(
+        "--timeout-graceful-shutdown",
+        type=_non_negative_float,
+        default=30.0,
+        metavar="SECONDS",
+        help="on shutdown, how long requests in flight and background tasks get before they are "
+        "cancelled (default: %(default)s)",
+    )
+    run.add_argument(
         "--ws-max-size",
         type=_positive_int,
         default=16 * 1024 * 1024,
@@ -460,6 +475,8 @@ def _worker_argv(args: argparse.Namespace) -> list[str]:
     argv = [sys.executable, "-m", "fastrapi_compat", "run", args.app, "--host", args.host,
             "--log-level", args.log_level, "--root-path", args.root_path,
             "--lifespan", args.lifespan, "--tier", args.tier, "--app-dir", args.app_dir,
+            "--timeout-keep-alive", repr(args.timeout_keep_alive),
+            "--timeout-graceful-shutdown", repr(args.timeout_graceful_shutdown),
             "--ws-max-size", str(args.ws_max_size), "--ws-max-queue", str(args.ws_max_queue),
             "--ws-ping-interval", repr(args.ws_ping_interval),
             "--ws-ping-timeout", repr(args.ws_ping_timeout)]  # fmt: skip
@@ -472,7 +489,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         from fastrapi_compat.serve.workers import Supervisor, WorkerStartupFailed
 
         try:
-            return Supervisor(_worker_argv(args), args.workers, args.host, args.port, graceful_timeout=30.0).run()
+            return Supervisor(
+                _worker_argv(args), args.workers, args.host, args.port, graceful_timeout=args.timeout_graceful_shutdown
+            ).run()
         except WorkerStartupFailed as exc:
             return 1 if exc.code == 1 else _fail(str(exc))  # 1: the worker said why
         except StartupError as exc:
@@ -493,6 +512,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             root_path=args.root_path,
             lifespan=args.lifespan,
             tier=args.tier,
+            graceful_timeout=args.timeout_graceful_shutdown,
+            timeout_keep_alive=args.timeout_keep_alive,
             ws_max_size=args.ws_max_size,
             ws_max_queue=args.ws_max_queue,
             ws_ping_interval=args.ws_ping_interval,

@@ -36,6 +36,7 @@ class ProcessServer:
         assert kind in ("engine", "uvicorn"), kind
         self.kind, self.target, self.options = kind, target, options
         self.port = 0
+        self.stderr = ""
         self._process: subprocess.Popen[str] | None = None
 
     @property
@@ -45,6 +46,23 @@ class ProcessServer:
 
     def rss(self) -> float:
         return rss_mib(self.pid)
+
+    def signal(self, sig: int) -> None:
+        assert self._process is not None
+        self._process.send_signal(sig)
+
+    def wait(self, timeout: float) -> float | None:
+        """Seconds until the server exited (``None``: still running after ``timeout``, then
+        killed); its stderr is ``self.stderr`` after."""
+        assert self._process is not None
+        start = time.monotonic()
+        try:
+            _, self.stderr = self._process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            _, self.stderr = self._process.communicate()
+            return None
+        return time.monotonic() - start
 
     def __enter__(self) -> ProcessServer:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
@@ -73,14 +91,16 @@ class ProcessServer:
 
     def __exit__(self, *exc: object) -> None:
         process = self._process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGINT)
+        if process is None or (process.stdout is not None and process.stdout.closed):
+            return  # already collected by wait()
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
         try:
-            process.communicate(timeout=15)
+            _, stderr = process.communicate(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
-            process.communicate()
+            _, stderr = process.communicate()
+        self.stderr = self.stderr or stderr
 
 
 def _factory(target: str) -> Any:
@@ -91,10 +111,12 @@ def _factory(target: str) -> Any:
 def _serve_engine(app: Any, options: dict[str, Any]) -> None:
     from fastrapi_compat.serve.server import Config, Server, new_event_loop
 
+    if "timeout_graceful_shutdown" in options:  # uvicorn's name
+        options["graceful_timeout"] = options.pop("timeout_graceful_shutdown")
     server = Server(app, Config(host="127.0.0.1", port=0, log_level="warning", **options))
     loop = new_event_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, server.request_shutdown)
+        loop.add_signal_handler(sig, server.on_signal, sig)
 
     def ready() -> None:
         assert server.bound is not None

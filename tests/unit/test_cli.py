@@ -225,6 +225,8 @@ def test_bad_app_dir(tmp_path: Path) -> None:
         (["run", "good:app", "--lifespan", "maybe"], "--lifespan"),
         (["run", "good:app", "--bogus"], "--bogus"),
         (["run", "good:app", "--workers", "0"], "--workers"),
+        (["run", "good:app", "--timeout-keep-alive", "0"], "--timeout-keep-alive"),
+        (["run", "good:app", "--timeout-graceful-shutdown", "-1"], "--timeout-graceful-shutdown"),
         (["run", "good:app", "--ws-max-size", "0"], "--ws-max-size"),
         (["run", "good:app", "--ws-max-queue", "-1"], "--ws-max-queue"),
         (["run", "good:app", "--ws-ping-interval", "-1"], "--ws-ping-interval"),
@@ -439,25 +441,25 @@ def test_ws_max_size_reaches_the_server(app_dir: Path, serve: list[subprocess.Po
     stop_with_sigint(process)
 
 
-def test_workers_get_the_ws_options() -> None:
+def test_workers_get_the_server_options() -> None:
     from fastrapi_compat.tools.cli import _worker_argv, build_parser
 
-    args = build_parser().parse_args(
-        [
-            "run",
-            "m:app",
-            "--ws-max-size",
-            "99",
-            "--ws-max-queue",
-            "3",
-            "--ws-ping-interval",
-            "0",
-            "--ws-ping-timeout",
-            "2.5",
-        ]  # fmt: skip
+    flags = {
+        "--ws-max-size": "99",
+        "--ws-max-queue": "3",
+        "--ws-ping-interval": "0",
+        "--ws-ping-timeout": "2.5",
+        "--timeout-keep-alive": "7",
+        "--timeout-graceful-shutdown": "0",
+    }
+    args = build_parser().parse_args(["run", "m:app", *(part for item in flags.items() for part in item)])
+    reparsed = build_parser().parse_args(_worker_argv(args)[3:])
+    got = (
+        reparsed.ws_max_size,
+        reparsed.ws_max_queue,
+        reparsed.ws_ping_interval,
+        reparsed.ws_ping_timeout,
+        reparsed.timeout_keep_alive,
+        reparsed.timeout_graceful_shutdown,
     )
-    argv = _worker_argv(args)
-    reparsed = build_parser().parse_args(argv[3:])
-    assert (reparsed.ws_max_size, reparsed.ws_max_queue, reparsed.ws_ping_interval, reparsed.ws_ping_timeout) == (
-        99, 3, 0.0, 2.5,
-    )  # fmt: skip
+    assert got == (99, 3, 0.0, 2.5, 7.0, 0.0)
