@@ -50,6 +50,7 @@ class Engine:
         root_path: str = ...,
         reuse_port: bool = ...,
         timeout_keep_alive: float = ...,
+        forwarded_allow_ips: str | None = ...,
         ws_max_size: int = ...,
         ws_max_queue: int = ...,
         ws_ping_interval: float | None = ...,

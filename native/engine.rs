@@ -12,6 +12,7 @@ use tokio::runtime::Runtime;
 use tokio::sync::watch;
 
 use crate::errors::EngineError;
+use crate::proxy::TrustedHosts;
 use crate::router::MirrorSlot;
 use crate::shared::{lock, EngineShared};
 use crate::site::{Site, WsOptions};
@@ -70,10 +71,12 @@ impl Engine {
     /// becomes a protocol object whose `handler` is `handler`. Returns `(host, port, id)`.
     /// Raises `OSError` when the address cannot be bound. `reuse_port` sets `SO_REUSEPORT`, so
     /// that several worker processes listen on one port and the kernel spreads connections.
+    /// `forwarded_allow_ips` (uvicorn's, a comma-separated list; `None`: no proxy headers) says
+    /// whose `X-Forwarded-Proto`/`-For` set the scope's scheme and client.
     /// The `ws_*` options are uvicorn's (`None` for an interval or timeout: never).
     #[pyo3(signature = (
         handler, host, port, *, root_path=String::new(), reuse_port=false,
-        timeout_keep_alive=5.0, ws_max_size=16 * 1024 * 1024, ws_max_queue=32,
+        timeout_keep_alive=5.0, forwarded_allow_ips=None, ws_max_size=16 * 1024 * 1024, ws_max_queue=32,
         ws_ping_interval=Some(20.0), ws_ping_timeout=Some(20.0),
     ))]
     #[allow(clippy::too_many_arguments)]
@@ -86,6 +89,7 @@ impl Engine {
         root_path: String,
         reuse_port: bool,
         timeout_keep_alive: f64,
+        forwarded_allow_ips: Option<String>,
         ws_max_size: usize,
         ws_max_queue: usize,
         ws_ping_interval: Option<f64>,
@@ -106,6 +110,7 @@ impl Engine {
             handler,
             root_path,
             scheme: "http",
+            proxy: forwarded_allow_ips.as_deref().map(TrustedHosts::parse),
             timeout_keep_alive: Duration::from_secs_f64(timeout_keep_alive),
             ws,
         });

@@ -11,6 +11,7 @@ mod inbox;
 mod json;
 mod middleware;
 mod native_tier;
+mod proxy;
 mod request;
 mod router;
 mod serve;

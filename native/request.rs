@@ -16,17 +16,32 @@ pub struct RequestHead {
     pub query: Bytes,
     pub headers: HeaderMap,
     pub client: SocketAddr,
+    /// The client a trusted proxy named (`X-Forwarded-For`), replacing `client` in the scope.
+    pub forwarded_client: Option<(String, u16)>,
+    /// `http`/`https` (`ws`/`wss` for websockets): the listener's, or a trusted proxy's.
+    pub scheme: &'static str,
     pub server: SocketAddr,
     pub site: std::sync::Arc<Site>,
 }
 
 impl RequestHead {
-    pub fn new(parts: &http::request::Parts, conn: &ConnInfo) -> Self {
+    pub fn new(parts: &http::request::Parts, conn: &ConnInfo, websocket: bool) -> Self {
         let uri = &parts.uri;
         let raw_path = Bytes::copy_from_slice(uri.path().as_bytes());
         let query = uri
             .query()
             .map(|q| Bytes::copy_from_slice(q.as_bytes()))
+            .unwrap_or_default();
+        let own = match (conn.site.scheme, websocket) {
+            ("https", true) => "wss",
+            (_, true) => "ws",
+            (scheme, false) => scheme,
+        };
+        let forwarded = conn
+            .site
+            .proxy
+            .as_ref()
+            .map(|trusted| trusted.forwarded(conn.peer.ip(), &parts.headers, websocket))
             .unwrap_or_default();
         Self {
             method: parts.method.clone(),
@@ -35,6 +50,8 @@ impl RequestHead {
             query,
             headers: parts.headers.clone(),
             client: conn.peer,
+            forwarded_client: forwarded.client,
+            scheme: forwarded.scheme.unwrap_or(own),
             server: conn.local,
             site: conn.site.clone(),
         }
@@ -55,7 +72,6 @@ impl RequestHead {
         scope: &Bound<'py, PyDict>,
         kind: &str,
         spec_version: &str,
-        scheme: &str,
     ) -> PyResult<()> {
         let root_path = self.site.root_path.as_str();
         let asgi = PyDict::new(py);
@@ -65,8 +81,11 @@ impl RequestHead {
         scope.set_item("asgi", asgi)?;
         scope.set_item("http_version", self.http_version())?;
         scope.set_item("server", address(py, &self.server)?)?;
-        scope.set_item("client", address(py, &self.client)?)?;
-        scope.set_item("scheme", scheme)?;
+        match &self.forwarded_client {
+            Some((host, port)) => scope.set_item("client", (host.as_str(), *port))?,
+            None => scope.set_item("client", address(py, &self.client)?)?,
+        }
+        scope.set_item("scheme", self.scheme)?;
         scope.set_item("root_path", root_path)?;
         let decoded = percent_encoding::percent_decode(&self.raw_path).decode_utf8_lossy();
         let mut path = String::with_capacity(root_path.len() + decoded.len());

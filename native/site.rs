@@ -11,6 +11,8 @@ pub struct Site {
     pub handler: Py<PyAny>,
     pub root_path: String,
     pub scheme: &'static str,
+    /// Whose `X-Forwarded-Proto`/`-For` to believe (`None`: `--no-proxy-headers`).
+    pub proxy: Option<crate::proxy::TrustedHosts>,
     /// How long a connection may wait for its next request head (uvicorn's
     /// `--timeout-keep-alive`).
     pub timeout_keep_alive: Duration,

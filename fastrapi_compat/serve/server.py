@@ -46,6 +46,20 @@ class Config:
     ``--timeout-graceful-shutdown``); then they are cancelled."""
     timeout_keep_alive: float = 5.0
     """Seconds a connection may wait for its next request (and its head take to arrive)."""
+    proxy_headers: bool = True
+    """Believe ``X-Forwarded-Proto``/``X-Forwarded-For`` from ``forwarded_allow_ips``."""
+    forwarded_allow_ips: str | list[str] | None = None
+    """Addresses, networks or ``*`` (comma-separated); default ``$FORWARDED_ALLOW_IPS`` or
+    ``127.0.0.1``, as uvicorn's."""
+
+    def trusted_proxies(self) -> str | None:
+        """The ``forwarded_allow_ips`` the engine is given (``None``: no proxy headers)."""
+        if not self.proxy_headers:
+            return None
+        allowed = self.forwarded_allow_ips
+        if allowed is None:
+            allowed = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+        return allowed if isinstance(allowed, str) else ",".join(allowed)
     tier: str = "auto"
     """``auto``: routes the compiler understands are served natively, the rest by the ASGI
     tier; ``asgi``: every request goes through the app's full ASGI stack."""
@@ -142,6 +156,7 @@ class Server:
                     root_path=config.root_path,
                     reuse_port=config.reuse_port,
                     timeout_keep_alive=config.timeout_keep_alive,
+                    forwarded_allow_ips=config.trusted_proxies(),
                     ws_max_size=config.ws_max_size,
                     ws_max_queue=config.ws_max_queue,
                     ws_ping_interval=config.ws_ping_interval,
@@ -240,6 +255,8 @@ def run(
     threads: int = 1,
     graceful_timeout: float = 30.0,
     timeout_keep_alive: float = 5.0,
+    proxy_headers: bool = True,
+    forwarded_allow_ips: str | list[str] | None = None,
     tier: str = "auto",
     ws_max_size: int = 16 * 1024 * 1024,
     ws_max_queue: int = 32,
@@ -262,6 +279,8 @@ def run(
         threads=threads,
         graceful_timeout=graceful_timeout,
         timeout_keep_alive=timeout_keep_alive,
+        proxy_headers=proxy_headers,
+        forwarded_allow_ips=forwarded_allow_ips,
         tier=tier,
         reuse_port=is_worker,
         ws_max_size=ws_max_size,

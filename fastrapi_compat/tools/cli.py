@@ -97,6 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="treat MODULE:APP as a function with no arguments that returns the app",
     )
     run.add_argument(
+        "--proxy-headers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="take the scheme and client from X-Forwarded-Proto/-For sent by --forwarded-allow-ips "
+        "(default: on)",
+    )
+    run.add_argument(
+        "--forwarded-allow-ips",
+        default=None,
+        metavar="LIST",
+        help="comma-separated addresses, networks or '*' whose proxy headers are trusted "
+        "(default: $FORWARDED_ALLOW_IPS or 127.0.0.1)",
+    )
+    run.add_argument(
         "--timeout-keep-alive",
         type=_positive_float,
         default=5.0,
@@ -475,6 +489,8 @@ def _worker_argv(args: argparse.Namespace) -> list[str]:
     argv = [sys.executable, "-m", "fastrapi_compat", "run", args.app, "--host", args.host,
             "--log-level", args.log_level, "--root-path", args.root_path,
             "--lifespan", args.lifespan, "--tier", args.tier, "--app-dir", args.app_dir,
+            "--proxy-headers" if args.proxy_headers else "--no-proxy-headers",
+            *(["--forwarded-allow-ips", args.forwarded_allow_ips] if args.forwarded_allow_ips is not None else []),
             "--timeout-keep-alive", repr(args.timeout_keep_alive),
             "--timeout-graceful-shutdown", repr(args.timeout_graceful_shutdown),
             "--ws-max-size", str(args.ws_max_size), "--ws-max-queue", str(args.ws_max_queue),
@@ -514,6 +530,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             tier=args.tier,
             graceful_timeout=args.timeout_graceful_shutdown,
             timeout_keep_alive=args.timeout_keep_alive,
+            proxy_headers=args.proxy_headers,
+            forwarded_allow_ips=args.forwarded_allow_ips,
             ws_max_size=args.ws_max_size,
             ws_max_queue=args.ws_max_queue,
             ws_ping_interval=args.ws_ping_interval,

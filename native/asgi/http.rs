@@ -131,7 +131,7 @@ pub async fn handle(
     mirror: &MirrorSlot,
 ) -> Result<Response<ResBody>, Aborted> {
     let (parts, incoming) = req.into_parts();
-    let head = RequestHead::new(&parts, conn);
+    let head = RequestHead::new(&parts, conn, false);
     let (matched, layers) = match native_match(&head, mirror) {
         Routed::Native(found, layers) => (Some(found), layers),
         Routed::Asgi => (None, None),
@@ -417,9 +417,7 @@ impl HTTPProtocol {
     fn scope<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let inner = &self.inner;
         let scope = PyDict::new(py);
-        inner
-            .head
-            .fill_scope(py, &scope, "http", "2.3", inner.head.site.scheme)?;
+        inner.head.fill_scope(py, &scope, "http", "2.3")?;
         scope.set_item("method", inner.head.method.as_str())?;
         let mut state = inner.lock();
         if let Some(layers) = state.layers.as_mut() {

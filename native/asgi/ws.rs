@@ -192,7 +192,7 @@ pub async fn handle(
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
     let (parts, _body) = req.into_parts();
-    let head = RequestHead::new(&parts, conn);
+    let head = RequestHead::new(&parts, conn, true);
     let subprotocols = head
         .headers
         .get_all(SEC_WEBSOCKET_PROTOCOL)
@@ -532,14 +532,7 @@ impl WebSocketProtocol {
     fn scope<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let inner = &self.inner;
         let scope = PyDict::new(py);
-        let scheme = if inner.head.site.scheme == "https" {
-            "wss"
-        } else {
-            "ws"
-        };
-        inner
-            .head
-            .fill_scope(py, &scope, "websocket", "2.4", scheme)?;
+        inner.head.fill_scope(py, &scope, "websocket", "2.4")?;
         scope.set_item("subprotocols", PyList::new(py, &inner.subprotocols)?)?;
         let extensions = PyDict::new(py);
         extensions.set_item("websocket.http.response", PyDict::new(py))?;

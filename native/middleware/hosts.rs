@@ -127,7 +127,7 @@ pub(super) fn https_redirect(head: &RequestHead) -> Step {
     if head.headers.contains_key(super::TEST_CLIENT) {
         return Step::Punt; // a test client's request: its scheme is the one the client promised
     }
-    if head.site.scheme != "http" {
+    if head.scheme != "http" {
         return Step::Next(Pending::Nothing);
     }
     match redirect_location(head) {

@@ -169,13 +169,10 @@ def test_wire_redirect_urls(pair: PairClients) -> None:
     assert ws == "wss://127.0.0.1:<PORT>/ws?x=1"
 
 
-@pytest.mark.skip(
-    reason="the engine has no proxy-header support (scope['scheme'] is always the "
-    "listener's): uvicorn's default proxy_headers=True trusts X-Forwarded-Proto from "
-    "127.0.0.1 and serves the endpoint, the engine redirects"
-)
 def test_forwarded_https_is_not_redirected(pair: PairClients) -> None:
+    """uvicorn's default proxy headers trust X-Forwarded-Proto from 127.0.0.1: no redirect."""
     pair.compare(Req("GET", "/echo", headers={"x-forwarded-proto": "https"}, id="forwarded"))
+    pair.compare(Req("GET", "/echo", headers={"x-forwarded-proto": "http"}, id="forwarded http"))
 
 
 def test_native_tier(pair: PairClients, request: pytest.FixtureRequest) -> None:

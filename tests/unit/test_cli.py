@@ -444,15 +444,17 @@ def test_ws_max_size_reaches_the_server(app_dir: Path, serve: list[subprocess.Po
 def test_workers_get_the_server_options() -> None:
     from fastrapi_compat.tools.cli import _worker_argv, build_parser
 
-    flags = {
+    flags: dict[str, str | None] = {
         "--ws-max-size": "99",
         "--ws-max-queue": "3",
         "--ws-ping-interval": "0",
         "--ws-ping-timeout": "2.5",
         "--timeout-keep-alive": "7",
         "--timeout-graceful-shutdown": "0",
+        "--no-proxy-headers": None,
+        "--forwarded-allow-ips": "10.0.0.0/8,*",
     }
-    args = build_parser().parse_args(["run", "m:app", *(part for item in flags.items() for part in item)])
+    args = build_parser().parse_args(["run", "m:app", *(p for item in flags.items() for p in item if p is not None)])
     reparsed = build_parser().parse_args(_worker_argv(args)[3:])
     got = (
         reparsed.ws_max_size,
@@ -461,5 +463,7 @@ def test_workers_get_the_server_options() -> None:
         reparsed.ws_ping_timeout,
         reparsed.timeout_keep_alive,
         reparsed.timeout_graceful_shutdown,
+        reparsed.proxy_headers,
+        reparsed.forwarded_allow_ips,
     )
-    assert got == (99, 3, 0.0, 2.5, 7.0, 0.0)
+    assert got == (99, 3, 0.0, 2.5, 7.0, 0.0, False, "10.0.0.0/8,*")
