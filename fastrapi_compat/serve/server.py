@@ -60,6 +60,7 @@ class Config:
         if allowed is None:
             allowed = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
         return allowed if isinstance(allowed, str) else ",".join(allowed)
+
     tier: str = "auto"
     """``auto``: routes the compiler understands are served natively, the rest by the ASGI
     tier; ``asgi``: every request goes through the app's full ASGI stack."""

@@ -100,8 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--proxy-headers",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="take the scheme and client from X-Forwarded-Proto/-For sent by --forwarded-allow-ips "
-        "(default: on)",
+        help="take the scheme and client from X-Forwarded-Proto/-For sent by --forwarded-allow-ips (default: on)",
     )
     run.add_argument(
         "--forwarded-allow-ips",
