@@ -131,7 +131,7 @@ def _fastrapi_compat(host: str, port: int, app: AppVariant, workers: int | None)
     # interpreter so that the engine benchmarked is the one `bench` imports (see runner).
     argv = [
         sys.executable, "-m", "fastrapi_compat", "run", asgi_target(app),
-        "--host", host, "--port", str(port), "--log-level", _log_level(workers),
+        "--host", host, "--port", str(port), "--no-access-log", "--log-level", _log_level(workers),
     ]  # fmt: skip
     return argv if workers is None else [*argv, "--workers", str(workers)]
 

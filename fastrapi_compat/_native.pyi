@@ -51,6 +51,7 @@ class Engine:
         reuse_port: bool = ...,
         timeout_keep_alive: float = ...,
         forwarded_allow_ips: str | None = ...,
+        access_log: bool = ...,
         ws_max_size: int = ...,
         ws_max_queue: int = ...,
         ws_ping_interval: float | None = ...,

@@ -73,10 +73,12 @@ impl Engine {
     /// that several worker processes listen on one port and the kernel spreads connections.
     /// `forwarded_allow_ips` (uvicorn's, a comma-separated list; `None`: no proxy headers) says
     /// whose `X-Forwarded-Proto`/`-For` set the scope's scheme and client.
+    /// With `access_log`, each HTTP request answered is reported to
+    /// `handler.log_access(client, method, path, http_version, status)` on the loop thread.
     /// The `ws_*` options are uvicorn's (`None` for an interval or timeout: never).
     #[pyo3(signature = (
         handler, host, port, *, root_path=String::new(), reuse_port=false,
-        timeout_keep_alive=5.0, forwarded_allow_ips=None, ws_max_size=16 * 1024 * 1024, ws_max_queue=32,
+        timeout_keep_alive=5.0, forwarded_allow_ips=None, access_log=false, ws_max_size=16 * 1024 * 1024, ws_max_queue=32,
         ws_ping_interval=Some(20.0), ws_ping_timeout=Some(20.0),
     ))]
     #[allow(clippy::too_many_arguments)]
@@ -90,6 +92,7 @@ impl Engine {
         reuse_port: bool,
         timeout_keep_alive: f64,
         forwarded_allow_ips: Option<String>,
+        access_log: bool,
         ws_max_size: usize,
         ws_max_queue: usize,
         ws_ping_interval: Option<f64>,
@@ -110,6 +113,7 @@ impl Engine {
             handler,
             root_path,
             scheme: "http",
+            access_log,
             proxy: forwarded_allow_ips.as_deref().map(TrustedHosts::parse),
             timeout_keep_alive: Duration::from_secs_f64(timeout_keep_alive),
             ws,

@@ -20,6 +20,8 @@ pub enum Event {
     Spawn(Build),
     /// Complete an asyncio future created by the loop with the built value.
     Resolve(Py<PyAny>, Build),
+    /// A call on the loop thread whose result nobody waits for (an access log line).
+    Run(Box<dyn FnOnce(Python<'_>) -> PyResult<()> + Send>),
 }
 
 pub struct Inbox {

@@ -7,6 +7,8 @@ use http::{HeaderMap, Method, Version};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
+use crate::inbox::Event;
+use crate::shared::EngineShared;
 use crate::site::{ConnInfo, Site};
 
 pub struct RequestHead {
@@ -114,6 +116,62 @@ impl RequestHead {
             list.append(pair)?;
         }
         Ok(list)
+    }
+}
+
+/// What uvicorn's access log says of a request, gathered from its head.
+pub struct AccessLine {
+    pub client: String,
+    pub method: String,
+    pub path: String,
+    pub version: &'static str,
+}
+
+impl RequestHead {
+    /// The fields of uvicorn's access log line: `client - "METHOD path?query HTTP/v"`.
+    pub fn access_line(&self) -> AccessLine {
+        let client = match &self.forwarded_client {
+            Some((host, port)) => format!("{host}:{port}"),
+            None => {
+                let ip = match self.client.ip() {
+                    std::net::IpAddr::V6(v6) => v6
+                        .to_ipv4_mapped()
+                        .map_or_else(|| v6.to_string(), |v4| v4.to_string()),
+                    ip => ip.to_string(),
+                };
+                format!("{ip}:{}", self.client.port())
+            }
+        };
+        // uvicorn 0.55: the scope's raw_path (root path included) as latin-1, `"` escaped
+        let mut path = String::with_capacity(self.site.root_path.len() + self.raw_path.len());
+        path.push_str(&self.site.root_path);
+        path.extend(self.raw_path.iter().map(|&b| char::from(b)));
+        let mut path = path.replace('"', "%22");
+        if !self.query.is_empty() {
+            path.push('?');
+            path.push_str(&String::from_utf8_lossy(&self.query));
+        }
+        AccessLine {
+            client,
+            method: self.method.as_str().to_owned(),
+            path,
+            version: self.http_version(),
+        }
+    }
+}
+
+impl AccessLine {
+    /// Hands the line, with the response's status, to the listener handler's `log_access` on
+    /// the loop thread (batched with the loop's other events).
+    pub fn log(self, engine: &EngineShared, site: std::sync::Arc<Site>, status: u16) {
+        engine.inbox.push(Event::Run(Box::new(move |py| {
+            site.handler.call_method1(
+                py,
+                pyo3::intern!(py, "log_access"),
+                (self.client, self.method, self.path, self.version, status),
+            )?;
+            Ok(())
+        })));
     }
 }
 

@@ -186,7 +186,7 @@ async fn dispatch(
 ) -> Result<Response<Tracked>, asgi::http::Aborted> {
     let in_flight = InFlight::new(&conn);
     let response = if asgi::framing::ambiguous_framing(req.headers()) {
-        asgi::http::invalid_request()
+        asgi::canned::invalid_request()
     } else if asgi::ws::is_upgrade(&req) {
         asgi::ws::handle(req, shared, &conn.info).await
     } else {

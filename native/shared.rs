@@ -137,6 +137,7 @@ impl EngineShared {
             let result = match event {
                 Event::Spawn(build) => build(py).map(|protocol| spawned.push(protocol)),
                 Event::Resolve(future, build) => resolve_future(py, &future, build),
+                Event::Run(run) => run(py),
             };
             if let Err(err) = result {
                 // One bad event must not lose the rest of the batch.

@@ -13,6 +13,8 @@ pub struct Site {
     pub scheme: &'static str,
     /// Whose `X-Forwarded-Proto`/`-For` to believe (`None`: `--no-proxy-headers`).
     pub proxy: Option<crate::proxy::TrustedHosts>,
+    /// Whether each HTTP request is handed to the handler's `log_access` (uvicorn's access log).
+    pub access_log: bool,
     /// How long a connection may wait for its next request head (uvicorn's
     /// `--timeout-keep-alive`).
     pub timeout_keep_alive: Duration,

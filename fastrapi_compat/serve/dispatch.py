@@ -113,12 +113,18 @@ class Dispatcher:
         self.app = app
         self.state = state
         self.logger = logger
+        self.access_logger = logging.getLogger("uvicorn.access")
         self.tasks: set[asyncio.Task[None]] = set()
         #: Set when the app's native routes are mirrored on this listener.
         self.native: NativeApp | None = None
         #: The app's middleware stack last checked for the native router, and why it cannot
         #: take it ("" when it has it).
         self._under: tuple[Any, str] | None = None
+
+    def log_access(self, client: str, method: str, path: str, http_version: str, status: int) -> None:
+        """One line of uvicorn's access log (called by the engine for each response started),
+        with uvicorn's message and arguments, so its ``AccessFormatter`` and log configs apply."""
+        self.access_logger.info('%s - "%s %s HTTP/%s" %d', client, method, path, http_version, status)
 
     def watch(self, protocol: HTTPProtocol | WebSocketProtocol) -> Watch | None:
         """The test side's hook: a :class:`Watch` for ``protocol``'s request, or None (the

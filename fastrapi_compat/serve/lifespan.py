@@ -33,20 +33,26 @@ class Lifespan:
     async def startup(self) -> None:
         if self.mode == "off":
             return
+        self.logger.info("Waiting for application startup.")
         self._receive = asyncio.Queue()
         self._task = asyncio.get_running_loop().create_task(self._main())
         await self._receive.put({"type": "lifespan.startup"})
         await self._started.wait()
         if self._failure is not None:
             raise StartupError(f"Application startup failed: {self._failure}")
+        if not self._unsupported:
+            self.logger.info("Application startup complete.")
 
     async def shutdown(self) -> None:
         if self._receive is None or self._unsupported or self._task is None or self._task.done():
             return
+        self.logger.info("Waiting for application shutdown.")
         await self._receive.put({"type": "lifespan.shutdown"})
         await self._stopped.wait()
         if self._failure is not None:
             self.logger.error("Application shutdown failed: %s", self._failure)
+        else:
+            self.logger.info("Application shutdown complete.")
 
     async def _main(self) -> None:
         scope = {

@@ -1,7 +1,9 @@
-"""The server's log output: the ``fastrapi_compat`` logger to stderr in uvicorn's format."""
+"""The server's log output: the ``fastrapi_compat`` logger to stderr and the ``uvicorn.access``
+logger to stdout, in uvicorn's formats."""
 
 from __future__ import annotations
 
+import http
 import logging
 import os
 import sys
@@ -35,20 +37,50 @@ class _LevelPrefixFormatter(logging.Formatter):
         return f"{name}:{padding} {super().format(record)}"
 
 
-def configure_logging(level: str) -> None:
-    """Send the ``fastrapi_compat`` logger to stderr in uvicorn's format at ``level``."""
-    logging.addLevelName(TRACE, "TRACE")
-    numeric = TRACE if level == "trace" else getattr(logging, level.upper())
-    logger = logging.getLogger("fastrapi_compat")
-    for handler in list(logger.handlers):
-        if getattr(handler, "_fastrapi_cli", False):
-            logger.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_LevelPrefixFormatter(use_colours=_colours_wanted(sys.stderr)))
+class _AccessFormatter(_LevelPrefixFormatter):
+    """uvicorn's access format: ``INFO:     127.0.0.1:5000 - "GET / HTTP/1.1" 200 OK``, from
+    the arguments of uvicorn's access message (client, method, path, version, status)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5:
+            client, method, path, version, status = args
+            try:
+                phrase = http.HTTPStatus(int(status)).phrase  # type: ignore[call-overload]
+            except ValueError:
+                phrase = ""
+            line = f'{client} - "{method} {path} HTTP/{version}" {status} {phrase}'.rstrip()
+            record = logging.makeLogRecord({**record.__dict__, "msg": line, "args": ()})
+        return super().format(record)
+
+
+def _install(logger: logging.Logger, handler: logging.Handler, numeric: int) -> None:
+    for old in list(logger.handlers):
+        if getattr(old, "_fastrapi_cli", False):
+            logger.removeHandler(old)
     handler._fastrapi_cli = True  # type: ignore[attr-defined]
     logger.addHandler(handler)
     logger.setLevel(numeric)
     logger.propagate = False
+
+
+def configure_logging(level: str, access_log: bool = True) -> None:
+    """Send the ``fastrapi_compat`` logger to stderr in uvicorn's format at ``level``, and the
+    ``uvicorn.access`` logger (the access log) to stdout as uvicorn does, unless not wanted."""
+    logging.addLevelName(TRACE, "TRACE")
+    numeric = TRACE if level == "trace" else getattr(logging, level.upper())
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LevelPrefixFormatter(use_colours=_colours_wanted(sys.stderr)))
+    _install(logging.getLogger("fastrapi_compat"), handler, numeric)
+    access = logging.getLogger("uvicorn.access")
+    if access_log:
+        out = logging.StreamHandler(sys.stdout)
+        out.setFormatter(_AccessFormatter(use_colours=_colours_wanted(sys.stdout)))
+        _install(access, out, numeric)
+    else:
+        for old in list(access.handlers):
+            if getattr(old, "_fastrapi_cli", False):
+                access.removeHandler(old)
 
 
 def _colours_wanted(stream: Any) -> bool:

@@ -46,6 +46,8 @@ class Config:
     ``--timeout-graceful-shutdown``); then they are cancelled."""
     timeout_keep_alive: float = 5.0
     """Seconds a connection may wait for its next request (and its head take to arrive)."""
+    access_log: bool = True
+    """uvicorn's access log, on the ``uvicorn.access`` logger (when it logs at INFO)."""
     proxy_headers: bool = True
     """Believe ``X-Forwarded-Proto``/``X-Forwarded-For`` from ``forwarded_allow_ips``."""
     forwarded_allow_ips: str | list[str] | None = None
@@ -139,6 +141,7 @@ class Server:
             raise StartupError(f"invalid tier {config.tier!r}: expected 'auto' or 'asgi'")
         loop = asyncio.get_running_loop()
         self._loop = loop
+        logger.info("Started server process [%d]", os.getpid())
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
         lifespan = Lifespan(self.app, config.lifespan, logger)
@@ -158,6 +161,7 @@ class Server:
                     reuse_port=config.reuse_port,
                     timeout_keep_alive=config.timeout_keep_alive,
                     forwarded_allow_ips=config.trusted_proxies(),
+                    access_log=config.access_log and logging.getLogger("uvicorn.access").isEnabledFor(logging.INFO),
                     ws_max_size=config.ws_max_size,
                     ws_max_queue=config.ws_max_queue,
                     ws_ping_interval=config.ws_ping_interval,
@@ -191,6 +195,7 @@ class Server:
             engine.close()
             if not self._force.is_set():  # a forced exit skips it, as uvicorn's does
                 await lifespan.shutdown()
+            logger.info("Finished server process [%d]", os.getpid())
 
     async def _drain(self, engine: Engine, dispatcher: Dispatcher) -> None:
         """Stops accepting, closes idle connections, lets requests in flight and background
@@ -256,6 +261,7 @@ def run(
     threads: int = 1,
     graceful_timeout: float = 30.0,
     timeout_keep_alive: float = 5.0,
+    access_log: bool = True,
     proxy_headers: bool = True,
     forwarded_allow_ips: str | list[str] | None = None,
     tier: str = "auto",
@@ -267,7 +273,7 @@ def run(
     """Serves ``app`` until SIGINT or SIGTERM. Raises :class:`StartupError` if it cannot start.
     The ``ws_*`` options are uvicorn's, with its defaults."""
     if log_level is not None or not logger.handlers:
-        configure_logging(log_level or "info")
+        configure_logging(log_level or "info", access_log=access_log)
     is_worker = workers.READY_FD_ENV in os.environ  # started by ``run --workers N``
     if is_worker:
         workers.die_with_parent()
@@ -280,6 +286,7 @@ def run(
         threads=threads,
         graceful_timeout=graceful_timeout,
         timeout_keep_alive=timeout_keep_alive,
+        access_log=access_log,
         proxy_headers=proxy_headers,
         forwarded_allow_ips=forwarded_allow_ips,
         tier=tier,

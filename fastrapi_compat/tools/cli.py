@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="treat MODULE:APP as a function with no arguments that returns the app",
     )
     run.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="uvicorn's access log on stdout, one line per request (logger uvicorn.access; default: on)",
+    )
+    run.add_argument(
         "--proxy-headers",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -489,6 +495,7 @@ def _worker_argv(args: argparse.Namespace) -> list[str]:
             "--log-level", args.log_level, "--root-path", args.root_path,
             "--lifespan", args.lifespan, "--tier", args.tier, "--app-dir", args.app_dir,
             "--proxy-headers" if args.proxy_headers else "--no-proxy-headers",
+            "--access-log" if args.access_log else "--no-access-log",
             *(["--forwarded-allow-ips", args.forwarded_allow_ips] if args.forwarded_allow_ips is not None else []),
             "--timeout-keep-alive", repr(args.timeout_keep_alive),
             "--timeout-graceful-shutdown", repr(args.timeout_graceful_shutdown),
@@ -499,7 +506,7 @@ def _worker_argv(args: argparse.Namespace) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    configure_logging(args.log_level)
+    configure_logging(args.log_level, access_log=args.access_log)
     if args.workers > 1:
         from fastrapi_compat.serve.workers import Supervisor, WorkerStartupFailed
 
@@ -529,6 +536,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             tier=args.tier,
             graceful_timeout=args.timeout_graceful_shutdown,
             timeout_keep_alive=args.timeout_keep_alive,
+            access_log=args.access_log,
             proxy_headers=args.proxy_headers,
             forwarded_allow_ips=args.forwarded_allow_ips,
             ws_max_size=args.ws_max_size,

@@ -1,5 +1,5 @@
 //! Request framing the engine refuses before or while the app reads the body (what h11 and
-//! httptools refuse), answered with `http::invalid_request`.
+//! httptools refuse), answered with `canned::invalid_request`.
 
 use std::io;
 

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
+use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::asgi::canned::{internal_error, invalid_request, plain_response};
 use crate::asgi::framing::is_framing_error;
 use crate::awaitable::Ready;
 use crate::body::ResBody;
@@ -132,6 +133,21 @@ pub async fn handle(
 ) -> Result<Response<ResBody>, Aborted> {
     let (parts, incoming) = req.into_parts();
     let head = RequestHead::new(&parts, conn, false);
+    let access = conn.site.access_log.then(|| head.access_line());
+    let result = respond(head, incoming, engine.clone(), mirror).await;
+    if let (Some(line), Ok(response)) = (access, &result) {
+        // uvicorn logs each response started; an aborted one is not.
+        line.log(&engine, conn.site.clone(), response.status().as_u16());
+    }
+    result
+}
+
+async fn respond(
+    head: RequestHead,
+    incoming: Incoming,
+    engine: Arc<EngineShared>,
+    mirror: &MirrorSlot,
+) -> Result<Response<ResBody>, Aborted> {
     let (matched, layers) = match native_match(&head, mirror) {
         Routed::Native(found, layers) => (Some(found), layers),
         Routed::Asgi => (None, None),
@@ -209,29 +225,6 @@ impl std::fmt::Display for Aborted {
 }
 
 impl std::error::Error for Aborted {}
-
-fn plain_response(status: StatusCode, text: &'static str) -> Response<ResBody> {
-    let mut response = Response::new(ResBody::full(Bytes::from_static(text.as_bytes()), true));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(text.len()));
-    headers.insert(CONNECTION, HeaderValue::from_static("close"));
-    response
-}
-
-/// uvicorn's answer to a request it cannot parse (and the connection is closed).
-pub fn invalid_request() -> Response<ResBody> {
-    plain_response(StatusCode::BAD_REQUEST, "Invalid HTTP request received.")
-}
-
-/// uvicorn's answer when the app fails before starting a response.
-pub fn internal_error() -> Response<ResBody> {
-    plain_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
-}
 
 /// One request as seen by Python: build the scope, then `receive`/`send` are the ASGI callables.
 #[pyclass(frozen, module = "fastrapi_compat._native", name = "HTTPProtocol")]

@@ -1,6 +1,7 @@
 //! The ASGI tier: any ASGI 3 application served through Rust-built scopes and Rust
 //! `receive`/`send` callables.
 
+pub mod canned;
 pub mod framing;
 pub mod http;
 pub mod ws;

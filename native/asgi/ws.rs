@@ -246,7 +246,7 @@ pub async fn handle(
             response
         }
         Ok(Decision::Respond(response)) => response,
-        Err(_) => super::http::internal_error(),
+        Err(_) => super::canned::internal_error(),
     }
 }
 
@@ -748,7 +748,7 @@ impl WebSocketProtocol {
         let previous = std::mem::replace(&mut *self.inner.phase(), Phase::Closed);
         match previous {
             Phase::Handshake(tx) | Phase::Denial { tx, .. } => {
-                let _ = tx.send(Decision::Respond(super::http::internal_error()));
+                let _ = tx.send(Decision::Respond(super::canned::internal_error()));
                 "not_started"
             }
             // Dropping the sender ends the writer; the connection closes without a close

@@ -136,7 +136,9 @@ def run_cli(*args: str, cwd: Path = REPO, timeout: float = 60) -> subprocess.Com
 
 
 def assert_one_error_line(result: subprocess.CompletedProcess[str], *fragments: str) -> str:
-    lines = result.stderr.splitlines()
+    # uvicorn's progress lines may come first ("Started server process", "Waiting for
+    # application startup."); the failure itself is one line, no traceback.
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("INFO:     ")]
     assert result.returncode == 1, result.stderr
     assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
     line = lines[0]
@@ -344,6 +346,25 @@ def test_run_hello_example_until_sigint(serve: list[subprocess.Popen[str]]) -> N
 
     stderr = stop_with_sigint(process)
     assert f"INFO:     fastrapi-compat running on {base} (Press CTRL+C to quit)" in stderr
+
+
+@pytest.mark.parametrize("flag", [None, "--no-access-log"])
+def test_access_log_on_stdout(serve: list[subprocess.Popen[str]], flag: str | None) -> None:
+    port = free_port()
+    process = start_server(serve, "examples.hello:app", "--port", str(port), *([flag] if flag else []))
+    base = f"http://127.0.0.1:{port}"
+    wait_until_serving(process, base + "/")
+    httpx.get(base + "/items/42", params={"q": "x"}, timeout=5.0)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=SHUTDOWN_DEADLINE)
+    line = '"GET /items/42?q=x HTTP/1.1" 200 OK'
+    if flag is None:
+        assert "INFO:     127.0.0.1:" in stdout and line in stdout, stdout
+    else:
+        assert line not in stdout, stdout
+    for expected in ("Started server process", "Waiting for application startup.", "Application startup complete.",
+                     "Shutting down", "Finished server process"):  # fmt: skip
+        assert expected in stderr, stderr
 
 
 def test_run_factory(app_dir: Path, serve: list[subprocess.Popen[str]]) -> None:
