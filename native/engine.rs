@@ -15,7 +15,7 @@ use crate::errors::EngineError;
 use crate::proxy::TrustedHosts;
 use crate::router::MirrorSlot;
 use crate::shared::{lock, EngineShared};
-use crate::site::{Site, WsOptions};
+use crate::site::{Limits, Site, WsOptions};
 
 /// A listener being served: its route mirror, how to stop it, and its accept task.
 struct Listening {
@@ -75,10 +75,14 @@ impl Engine {
     /// whose `X-Forwarded-Proto`/`-For` set the scope's scheme and client.
     /// With `access_log`, each HTTP request answered is reported to
     /// `handler.log_access(client, method, path, http_version, status)` on the loop thread.
+    /// `backlog`, `limit_concurrency` (503 beyond; the handler's `concurrency_exceeded()` is
+    /// called) and `limit_max_requests` (the handler's `max_requests_reached(n)` is called once)
+    /// are uvicorn's; `limit_request_headers` (bytes, at least 8192) answers 431 beyond it.
     /// The `ws_*` options are uvicorn's (`None` for an interval or timeout: never).
     #[pyo3(signature = (
         handler, host, port, *, root_path=String::new(), reuse_port=false,
-        timeout_keep_alive=5.0, forwarded_allow_ips=None, access_log=false, ws_max_size=16 * 1024 * 1024, ws_max_queue=32,
+        timeout_keep_alive=5.0, forwarded_allow_ips=None, access_log=false, backlog=2048,
+        limit_concurrency=None, limit_max_requests=None, limit_request_headers=None, ws_max_size=16 * 1024 * 1024, ws_max_queue=32,
         ws_ping_interval=Some(20.0), ws_ping_timeout=Some(20.0),
     ))]
     #[allow(clippy::too_many_arguments)]
@@ -93,6 +97,10 @@ impl Engine {
         timeout_keep_alive: f64,
         forwarded_allow_ips: Option<String>,
         access_log: bool,
+        backlog: i32,
+        limit_concurrency: Option<usize>,
+        limit_max_requests: Option<u64>,
+        limit_request_headers: Option<usize>,
         ws_max_size: usize,
         ws_max_queue: usize,
         ws_ping_interval: Option<f64>,
@@ -107,7 +115,7 @@ impl Engine {
         if !(timeout_keep_alive.is_finite() && timeout_keep_alive > 0.0) {
             return Err(EngineError::InvalidTimeout.into());
         }
-        let listener = py.detach(|| bind_tcp(host, port, reuse_port))?;
+        let listener = py.detach(|| bind_tcp(host, port, reuse_port, backlog))?;
         let addr = listener.local_addr()?;
         let site = Arc::new(Site {
             handler,
@@ -117,6 +125,13 @@ impl Engine {
             proxy: forwarded_allow_ips.as_deref().map(TrustedHosts::parse),
             timeout_keep_alive: Duration::from_secs_f64(timeout_keep_alive),
             ws,
+            // hyper's smallest buffer (it panics below it): the Python side says so first.
+            max_head: limit_request_headers.map(|n| n.max(8192)),
+            limits: Limits {
+                concurrency: limit_concurrency,
+                max_requests: limit_max_requests.filter(|n| *n > 0),
+                ..Limits::default()
+            },
         });
         let mirror = Arc::new(MirrorSlot::empty());
         let (stop, stop_rx) = watch::channel(None);
@@ -235,7 +250,12 @@ fn seconds(value: Option<f64>) -> Result<Option<Duration>, EngineError> {
     }
 }
 
-fn bind_tcp(host: &str, port: u16, reuse_port: bool) -> Result<TcpListener, EngineError> {
+fn bind_tcp(
+    host: &str,
+    port: u16,
+    reuse_port: bool,
+    backlog: i32,
+) -> Result<TcpListener, EngineError> {
     let addrs: Vec<SocketAddr> = (host, port)
         .to_socket_addrs()
         .map_err(|e| EngineError::Unresolved {
@@ -257,7 +277,7 @@ fn bind_tcp(host: &str, port: u16, reuse_port: bool) -> Result<TcpListener, Engi
         let _ = socket.set_only_v6(false);
     }
     socket.bind(&addr.into())?;
-    socket.listen(2048)?;
+    socket.listen(backlog.max(1))?;
     socket.set_nonblocking(true)?;
     Ok(socket.into())
 }

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use crate::asgi;
 use crate::body::ResBody;
+use crate::inbox::Event;
 use crate::router::MirrorSlot;
 use crate::shared::EngineShared;
 use crate::site::{ConnInfo, Site};
@@ -56,22 +57,59 @@ impl Connection {
     }
 }
 
-/// A request in flight on its connection, until dropped with its response body.
+/// A request in flight on its connection (and its listener), until dropped with its
+/// response body.
 struct InFlight(Arc<Connection>);
 
 impl InFlight {
     fn new(conn: &Arc<Connection>) -> Self {
         conn.in_flight.fetch_add(1, Ordering::SeqCst);
+        conn.info
+            .site
+            .limits
+            .in_flight
+            .fetch_add(1, Ordering::Relaxed);
         Self(conn.clone())
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
+        self.0
+            .info
+            .site
+            .limits
+            .in_flight
+            .fetch_sub(1, Ordering::Relaxed);
         if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.0.none_in_flight.notify_waiters();
         }
     }
+}
+
+/// Counted among the listener's open connections while alive.
+struct Open(Arc<Site>);
+
+impl Open {
+    fn new(site: &Arc<Site>) -> Self {
+        site.limits.connections.fetch_add(1, Ordering::Relaxed);
+        Self(site.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.limits.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Calls `name` on the listener's handler on the loop thread (a log line, a shutdown).
+fn tell_handler(shared: &EngineShared, site: &Arc<Site>, name: &'static str, arg: u64) {
+    let site = site.clone();
+    shared.inbox.push(Event::Run(Box::new(move |py| {
+        site.handler.call_method1(py, name, (arg,))?;
+        Ok(())
+    })));
 }
 
 /// The response body, holding its request's place in flight until hyper is done with it.
@@ -135,15 +173,19 @@ pub async fn accept_loop(
                     // hyper's header read timeout runs from the end of the previous response (or
                     // the connection's start) to the end of the next head: uvicorn's keep-alive
                     // timeout, which also bounds how long a head may take to arrive.
-                    let connection = http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(site.timeout_keep_alive)
+                    let mut builder = http1::Builder::new();
+                    builder.timer(TokioTimer::new()).header_read_timeout(site.timeout_keep_alive);
+                    if let Some(max) = site.max_head {
+                        builder.max_buf_size(max); // a head beyond it: hyper answers 431
+                    }
+                    let connection = builder
                         .serve_connection(TokioIo::new(stream), service)
                         .with_upgrades();
                     let alive = alive.clone();
+                    let open = Open::new(&site);
                     let mut closing = closing.clone();
                     tokio::spawn(async move {
-                        let _alive = alive;
+                        let _alive = (alive, open);
                         tokio::pin!(connection);
                         tokio::select! {
                             _ = connection.as_mut() => {}
@@ -184,8 +226,21 @@ async fn dispatch(
     shared: Arc<EngineShared>,
     conn: Arc<Connection>,
 ) -> Result<Response<Tracked>, asgi::http::Aborted> {
+    let limits = &conn.info.site.limits;
+    if limits.count_request() {
+        tell_handler(
+            &shared,
+            &conn.info.site,
+            "max_requests_reached",
+            limits.requests.load(Ordering::Relaxed),
+        );
+    }
+    let admitted = limits.admit();
     let in_flight = InFlight::new(&conn);
-    let response = if asgi::framing::ambiguous_framing(req.headers()) {
+    let response = if !admitted {
+        tell_handler(&shared, &conn.info.site, "concurrency_exceeded", 0);
+        asgi::canned::service_unavailable()
+    } else if asgi::framing::ambiguous_framing(req.headers()) {
         asgi::canned::invalid_request()
     } else if asgi::ws::is_upgrade(&req) {
         asgi::ws::handle(req, shared, &conn.info).await

@@ -1,6 +1,7 @@
 //! One listener's settings (`Site`) and the addresses of a connection accepted on it.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -19,6 +20,38 @@ pub struct Site {
     /// `--timeout-keep-alive`).
     pub timeout_keep_alive: Duration,
     pub ws: WsOptions,
+    pub limits: Limits,
+    /// Largest request head accepted, in bytes (more: 431); `None`: hyper's (~400 KB).
+    pub max_head: Option<usize>,
+}
+
+/// uvicorn's `--limit-concurrency` and `--limit-max-requests`, and what they count.
+#[derive(Debug, Default)]
+pub struct Limits {
+    /// Connections or requests in flight beyond which requests get 503 without the app.
+    pub concurrency: Option<usize>,
+    /// Requests after which the handler's `max_requests_reached` is called (once).
+    pub max_requests: Option<u64>,
+    pub connections: AtomicUsize,
+    pub in_flight: AtomicUsize,
+    pub requests: AtomicU64,
+}
+
+impl Limits {
+    /// `false` when a new request is over the concurrency limit: uvicorn's rule, the open
+    /// connections (this one included) or the requests in flight (others) at the limit.
+    pub fn admit(&self) -> bool {
+        let in_flight = self.in_flight.load(Ordering::Relaxed);
+        let connections = self.connections.load(Ordering::Relaxed);
+        self.concurrency
+            .is_none_or(|limit| in_flight < limit && connections < limit)
+    }
+
+    /// Counts a request; `true` for the one that reaches `max_requests`.
+    pub fn count_request(&self) -> bool {
+        let n = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
+        self.max_requests == Some(n)
+    }
 }
 
 /// uvicorn's websocket options (`--ws-max-size`, `--ws-max-queue`, `--ws-ping-interval`,

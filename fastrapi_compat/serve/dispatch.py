@@ -15,7 +15,7 @@ import asyncio
 import contextvars
 import http
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from fastrapi_compat._native import ClientDisconnected, Engine, HTTPProtocol, WebSocketProtocol
@@ -114,6 +114,8 @@ class Dispatcher:
         self.state = state
         self.logger = logger
         self.access_logger = logging.getLogger("uvicorn.access")
+        #: Called once the listener has seen ``limit_max_requests`` requests (the server stops).
+        self.on_max_requests: Callable[[], None] | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         #: Set when the app's native routes are mirrored on this listener.
         self.native: NativeApp | None = None
@@ -125,6 +127,16 @@ class Dispatcher:
         """One line of uvicorn's access log (called by the engine for each response started),
         with uvicorn's message and arguments, so its ``AccessFormatter`` and log configs apply."""
         self.access_logger.info('%s - "%s %s HTTP/%s" %d', client, method, path, http_version, status)
+
+    def concurrency_exceeded(self, _: int) -> None:
+        """The engine answered 503 beyond ``limit_concurrency``; uvicorn's warning."""
+        self.logger.warning("Exceeded concurrency limit.")
+
+    def max_requests_reached(self, count: int) -> None:
+        """The listener has seen ``limit_max_requests`` requests: stop, as uvicorn does."""
+        self.logger.info("Maximum request limit of %d exceeded. Terminating process.", count)
+        if self.on_max_requests is not None:
+            self.on_max_requests()
 
     def watch(self, protocol: HTTPProtocol | WebSocketProtocol) -> Watch | None:
         """The test side's hook: a :class:`Watch` for ``protocol``'s request, or None (the

@@ -13,6 +13,7 @@ import functools
 import gc
 import logging
 import os
+import random
 import signal
 import threading
 from collections.abc import Callable
@@ -46,6 +47,16 @@ class Config:
     ``--timeout-graceful-shutdown``); then they are cancelled."""
     timeout_keep_alive: float = 5.0
     """Seconds a connection may wait for its next request (and its head take to arrive)."""
+    backlog: int = 2048
+    """Connections the kernel queues before they are accepted."""
+    limit_concurrency: int | None = None
+    """Open connections or requests in flight beyond which requests get 503 (uvicorn's rule)."""
+    limit_max_requests: int | None = None
+    """Requests after which the server stops gracefully (a worker is then replaced)."""
+    limit_max_requests_jitter: int = 0
+    """A random 0..N added to ``limit_max_requests``, so that workers do not stop together."""
+    limit_request_headers: int | None = None
+    """Largest request head accepted, in bytes, at least 8192 (more: 431); ``None``: ~400 KB."""
     access_log: bool = True
     """uvicorn's access log, on the ``uvicorn.access`` logger (when it logs at INFO)."""
     proxy_headers: bool = True
@@ -78,6 +89,17 @@ class Config:
     """Seconds the peer has to answer a ping before the websocket is closed 1011."""
 
     def __post_init__(self) -> None:
+        for name in ("backlog", "limit_concurrency", "limit_max_requests", "limit_max_requests_jitter"):
+            value = getattr(self, name)
+            optional = name in ("limit_concurrency", "limit_max_requests")
+            if value is None and optional:
+                continue
+            minimum = 0 if name == "limit_max_requests_jitter" else 1
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise StartupError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        heads = self.limit_request_headers
+        if heads is not None and (isinstance(heads, bool) or not isinstance(heads, int) or heads < 8192):
+            raise StartupError(f"limit_request_headers must be an integer >= 8192 (bytes), got {heads!r}")
         for name in ("graceful_timeout", "timeout_keep_alive"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < float("inf"):
@@ -152,6 +174,7 @@ class Server:
         loop.add_reader(wake_fd, drain, engine)
         try:
             dispatcher = Dispatcher(self.app, lifespan.state, logger)
+            dispatcher.on_max_requests = self.request_shutdown
             try:
                 host, port, listener_id = engine.listen(
                     dispatcher,
@@ -161,6 +184,10 @@ class Server:
                     reuse_port=config.reuse_port,
                     timeout_keep_alive=config.timeout_keep_alive,
                     forwarded_allow_ips=config.trusted_proxies(),
+                    backlog=config.backlog,
+                    limit_concurrency=config.limit_concurrency,
+                    limit_max_requests=self._max_requests(),
+                    limit_request_headers=config.limit_request_headers,
                     access_log=config.access_log and logging.getLogger("uvicorn.access").isEnabledFor(logging.INFO),
                     ws_max_size=config.ws_max_size,
                     ws_max_queue=config.ws_max_queue,
@@ -223,6 +250,12 @@ class Server:
                 task.cancel(msg="Task cancelled, timeout graceful shutdown exceeded")
             await asyncio.wait(tasks, timeout=1.0)
 
+    def _max_requests(self) -> int | None:
+        limit = self.config.limit_max_requests
+        if limit is None:
+            return None
+        return limit + random.randint(0, self.config.limit_max_requests_jitter)
+
     def request_shutdown(self, force: bool = False) -> None:
         """Asks :meth:`serve` to stop (``force``: without waiting for what is in flight, nor the
         lifespan shutdown); safe to call from any thread or a signal handler."""
@@ -261,6 +294,11 @@ def run(
     threads: int = 1,
     graceful_timeout: float = 30.0,
     timeout_keep_alive: float = 5.0,
+    backlog: int = 2048,
+    limit_concurrency: int | None = None,
+    limit_max_requests: int | None = None,
+    limit_max_requests_jitter: int = 0,
+    limit_request_headers: int | None = None,
     access_log: bool = True,
     proxy_headers: bool = True,
     forwarded_allow_ips: str | list[str] | None = None,
@@ -286,6 +324,11 @@ def run(
         threads=threads,
         graceful_timeout=graceful_timeout,
         timeout_keep_alive=timeout_keep_alive,
+        backlog=backlog,
+        limit_concurrency=limit_concurrency,
+        limit_max_requests=limit_max_requests,
+        limit_max_requests_jitter=limit_max_requests_jitter,
+        limit_request_headers=limit_request_headers,
         access_log=access_log,
         proxy_headers=proxy_headers,
         forwarded_allow_ips=forwarded_allow_ips,

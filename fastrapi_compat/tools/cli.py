@@ -97,6 +97,42 @@ def build_parser() -> argparse.ArgumentParser:
         help="treat MODULE:APP as a function with no arguments that returns the app",
     )
     run.add_argument(
+        "--backlog",
+        type=_positive_int,
+        default=2048,
+        metavar="N",
+        help="connections the kernel queues before they are accepted (default: %(default)s)",
+    )
+    run.add_argument(
+        "--limit-concurrency",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="answer 503 once N connections are open or N requests in flight (default: none)",
+    )
+    run.add_argument(
+        "--limit-max-requests",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="stop gracefully after N requests; with --workers the worker is replaced (default: none)",
+    )
+    run.add_argument(
+        "--limit-max-requests-jitter",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="add a random 0..N to --limit-max-requests, so workers do not stop together (default: 0)",
+    )
+    run.add_argument(
+        "--limit-request-headers",
+        type=_head_limit,
+        default=None,
+        metavar="BYTES",
+        help="answer 431 to a request head larger than this, at least 8192 (default: about 400 KB; "
+        "uvicorn has no limit)",
+    )
+    run.add_argument(
         "--access-log",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -270,6 +306,23 @@ def _positive_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"invalid number {text}: must be more than 0")
+    return value
+
+
+def _head_limit(text: str) -> int:
+    value = _positive_int(text)
+    if value < 8192:
+        raise argparse.ArgumentTypeError(f"invalid size {text}: must be at least 8192 bytes")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"invalid integer {text}: must be 0 or more")
     return value
 
 
@@ -496,6 +549,11 @@ def _worker_argv(args: argparse.Namespace) -> list[str]:
             "--lifespan", args.lifespan, "--tier", args.tier, "--app-dir", args.app_dir,
             "--proxy-headers" if args.proxy_headers else "--no-proxy-headers",
             "--access-log" if args.access_log else "--no-access-log",
+            "--backlog", str(args.backlog),
+            *(["--limit-concurrency", str(args.limit_concurrency)] if args.limit_concurrency else []),
+            *(["--limit-max-requests", str(args.limit_max_requests)] if args.limit_max_requests else []),
+            "--limit-max-requests-jitter", str(args.limit_max_requests_jitter),
+            *(["--limit-request-headers", str(args.limit_request_headers)] if args.limit_request_headers else []),
             *(["--forwarded-allow-ips", args.forwarded_allow_ips] if args.forwarded_allow_ips is not None else []),
             "--timeout-keep-alive", repr(args.timeout_keep_alive),
             "--timeout-graceful-shutdown", repr(args.timeout_graceful_shutdown),
@@ -536,6 +594,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             tier=args.tier,
             graceful_timeout=args.timeout_graceful_shutdown,
             timeout_keep_alive=args.timeout_keep_alive,
+            backlog=args.backlog,
+            limit_concurrency=args.limit_concurrency,
+            limit_max_requests=args.limit_max_requests,
+            limit_max_requests_jitter=args.limit_max_requests_jitter,
+            limit_request_headers=args.limit_request_headers,
             access_log=args.access_log,
             proxy_headers=args.proxy_headers,
             forwarded_allow_ips=args.forwarded_allow_ips,

@@ -30,3 +30,8 @@ pub fn invalid_request() -> Response<ResBody> {
 pub fn internal_error() -> Response<ResBody> {
     plain_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
 }
+
+/// uvicorn's answer beyond `--limit-concurrency`.
+pub fn service_unavailable() -> Response<ResBody> {
+    plain_response(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
+}

@@ -113,7 +113,11 @@ def _serve_engine(app: Any, options: dict[str, Any]) -> None:
 
     if "timeout_graceful_shutdown" in options:  # uvicorn's name
         options["graceful_timeout"] = options.pop("timeout_graceful_shutdown")
-    server = Server(app, Config(host="127.0.0.1", port=0, log_level="warning", **options))
+    from fastrapi_compat.serve.logs import configure_logging
+
+    options = {"log_level": "warning", **options}
+    configure_logging(options["log_level"], access_log=False)  # stdout carries the PORT line
+    server = Server(app, Config(host="127.0.0.1", port=0, **options))
     loop = new_event_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, server.on_signal, sig)
@@ -134,7 +138,7 @@ def _serve_uvicorn(app: Any, options: dict[str, Any]) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", **options))
+    server = uvicorn.Server(uvicorn.Config(app, **{"log_level": "warning", "access_log": False, **options}))
     port = sock.getsockname()[1]
     original = server.startup
 

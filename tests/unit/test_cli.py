@@ -230,6 +230,10 @@ def test_bad_app_dir(tmp_path: Path) -> None:
         (["run", "good:app", "--timeout-keep-alive", "0"], "--timeout-keep-alive"),
         (["run", "good:app", "--timeout-graceful-shutdown", "-1"], "--timeout-graceful-shutdown"),
         (["run", "good:app", "--ws-max-size", "0"], "--ws-max-size"),
+        (["run", "good:app", "--limit-concurrency", "0"], "--limit-concurrency"),
+        (["run", "good:app", "--limit-max-requests-jitter", "-1"], "--limit-max-requests-jitter"),
+        (["run", "good:app", "--backlog", "x"], "--backlog"),
+        (["run", "good:app", "--limit-request-headers", "4096"], "--limit-request-headers"),
         (["run", "good:app", "--ws-max-queue", "-1"], "--ws-max-queue"),
         (["run", "good:app", "--ws-ping-interval", "-1"], "--ws-ping-interval"),
         (["run", "good:app", "--ws-ping-timeout", "nan"], "--ws-ping-timeout"),
@@ -474,6 +478,11 @@ def test_workers_get_the_server_options() -> None:
         "--timeout-graceful-shutdown": "0",
         "--no-proxy-headers": None,
         "--forwarded-allow-ips": "10.0.0.0/8,*",
+        "--backlog": "16",
+        "--limit-concurrency": "9",
+        "--limit-max-requests": "1000",
+        "--limit-max-requests-jitter": "50",
+        "--limit-request-headers": "65536",
     }
     args = build_parser().parse_args(["run", "m:app", *(p for item in flags.items() for p in item if p is not None)])
     reparsed = build_parser().parse_args(_worker_argv(args)[3:])
@@ -486,5 +495,10 @@ def test_workers_get_the_server_options() -> None:
         reparsed.timeout_graceful_shutdown,
         reparsed.proxy_headers,
         reparsed.forwarded_allow_ips,
+        reparsed.backlog,
+        reparsed.limit_concurrency,
+        reparsed.limit_max_requests,
+        reparsed.limit_max_requests_jitter,
+        reparsed.limit_request_headers,
     )
-    assert got == (99, 3, 0.0, 2.5, 7.0, 0.0, False, "10.0.0.0/8,*")
+    assert got == (99, 3, 0.0, 2.5, 7.0, 0.0, False, "10.0.0.0/8,*", 16, 9, 1000, 50, 65536)
