@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 SHELL := bash
 PYTHON ?= python3
-PY_SOURCES := fastrapi_compat examples tests bench
+PY_SOURCES := python examples tests bench
 
 .PHONY: help build-dev build-prod test check lint-python lint-rust typecheck layout bench all
 
@@ -36,7 +36,7 @@ lint-rust: ## cargo fmt --check and cargo clippy with warnings as errors
 
 # stubtest imports the installed module, so it runs away from the source folder.
 typecheck: ## mypy --strict on the package, and stubtest of _native.pyi against the built module
-	$(PYTHON) -m mypy --strict fastrapi_compat
+	$(PYTHON) -m mypy --strict python/fastrapi_compat
 	cd "$$(mktemp -d)" && PYTHONSAFEPATH=1 $(PYTHON) -m mypy.stubtest fastrapi_compat._native
 
 layout: ## No import cycle among the package's modules or the crate's, no source file over 800 lines

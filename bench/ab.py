@@ -53,6 +53,8 @@ def unpacked(build: str, into: Path) -> Path:
     """The folder to put on ``PYTHONPATH`` for ``build`` (a wheel is unpacked into ``into``)."""
     path = Path(build).resolve()
     if path.is_dir():
+        if (path / "python" / "fastrapi_compat").is_dir():  # a clone built in place (make build-dev)
+            return path / "python"
         if not (path / "fastrapi_compat").is_dir():
             raise SystemExit(f"Error: {path} holds no fastrapi_compat package")
         return path
@@ -76,7 +78,7 @@ def measure(site: Path, endpoints: Sequence[Endpoint], args: argparse.Namespace,
     port = free_port()
     env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{ROOT}", "FASTRAPI_TIER": "auto"}
     env.pop("PYTHONSAFEPATH", None)
-    # From a folder of its own: the repository's fastrapi_compat/ (no _native) must not shadow the build.
+    # From a folder of its own: nothing of the clone's but bench/ is to be found by accident.
     with ServerProcess(
         [*server_argv(site), "--port", str(port)],
         host="127.0.0.1",

@@ -40,7 +40,7 @@ class EngineNotFound(RuntimeError):
 def locate_engine() -> tuple[Path, Path]:
     """``(package dir, compiled module)`` of the ``fastrapi_compat`` to benchmark: the source
     tree when its engine is built in place (``make build-dev``), else the installed one."""
-    found = _probe(ROOT, safe_path=False) or _probe(Path("/"), safe_path=True)
+    found = _probe(ROOT / "python", safe_path=False) or _probe(Path("/"), safe_path=True)
     if found is None:
         raise EngineNotFound(
             "fastrapi_compat._native cannot be imported, neither from the source tree nor "
@@ -83,7 +83,7 @@ def git_revision() -> str:
 
 def describe_engine(package: Path, native: Path) -> str:
     built = time.strftime("%Y-%m-%d %H:%M", time.localtime(native.stat().st_mtime))
-    where = "source tree" if package.parent == ROOT else "installed"
+    where = "source tree" if package.parent == ROOT / "python" else "installed"
     return f"{package} ({where}; {native.name} built {built})"
 
 

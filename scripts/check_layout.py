@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Check the repository's layout: no import cycle among the modules of the Python package
-(fastrapi_compat/) or of the Rust crate (native/), and no source file over 800 lines.
+(python/fastrapi_compat/) or of the Rust crate (native/), and no source file over 800 lines.
 
     python3 scripts/check_layout.py [--root PATH]
 
@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PACKAGE = "fastrapi_compat"
+PACKAGE_DIR = "python"  # maturin's python-source: the package is python/fastrapi_compat
 CRATE_DIR = "native"
 MAX_LINES = 800
 
@@ -487,7 +488,7 @@ def rust_graph(crate_dir: Path) -> Graph:
 def check(root: Path) -> tuple[list[str], str]:
     """The problems found under `root`, and a summary for when there are none."""
     problems: list[str] = []
-    package_dir = root / PACKAGE
+    package_dir = root / PACKAGE_DIR / PACKAGE
     crate_dir = root / CRATE_DIR
     py_graph: Graph = {}
     rs_graph: Graph = {}

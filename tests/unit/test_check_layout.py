@@ -34,12 +34,12 @@ def _tree(root: Path, files: dict[str, str]) -> Path:
 
 
 CLEAN = {
-    "fastrapi_compat/__init__.py": "from fastrapi_compat.app import App\n",
-    "fastrapi_compat/app.py": "from fastrapi_compat import _native\nfrom fastrapi_compat.core import util\n",
-    "fastrapi_compat/_native.pyi": "class Engine: ...\n",
-    "fastrapi_compat/core/__init__.py": "",
-    "fastrapi_compat/core/util.py": "import json\nfrom . import base\n",
-    "fastrapi_compat/core/base.py": "import fastrapi_compat._native\n",
+    "python/fastrapi_compat/__init__.py": "from fastrapi_compat.app import App\n",
+    "python/fastrapi_compat/app.py": "from fastrapi_compat import _native\nfrom fastrapi_compat.core import util\n",
+    "python/fastrapi_compat/_native.pyi": "class Engine: ...\n",
+    "python/fastrapi_compat/core/__init__.py": "",
+    "python/fastrapi_compat/core/util.py": "import json\nfrom . import base\n",
+    "python/fastrapi_compat/core/base.py": "import fastrapi_compat._native\n",
     "native/lib.rs": "mod a;\nmod b;\nmod m;\nfn init() { a::init(); b::init(); }\n",
     "native/a.rs": (
         "//! Uses b.\nuse crate::b::Thing;\n"
@@ -64,7 +64,7 @@ def test_a_clean_tree_passes(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 
 def test_the_graphs_of_the_clean_tree(tmp_path: Path) -> None:
     root = _tree(tmp_path, CLEAN)
-    python, problems = check_layout.python_graph(root / "fastrapi_compat")
+    python, problems = check_layout.python_graph(root / "python" / "fastrapi_compat")
     assert problems == []
     assert python == {
         "fastrapi_compat": {"fastrapi_compat.app"},
@@ -83,14 +83,14 @@ def test_a_python_cycle_is_reported(tmp_path: Path, capsys: pytest.CaptureFixtur
         tmp_path,
         {
             **CLEAN,
-            "fastrapi_compat/server.py": "from fastrapi_compat import cli\n",
+            "python/fastrapi_compat/server.py": "from fastrapi_compat import cli\n",
             # Imports inside functions and under TYPE_CHECKING count.
-            "fastrapi_compat/cli.py": (
+            "python/fastrapi_compat/cli.py": (
                 "from typing import TYPE_CHECKING\n"
                 "if TYPE_CHECKING:\n    from .core.util import x\n"
                 "def main():\n    from fastrapi_compat.server import run\n"
             ),
-            "fastrapi_compat/core/util.py": "from ..cli import main\n",
+            "python/fastrapi_compat/core/util.py": "from ..cli import main\n",
         },
     )
     assert check_layout.main(["--root", str(root)]) == 1
@@ -136,14 +136,14 @@ def test_a_file_over_800_lines_is_reported(tmp_path: Path, capsys: pytest.Captur
         tmp_path,
         {
             **CLEAN,
-            "fastrapi_compat/long.py": "x = 1\n" * 801,
-            "fastrapi_compat/just.py": "x = 1\n" * 800,
+            "python/fastrapi_compat/long.py": "x = 1\n" * 801,
+            "python/fastrapi_compat/just.py": "x = 1\n" * 800,
             "native/long.rs": "\n" * 800 + "fn f() {}",  # the last line has no newline
         },
     )
     assert check_layout.main(["--root", str(root)]) == 1
     assert capsys.readouterr().out.splitlines() == [
-        "fastrapi_compat/long.py: 801 lines (at most 800)",
+        "python/fastrapi_compat/long.py: 801 lines (at most 800)",
         "native/long.rs: 801 lines (at most 800)",
     ]
 

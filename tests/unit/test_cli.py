@@ -443,6 +443,51 @@ def test_workers_share_the_port_and_a_dead_one_is_replaced(app_dir: Path, serve:
             os.kill(pid, 0)  # every worker stopped (and was reaped) with the supervisor
 
 
+# -- from the clone ---------------------------------------------------------------------------
+
+
+def clone_env() -> dict[str, str]:
+    """The environment of a user's shell in the clone: the current directory first on sys.path."""
+    env = {key: value for key, value in os.environ.items() if key not in ("PYTHONSAFEPATH", "PYTHONPATH")}
+    return env
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-m", "fastrapi_compat", "run", "examples.crud:app", "--workers", "2"],
+        ["-m", "uvicorn", "examples.crud:app"],
+    ],
+    ids=["workers", "uvicorn"],
+)
+def test_runs_from_the_clone(serve: list[subprocess.Popen[str]], argv: list[str]) -> None:
+    """From the repository root the sources do not shadow the installed package (python/
+    layout): the workers' ``python -m fastrapi_compat`` and uvicorn import the built one."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, *argv, "--port", str(port)],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clone_env(),
+    )
+    serve.append(process)
+    response = wait_until_serving(process, f"http://127.0.0.1:{port}/items")
+    assert response.status_code == 200, response.text
+    stop_with_sigint(process)
+
+
+def test_version_from_the_clone() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "fastrapi_compat", "--version"],
+        cwd=REPO, capture_output=True, text=True, timeout=60, env=clone_env(),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("fastrapi-compat ")
+
+
 # -- websocket options ------------------------------------------------------------------------
 
 

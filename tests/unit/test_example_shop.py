@@ -35,9 +35,7 @@ def pytest_configure(config):
 
 
 def _project() -> Path:
-    """A copy of ``examples/shop`` in a directory of its own, as a user's project would be (run
-    from the repository root, its ``fastrapi_compat/`` sources would shadow the installed
-    package)."""
+    """A copy of ``examples/shop`` in a directory of its own, as a user's project would be."""
     global _PROJECT
     if _PROJECT is None:
         root = Path(tempfile.mkdtemp(prefix="shop-project-"))
