@@ -21,6 +21,7 @@ through an anyio cancel scope (shields hold, as in the task group) and awaited.
 from __future__ import annotations
 
 import asyncio
+import sys
 import types
 from collections import deque
 from collections.abc import AsyncGenerator, Generator
@@ -180,6 +181,65 @@ def _race(coro: Any, awaited: Any, sent: asyncio.Future[None]) -> Generator[Any,
             return stop.value
 
 
+class _Downstream:
+    """The rest of the stack, run by ``call_next`` in a task of its own inside an anyio cancel
+    scope (the task group's, for the app's task), and waited for at the end."""
+
+    __slots__ = ("cancel_scope", "finished", "task")
+
+    task: asyncio.Task[None]
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.cancel_scope: anyio.CancelScope | None = None
+        #: Set by the task itself as it ends (sooner than its done callbacks, a loop turn later).
+        self.finished: asyncio.Future[None] = loop.create_future()
+
+    def start(self, coro: Any) -> None:
+        loop = self.finished.get_loop()
+        if sys.version_info >= (3, 12):  # runs at once up to its first wait, as call_next then waits
+            self.task = asyncio.Task(coro, loop=loop, name=TASK_NAME, eager_start=True)
+        else:
+            self.task = loop.create_task(coro, name=TASK_NAME)
+
+    def ended(self) -> None:
+        if not self.finished.done():
+            self.finished.set_result(None)
+
+    def cancel(self) -> None:
+        """As the task group cancels its tasks: through the scope (shields hold)."""
+        if self.cancel_scope is not None:
+            self.cancel_scope.cancel()
+        else:  # not started yet: no scope to cancel, nothing of it ran
+            self.task.cancel()
+            self.task.add_done_callback(lambda _: self.ended())
+
+    async def wait(self) -> None:
+        """Waits for the task as the task group's exit does: if the middleware's task is
+        cancelled meanwhile, the app's task is cancelled too and still waited for, and the
+        cancellation goes on once it is done. A ``BaseException`` the app's task let through
+        (an ``Exception`` it keeps) is raised here."""
+        cancelled: BaseException | None = None
+        task = self.task
+        while not task.done():
+            if self.finished.done():  # set a moment before the task is done
+                await asyncio.sleep(0)
+                continue
+            try:
+                await self.finished
+            except asyncio.CancelledError as exc:  # awaiting cancelled our future: make another
+                cancelled = exc
+                self.finished = task.get_loop().create_future()
+                self.cancel()
+                if task.done():
+                    break
+        if not task.cancelled():
+            error = task.exception()
+            if error is not None:
+                raise error
+        if cancelled is not None:
+            raise cancelled
+
+
 async def serve(layer: Any, scope: dict[str, Any], receive: Any, send: Any) -> None:
     """``BaseHTTPMiddleware.__call__`` for a native request (see the module's docstring)."""
     request = internals.CachedRequest(scope, receive, send)
@@ -189,8 +249,7 @@ async def serve(layer: Any, scope: dict[str, Any], receive: Any, send: Any) -> N
     sent: asyncio.Future[None] = loop.create_future()  # the middleware's response was sent
     app_exc: Exception | None = None
     exception_already_raised = False
-    task: asyncio.Task[None] | None = None
-    cancel_scope: anyio.CancelScope | None = None
+    running: _Downstream | None = None
     downstream = layer.app
 
     async def receive_or_disconnect() -> dict[str, Any]:
@@ -216,19 +275,22 @@ async def serve(layer: Any, scope: dict[str, Any], receive: Any, send: Any) -> N
             await sent
 
     async def coro() -> None:
-        nonlocal app_exc, cancel_scope
+        nonlocal app_exc
+        assert running is not None
         try:
-            with anyio.CancelScope() as cancel_scope:
+            with anyio.CancelScope() as running.cancel_scope:
                 try:
                     await downstream(scope, receive_or_disconnect, send_no_error)
                 except Exception as exc:
                     app_exc = exc
         finally:
             channel.end()
+            running.ended()
 
     async def call_next(request: Any) -> Any:
-        nonlocal task, exception_already_raised
-        task = loop.create_task(coro(), name=TASK_NAME)
+        nonlocal running, exception_already_raised
+        running = _Downstream(loop)
+        running.start(coro())
         try:
             info = None
             while True:
@@ -274,58 +336,16 @@ async def serve(layer: Any, scope: dict[str, Any], receive: Any, send: Any) -> N
         channel.close()
         if not sent.done():
             sent.set_result(None)
-        if task is not None:
-            await _cancel(task, lambda: cancel_scope)
+        if running is not None:
+            running.cancel()
+            await running.wait()
         if isinstance(exc, asyncio.CancelledError):
             raise
         context = None if exc.__suppress_context__ else exc.__context__  # the task group's, collapsed
         raise exc from exc.__cause__ or context
     sent.set_result(None)
     channel.close()
-    if task is not None:
-        await _finish(task, lambda: cancel_scope)
+    if running is not None:
+        await running.wait()
     if app_exc is not None and not exception_already_raised:
         raise app_exc
-
-
-async def _cancel(task: asyncio.Task[None], scope: Any) -> None:
-    """Cancels the app's task as the task group would (through its scope) and waits for it."""
-    cancel_scope = scope()
-    if cancel_scope is not None:
-        cancel_scope.cancel()
-    else:
-        task.cancel()  # not started yet: its scope does not exist
-    await _finish(task, scope)
-
-
-async def _finish(task: asyncio.Task[None], scope: Any) -> None:
-    """Waits for the app's task as the task group's exit does: if the middleware's task is
-    cancelled meanwhile, the app's is cancelled through its scope and still waited for, and the
-    cancellation goes on once it is done. A ``BaseException`` the app's task let through (an
-    ``Exception`` it keeps) is raised here."""
-    cancelled: BaseException | None = None
-    while not task.done():
-        done: asyncio.Future[None] = task.get_loop().create_future()
-
-        def finished(_: Any, done: asyncio.Future[None] = done) -> None:
-            if not done.done():
-                done.set_result(None)
-
-        task.add_done_callback(finished)
-        try:
-            await done
-        except asyncio.CancelledError as exc:
-            cancelled = exc
-            cancel_scope = scope()
-            if cancel_scope is not None:
-                cancel_scope.cancel()
-            else:
-                task.cancel()
-        finally:
-            task.remove_done_callback(finished)
-    if not task.cancelled():
-        error = task.exception()
-        if error is not None:
-            raise error
-    if cancelled is not None:
-        raise cancelled
