@@ -128,7 +128,9 @@ impl HttpShared {
         let previous = std::mem::replace(&mut self.lock().response, ResponseState::Done);
         match previous {
             ResponseState::Pending(tx) | ResponseState::Started { tx, .. } => {
-                let _ = tx.send(answer());
+                let mut response = answer();
+                self.engine.set_reason(&mut response);
+                let _ = tx.send(response);
             }
             ResponseState::Streaming(chunks, _) => {
                 let _ = chunks.try_send(Err(io::Error::other("invalid request body framing")));
@@ -163,7 +165,11 @@ pub async fn handle(
     let announced = incoming.size_hint().exact();
     let result = match conn.site.max_body {
         // Refused before the app runs (and before any of the body is read).
-        Some(limit) if announced.is_some_and(|n| n > limit) => Ok(content_too_large()),
+        Some(limit) if announced.is_some_and(|n| n > limit) => {
+            let mut refused = content_too_large();
+            engine.set_reason(&mut refused);
+            Ok(refused)
+        }
         _ => respond(head, incoming, engine.clone(), mirror).await,
     };
     if let (Some(line), Ok(response)) = (access, &result) {

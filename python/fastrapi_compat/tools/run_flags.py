@@ -238,7 +238,7 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
         default=None,
         help="worker processes sharing the port (default: $WEB_CONCURRENCY or 1)",
     )
-    run.add_argument("--version", action=_Version, nargs=0, help="print the version and exit")
+    run.add_argument("--version", action=_Version, nargs=0, default=False, help="print the version and exit")
     for flag in NOT_SUPPORTED:
         nargs = 0 if flag in _FLAGS_WITHOUT_VALUE else "?"
         run.add_argument(flag, action=_NotSupported, nargs=nargs, help=argparse.SUPPRESS)
