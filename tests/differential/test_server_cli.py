@@ -37,11 +37,19 @@ def free_port() -> int:
 class CliServer:
     """``uvicorn APP ARGS`` or ``fastrapi-compat run APP ARGS`` in a child process."""
 
-    def __init__(self, kind: str, *args: str, pass_fds: tuple[int, ...] = (), env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        kind: str,
+        *args: str,
+        pass_fds: tuple[int, ...] = (),
+        env: dict[str, str] | None = None,
+        argv: list[str] | None = None,
+    ) -> None:
+        """``argv``: another command line than the server's (``kind`` then only names it)."""
         command = ["-m", "uvicorn"] if kind == "uvicorn" else ["-m", "fastrapi_compat", "run"]
         self.kind = kind
         self.process = subprocess.Popen(
-            [sys.executable, *command, APP, "--app-dir", str(TESTS_DIR), *args],
+            argv or [sys.executable, *command, APP, "--app-dir", str(TESTS_DIR), *args],
             cwd=TESTS_DIR.parent,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -362,3 +370,28 @@ def test_headers_reach_the_workers() -> None:
         response = server.wait_until(client, "/plain")
     assert response.headers.get_list("x-edge") == [" a".strip()]
     assert "server" not in response.headers
+
+
+def test_run_function_takes_the_same_options(tmp_path: Path, sock_path: str) -> None:
+    """``fastrapi_compat.run(app, ...)`` with uvicorn's keyword names (and the engine's own)."""
+    env_file = tmp_path / "run.env"
+    env_file.write_text("FLAGS_TEST_RUN=1\n")
+    script = tmp_path / "serve.py"
+    script.write_text(
+        "import os, sys\n"
+        f"sys.path.insert(0, {str(TESTS_DIR)!r})\n"
+        "import fastrapi_compat\n"
+        "from apps.server_flags import create_app\n"
+        f"fastrapi_compat.run(create_app(), uds={sock_path!r}, env_file={str(env_file)!r}, server_header=False,\n"
+        "    headers=[('X-Edge', 'a')], limit_request_body=10, timeout_graceful_shutdown=1, loop='asyncio',\n"
+        "    use_colors=False)\n"
+    )
+    server = CliServer("run()", argv=[sys.executable, str(script)])
+    with server, uds_client(sock_path) as client:
+        scope = server.wait_until(client)
+        refused = client.post("/count", content=b"x" * 11)
+    assert scope.json()["loop"] == "asyncio" and scope.json()["server"] == [sock_path, None]
+    assert scope.headers["x-edge"] == "a" and "server" not in scope.headers
+    assert (refused.status_code, refused.text) == (413, "Content Too Large")
+    assert f"INFO:     Loading environment from '{env_file}'" in server.stderr
+    assert f"INFO:     fastrapi-compat running on unix socket {sock_path}" in server.stderr

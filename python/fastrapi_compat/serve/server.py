@@ -412,6 +412,7 @@ def run(
     lifespan: str = "auto",
     threads: int = 1,
     graceful_timeout: float = 30.0,
+    timeout_graceful_shutdown: float | None = None,
     timeout_keep_alive: float = 5.0,
     timeout_request_header: float | None = None,
     backlog: int = 2048,
@@ -434,7 +435,7 @@ def run(
 ) -> None:
     """Serves ``app`` until SIGINT or SIGTERM. Raises :class:`StartupError` if it cannot start.
     Options are uvicorn's ``run()``'s, with its names and defaults (``graceful_timeout`` is
-    ``timeout_graceful_shutdown``); beyond uvicorn: ``tier``, ``threads``,
+    uvicorn's ``timeout_graceful_shutdown``, which is taken too); beyond uvicorn: ``tier``, ``threads``,
     ``limit_request_headers``, ``limit_request_body`` and ``timeout_request_header``. Logging
     is configured first, as uvicorn's ``Config`` does (``log_config=None``: left as it is), then
     ``env_file`` is loaded."""
@@ -452,7 +453,7 @@ def run(
         lifespan=lifespan,
         log_level=None if log_level is None else str(log_level),
         threads=threads,
-        graceful_timeout=graceful_timeout,
+        graceful_timeout=graceful_timeout if timeout_graceful_shutdown is None else timeout_graceful_shutdown,
         timeout_keep_alive=timeout_keep_alive,
         timeout_request_header=timeout_request_header,
         backlog=backlog,
