@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import logging
+import sys
 from pathlib import Path
 
 import click
@@ -72,7 +74,7 @@ REFUSED_VALUES = {
 DIFFERENT_DEFAULTS = {
     "timeout_graceful_shutdown": 30.0,  # uvicorn waits without limit; the engine cancels after 30 s
     "app_dir": ".",  # uvicorn's "" is the current directory too
-    "ws_per_message_deflate": "auto",  # not offered: see REFUSED_VALUES
+    "ws_per_message_deflate": "false",  # permessage-deflate is not offered: see REFUSED_VALUES
 }
 
 
@@ -222,3 +224,46 @@ def test_help_lists_the_flags_it_takes(capsys: pytest.CaptureFixture[str]) -> No
                  "--limit-request-body", "--timeout-request-header", "--h11-max-incomplete-event-size"):  # fmt: skip
         assert flag in out, flag
     assert "--reload" not in out  # refused flags are not advertised
+
+
+def test_missing_python_dotenv_is_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    env_file = tmp_path / "x.env"
+    env_file.write_text("A=1\n")
+    monkeypatch.setitem(sys.modules, "dotenv", None)  # import dotenv now raises ImportError
+    line = one_error_line(capsys, ["run", "m:app", "--env-file", str(env_file), "--log-level", "critical"])
+    assert line == "Error: --env-file needs python-dotenv: pip install python-dotenv (or 'fastrapi-compat[standard]')."
+
+
+def test_missing_pyyaml_is_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = tmp_path / "log.yaml"
+    config.write_text("version: 1\n")
+    monkeypatch.setitem(sys.modules, "yaml", None)
+    line = one_error_line(capsys, ["run", "m:app", "--log-config", str(config)])
+    assert "is YAML, which needs PyYAML: pip install pyyaml" in line
+
+
+def test_a_log_config_that_cannot_be_applied_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    config = tmp_path / "log.json"
+    config.write_text('{"version": 1, "handlers": {"h": {"class": "no.such.Handler"}}}')
+    line = one_error_line(capsys, ["run", "m:app", "--log-config", str(config)])
+    assert line.startswith(f"Error: cannot apply --log-config '{config}': ValueError: "), line
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> object:
+    """``main(["run", ...])`` configures logging in this process: put uvicorn's and the engine's
+    loggers back as they were."""
+    names = ("uvicorn", "uvicorn.error", "uvicorn.access", "fastrapi_compat")
+    saved = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).level,
+                    logging.getLogger(name).propagate, logging.getLogger(name).disabled) for name in names}  # fmt: skip
+    yield None
+    for name, (handlers, level, propagate, disabled) in saved.items():
+        logger = logging.getLogger(name)
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
+        logger.disabled = disabled

@@ -242,8 +242,8 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     for flag in NOT_SUPPORTED:
         nargs = 0 if flag in _FLAGS_WITHOUT_VALUE else "?"
         run.add_argument(flag, action=_NotSupported, nargs=nargs, help=argparse.SUPPRESS)
-    for flag in ("--ws", "--interface", "--ws-per-message-deflate"):
-        run.add_argument(flag, action=_AcceptedValues, default="auto", help=argparse.SUPPRESS)
+    for flag, default in (("--ws", "auto"), ("--interface", "auto"), ("--ws-per-message-deflate", "false")):
+        run.add_argument(flag, action=_AcceptedValues, default=default, help=argparse.SUPPRESS)
 
 
 def _add_limits(run: argparse.ArgumentParser) -> None:
