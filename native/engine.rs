@@ -11,7 +11,9 @@ use pyo3::prelude::*;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 
+use crate::defaults::DefaultHeaders;
 use crate::errors::EngineError;
+use crate::listener::Listener;
 use crate::proxy::TrustedHosts;
 use crate::router::MirrorSlot;
 use crate::shared::{lock, EngineShared};
@@ -79,11 +81,17 @@ impl Engine {
     /// called) and `limit_max_requests` (the handler's `max_requests_reached(n)` is called once)
     /// are uvicorn's; `limit_request_headers` (bytes, at least 8192) answers 431 beyond it.
     /// The `ws_*` options are uvicorn's (`None` for an interval or timeout: never).
+    /// `fd`: serve on this listening socket (TCP or unix, which the engine then owns) instead
+    /// of binding `host:port`. `date_header` and `default_headers` (`(name, value)` byte pairs,
+    /// names lower-case) go first on every response, as uvicorn's `date`, `server` and
+    /// `--header`. Beyond uvicorn: `limit_request_body` (bytes; more: 413) and
+    /// `timeout_request_header` (seconds from a head's first byte; slower: 408).
     #[pyo3(signature = (
         handler, host, port, *, root_path=String::new(), reuse_port=false,
         timeout_keep_alive=5.0, forwarded_allow_ips=None, access_log=false, backlog=2048,
         limit_concurrency=None, limit_max_requests=None, limit_request_headers=None, ws_max_size=16 * 1024 * 1024, ws_max_queue=32,
-        ws_ping_interval=Some(20.0), ws_ping_timeout=Some(20.0),
+        ws_ping_interval=Some(20.0), ws_ping_timeout=Some(20.0), fd=None, date_header=true,
+        default_headers=Vec::new(), limit_request_body=None, timeout_request_header=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn listen(
@@ -105,6 +113,11 @@ impl Engine {
         ws_max_queue: usize,
         ws_ping_interval: Option<f64>,
         ws_ping_timeout: Option<f64>,
+        fd: Option<RawFd>,
+        date_header: bool,
+        default_headers: Vec<(Vec<u8>, Vec<u8>)>,
+        limit_request_body: Option<u64>,
+        timeout_request_header: Option<f64>,
     ) -> PyResult<(String, u16, u64)> {
         let ws = WsOptions {
             max_size: ws_max_size.max(1),
@@ -115,8 +128,18 @@ impl Engine {
         if !(timeout_keep_alive.is_finite() && timeout_keep_alive > 0.0) {
             return Err(EngineError::InvalidTimeout.into());
         }
-        let listener = py.detach(|| bind_tcp(host, port, reuse_port, backlog))?;
-        let addr = listener.local_addr()?;
+        let defaults = DefaultHeaders::new(date_header, default_headers)?;
+        let head_timeout = seconds(timeout_request_header)?;
+        let listener = {
+            let _guard = self.shared.handle.enter();
+            match fd {
+                Some(fd) => Listener::from_fd(fd, backlog)?,
+                None => Listener::Tcp(tokio::net::TcpListener::from_std(
+                    py.detach(|| bind_tcp(host, port, reuse_port, backlog))?,
+                )?),
+            }
+        };
+        let (bound_host, bound_port) = listener.address()?;
         let site = Arc::new(Site {
             handler,
             root_path,
@@ -127,6 +150,9 @@ impl Engine {
             ws,
             // hyper's smallest buffer (it panics below it): the Python side says so first.
             max_head: limit_request_headers.map(|n| n.max(8192)),
+            max_body: limit_request_body,
+            head_timeout,
+            defaults,
             limits: Limits {
                 concurrency: limit_concurrency,
                 max_requests: limit_max_requests.filter(|n| *n > 0),
@@ -136,8 +162,6 @@ impl Engine {
         let mirror = Arc::new(MirrorSlot::empty());
         let (stop, stop_rx) = watch::channel(None);
         let task = {
-            let _guard = self.shared.handle.enter();
-            let listener = tokio::net::TcpListener::from_std(listener)?;
             self.shared.handle.spawn(crate::serve::accept_loop(
                 listener,
                 self.shared.clone(),
@@ -156,7 +180,7 @@ impl Engine {
                 task,
             },
         );
-        Ok((addr.ip().to_string(), addr.port(), id))
+        Ok((bound_host, bound_port, id))
     }
 
     /// Counters since start: `{"http": n, "websocket": n, "native": n}`.

@@ -5,10 +5,13 @@
 mod asgi;
 mod awaitable;
 mod body;
+mod conn_io;
+mod defaults;
 mod engine;
 mod errors;
 mod inbox;
 mod json;
+mod listener;
 mod middleware;
 mod native_tier;
 mod proxy;

@@ -67,14 +67,23 @@ impl TrustedHosts {
         }
     }
 
-    /// The scheme and client the headers give, when `peer` is trusted.
-    pub fn forwarded(&self, peer: IpAddr, headers: &HeaderMap, websocket: bool) -> Forwarded {
-        let peer = match peer {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
-            v4 => v4,
-        };
+    /// The scheme and client the headers give, when `peer` is trusted (a peer without an
+    /// address, over a unix socket, only by `*`, as uvicorn's).
+    pub fn forwarded(
+        &self,
+        peer: Option<IpAddr>,
+        headers: &HeaderMap,
+        websocket: bool,
+    ) -> Forwarded {
         let mut forwarded = Forwarded::default();
-        if !self.trusts_ip(peer) {
+        let trusted = match peer {
+            Some(IpAddr::V6(v6)) => {
+                self.trusts_ip(v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4))
+            }
+            Some(v4) => self.trusts_ip(v4),
+            None => self.always,
+        };
+        if !trusted {
             return forwarded;
         }
         // The last X-Forwarded-Proto counts, as in uvicorn's loop over the headers.
@@ -155,7 +164,7 @@ mod tests {
         map
     }
 
-    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    const LOCAL: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
 
     #[test]
     fn untrusted_peer_changes_nothing() {
@@ -185,10 +194,22 @@ mod tests {
         );
         let star = TrustedHosts::parse("*");
         let h = headers(&[("x-forwarded-for", "[::1]:8080, 5.5.5.5")]);
-        let ip = "8.8.8.8".parse().unwrap();
+        let ip = "8.8.8.8".parse().ok();
         assert_eq!(
             star.forwarded(ip, &h, false).client,
             Some(("::1".to_owned(), 8080))
+        );
+    }
+
+    #[test]
+    fn a_peer_without_address_is_trusted_only_by_star() {
+        let h = headers(&[("x-forwarded-for", "5.5.5.5")]);
+        let listed = TrustedHosts::parse("127.0.0.1,/tmp/app.sock");
+        assert_eq!(listed.forwarded(None, &h, false), Forwarded::default());
+        let star = TrustedHosts::parse("*");
+        assert_eq!(
+            star.forwarded(None, &h, false).client,
+            Some(("5.5.5.5".to_owned(), 0))
         );
     }
 

@@ -9,7 +9,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use crate::inbox::Event;
 use crate::shared::EngineShared;
-use crate::site::{ConnInfo, Site};
+use crate::site::{ConnInfo, Local, Site};
 
 pub struct RequestHead {
     pub method: Method,
@@ -17,12 +17,13 @@ pub struct RequestHead {
     pub raw_path: Bytes,
     pub query: Bytes,
     pub headers: HeaderMap,
-    pub client: SocketAddr,
+    /// The peer (`None` over a unix socket).
+    pub client: Option<SocketAddr>,
     /// The client a trusted proxy named (`X-Forwarded-For`), replacing `client` in the scope.
     pub forwarded_client: Option<(String, u16)>,
     /// `http`/`https` (`ws`/`wss` for websockets): the listener's, or a trusted proxy's.
     pub scheme: &'static str,
-    pub server: SocketAddr,
+    pub server: Local,
     pub site: std::sync::Arc<Site>,
 }
 
@@ -43,7 +44,7 @@ impl RequestHead {
             .site
             .proxy
             .as_ref()
-            .map(|trusted| trusted.forwarded(conn.peer.ip(), &parts.headers, websocket))
+            .map(|trusted| trusted.forwarded(conn.peer.map(|p| p.ip()), &parts.headers, websocket))
             .unwrap_or_default();
         Self {
             method: parts.method.clone(),
@@ -54,7 +55,7 @@ impl RequestHead {
             client: conn.peer,
             forwarded_client: forwarded.client,
             scheme: forwarded.scheme.unwrap_or(own),
-            server: conn.local,
+            server: conn.local.clone(),
             site: conn.site.clone(),
         }
     }
@@ -82,10 +83,14 @@ impl RequestHead {
         scope.set_item("type", kind)?;
         scope.set_item("asgi", asgi)?;
         scope.set_item("http_version", self.http_version())?;
-        scope.set_item("server", address(py, &self.server)?)?;
-        match &self.forwarded_client {
-            Some((host, port)) => scope.set_item("client", (host.as_str(), *port))?,
-            None => scope.set_item("client", address(py, &self.client)?)?,
+        match &self.server {
+            Local::Inet(addr) => scope.set_item("server", address(py, addr)?)?,
+            Local::Unix(path) => scope.set_item("server", (&**path, py.None()))?,
+        }
+        match (&self.forwarded_client, &self.client) {
+            (Some((host, port)), _) => scope.set_item("client", (host.as_str(), *port))?,
+            (None, Some(client)) => scope.set_item("client", address(py, client)?)?,
+            (None, None) => scope.set_item("client", py.None())?,
         }
         scope.set_item("scheme", self.scheme)?;
         scope.set_item("root_path", root_path)?;
@@ -130,16 +135,17 @@ pub struct AccessLine {
 impl RequestHead {
     /// The fields of uvicorn's access log line: `client - "METHOD path?query HTTP/v"`.
     pub fn access_line(&self) -> AccessLine {
-        let client = match &self.forwarded_client {
-            Some((host, port)) => format!("{host}:{port}"),
-            None => {
-                let ip = match self.client.ip() {
+        let client = match (&self.forwarded_client, &self.client) {
+            (Some((host, port)), _) => format!("{host}:{port}"),
+            (None, None) => String::new(), // uvicorn's client over a unix socket
+            (None, Some(peer)) => {
+                let ip = match peer.ip() {
                     std::net::IpAddr::V6(v6) => v6
                         .to_ipv4_mapped()
                         .map_or_else(|| v6.to_string(), |v4| v4.to_string()),
                     ip => ip.to_string(),
                 };
-                format!("{ip}:{}", self.client.port())
+                format!("{ip}:{}", peer.port())
             }
         };
         // uvicorn 0.55: the scope's raw_path (root path included) as latin-1, `"` escaped

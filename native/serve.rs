@@ -1,7 +1,7 @@
 //! Accepting connections and serving HTTP/1.1 on them with hyper, until told to stop.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -13,12 +13,13 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::asgi;
 use crate::body::ResBody;
+use crate::conn_io::{ConnIo, ConnState, HeadTimeouts};
 use crate::inbox::Event;
+use crate::listener::Listener;
 use crate::router::MirrorSlot;
 use crate::shared::EngineShared;
 use crate::site::{ConnInfo, Site};
@@ -36,6 +37,28 @@ struct Connection {
     /// Requests being answered: from their head to the end of their response body.
     in_flight: AtomicUsize,
     none_in_flight: Notify,
+    /// Requests started on this connection.
+    started: AtomicU64,
+    /// Set once it answered 413 (maybe before the body came): it closes lingering.
+    lingers: AtomicBool,
+}
+
+impl ConnState for Connection {
+    fn busy(&self) -> bool {
+        Connection::busy(self)
+    }
+
+    fn started(&self) -> u64 {
+        self.started.load(Ordering::SeqCst)
+    }
+
+    fn timeout_answer(&self) -> Bytes {
+        asgi::canned::request_timeout_bytes(&self.info.site.defaults)
+    }
+
+    fn lingers(&self) -> bool {
+        self.lingers.load(Ordering::Relaxed)
+    }
 }
 
 impl Connection {
@@ -64,6 +87,7 @@ struct InFlight(Arc<Connection>);
 impl InFlight {
     fn new(conn: &Arc<Connection>) -> Self {
         conn.in_flight.fetch_add(1, Ordering::SeqCst);
+        conn.started.fetch_add(1, Ordering::SeqCst);
         conn.info
             .site
             .limits
@@ -139,7 +163,7 @@ impl Body for Tracked {
 }
 
 pub async fn accept_loop(
-    listener: TcpListener,
+    listener: Listener,
     shared: Arc<EngineShared>,
     site: Arc<Site>,
     mirror: Arc<MirrorSlot>,
@@ -155,17 +179,14 @@ pub async fn accept_loop(
                 break if changed.is_ok() { stop.borrow().unwrap_or_default() } else { Duration::ZERO };
             }
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let local = match stream.local_addr() {
-                        Ok(local) => local,
-                        Err(_) => continue,
-                    };
+                Ok((stream, peer, local)) => {
                     let conn = Arc::new(Connection {
                         info: ConnInfo { peer, local, site: site.clone() },
                         mirror: mirror.clone(),
                         in_flight: AtomicUsize::new(0),
                         none_in_flight: Notify::new(),
+                        started: AtomicU64::new(0),
+                        lingers: AtomicBool::new(false),
                     });
                     let shared = shared.clone();
                     let for_service = conn.clone();
@@ -174,12 +195,14 @@ pub async fn accept_loop(
                     // the connection's start) to the end of the next head: uvicorn's keep-alive
                     // timeout, which also bounds how long a head may take to arrive.
                     let mut builder = http1::Builder::new();
-                    builder.timer(TokioTimer::new()).header_read_timeout(site.timeout_keep_alive);
+                    builder.timer(TokioTimer::new()).auto_date_header(site.defaults.date);
                     if let Some(max) = site.max_head {
                         builder.max_buf_size(max); // a head beyond it: hyper answers 431
                     }
+                    let timeouts = head_timeouts(&site, &mut builder);
+                    let io = ConnIo::new(stream, conn.clone(), timeouts);
                     let connection = builder
-                        .serve_connection(TokioIo::new(stream), service)
+                        .serve_connection(TokioIo::new(io), service)
                         .with_upgrades();
                     let alive = alive.clone();
                     let open = Open::new(&site);
@@ -237,7 +260,7 @@ async fn dispatch(
     }
     let admitted = limits.admit();
     let in_flight = InFlight::new(&conn);
-    let response = if !admitted {
+    let mut response = if !admitted {
         tell_handler(&shared, &conn.info.site, "concurrency_exceeded", 0);
         asgi::canned::service_unavailable()
     } else if asgi::framing::ambiguous_framing(req.headers()) {
@@ -247,8 +270,32 @@ async fn dispatch(
     } else {
         asgi::http::handle(req, shared, &conn.info, &conn.mirror).await?
     };
+    conn.info.site.defaults.apply(response.headers_mut());
+    if response.status() == hyper::StatusCode::PAYLOAD_TOO_LARGE {
+        conn.lingers.store(true, Ordering::Relaxed);
+    }
     Ok(response.map(|body| Tracked {
         body,
         _in_flight: in_flight,
     }))
+}
+
+/// How a connection's request heads are timed: by hyper's header read timeout (the keep-alive
+/// timeout, from the end of the previous response; uvicorn's keep-alive), or, with
+/// `--timeout-request-header`, by [`ConnIo`]: the keep-alive timeout until the first byte,
+/// then the head timeout.
+fn head_timeouts(site: &Site, builder: &mut http1::Builder) -> Option<HeadTimeouts> {
+    match site.head_timeout {
+        None => {
+            builder.header_read_timeout(site.timeout_keep_alive);
+            None
+        }
+        Some(head) => {
+            builder.header_read_timeout(None);
+            Some(HeadTimeouts {
+                idle: site.timeout_keep_alive,
+                head,
+            })
+        }
+    }
 }

@@ -23,6 +23,13 @@ pub struct Site {
     pub limits: Limits,
     /// Largest request head accepted, in bytes (more: 431); `None`: hyper's (~400 KB).
     pub max_head: Option<usize>,
+    /// Largest request body accepted, in bytes (more: 413, `--limit-request-body`).
+    pub max_body: Option<u64>,
+    /// How long a request head may take from its first byte (`--timeout-request-header`;
+    /// `None`: the keep-alive timeout bounds it, from the end of the previous response).
+    pub head_timeout: Option<Duration>,
+    /// `date`, `server` and `--header`: put on every response, before the app's headers.
+    pub defaults: crate::defaults::DefaultHeaders,
 }
 
 /// uvicorn's `--limit-concurrency` and `--limit-max-requests`, and what they count.
@@ -79,9 +86,19 @@ impl Default for WsOptions {
     }
 }
 
+/// The local end of a connection: the scope's `server`.
+#[derive(Clone, Debug)]
+pub enum Local {
+    /// `(host, port)`.
+    Inet(SocketAddr),
+    /// A unix domain socket: `(path, None)`, as uvicorn gives it.
+    Unix(std::sync::Arc<str>),
+}
+
 /// Addresses of one accepted connection, and the site it was accepted for.
 pub struct ConnInfo {
-    pub peer: SocketAddr,
-    pub local: SocketAddr,
+    /// The client (`None` over a unix socket: uvicorn's scope has no `client` then).
+    pub peer: Option<SocketAddr>,
+    pub local: Local,
     pub site: std::sync::Arc<Site>,
 }

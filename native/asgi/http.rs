@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use http::header::CONTENT_LENGTH;
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
 use hyper::{Request, Response};
@@ -14,8 +14,12 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::asgi::canned::{internal_error, invalid_request, plain_response};
+use crate::asgi::canned::{content_too_large, internal_error, invalid_request, plain_response};
 use crate::asgi::framing::is_framing_error;
+pub(super) use crate::asgi::messages::parse_headers;
+use crate::asgi::messages::{
+    body_bytes, disconnect_message, more_body, request_message, start_message,
+};
 use crate::awaitable::Ready;
 use crate::body::ResBody;
 use crate::errors::EngineError;
@@ -72,6 +76,10 @@ pub struct HttpShared {
     aborted: AtomicBool,
     /// The request body's framing was invalid (a bad chunk): answered 400, the client's error.
     framing_error: AtomicBool,
+    /// The body grew past `--limit-request-body` while the app read it: answered 413.
+    too_large: AtomicBool,
+    /// Body bytes read so far (for `--limit-request-body`).
+    received: std::sync::atomic::AtomicU64,
     /// The native route the mirror picked (plan id, raw path parameters), until Python takes it.
     matched: Mutex<Option<NativeMatch>>,
 }
@@ -98,11 +106,31 @@ impl HttpShared {
     /// uvicorn's 400 if no response has started (else the response is aborted), the
     /// connection closes, and the app sees `http.disconnect` from now on.
     fn reject_framing(&self) {
-        self.framing_error.store(true, Ordering::SeqCst);
+        self.reject(&self.framing_error, invalid_request);
+    }
+
+    /// Counts `more` body bytes read; `true` once they exceed `--limit-request-body`.
+    fn over_body_limit(&self, more: usize) -> bool {
+        let Some(limit) = self.head.site.max_body else {
+            return false;
+        };
+        let total = self.received.fetch_add(more as u64, Ordering::Relaxed) + more as u64;
+        total > limit
+    }
+
+    /// `reject_framing` for a body that grew past `--limit-request-body`: 413.
+    fn reject_too_large(&self) {
+        self.reject(&self.too_large, content_too_large);
+    }
+
+    fn reject(&self, flag: &AtomicBool, answer: fn() -> Response<ResBody>) {
+        flag.store(true, Ordering::SeqCst);
         let previous = std::mem::replace(&mut self.lock().response, ResponseState::Done);
         match previous {
             ResponseState::Pending(tx) | ResponseState::Started { tx, .. } => {
-                let _ = tx.send(invalid_request());
+                let mut response = answer();
+                self.engine.set_reason(&mut response);
+                let _ = tx.send(response);
             }
             ResponseState::Streaming(chunks, _) => {
                 let _ = chunks.try_send(Err(io::Error::other("invalid request body framing")));
@@ -134,7 +162,16 @@ pub async fn handle(
     let (parts, incoming) = req.into_parts();
     let head = RequestHead::new(&parts, conn, false);
     let access = conn.site.access_log.then(|| head.access_line());
-    let result = respond(head, incoming, engine.clone(), mirror).await;
+    let announced = incoming.size_hint().exact();
+    let result = match conn.site.max_body {
+        // Refused before the app runs (and before any of the body is read).
+        Some(limit) if announced.is_some_and(|n| n > limit) => {
+            let mut refused = content_too_large();
+            engine.set_reason(&mut refused);
+            Ok(refused)
+        }
+        _ => respond(head, incoming, engine.clone(), mirror).await,
+    };
     if let (Some(line), Ok(response)) = (access, &result) {
         // uvicorn logs each response started; an aborted one is not.
         line.log(&engine, conn.site.clone(), response.status().as_u16());
@@ -197,6 +234,8 @@ async fn respond(
         disconnected: AtomicBool::new(false),
         aborted: AtomicBool::new(false),
         framing_error: AtomicBool::new(false),
+        too_large: AtomicBool::new(false),
+        received: std::sync::atomic::AtomicU64::new(0),
         matched: Mutex::new(matched),
     });
     let mut watch = Watch(Some(shared.clone()));
@@ -232,23 +271,6 @@ pub struct HTTPProtocol {
     inner: Arc<HttpShared>,
 }
 
-fn request_message(py: Python<'_>, body: &[u8], more: bool) -> PyResult<Py<PyAny>> {
-    let msg = PyDict::new(py);
-    msg.set_item(pyo3::intern!(py, "type"), pyo3::intern!(py, "http.request"))?;
-    msg.set_item(pyo3::intern!(py, "body"), PyBytes::new(py, body))?;
-    msg.set_item(pyo3::intern!(py, "more_body"), more)?;
-    Ok(msg.into_any().unbind())
-}
-
-fn disconnect_message(py: Python<'_>) -> PyResult<Py<PyAny>> {
-    let msg = PyDict::new(py);
-    msg.set_item(
-        pyo3::intern!(py, "type"),
-        pyo3::intern!(py, "http.disconnect"),
-    )?;
-    Ok(msg.into_any().unbind())
-}
-
 enum ReadOutcome {
     Data(Bytes, bool),
     Disconnect,
@@ -278,6 +300,11 @@ async fn read_chunk(inner: Arc<HttpShared>, mut incoming: Incoming, future: Py<P
         _ = finished.wait_for(|done| *done) => None,
     };
     let outcome = match read {
+        Some(Ok(Some(data))) if inner.over_body_limit(data.len()) => {
+            inner.lock().body = BodyState::Consumed;
+            inner.reject_too_large();
+            ReadOutcome::Disconnect
+        }
         Some(Ok(Some(data))) => {
             let more = !incoming.is_end_stream();
             inner.lock().body = if more {
@@ -319,58 +346,6 @@ async fn wait_disconnect(inner: Arc<HttpShared>, future: Py<PyAny>) {
     let mut finished = inner.finished.subscribe();
     let _ = finished.wait_for(|done| *done).await;
     inner.engine.resolve(future, Box::new(disconnect_message));
-}
-
-/// ASGI `headers` (an iterable of `(name, value)` byte pairs) as a `HeaderMap`; names are
-/// lower-cased, invalid names or values raise as uvicorn does.
-pub(super) fn parse_headers(headers: Option<Bound<'_, PyAny>>) -> PyResult<HeaderMap> {
-    let mut map = HeaderMap::new();
-    let Some(headers) = headers else {
-        return Ok(map);
-    };
-    for item in headers.try_iter()? {
-        let item = item?;
-        let name = item.get_item(0)?;
-        let value = item.get_item(1)?;
-        let name = HeaderName::from_bytes(name.cast::<PyBytes>()?.as_bytes())
-            .map_err(|_| EngineError::InvalidHeaderName)?;
-        let value = HeaderValue::from_bytes(value.cast::<PyBytes>()?.as_bytes())
-            .map_err(|_| EngineError::InvalidHeaderValue)?;
-        map.append(name, value);
-    }
-    Ok(map)
-}
-
-/// The status and headers of an `http.response.start` message.
-fn start_message(message: &Bound<'_, PyDict>) -> PyResult<(StatusCode, HeaderMap)> {
-    let py = message.py();
-    let status: u16 = message
-        .get_item(pyo3::intern!(py, "status"))?
-        .ok_or(EngineError::StartWithoutStatus)?
-        .extract()?;
-    let status = StatusCode::from_u16(status).map_err(|_| EngineError::InvalidStatus(status))?;
-    let headers = parse_headers(message.get_item(pyo3::intern!(py, "headers"))?)?;
-    Ok((status, headers))
-}
-
-fn body_bytes(message: &Bound<'_, PyDict>) -> PyResult<Bytes> {
-    match message.get_item(pyo3::intern!(message.py(), "body"))? {
-        None => Ok(Bytes::new()),
-        Some(body) => {
-            if let Ok(b) = body.cast::<PyBytes>() {
-                Ok(Bytes::copy_from_slice(b.as_bytes()))
-            } else {
-                Ok(Bytes::from(body.extract::<Vec<u8>>()?))
-            }
-        }
-    }
-}
-
-fn more_body(message: &Bound<'_, PyDict>) -> PyResult<bool> {
-    match message.get_item(pyo3::intern!(message.py(), "more_body"))? {
-        None => Ok(false),
-        Some(v) => v.is_truthy(),
-    }
 }
 
 /// A response whose whole body is known; hyper may trust its `content-length` when it is
@@ -745,6 +720,7 @@ impl HTTPProtocol {
         drop(layers);
         let outcome = match previous {
             _ if inner.framing_error.load(Ordering::SeqCst) => "invalid_request",
+            _ if inner.too_large.load(Ordering::SeqCst) => "too_large",
             ResponseState::Done => "complete",
             _ if inner.disconnected.load(Ordering::SeqCst) => "disconnected",
             ResponseState::Pending(tx) => {

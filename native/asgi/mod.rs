@@ -4,6 +4,7 @@
 pub mod canned;
 pub mod framing;
 pub mod http;
+pub mod messages;
 pub mod ws;
 
 use pyo3::prelude::*;

@@ -155,11 +155,14 @@ fn redirect_location(head: &RequestHead) -> Option<HeaderValue> {
             (netloc, host.to_ascii_lowercase(), port)
         }
         None => {
-            let std::net::IpAddr::V4(ip) = head.server.ip() else {
+            let crate::site::Local::Inet(server) = &head.server else {
+                return None;
+            };
+            let std::net::IpAddr::V4(ip) = server.ip() else {
                 return None;
             };
             let host = ip.to_string().into_bytes();
-            let port = head.server.port();
+            let port = server.port();
             let mut netloc = host.clone();
             if port != 80 {
                 netloc.extend_from_slice(format!(":{port}").as_bytes());

@@ -6,7 +6,6 @@ server's memory while it does not."""
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from apps import ws_limits
+from support.logs import engine_errors
 from support.process_server import ProcessServer
 from support.rawws import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, RawWebSocket, close_payload, frame
 from support.servers import UvicornThread, engine_server
@@ -89,10 +89,8 @@ def failed_with(port: int, data: bytes) -> tuple[tuple[int | None, str], dict[st
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_protocol_error_closed_with_its_code(
-    ports: dict[str, int], case: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    with caplog.at_level(logging.INFO):
+def test_protocol_error_closed_with_its_code(ports: dict[str, int], case: str) -> None:
+    with engine_errors() as errors:
         expected, expected_told = failed_with(ports["uvicorn"], CASES[case])
         got, told = failed_with(ports["engine"], CASES[case])
     assert got[0] == expected[0], (got, expected)
@@ -100,7 +98,6 @@ def test_protocol_error_closed_with_its_code(
     if case not in REASON_DIFFERENCES:
         assert got == expected
         assert told == expected_told
-    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("fastrapi")]
     assert not errors, [r.getMessage() for r in errors]
     # the server is still up, and a good websocket still works
     with RawWebSocket(ports["engine"]) as ws:

@@ -512,7 +512,8 @@ def test_ws_max_size_reaches_the_server(app_dir: Path, serve: list[subprocess.Po
 
 
 def test_workers_get_the_server_options() -> None:
-    from fastrapi_compat.tools.cli import _worker_argv, build_parser
+    from fastrapi_compat.tools.cli import build_parser
+    from fastrapi_compat.tools.run_flags import worker_argv
 
     flags: dict[str, str | None] = {
         "--ws-max-size": "99",
@@ -528,22 +529,26 @@ def test_workers_get_the_server_options() -> None:
         "--limit-max-requests": "1000",
         "--limit-max-requests-jitter": "50",
         "--limit-request-headers": "65536",
+        "--limit-request-body": "1000",
+        "--timeout-request-header": "3.5",
+        "--no-server-header": None,
+        "--no-date-header": None,
+        "--header": "X-A: b",
+        "--loop": "asyncio",
+        "--http": "h11",
+        "--log-level": "debug",
+        "--no-use-colors": None,
     }
     args = build_parser().parse_args(["run", "m:app", *(p for item in flags.items() for p in item if p is not None)])
-    reparsed = build_parser().parse_args(_worker_argv(args)[3:])
-    got = (
-        reparsed.ws_max_size,
-        reparsed.ws_max_queue,
-        reparsed.ws_ping_interval,
-        reparsed.ws_ping_timeout,
-        reparsed.timeout_keep_alive,
-        reparsed.timeout_graceful_shutdown,
-        reparsed.proxy_headers,
-        reparsed.forwarded_allow_ips,
-        reparsed.backlog,
-        reparsed.limit_concurrency,
-        reparsed.limit_max_requests,
-        reparsed.limit_max_requests_jitter,
-        reparsed.limit_request_headers,
-    )
-    assert got == (99, 3, 0.0, 2.5, 7.0, 0.0, False, "10.0.0.0/8,*", 16, 9, 1000, 50, 65536)
+    reparsed = build_parser().parse_args(worker_argv(args)[3:])
+    names = ("ws_max_size", "ws_max_queue", "ws_ping_interval", "ws_ping_timeout", "timeout_keep_alive",
+             "timeout_graceful_shutdown", "proxy_headers", "forwarded_allow_ips", "backlog", "limit_concurrency",
+             "limit_max_requests", "limit_max_requests_jitter", "limit_request_headers", "limit_request_body",
+             "timeout_request_header", "server_header", "date_header", "headers", "loop", "http", "log_level",
+             "use_colors")  # fmt: skip
+    got = tuple(getattr(reparsed, name) for name in names)
+    assert got == (
+        99, 3, 0.0, 2.5, 7.0, 0.0, False, "10.0.0.0/8,*", 16, 9, 1000, 50, 65536, 1000, 3.5, False, False,
+        [("X-A", " b")], "asyncio", "h11", "debug", False,
+    )  # fmt: skip
+    assert got != tuple(getattr(build_parser().parse_args(["run", "m:app"]), name) for name in names)

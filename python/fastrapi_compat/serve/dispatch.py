@@ -364,12 +364,14 @@ class Dispatcher:
 
     def ended(self, protocol: HTTPProtocol | WebSocketProtocol, watch: Watch | None, exc: BaseException | None) -> Any:
         """Finishes ``protocol`` (its outcome: ``not_started``, ``not_completed``,
-        ``invalid_request``, ...), tells the watch, and logs what the app raised unless a
-        client reports it."""
+        ``invalid_request``, ``too_large``, ...), tells the watch, and logs what the app raised
+        unless a client reports it."""
         outcome = protocol.finish()
         if outcome == "invalid_request":  # the client framed the body wrongly: answered 400
             self.logger.warning("Invalid HTTP request received.")
             exc = None  # what the app raised on the http.disconnect it got is not its error
+        elif outcome == "too_large":  # the body grew past --limit-request-body: answered 413
+            exc = None
         if watch is not None:
             watch.ended(exc)
             if watch.reports:

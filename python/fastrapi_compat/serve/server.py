@@ -14,6 +14,7 @@ import gc
 import logging
 import os
 import random
+import re
 import signal
 import threading
 from collections.abc import Callable
@@ -25,10 +26,15 @@ from fastrapi_compat.errors import StartupError
 from fastrapi_compat.plan.live import NativeApp
 from fastrapi_compat.serve import workers
 from fastrapi_compat.serve.dispatch import STATUS_PHRASES, Dispatcher, drain
+from fastrapi_compat.serve.environment import UnixSocket, inherited_socket, load_env_file, socket_name
+from fastrapi_compat.serve.environment import new_event_loop as _new_loop
 from fastrapi_compat.serve.lifespan import Lifespan
-from fastrapi_compat.serve.logs import configure_logging
+from fastrapi_compat.serve.logs import LOGGING_CONFIG, SERVER_LOGGER, configure_logging, style
 
-logger = logging.getLogger("fastrapi_compat")
+logger = logging.getLogger(SERVER_LOGGER)
+
+#: uvicorn's ``--http`` values the engine serves (all as HTTP/1.1 with hyper; see the README).
+HTTP_IMPLEMENTATIONS = ("auto", "h11", "httptools")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,8 +77,51 @@ class Config:
             return None
         allowed = self.forwarded_allow_ips
         if allowed is None:
-            allowed = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+            allowed = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
         return allowed if isinstance(allowed, str) else ",".join(allowed)
+
+    server_header: bool = True
+    """Send uvicorn's ``server: uvicorn`` on every response (unless a ``headers`` entry names
+    ``server``)."""
+    date_header: bool = True
+    """Send a ``date`` header on every response."""
+    headers: tuple[tuple[str, str], ...] | list[tuple[str, str]] = ()
+    """``(name, value)`` pairs added to every response (uvicorn's ``--header``)."""
+    uds: str | None = None
+    """Serve on a unix domain socket at this path instead of ``host:port``."""
+    fd: int | None = None
+    """Serve on this inherited listening socket (TCP or unix) instead of ``host:port``."""
+    loop: str = "auto"
+    """The event loop (uvicorn's ``--loop``): ``auto``, ``asyncio``, ``uvloop``, ``zuvloop``,
+    ``none`` or a ``module:factory``; used by :func:`run` (a running loop is what it is)."""
+    http: str = "auto"
+    """uvicorn's ``--http``: ``auto``, ``h11`` and ``httptools`` are all served as HTTP/1.1 by
+    the engine's parser (hyper)."""
+    h11_max_incomplete_event_size: int | None = None
+    """uvicorn's h11 buffer limit, taken as the head limit when ``limit_request_headers`` is
+    not given (at least 8192, hyper's smallest buffer)."""
+    limit_request_body: int | None = None
+    """Largest request body accepted, in bytes: a larger ``Content-Length`` gets 413 before
+    the app runs; a streamed body is cut (413) when it grows past it."""
+    timeout_request_header: float | None = None
+    """Seconds a request head may take from its first byte (slower: 408, then closed);
+    ``None``: the keep-alive timeout bounds it from the end of the previous response."""
+
+    def default_headers(self) -> list[tuple[bytes, bytes]]:
+        """uvicorn's encoded default headers: ``server: uvicorn`` first unless turned off or
+        given, then ``headers`` (names lower-cased, latin-1)."""
+        encoded = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in self.headers]
+        if self.server_header and b"server" not in dict(encoded):
+            encoded.insert(0, (b"server", b"uvicorn"))
+        return encoded
+
+    def head_limit(self) -> int | None:
+        """The request head limit the engine is given."""
+        if self.limit_request_headers is not None:
+            return self.limit_request_headers
+        if self.h11_max_incomplete_event_size is not None:
+            return max(8192, self.h11_max_incomplete_event_size)
+        return None
 
     tier: str = "auto"
     """``auto``: routes the compiler understands are served natively, the rest by the ASGI
@@ -119,18 +168,46 @@ class Config:
                 or value == float("inf")
             ):
                 raise StartupError(f"{name} must be a number of seconds >= 0 or None, got {value!r}")
+        self._check_added()
+
+    def _check_added(self) -> None:
+        """The options beyond the first ones: sockets, headers, body and head limits."""
+        if self.uds is not None and self.fd is not None:
+            raise StartupError("give uds or fd, not both")
+        if self.fd is not None and (isinstance(self.fd, bool) or not isinstance(self.fd, int) or self.fd < 0):
+            raise StartupError(f"fd must be a file descriptor number, got {self.fd!r}")
+        if self.http not in HTTP_IMPLEMENTATIONS:
+            raise StartupError(
+                f"http={self.http!r} is not supported: the engine serves HTTP/1.1 with its own parser "
+                "(auto, h11 and httptools all mean that); HTTP/2 is not supported yet"
+            )
+        for name, value in self.headers:
+            if not isinstance(name, str) or not isinstance(value, str):
+                raise StartupError(f"headers must be (name, value) strings, got {(name, value)!r}")
+            if not name or not _TOKEN.fullmatch(name):
+                raise StartupError(f"invalid header name {name!r}")
+            if any(ord(c) > 255 or c in "\r\n\0" for c in value):
+                raise StartupError(f"invalid value for header {name!r}: {value!r}")
+        for name in ("limit_request_body", "h11_max_incomplete_event_size"):
+            value = getattr(self, name)
+            minimum = 0 if name == "limit_request_body" else 1
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
+                raise StartupError(f"{name} must be an integer >= {minimum} (bytes), got {value!r}")
+        timeout = self.timeout_request_header
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf")
+        ):
+            raise StartupError(f"timeout_request_header must be a number of seconds > 0, got {timeout!r}")
 
 
 TIERS = ("auto", "asgi")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's loop when installed (as uvicorn picks it), else asyncio's."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
+def new_event_loop(loop: str = "auto") -> asyncio.AbstractEventLoop:
+    """A new event loop: uvloop's when installed (as uvicorn picks it), else asyncio's; or the
+    one ``loop`` names (uvicorn's ``--loop``)."""
+    return _new_loop(loop)
 
 
 def _url_host(host: str) -> str:
@@ -163,7 +240,11 @@ class Server:
             raise StartupError(f"invalid tier {config.tier!r}: expected 'auto' or 'asgi'")
         loop = asyncio.get_running_loop()
         self._loop = loop
-        logger.info("Started server process [%d]", os.getpid())
+        logger.info(
+            "Started server process [%d]",
+            os.getpid(),
+            extra={"color_message": "Started server process [" + style("%d", fg="cyan") + "]"},
+        )
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
         lifespan = Lifespan(self.app, config.lifespan, logger)
@@ -172,14 +253,29 @@ class Server:
         self._engine = engine
         wake_fd = engine.wake_fd()
         loop.add_reader(wake_fd, drain, engine)
+        unix: UnixSocket | None = None
         try:
             dispatcher = Dispatcher(self.app, lifespan.state, logger)
             dispatcher.on_max_requests = self.request_shutdown
+            fd: int | None = None
+            where = ""
+            if config.uds is not None:
+                unix = UnixSocket(config.uds, config.backlog)
+                fd, where = os.dup(unix.fileno()), f"unix socket {config.uds}"
+            elif config.fd is not None:
+                inherited = inherited_socket(config.fd)
+                where = f"socket {socket_name(inherited)}"
+                fd = inherited.detach()
             try:
                 host, port, listener_id = engine.listen(
                     dispatcher,
                     config.host,
                     config.port,
+                    fd=fd,
+                    date_header=config.date_header,
+                    default_headers=config.default_headers(),
+                    limit_request_body=config.limit_request_body,
+                    timeout_request_header=config.timeout_request_header,
                     root_path=config.root_path,
                     reuse_port=config.reuse_port,
                     timeout_keep_alive=config.timeout_keep_alive,
@@ -187,7 +283,7 @@ class Server:
                     backlog=config.backlog,
                     limit_concurrency=config.limit_concurrency,
                     limit_max_requests=self._max_requests(),
-                    limit_request_headers=config.limit_request_headers,
+                    limit_request_headers=config.head_limit(),
                     access_log=config.access_log and logging.getLogger("uvicorn.access").isEnabledFor(logging.INFO),
                     ws_max_size=config.ws_max_size,
                     ws_max_queue=config.ws_max_queue,
@@ -196,6 +292,8 @@ class Server:
                 )
             except OSError as exc:
                 reason = (exc.strerror or str(exc)).lower()
+                if fd is not None:
+                    raise StartupError(f"cannot serve on {where or f'--fd {config.fd}'}: {reason}") from None
                 raise StartupError(f"cannot bind to {config.host}:{config.port}: {reason}") from None
             if config.tier == "auto":
                 # Compiled after the lifespan started: apps add routes there too.
@@ -208,10 +306,7 @@ class Server:
             gc.collect()
             gc.freeze()
             self.bound = (host, port)
-            if config.reuse_port:
-                logger.info("worker %d serving http://%s:%d", os.getpid(), _url_host(host), port)
-            else:
-                logger.info("fastrapi-compat running on http://%s:%d (Press CTRL+C to quit)", _url_host(host), port)
+            self._log_serving(where or f"http://{_url_host(host)}:{port}")
             if on_ready is not None:
                 on_ready()
             await self._stop.wait()
@@ -220,9 +315,25 @@ class Server:
         finally:
             loop.remove_reader(wake_fd)
             engine.close()
+            if unix is not None:
+                unix.close()
             if not self._force.is_set():  # a forced exit skips it, as uvicorn's does
                 await lifespan.shutdown()
-            logger.info("Finished server process [%d]", os.getpid())
+            logger.info(
+                "Finished server process [%d]",
+                os.getpid(),
+                extra={"color_message": "Finished server process [" + style("%d", fg="cyan") + "]"},
+            )
+
+    def _log_serving(self, where: str) -> None:
+        if self.config.reuse_port:  # a worker of ``run --workers N``
+            logger.info("worker %d serving %s", os.getpid(), where)
+            return
+        logger.info(
+            "fastrapi-compat running on %s (Press CTRL+C to quit)",
+            where,
+            extra={"color_message": "fastrapi-compat running on " + style("%s", bold=True) + " (Press CTRL+C to quit)"},
+        )
 
     async def _drain(self, engine: Engine, dispatcher: Dispatcher) -> None:
         """Stops accepting, closes idle connections, lets requests in flight and background
@@ -288,20 +399,34 @@ def run(
     host: str = "127.0.0.1",
     port: int = 8000,
     *,
-    log_level: str | None = None,
+    uds: str | None = None,
+    fd: int | None = None,
+    loop: str = "auto",
+    http: str = "auto",
+    env_file: str | os.PathLike[str] | None = None,
+    log_config: dict[str, Any] | str | os.PathLike[str] | None = LOGGING_CONFIG,
+    log_level: str | int | None = None,
+    use_colors: bool | None = None,
+    access_log: bool = True,
     root_path: str = "",
     lifespan: str = "auto",
     threads: int = 1,
     graceful_timeout: float = 30.0,
+    timeout_graceful_shutdown: float | None = None,
     timeout_keep_alive: float = 5.0,
+    timeout_request_header: float | None = None,
     backlog: int = 2048,
     limit_concurrency: int | None = None,
     limit_max_requests: int | None = None,
     limit_max_requests_jitter: int = 0,
     limit_request_headers: int | None = None,
-    access_log: bool = True,
+    limit_request_body: int | None = None,
+    h11_max_incomplete_event_size: int | None = None,
     proxy_headers: bool = True,
     forwarded_allow_ips: str | list[str] | None = None,
+    server_header: bool = True,
+    date_header: bool = True,
+    headers: list[tuple[str, str]] | None = None,
     tier: str = "auto",
     ws_max_size: int = 16 * 1024 * 1024,
     ws_max_queue: int = 32,
@@ -309,38 +434,60 @@ def run(
     ws_ping_timeout: float | None = 20.0,
 ) -> None:
     """Serves ``app`` until SIGINT or SIGTERM. Raises :class:`StartupError` if it cannot start.
-    The ``ws_*`` options are uvicorn's, with its defaults."""
-    if log_level is not None or not logger.handlers:
-        configure_logging(log_level or "info", access_log=access_log)
-    is_worker = workers.READY_FD_ENV in os.environ  # started by ``run --workers N``
-    if is_worker:
-        workers.die_with_parent()
+    Options are uvicorn's ``run()``'s, with its names and defaults (``graceful_timeout`` is
+    uvicorn's ``timeout_graceful_shutdown``, which is taken too); beyond uvicorn: ``tier``, ``threads``,
+    ``limit_request_headers``, ``limit_request_body`` and ``timeout_request_header``. Logging
+    is configured first, as uvicorn's ``Config`` does (``log_config=None``: left as it is), then
+    ``env_file`` is loaded."""
+    configure_logging(log_level, access_log=access_log, use_colors=use_colors, log_config=log_config)
+    if env_file is not None:
+        load_env_file(env_file)
     config = Config(
         host=host,
         port=port,
+        uds=uds,
+        fd=fd,
+        loop=loop,
+        http=http,
         root_path=root_path,
         lifespan=lifespan,
-        log_level=log_level,
+        log_level=None if log_level is None else str(log_level),
         threads=threads,
-        graceful_timeout=graceful_timeout,
+        graceful_timeout=graceful_timeout if timeout_graceful_shutdown is None else timeout_graceful_shutdown,
         timeout_keep_alive=timeout_keep_alive,
+        timeout_request_header=timeout_request_header,
         backlog=backlog,
         limit_concurrency=limit_concurrency,
         limit_max_requests=limit_max_requests,
         limit_max_requests_jitter=limit_max_requests_jitter,
         limit_request_headers=limit_request_headers,
+        limit_request_body=limit_request_body,
+        h11_max_incomplete_event_size=h11_max_incomplete_event_size,
         access_log=access_log,
         proxy_headers=proxy_headers,
         forwarded_allow_ips=forwarded_allow_ips,
+        server_header=server_header,
+        date_header=date_header,
+        headers=tuple(headers or ()),
         tier=tier,
-        reuse_port=is_worker,
         ws_max_size=ws_max_size,
         ws_max_queue=ws_max_queue,
         ws_ping_interval=ws_ping_interval,
         ws_ping_timeout=ws_ping_timeout,
     )
+    serve_forever(app, config)
+
+
+def serve_forever(app: Any, config: Config) -> None:
+    """Serves ``app`` with ``config`` on a new loop (``config.loop``) until SIGINT or SIGTERM;
+    logging is the caller's. A worker of ``run --workers N`` binds with ``SO_REUSEPORT`` and
+    tells its supervisor when it is ready."""
+    is_worker = workers.READY_FD_ENV in os.environ
+    if is_worker:
+        workers.die_with_parent()
+        config = dataclasses.replace(config, reuse_port=True)
     server = Server(app, config)
-    loop = new_event_loop()
+    loop = new_event_loop(config.loop)
     try:
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:

@@ -7,6 +7,9 @@ the port itself without listening, which reserves it (and resolves ``--port 0`` 
 all workers), then starts the workers and waits until each says it is serving, through a pipe
 whose write end the worker inherits (``FASTRAPI_READY_FD``).
 
+With ``--uds`` or ``--fd`` the supervisor makes (or takes) the one listening socket and each
+worker inherits it (``--fd``), as uvicorn's workers share the socket its supervisor bound.
+
 A worker that fails before it is ready (bad app, failing lifespan startup) stops the whole
 server: its own one-line error is on stderr, and ``run`` exits 1. A worker that dies later is
 replaced. SIGINT/SIGTERM are passed on to every worker, which shut down gracefully (in-flight
@@ -28,8 +31,10 @@ import time
 from collections.abc import Sequence
 
 from fastrapi_compat.errors import StartupError
+from fastrapi_compat.serve.environment import UnixSocket, inherited_socket, socket_name
+from fastrapi_compat.serve.logs import SERVER_LOGGER
 
-logger = logging.getLogger("fastrapi_compat")
+logger = logging.getLogger(SERVER_LOGGER)
 
 READY_FD_ENV = "FASTRAPI_READY_FD"
 #: How long a worker may take to import the app and run its lifespan startup.
@@ -93,12 +98,27 @@ class Supervisor:
     """Starts ``count`` workers with ``worker_argv(port)`` and keeps them running until a
     signal."""
 
-    def __init__(self, worker_argv: Sequence[str], count: int, host: str, port: int, graceful_timeout: float) -> None:
+    def __init__(
+        self,
+        worker_argv: Sequence[str],
+        count: int,
+        host: str,
+        port: int,
+        graceful_timeout: float,
+        uds: str | None = None,
+        fd: int | None = None,
+        backlog: int = 2048,
+    ) -> None:
         self.worker_argv = list(worker_argv)
         self.count = count
         self.host = host
         self.port = port
         self.graceful_timeout = graceful_timeout
+        self.uds = uds
+        self.fd = fd
+        self.backlog = backlog
+        #: The shared listening socket's descriptor (``--uds``/``--fd``), given to each worker.
+        self._shared_fd: int | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
         #: Set by the signal handler, which does nothing else (no locks in a handler).
         self._signalled: int | None = None
@@ -107,8 +127,13 @@ class Supervisor:
         """A new worker, and the read end of its ready pipe."""
         read_end, write_end = os.pipe()
         env = dict(os.environ, **{READY_FD_ENV: str(write_end)})
+        fds: tuple[int, ...] = (write_end,)
+        if self._shared_fd is None:
+            where = ["--port", str(self.port)]
+        else:
+            where, fds = ["--fd", str(self._shared_fd)], (write_end, self._shared_fd)
         try:
-            process = subprocess.Popen([*self.worker_argv, "--port", str(self.port)], env=env, pass_fds=(write_end,))
+            process = subprocess.Popen([*self.worker_argv, *where], env=env, pass_fds=fds)
         except BaseException:
             os.close(read_end)
             raise
@@ -140,10 +165,25 @@ class Supervisor:
     def _on_signal(self, signum: int, frame: object) -> None:
         self._signalled = signum
 
-    def run(self) -> int:
-        """Serves until SIGINT/SIGTERM; returns the exit code."""
+    def _listen(self) -> tuple[socket.socket | UnixSocket, str]:
+        """The socket the workers serve on, or the reserved port they bind, and its name."""
+        if self.uds is not None:
+            unix = UnixSocket(self.uds, self.backlog)
+            self._shared_fd = unix.fileno()
+            return unix, f"unix socket {self.uds}"
+        if self.fd is not None:
+            sock = inherited_socket(self.fd)
+            sock.listen(self.backlog)
+            self._shared_fd = sock.fileno()
+            return sock, f"socket {socket_name(sock)}"
         reserved = reserve_port(self.host, self.port)
         self.port = reserved.getsockname()[1]
+        url_host = f"[{self.host}]" if ":" in self.host else self.host
+        return reserved, f"http://{url_host}:{self.port}"
+
+    def run(self) -> int:
+        """Serves until SIGINT/SIGTERM; returns the exit code."""
+        reserved, where = self._listen()
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
         # A signal writes a byte here, which wakes the supervision loop's select().
         wake_r, wake_w = os.pipe()
@@ -158,14 +198,7 @@ class Supervisor:
             for process, read_end in starting:
                 self._ready(process, read_end)
             pids = ", ".join(str(w.pid) for w in self.workers)
-            url_host = f"[{self.host}]" if ":" in self.host else self.host
-            logger.info(
-                "fastrapi-compat running on http://%s:%d with %d workers (pids %s)",
-                url_host,
-                self.port,
-                len(self.workers),
-                pids,
-            )
+            logger.info("fastrapi-compat running on %s with %d workers (pids %s)", where, len(self.workers), pids)
             while self._signalled is None:
                 if select.select([wake_r], [], [], 0.5)[0]:
                     os.read(wake_r, 512)

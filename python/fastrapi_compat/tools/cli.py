@@ -15,7 +15,6 @@ import inspect
 import json
 import logging
 import os
-import platform
 import re
 import sys
 import traceback
@@ -23,14 +22,15 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from fastrapi_compat.errors import StartupError
-from fastrapi_compat.serve.logs import configure_logging
-
-LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
-LIFESPAN_MODES = ("auto", "on", "off")
-
-
-class UsageError(Exception):
-    """A command line the parser rejects; ``str()`` is the one line to print."""
+from fastrapi_compat.serve.logs import LOGGING_CONFIG, SERVER_LOGGER, configure_logging
+from fastrapi_compat.tools.run_flags import (
+    LOG_LEVELS,
+    UsageError,
+    add_run_arguments,
+    positive_float,
+    positive_int,
+    version_text,
+)
 
 
 class AppLoadError(Exception):
@@ -58,148 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve MODULE:APP",
         description="Serve MODULE:APP until interrupted (flags as in uvicorn).",
     )
-    run.add_argument("app", metavar="MODULE:APP", help="import target, e.g. main:app")
-    run.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s)")
-    run.add_argument("--port", type=_port, default=8000, help="bind port (default: %(default)s)")
-    run.add_argument(
-        "--log-level",
-        type=str.lower,
-        choices=LOG_LEVELS,
-        default="info",
-        help="log level (default: %(default)s)",
-    )
-    run.add_argument(
-        "--root-path",
-        default="",
-        help="ASGI root_path, for apps served under a path prefix by a proxy",
-    )
-    run.add_argument(
-        "--lifespan",
-        choices=LIFESPAN_MODES,
-        default="auto",
-        help="lifespan events: auto, on or off (default: %(default)s)",
-    )
-    run.add_argument(
-        "--tier",
-        choices=("auto", "asgi"),
-        default=os.environ.get("FASTRAPI_TIER", "auto"),
-        help="auto: native routes natively, the rest through ASGI; asgi: everything through the "
-        "app's ASGI stack (default: %(default)s, or $FASTRAPI_TIER)",
-    )
-    run.add_argument(
-        "--app-dir",
-        default=".",
-        help="directory put first on sys.path to import the app (default: current directory)",
-    )
-    run.add_argument(
-        "--factory",
-        action="store_true",
-        help="treat MODULE:APP as a function with no arguments that returns the app",
-    )
-    run.add_argument(
-        "--backlog",
-        type=_positive_int,
-        default=2048,
-        metavar="N",
-        help="connections the kernel queues before they are accepted (default: %(default)s)",
-    )
-    run.add_argument(
-        "--limit-concurrency",
-        type=_positive_int,
-        default=None,
-        metavar="N",
-        help="answer 503 once N connections are open or N requests in flight (default: none)",
-    )
-    run.add_argument(
-        "--limit-max-requests",
-        type=_positive_int,
-        default=None,
-        metavar="N",
-        help="stop gracefully after N requests; with --workers the worker is replaced (default: none)",
-    )
-    run.add_argument(
-        "--limit-max-requests-jitter",
-        type=_non_negative_int,
-        default=0,
-        metavar="N",
-        help="add a random 0..N to --limit-max-requests, so workers do not stop together (default: 0)",
-    )
-    run.add_argument(
-        "--limit-request-headers",
-        type=_head_limit,
-        default=None,
-        metavar="BYTES",
-        help="answer 431 to a request head larger than this, at least 8192 (default: about 400 KB; "
-        "uvicorn has no limit)",
-    )
-    run.add_argument(
-        "--access-log",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="uvicorn's access log on stdout, one line per request (logger uvicorn.access; default: on)",
-    )
-    run.add_argument(
-        "--proxy-headers",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="take the scheme and client from X-Forwarded-Proto/-For sent by --forwarded-allow-ips (default: on)",
-    )
-    run.add_argument(
-        "--forwarded-allow-ips",
-        default=None,
-        metavar="LIST",
-        help="comma-separated addresses, networks or '*' whose proxy headers are trusted "
-        "(default: $FORWARDED_ALLOW_IPS or 127.0.0.1)",
-    )
-    run.add_argument(
-        "--timeout-keep-alive",
-        type=_positive_float,
-        default=5.0,
-        metavar="SECONDS",
-        help="close a connection that sends no new request within this (default: %(default)s)",
-    )
-    run.add_argument(
-        "--timeout-graceful-shutdown",
-        type=_non_negative_float,
-        default=30.0,
-        metavar="SECONDS",
-        help="on shutdown, how long requests in flight and background tasks get before they are "
-        "cancelled (default: %(default)s)",
-    )
-    run.add_argument(
-        "--ws-max-size",
-        type=_positive_int,
-        default=16 * 1024 * 1024,
-        metavar="BYTES",
-        help="largest websocket message accepted; larger ones are closed 1009 (default: %(default)s)",
-    )
-    run.add_argument(
-        "--ws-max-queue",
-        type=_positive_int,
-        default=32,
-        metavar="N",
-        help="websocket messages read ahead of the app; reading stops beyond (default: %(default)s)",
-    )
-    run.add_argument(
-        "--ws-ping-interval",
-        type=_non_negative_float,
-        default=20.0,
-        metavar="SECONDS",
-        help="keepalive ping interval, 0 for none (default: %(default)s)",
-    )
-    run.add_argument(
-        "--ws-ping-timeout",
-        type=_non_negative_float,
-        default=20.0,
-        metavar="SECONDS",
-        help="close 1011 when a ping is not answered within this, 0 for never (default: %(default)s)",
-    )
-    run.add_argument(
-        "--workers",
-        type=_positive_int,
-        default=1,
-        help="worker processes sharing the port (SO_REUSEPORT; default: %(default)s)",
-    )
+    add_run_arguments(run)
     explain = commands.add_parser(
         "explain",
         help="show how each route of MODULE:APP is served",
@@ -221,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("app", metavar="MODULE:APP", help="import target, e.g. main:app")
     check.add_argument(
         "--max-examples",
-        type=_positive_int,
+        type=positive_int,
         default=20,
         metavar="N",
         help="at most N generated requests per operation (default: %(default)s)",
@@ -240,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=positive_float,
         default=10.0,
         metavar="SECONDS",
         help="per request and side (default: %(default)s)",
@@ -277,63 +136,6 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--app-dir", default=".", help="directory put first on sys.path")
     check.add_argument("--factory", action="store_true", help="MODULE:APP is an app factory")
     return parser
-
-
-def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid port {text!r}: not a number") from None
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"invalid port {port}: must be 0..65535")
-    return port
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"invalid number {value}: must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"invalid number {text}: must be more than 0")
-    return value
-
-
-def _head_limit(text: str) -> int:
-    value = _positive_int(text)
-    if value < 8192:
-        raise argparse.ArgumentTypeError(f"invalid size {text}: must be at least 8192 bytes")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"invalid integer {text}: must be 0 or more")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"invalid number {text}: must be 0 or more")
-    return value
 
 
 def _seed(text: str) -> int:
@@ -378,8 +180,8 @@ def load_app(target: str, factory: bool) -> Any:
         app = _call_factory(target, app)
     elif _is_factory(app):
         # uvicorn calls a factory given without --factory, with a warning; so do we.
-        logging.getLogger("fastrapi_compat").warning(
-            "ASGI app factory detected. Using it, but please consider setting the --factory flag."
+        logging.getLogger(SERVER_LOGGER).warning(
+            "ASGI app factory detected. Using it, but please consider setting the --factory flag explicitly."
         )
         app = _call_factory(target, app)
     if not _is_asgi3(app):
@@ -434,17 +236,6 @@ def _describe(exc: BaseException) -> str:
         last = frames[-1]
         text += f" ({last.filename}:{last.lineno})"
     return " ".join(text.split())
-
-
-def version_text() -> str:
-    from fastapi import __version__ as fastapi_version
-
-    from fastrapi_compat import __version__
-
-    return (
-        f"fastrapi-compat {__version__} (fastapi {fastapi_version}, "
-        f"{platform.python_implementation()} {platform.python_version()} on {platform.system()})"
-    )
 
 
 def _fail(message: str) -> int:
@@ -514,7 +305,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_level)
     # The app's own loggers too (a warning per malformed generated request is noise here).
-    logging.getLogger().setLevel(logging.getLogger("fastrapi_compat").level)
+    logging.getLogger().setLevel(logging.getLogger(SERVER_LOGGER).level)
     try:
         pair = load_two_instances(lambda: _load_target(args), args.app_dir)
     except AppLoadError as exc:
@@ -542,36 +333,38 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if report.differences else 0
 
 
-def _worker_argv(args: argparse.Namespace) -> list[str]:
-    """The command line of one worker of ``run --workers N`` (the port is added per run)."""
-    argv = [sys.executable, "-m", "fastrapi_compat", "run", args.app, "--host", args.host,
-            "--log-level", args.log_level, "--root-path", args.root_path,
-            "--lifespan", args.lifespan, "--tier", args.tier, "--app-dir", args.app_dir,
-            "--proxy-headers" if args.proxy_headers else "--no-proxy-headers",
-            "--access-log" if args.access_log else "--no-access-log",
-            "--backlog", str(args.backlog),
-            *(["--limit-concurrency", str(args.limit_concurrency)] if args.limit_concurrency else []),
-            *(["--limit-max-requests", str(args.limit_max_requests)] if args.limit_max_requests else []),
-            "--limit-max-requests-jitter", str(args.limit_max_requests_jitter),
-            *(["--limit-request-headers", str(args.limit_request_headers)] if args.limit_request_headers else []),
-            *(["--forwarded-allow-ips", args.forwarded_allow_ips] if args.forwarded_allow_ips is not None else []),
-            "--timeout-keep-alive", repr(args.timeout_keep_alive),
-            "--timeout-graceful-shutdown", repr(args.timeout_graceful_shutdown),
-            "--ws-max-size", str(args.ws_max_size), "--ws-max-queue", str(args.ws_max_queue),
-            "--ws-ping-interval", repr(args.ws_ping_interval),
-            "--ws-ping-timeout", repr(args.ws_ping_timeout)]  # fmt: skip
-    return [*argv, "--factory"] if args.factory else argv
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    configure_logging(args.log_level, access_log=args.access_log)
-    if args.workers > 1:
+    """``run``, in uvicorn's order: logging, the environment file, the options, then the app
+    (imported here, or by each worker)."""
+    from fastrapi_compat.serve.environment import load_env_file, loop_factory
+    from fastrapi_compat.serve.server import serve_forever
+    from fastrapi_compat.tools.run_flags import config_from, worker_argv
+
+    try:
+        log_config = LOGGING_CONFIG if args.log_config is None else args.log_config
+        configure_logging(args.log_level, args.access_log, args.use_colors, log_config)
+        if args.env_file is not None:
+            load_env_file(args.env_file)
+        workers = args.workers if args.workers is not None else _web_concurrency()
+        config = config_from(args)
+        loop_factory(config.loop)  # a bad --loop fails now, not in each worker
+    except (StartupError, UsageError) as exc:
+        return _fail(str(exc))
+    if workers > 1:
         from fastrapi_compat.serve.workers import Supervisor, WorkerStartupFailed
 
+        supervisor = Supervisor(
+            worker_argv(args),
+            workers,
+            config.host,
+            config.port,
+            graceful_timeout=config.graceful_timeout,
+            uds=config.uds,
+            fd=config.fd,
+            backlog=config.backlog,
+        )
         try:
-            return Supervisor(
-                _worker_argv(args), args.workers, args.host, args.port, graceful_timeout=args.timeout_graceful_shutdown
-            ).run()
+            return supervisor.run()
         except WorkerStartupFailed as exc:
             return 1 if exc.code == 1 else _fail(str(exc))  # 1: the worker said why
         except StartupError as exc:
@@ -580,33 +373,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         app = _load_target(args, verbose=args.log_level in ("debug", "trace"))
     except AppLoadError as exc:
         return _fail(str(exc))
-
-    from fastrapi_compat.serve.server import run
-
     try:
-        run(
-            app,
-            host=args.host,
-            port=args.port,
-            log_level=args.log_level,
-            root_path=args.root_path,
-            lifespan=args.lifespan,
-            tier=args.tier,
-            graceful_timeout=args.timeout_graceful_shutdown,
-            timeout_keep_alive=args.timeout_keep_alive,
-            backlog=args.backlog,
-            limit_concurrency=args.limit_concurrency,
-            limit_max_requests=args.limit_max_requests,
-            limit_max_requests_jitter=args.limit_max_requests_jitter,
-            limit_request_headers=args.limit_request_headers,
-            access_log=args.access_log,
-            proxy_headers=args.proxy_headers,
-            forwarded_allow_ips=args.forwarded_allow_ips,
-            ws_max_size=args.ws_max_size,
-            ws_max_queue=args.ws_max_queue,
-            ws_ping_interval=args.ws_ping_interval,
-            ws_ping_timeout=args.ws_ping_timeout,
-        )
+        serve_forever(app, config)
     except StartupError as exc:
         return _fail(str(exc))
     except OSError as exc:
@@ -614,6 +382,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass  # an interrupt is the normal way to stop the server
     return 0
+
+
+def _web_concurrency() -> int:
+    """uvicorn's default for ``--workers``: ``$WEB_CONCURRENCY``, else 1."""
+    text = os.environ.get("WEB_CONCURRENCY")
+    if text is None:
+        return 1
+    try:
+        count = int(text)
+    except ValueError:
+        raise UsageError(f"invalid $WEB_CONCURRENCY {text!r}: not a number.") from None
+    if count < 1:
+        raise UsageError(f"invalid $WEB_CONCURRENCY {count}: must be at least 1.")
+    return count
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,140 @@
+//! The headers the server puts on every response, as uvicorn does: `date` (`--date-header`),
+//! then `server: uvicorn` (`--server-header`) and each `--header NAME:VALUE`, before the app's
+//! own headers. The `date` value is formatted once per second per I/O thread.
+
+use std::cell::RefCell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::header::DATE;
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::errors::EngineError;
+
+/// A listener's response defaults (`Engine.listen`'s `date_header` and `default_headers`).
+#[derive(Debug, Default, Clone)]
+pub struct DefaultHeaders {
+    /// Whether a `date` header comes first (else none at all: hyper's own is off too).
+    pub date: bool,
+    /// `server` and the `--header` pairs, in uvicorn's order.
+    pub fixed: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl DefaultHeaders {
+    /// From the pairs Python computed (names lower-cased there, as uvicorn encodes them).
+    pub fn new(date: bool, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<Self, EngineError> {
+        let mut fixed = Vec::with_capacity(pairs.len());
+        for (name, value) in pairs {
+            let name = HeaderName::from_bytes(&name)
+                .map_err(|_| EngineError::HeaderName(String::from_utf8_lossy(&name).into()))?;
+            let value = HeaderValue::from_bytes(&value)
+                .map_err(|_| EngineError::HeaderValue(String::from_utf8_lossy(&value).into()))?;
+            fixed.push((name, value));
+        }
+        Ok(Self { date, fixed })
+    }
+
+    /// Puts the defaults before `headers` (uvicorn writes its defaults first, then the app's
+    /// headers; a name set by both is sent twice, as uvicorn sends it).
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        if !self.date && self.fixed.is_empty() {
+            return;
+        }
+        let mut merged = HeaderMap::with_capacity(headers.len() + self.fixed.len() + 1);
+        if self.date {
+            merged.insert(DATE, now());
+        }
+        for (name, value) in &self.fixed {
+            merged.append(name.clone(), value.clone());
+        }
+        let mut last: Option<HeaderName> = None;
+        for (name, value) in headers.drain() {
+            if let Some(name) = name {
+                last = Some(name);
+            }
+            if let Some(name) = &last {
+                merged.append(name.clone(), value);
+            }
+        }
+        *headers = merged;
+    }
+}
+
+thread_local! {
+    /// The `date` value of the current second on this thread.
+    static DATE_CACHE: RefCell<(u64, Option<HeaderValue>)> = const { RefCell::new((0, None)) };
+}
+
+/// The current `date` header value (IMF-fixdate, as uvicorn's `formatdate(usegmt=True)`).
+fn now() -> HeaderValue {
+    let now = SystemTime::now();
+    let second = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    DATE_CACHE.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        match &cache.1 {
+            Some(value) if cache.0 == second => value.clone(),
+            _ => {
+                let value = HeaderValue::from_str(&httpdate::fmt_http_date(now))
+                    .unwrap_or_else(|_| HeaderValue::from_static(""));
+                *cache = (second, Some(value.clone()));
+                value
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_come_first_in_order_and_the_apps_follow() {
+        let defaults = DefaultHeaders::new(
+            true,
+            vec![
+                (b"server".to_vec(), b"uvicorn".to_vec()),
+                (b"x-a".to_vec(), b" b".to_vec()),
+            ],
+        )
+        .unwrap();
+        let mut headers = HeaderMap::new();
+        headers.append("content-type", HeaderValue::from_static("text/plain"));
+        headers.append("set-cookie", HeaderValue::from_static("a=1"));
+        headers.append("set-cookie", HeaderValue::from_static("b=2"));
+        headers.append("server", HeaderValue::from_static("app"));
+        defaults.apply(&mut headers);
+        let got: Vec<(String, String)> = headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        assert_eq!(got[0].0, "date");
+        assert!(got[0].1.ends_with(" GMT"), "{got:?}");
+        assert_eq!(
+            got[1..],
+            [
+                ("server".into(), "uvicorn".into()),
+                ("server".into(), "app".into()),
+                ("x-a".into(), " b".into()),
+                ("content-type".into(), "text/plain".into()),
+                ("set-cookie".into(), "a=1".into()),
+                ("set-cookie".into(), "b=2".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_to_add_leaves_the_headers_alone() {
+        let mut headers = HeaderMap::new();
+        headers.append("a", HeaderValue::from_static("1"));
+        DefaultHeaders::default().apply(&mut headers);
+        assert_eq!(headers.len(), 1);
+    }
+
+    #[test]
+    fn invalid_names_are_refused() {
+        assert!(DefaultHeaders::new(false, vec![(b"a b".to_vec(), b"x".to_vec())]).is_err());
+        assert!(DefaultHeaders::new(false, vec![(b"a".to_vec(), b"x\r\n".to_vec())]).is_err());
+    }
+}
