@@ -496,14 +496,32 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+# How to get the `check` extra while fastrapi-compat is on no package index: from a clone.
+CHECK_INSTALL = "pip install '.[check]' in a clone of fastrapi-compat (or pip install 'WHEEL[check]' with its wheel)"
+
+
+def missing_for_check() -> str:
+    """Why ``check`` cannot run here ("" when it can): its extra's packages are missing."""
+    if sys.version_info < (3, 11):
+        return (
+            f"check needs Python >= 3.11 (schemathesis 4); this is Python {platform.python_version()}. "
+            "run, explain and pytest --fastrapi-engine work on it."
+        )
+    missing = [name for name in ("schemathesis", "httpx") if importlib.util.find_spec(name) is None]
+    if missing:
+        return f"check needs {' and '.join(missing)}, from the check extra: {CHECK_INSTALL}."
+    return ""
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     for pattern in args.mask:
         try:
             re.compile(pattern)
         except re.error as exc:
             return _fail(f"invalid --mask {pattern!r}: {exc}.")
-    if importlib.util.find_spec("schemathesis") is None:
-        return _fail("check needs schemathesis (Python >= 3.11): pip install 'fastrapi-compat[check]'.")
+    missing = missing_for_check()
+    if missing:
+        return _fail(missing)
     from fastrapi_compat.tools.check import (
         CheckError,
         Options,
