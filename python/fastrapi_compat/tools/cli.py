@@ -17,6 +17,7 @@ import logging
 import os
 import platform
 import re
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -635,7 +636,33 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``fastrapi-compat`` console script; returns the exit code."""
+    """Entry point of the ``fastrapi-compat`` console script; returns the exit code.
+
+    When the reader of standard output goes away (``explain --json | head -1``), the command
+    ends as other command-line tools do: silently, killed by ``SIGPIPE`` (status 141 in a shell)."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+    except BrokenPipeError:
+        return _broken_pipe()
+    return code
+
+
+def _broken_pipe() -> int:
+    """Standard output's reader is gone: nothing more is written there, and the process dies of
+    ``SIGPIPE`` as a tool that does not ignore it would (Python ignores it at startup)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush then goes nowhere
+    os.close(devnull)
+    sigpipe = getattr(signal, "SIGPIPE", None)
+    if sigpipe is None:  # pragma: no cover - not POSIX
+        return 1
+    signal.signal(sigpipe, signal.SIG_DFL)
+    os.kill(os.getpid(), sigpipe)
+    return 128 + sigpipe  # pragma: no cover - the signal ends the process first
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
