@@ -335,3 +335,62 @@ def test_registered_as_a_pytest11_entry_point() -> None:
     if _entry_point_installed():
         (entry_point,) = [ep for ep in importlib.metadata.entry_points(group="pytest11") if ep.value == PLUGIN]
         assert entry_point.load() is pytest_plugin
+
+
+OLD_HTTPX_SUITE = """
+import asyncio
+import warnings
+
+import httpx
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.get("/where")
+async def where():
+    return {"httpx": httpx.__version__}
+
+
+def test_async_client_with_the_app_argument():
+    async def main():
+        with warnings.catch_warnings():  # httpx 0.27 deprecates app=
+            warnings.simplefilter("ignore", DeprecationWarning)
+            client = httpx.AsyncClient(app=app, base_url="http://test")
+        async with client:
+            return (await client.get("/where")).json()
+
+    assert asyncio.run(main()) == {"httpx": "0.27.2"}
+"""
+
+
+@pytest.mark.install
+@pytest.mark.timeout(600)
+def test_async_client_app_argument_of_old_httpx(tmp_path: Path) -> None:
+    """httpx < 0.28 builds its own ASGITransport for ``AsyncClient(app=...)``: with the flag that
+    one is the engine's too. httpx 0.27.2 is installed (pip, PyPI, cache on) into a folder that
+    shadows this environment's httpx for a child pytest; skipped only if it cannot be installed."""
+    import subprocess
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from support.venvs import clean_env
+
+    target = tmp_path / "old-httpx"
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), "httpx==0.27.2"],
+        capture_output=True, text=True, timeout=300, env=clean_env(PIP_DISABLE_PIP_VERSION_CHECK="1"),
+    )  # fmt: skip
+    if install.returncode != 0:
+        pytest.skip(f"httpx 0.27.2 cannot be installed here: {install.stderr.strip().splitlines()[-1:]}")
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "test_old_httpx.py").write_text(OLD_HTTPX_SUITE)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--fastrapi-engine", "-q", str(suite)],
+        cwd=suite, capture_output=True, text=True, timeout=300, env=clean_env(PYTHONPATH=str(target)),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+    assert "requests served by the engine: 1 (http 1, websocket 0)" in result.stdout, result.stdout
+    assert "native tier: 1 of 1 HTTP requests (100%)" in result.stdout

@@ -2,7 +2,8 @@
 
 Registered through the ``pytest11`` entry point and inert unless the flag is given. With it,
 for the session, ``TestClient`` (``starlette.testclient``'s, which ``fastapi.testclient``
-re-exports) and ``httpx.ASGITransport`` (and ``httpx2``'s) are replaced, in those modules, by
+re-exports) and ``httpx.ASGITransport`` (and ``httpx2``'s; on httpx < 0.28 also the one
+``httpx.AsyncClient(app=...)`` makes) are replaced, in those modules, by
 :class:`fastrapi_compat.testing.testclient.TestClient` and
 :class:`fastrapi_compat.testing.testclient.AsyncEngineTransport`: every app they are given is served
 by the engine over loopback. Nothing in ``fastapi`` itself is patched. The names are swapped
@@ -30,6 +31,8 @@ _SWAPS = (
     ("httpx", "ASGITransport", "AsyncEngineTransport"),
     ("httpx._transports", "ASGITransport", "AsyncEngineTransport"),
     ("httpx._transports.asgi", "ASGITransport", "AsyncEngineTransport"),
+    # httpx < 0.28: AsyncClient(app=...) makes its ASGITransport from this module's name
+    ("httpx._client", "ASGITransport", "AsyncEngineTransport"),
     ("httpx2", "ASGITransport", "AsyncEngineTransport"),
     ("httpx2._transports", "ASGITransport", "AsyncEngineTransport"),
     ("httpx2._transports.asgi", "ASGITransport", "AsyncEngineTransport"),
