@@ -21,6 +21,7 @@ innermost layer, FastAPI's or Starlette's own, whose ``app`` is the router.
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Callable
 from typing import Any
 
 from starlette.middleware.exceptions import ExceptionMiddleware
@@ -43,14 +44,25 @@ class Matched:
     engine object (counted as native when the plan runs), and the method, path and root_path
     the app was called with (:meth:`bind`)."""
 
-    __slots__ = ("method", "params", "path", "plan", "protocol", "root_path", "used")
+    __slots__ = ("declined", "method", "on_finish", "params", "path", "plan", "protocol", "root_path", "served", "used")
 
     def __init__(self, plan: Plan, params: dict[str, str], protocol: Any) -> None:
         self.plan = plan
         self.params = params
         self.protocol = protocol
         self.used = False
+        #: The plan ran (the request was served natively); else ``declined`` may say why not.
+        self.served = False
+        self.declined = ""
+        #: Called once the app's call is over (the test clients' report: native or why not).
+        self.on_finish: Callable[[Matched], None] | None = None
         self.method = self.path = self.root_path = ""
+
+    def finish(self) -> None:
+        """The app's call is over: tells ``on_finish`` (once)."""
+        on_finish, self.on_finish = self.on_finish, None
+        if on_finish is not None:
+            on_finish(self)
 
     def bind(self, scope: dict[str, Any]) -> None:
         self.method = scope["method"]
@@ -93,12 +105,14 @@ class NativeRouter:
         telemetry = "fastapi.telemetry" in scope  # FastAPI's own, set by its __call__
         if telemetry:
             if plan.telemetry_path is None or internals.ROUTE_SELECTED is None:
+                matched.declined = "FastAPI's native telemetry is active and this route has no telemetry path"
                 await self.router(scope, receive, send)
                 return
         prepare_scope(plan, scope, matched.params)
         if telemetry:  # what the router tells it, then FastAPI's handler with its spans
             internals.ROUTE_SELECTED(scope=scope, path=plan.telemetry_path)
         protocol = matched.protocol
+        matched.served = True
         if protocol is not None:
             protocol.served_natively()
         await run_route(NativeCall(plan, scope, receive, send, None, None), flat=not telemetry)
@@ -121,6 +135,7 @@ class UnderStack:
             await self.app(scope, receive, send)
         finally:
             MATCH.reset(token)
+            self.matched.finish()
 
 
 def install(app: Any) -> str:

@@ -45,6 +45,7 @@ from fastrapi_compat._native import (
     HTTPProtocol,
     WebSocketProtocol,
 )
+from fastrapi_compat.execute.under import Matched
 from fastrapi_compat.plan.live import NativeApp
 from fastrapi_compat.serve.dispatch import STATUS_PHRASES, Dispatcher, Watch, drain
 from fastrapi_compat.serve.server import new_event_loop
@@ -204,8 +205,21 @@ _reasons: Counter[str] = Counter()
 _reasons_lock = threading.Lock()
 
 
-def _record_fallback(native: NativeApp, scope: dict[str, Any]) -> None:
-    reason = native.fallback_reason(scope["method"], scope["path"][len(scope.get("root_path", "")) :] or "/")
+#: Why a request went to the ASGI tier when the listener mirrors no route at all.
+TIER_OFF = "FASTRAPI_TIER=asgi: the native tier is off"
+#: Why a native route under the app's own middleware was not run natively, when nothing else says.
+NOT_REACHED = "native route, but the app's middleware answered (or changed the request) before it reached the route"
+
+
+def _record_fallback(native: NativeApp | None, scope: dict[str, Any]) -> None:
+    if native is None:
+        reason = TIER_OFF
+    else:
+        reason = native.fallback_reason(scope["method"], scope["path"][len(scope.get("root_path", "")) :] or "/")
+    _record_reason(reason)
+
+
+def _record_reason(reason: str) -> None:
     with _reasons_lock:
         _reasons[reason] += 1
 
@@ -213,7 +227,12 @@ def _record_fallback(native: NativeApp, scope: dict[str, Any]) -> None:
 _under: Counter[str] = Counter()
 
 
-def _record_under(native: NativeApp) -> None:
+def _record_under(native: NativeApp, matched: Matched) -> None:
+    """Once the call is over: counted under its middleware when the route's plan ran, else as a
+    fallback with the reason."""
+    if not matched.served:
+        _record_reason(matched.declined or NOT_REACHED)
+        return
     what = native.compiled.under or "under the app's stack: FastAPI's native telemetry is active"
     with _reasons_lock:
         _under[what] += 1
@@ -472,8 +491,8 @@ class ClientWatch(Watch):
                 outcome.exception = exc
             outcome.done.set()
 
-    def fell_back(self, native: NativeApp) -> None:
+    def fell_back(self, native: NativeApp | None) -> None:
         _record_fallback(native, self.scope)
 
-    def under(self, native: NativeApp) -> None:
-        _record_under(native)
+    def under(self, native: NativeApp, matched: Matched) -> None:
+        matched.on_finish = functools.partial(_record_under, native)

@@ -140,9 +140,14 @@ def summary_lines(
         if under:
             lines.append("native routes run under the app's own middleware:")
             lines.extend(f"  {count:>6}  {what}" for what, count in under.most_common())
-        if reasons:
+        # Every request the ASGI tier served has its reason; a gap would be the plugin's bug,
+        # shown rather than hidden.
+        unexplained = http - native - sum(reasons.values())
+        if reasons or unexplained > 0:
             lines.append("fallback reasons:")
             lines.extend(f"  {count:>6}  {reason}" for reason, count in reasons.most_common())
+            if unexplained > 0:
+                lines.append(f"  {unexplained:>6}  no reason recorded (a fastrapi-compat bug: please report it)")
         else:
             lines.append("fallback reasons: none recorded")
     return lines

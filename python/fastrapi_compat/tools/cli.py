@@ -654,7 +654,7 @@ def _broken_pipe() -> int:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush then goes nowhere
     os.close(devnull)
-    sigpipe = getattr(signal, "SIGPIPE", None)
+    sigpipe: int | None = getattr(signal, "SIGPIPE", None)
     if sigpipe is None:  # pragma: no cover - not POSIX
         return 1
     signal.signal(sigpipe, signal.SIG_DFL)
