@@ -43,6 +43,7 @@ from fastrapi_compat.testing.loopback import (
     get_hub,
     native_under,
 )
+from fastrapi_compat.testing.quiet import WEBSOCKETS_LOGGER, quiet
 from fastrapi_compat.testing.transports import AsyncEngineTransport, EngineTransport
 
 httpx = _starlette_testclient.httpx  # type: ignore[attr-defined]  # the flavour Starlette's TestClient is built on (httpx2 or httpx)
@@ -92,17 +93,25 @@ class _EngineResponseStream(httpx.SyncByteStream):  # type: ignore[misc,name-def
         self._outcome = outcome
 
     def __iter__(self) -> Iterator[bytes]:
-        try:
-            yield from self._response.stream
-        except httpx.TransportError:
-            # The engine aborted the body because the app failed mid-response (as uvicorn
-            # does); Starlette's client ends the body there and reports the app's error.
-            if self._outcome.started is None or not self._outcome.done.wait(_OUTCOME_TIMEOUT):
-                raise
+        chunks = iter(self._response.stream)
+        while True:
+            try:
+                with quiet():  # around each read only: the caller's code between chunks is its own
+                    chunk = next(chunks)
+            except StopIteration:
+                return
+            except httpx.TransportError:
+                # The engine aborted the body because the app failed mid-response (as uvicorn
+                # does); Starlette's client ends the body there and reports the app's error.
+                if self._outcome.started is None or not self._outcome.done.wait(_OUTCOME_TIMEOUT):
+                    raise
+                return
+            yield chunk
 
     def close(self) -> None:
         try:
-            self._response.close()
+            with quiet():
+                self._response.close()
         finally:
             self._on_close()
 
@@ -128,7 +137,8 @@ class _EngineTransport(httpx.BaseTransport):  # type: ignore[misc,name-defined]
         forwarded = httpx.Request(request.method, target, headers=headers, stream=request.stream)
         raise_exceptions = self._client._raise_server_exceptions
         try:
-            response = self._http.handle_request(forwarded)
+            with quiet():
+                response = self._http.handle_request(forwarded)
         except httpx.TransportError:
             # The engine aborted the response (the app failed after starting it), as uvicorn
             # does. Starlette's client answers with what the app had sent: do the same.
@@ -182,7 +192,8 @@ class _EngineTransport(httpx.BaseTransport):  # type: ignore[misc,name-defined]
         return outcome.claimed and outcome.done.wait(_OUTCOME_TIMEOUT) and outcome.started is None
 
     def close(self) -> None:
-        self._http.close()
+        with quiet():
+            self._http.close()
 
 
 class WebSocketTestSession:
@@ -230,6 +241,7 @@ class WebSocketTestSession:
                     open_timeout=_OUTCOME_TIMEOUT,
                     max_size=None,
                     user_agent_header=None,
+                    logger=WEBSOCKETS_LOGGER,
                 )
             )
         except websockets.exceptions.InvalidStatus as exc:

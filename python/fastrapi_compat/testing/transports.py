@@ -48,6 +48,7 @@ from fastrapi_compat.testing.loopback import (
     get_hub,
     stop_listener,
 )
+from fastrapi_compat.testing.quiet import quiet
 
 __all__ = ["AsyncEngineTransport", "EngineTransport"]
 
@@ -255,11 +256,12 @@ class EngineTransport(_EngineTransportBase, _httpx.BaseTransport):
         wire: _Wire | None = None
         failure: Exception | None = None
         try:
-            response = _loopback_transport(flavour, False).handle_request(forwarded)
-            try:
-                body = b"".join(response.stream)
-            finally:
-                response.close()
+            with quiet():
+                response = _loopback_transport(flavour, False).handle_request(forwarded)
+                try:
+                    body = b"".join(response.stream)
+                finally:
+                    response.close()
             wire = (response.status_code, list(response.headers.raw), body)
         except flavour.TransportError as exc:
             failure = exc
@@ -557,13 +559,15 @@ async def _awaited(function: Callable[..., Awaitable[T]], *args: Any) -> T:
 
 
 async def _exchange(flavour: ModuleType, forwarded: Any) -> tuple[_Wire | None, Exception | None]:
-    """Sends the request to the engine and reads the whole response (or the transport error)."""
+    """Sends the request to the engine and reads the whole response (or the transport error);
+    in a task of its own, whose context :func:`quiet` marks."""
     try:
-        response = await _loopback_transport(flavour, True).handle_async_request(forwarded)
-        try:
-            body = b"".join([chunk async for chunk in response.stream])
-        finally:
-            await response.aclose()
+        with quiet():
+            response = await _loopback_transport(flavour, True).handle_async_request(forwarded)
+            try:
+                body = b"".join([chunk async for chunk in response.stream])
+            finally:
+                await response.aclose()
     except flavour.TransportError as exc:
         return None, exc
     return (response.status_code, list(response.headers.raw), body), None
