@@ -166,11 +166,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="serve the apps given to TestClient (fastapi's and starlette's) and httpx.ASGITransport "
         "with the fastrapi-compat engine over loopback, and print how many requests it served",
     )
+    group.addoption(
+        "--fastrapi-timeout",
+        action="store",
+        default=None,
+        dest="fastrapi_timeout",
+        metavar="SECONDS",
+        help="with --fastrapi-engine: how long a client waits on the engine before the test fails "
+        "with an error naming the request (default: $FASTRAPI_TEST_TIMEOUT, else 60)",
+    )
 
 
 def _start(config: pytest.Config) -> None:
     if _SESSION in config.stash:
         return
+    known = getattr(config, "known_args_namespace", None)  # before configure, getoption may not have it
+    timeout = getattr(known, "fastrapi_timeout", None) or config.getoption("fastrapi_timeout", None)
+    if timeout is not None:
+        from fastrapi_compat.testing import loopback
+
+        try:
+            loopback.set_engine_timeout(timeout)
+        except ValueError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        config.add_cleanup(lambda: loopback.set_engine_timeout(None))
     session = EngineSession(config)
     config.stash[_SESSION] = session
     config.add_cleanup(session.restore)  # runs even when the session fails before configure
