@@ -8,6 +8,7 @@ These tests need the network to PyPI and the wheel (``scripts/test`` builds it a
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -44,3 +45,31 @@ def test_check_extra_alone_makes_check_work(tmp_path: Path) -> None:
     names = {line.split("==")[0].lower() for line in listed.stdout.splitlines()}
     assert "fastrapi-compat" in names and "schemathesis" in names and "httpx" in names
     assert "uvicorn" not in names, names  # what the test extra would have brought
+
+
+def test_a_users_suite_through_the_engine_in_a_lean_venv(tmp_path: Path) -> None:
+    """A venv holding only fastapi (our wheel's dependency), httpx, pytest and the wheel, as a
+    user's project has: the shop's own suite, copied out of the repository, passes with
+    ``pytest --fastrapi-engine`` (no websockets, no uvicorn, nothing of our test extras), and the
+    summary reports the requests the engine served natively."""
+    python = lean_venv(tmp_path / "venv", [str(built_wheel()), "httpx", "pytest"])
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "examples", project / "examples", ignore=shutil.ignore_patterns("__pycache__"))
+    result = subprocess.run(
+        [str(python), "-m", "pytest", "-p", "no:cacheprovider", "--fastrapi-engine", "examples/shop/tests"],
+        cwd=project, capture_output=True, text=True, timeout=300, env=clean_env(),
+    )  # fmt: skip
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "8 passed" in output
+    assert "fastrapi-compat engine" in output
+    assert "requests served by the engine: 12 (http 12, websocket 0)" in output, output
+    assert "native tier: 11 of 12 HTTP requests (92%)" in output
+    assert "route class TimedRoute overrides get_route_handler" in output
+    listed = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "list", "--format=freeze"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    names = {line.split("==")[0].lower() for line in listed.stdout.splitlines()}
+    assert {"fastrapi-compat", "fastapi", "httpx", "pytest"} <= names
+    assert not names & {"websockets", "uvicorn", "schemathesis"}, names
