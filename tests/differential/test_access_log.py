@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import httpx
 from apps import proxy
-from support.servers import UvicornThread, engine_server
+from support.servers import UVICORN_055, UvicornThread, engine_server
 from uvicorn.logging import AccessFormatter
 
 FORMAT = AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s', use_colors=False)
@@ -19,7 +19,7 @@ FORMAT = AccessFormatter('%(client_addr)s - "%(request_line)s" %(status_code)s',
 REQUESTS = [
     ("GET", "/who", {}),
     ("GET", "/who?q=a%20b&x=1", {}),
-    ("GET", "/caf%C3%A9/x%2Fy", {}),
+    *([("GET", "/caf%C3%A9/x%2Fy", {})] if UVICORN_055 else []),  # 0.54 logs the decoded path
     ("GET", "/who", {"x-forwarded-for": "203.0.113.9:7000"}),
     ("POST", "/who", {}),
     ("HEAD", "/who", {}),

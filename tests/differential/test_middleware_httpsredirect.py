@@ -22,6 +22,7 @@ import pytest
 from apps import middleware_httpsredirect as apps
 from support.compare import PairClients, Req
 from support.native_middleware import expect_native
+from support.servers import NEEDS_UVICORN_055, UVICORN_055
 from support.wire import Wire, compare_wire
 
 from .conftest import pair_fixture
@@ -40,7 +41,11 @@ REQUESTS = [
     Req("GET", "//double/slash", id="double slash"),
     Req("GET", "/items/abc", id="invalid path parameter is redirected, not 422"),
     Req("GET", "/a%20b/c%2Fd", id="encoded path"),
-    Req("GET", "/caf%C3%A9/%3F", id="encoded non-ASCII and question mark"),
+    pytest.param(  # uvicorn 0.54 decodes the %3F of raw_path
+        Req("GET", "/caf%C3%A9/%3F", id="encoded non-ASCII and question mark"),
+        marks=pytest.mark.skipif(not UVICORN_055, reason=NEEDS_UVICORN_055),
+        id="encoded non-ASCII and question mark",
+    ),
     Req("GET", "/echo?x=%ZZ&a=1&a=2&q=caf%C3%A9&e=", id="query kept verbatim"),
     Req("GET", "/echo?", id="empty query"),
     Req("POST", "/notes", json={"text": "t"}, id="POST with body"),

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from apps import middleware_trustedhost as apps
 from support.compare import PairClients, Req, compare_ws, recv, recv_close
-from support.native_middleware import expect_native
+from support.native_middleware import expect_native, unreproduced
 from support.wire import Wire, compare_wire
 
 from .conftest import pair_fixture
@@ -162,6 +162,9 @@ def test_trustedhost_default(default_pair: PairClients, req: Req) -> None:
 
 def test_redirect_and_refusal(exact_pair: PairClients) -> None:
     redirect = exact_pair.compare(host("OTHER.ORG:8080", "/echo/a%2Fb?x=1"))
+    python_only = unreproduced(exact_pair.pair.engine_app)
+    if python_only:  # Starlette's own code on both sides; the values below are Starlette 1.10's
+        pytest.skip(f"{', '.join(python_only)} of this Starlette runs in Python (answers compared)")
     assert redirect.status == 307
     assert redirect.header("location") == "http://www.OTHER.ORG:8080/echo/a/b?x=1"
     bad_port = exact_pair.compare(host("other.org:99999", "/items/1"))

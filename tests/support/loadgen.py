@@ -22,6 +22,36 @@ import h11
 OVERALL_TIMEOUT = 45.0
 
 
+class _BrokenBarrier(RuntimeError):
+    pass
+
+
+class _Barrier:
+    """``asyncio.Barrier`` (Python 3.11+) as far as this generator uses it, for Python 3.10."""
+
+    def __init__(self, parties: int) -> None:
+        self._parties = parties
+        self._arrived = 0
+        self._broken = False
+        self._event = asyncio.Event()
+
+    async def wait(self) -> None:
+        self._arrived += 1
+        if self._arrived >= self._parties:
+            self._event.set()
+        await self._event.wait()
+        if self._broken:
+            raise _BrokenBarrier
+
+    async def abort(self) -> None:
+        self._broken = True
+        self._event.set()
+
+
+Barrier: Any = getattr(asyncio, "Barrier", _Barrier)
+BrokenBarrierError: Any = getattr(asyncio, "BrokenBarrierError", _BrokenBarrier)
+
+
 def expected(client: int, seq: int) -> tuple[str, str, Any, Any]:
     """The request for (client, seq) and the JSON the app (``apps.load``) must answer with."""
     kind = seq % 4
@@ -108,7 +138,7 @@ async def run_client(
     port: int,
     client: int,
     requests: int,
-    barrier: asyncio.Barrier,
+    barrier: Any,
     errors: list[str],
     ports: dict[int, set[int | None]],
 ) -> int:
@@ -143,7 +173,7 @@ async def run_client(
                     ok += 1
             if seq == 0:
                 await barrier.wait()  # every connection is open before anyone goes on
-    except asyncio.BrokenBarrierError:
+    except BrokenBarrierError:
         errors.append(f"client {client}: another client failed to connect")
     finally:
         await connection.close()
@@ -151,7 +181,7 @@ async def run_client(
 
 
 async def run(url: str, connections: int, requests: int) -> dict[str, Any]:
-    barrier = asyncio.Barrier(connections)
+    barrier = Barrier(connections)
     errors: list[str] = []
     ports: dict[int, set[int | None]] = {}
     started = time.monotonic()
@@ -160,7 +190,7 @@ async def run(url: str, connections: int, requests: int) -> dict[str, Any]:
     tasks = [run_client(parsed.hostname, parsed.port, c, requests, barrier, errors, ports) for c in range(connections)]
     try:
         results = await asyncio.wait_for(asyncio.gather(*tasks), OVERALL_TIMEOUT)
-    except TimeoutError:
+    except asyncio.TimeoutError:  # the builtin TimeoutError only from Python 3.11
         errors.append(f"load did not finish within {OVERALL_TIMEOUT}s")
         results = []
     return {

@@ -21,6 +21,16 @@ from support.compare import PairClients, Req
 MIDDLEWARE_NATIVE = True
 
 
+def unreproduced(app: object) -> list[str]:
+    """Standard middleware of ``app`` whose installed Starlette version the engine does not
+    reproduce (run in Python instead: on Python 3.10, Starlette 1.7's HTTPSRedirectMiddleware)."""
+    from fastrapi_compat.plan.compiler import compile_app
+
+    return [
+        m.name for m in compile_app(app).middleware if not m.native and "not the one the engine reproduces" in m.reason
+    ]
+
+
 def engine_stats(pair: PairClients) -> dict[str, int]:
     """The engine's request counters for this pair: ``{"http", "websocket", "native"}``."""
     engine = pair.pair.engine
@@ -51,6 +61,10 @@ def expect_native(
     if request is not None:
         request.node.user_properties.append(("engine_stats", dict(after)))
         request.node.user_properties.append(("engine_stats_delta", dict(delta)))
+    if MIDDLEWARE_NATIVE and native and delta["native"] != 1:
+        python_only = unreproduced(pair.pair.engine_app)
+        if python_only:  # e.g. Python 3.10's Starlette 1.7: its own code answered (compared above)
+            pytest.skip(f"{', '.join(python_only)} of this Starlette runs in Python, not natively")
     if MIDDLEWARE_NATIVE:
         assert delta["http"] == 1, f"{req.label()}: engine counted {dict(delta)}"
         expected, tier = (1, "native") if native else (0, "the ASGI tier")

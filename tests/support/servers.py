@@ -14,11 +14,22 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
+if TYPE_CHECKING:
+    from typing_extensions import Self  # typing's from Python 3.11
+
 STARTUP_TIMEOUT = 15.0
+
+#: uvicorn 0.55's behaviour is the engine's where 0.54 differs (it logs the raw path and passes
+#: it on; it strips trailing header whitespace). uvicorn 0.55 needs Python >= 3.11: on 3.10 the
+#: reference is 0.54, and the few cases where the two differ are not compared.
+UVICORN_055 = tuple(int(part) for part in uvicorn.__version__.split(".")[:2]) >= (0, 55)
+NEEDS_UVICORN_055 = (
+    f"uvicorn {uvicorn.__version__} here (0.55 needs Python >= 3.11) differs from 0.55, which the engine follows"
+)
 SHUTDOWN_TIMEOUT = 15.0
 
 # Debugging aid only: serve the "engine" side with uvicorn too, to validate the harness itself.

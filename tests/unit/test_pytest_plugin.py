@@ -335,3 +335,147 @@ def test_registered_as_a_pytest11_entry_point() -> None:
     if _entry_point_installed():
         (entry_point,) = [ep for ep in importlib.metadata.entry_points(group="pytest11") if ep.value == PLUGIN]
         assert entry_point.load() is pytest_plugin
+
+
+OLD_HTTPX_SUITE = """
+import asyncio
+import warnings
+
+import httpx
+from fastapi import FastAPI
+
+app = FastAPI()
+
+
+@app.get("/where")
+async def where():
+    return {"httpx": httpx.__version__}
+
+
+def test_async_client_with_the_app_argument():
+    async def main():
+        with warnings.catch_warnings():  # httpx 0.27 deprecates app=
+            warnings.simplefilter("ignore", DeprecationWarning)
+            client = httpx.AsyncClient(app=app, base_url="http://test")
+        async with client:
+            return (await client.get("/where")).json()
+
+    assert asyncio.run(main()) == {"httpx": "0.27.2"}
+"""
+
+
+@pytest.mark.install
+@pytest.mark.timeout(600)
+def test_async_client_app_argument_of_old_httpx(tmp_path: Path) -> None:
+    """httpx < 0.28 builds its own ASGITransport for ``AsyncClient(app=...)``: with the flag that
+    one is the engine's too. httpx 0.27.2 is installed (pip, PyPI, cache on) into a folder that
+    shadows this environment's httpx for a child pytest; skipped only if it cannot be installed."""
+    import subprocess
+    import sys
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from support.venvs import clean_env
+
+    target = tmp_path / "old-httpx"
+    install = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target), "httpx==0.27.2"],
+        capture_output=True, text=True, timeout=300, env=clean_env(PIP_DISABLE_PIP_VERSION_CHECK="1"),
+    )  # fmt: skip
+    if install.returncode != 0:
+        pytest.skip(f"httpx 0.27.2 cannot be installed here: {install.stderr.strip().splitlines()[-1:]}")
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "test_old_httpx.py").write_text(OLD_HTTPX_SUITE)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--fastrapi-engine", "-q", str(suite)],
+        cwd=suite, capture_output=True, text=True, timeout=300, env=clean_env(PYTHONPATH=str(target)),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed" in result.stdout
+    assert "requests served by the engine: 1 (http 1, websocket 0)" in result.stdout, result.stdout
+    assert "native tier: 1 of 1 HTTP requests (100%)" in result.stdout
+
+
+REASONS_SUITE = """
+import asyncio
+
+import httpx
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
+from fastapi.testclient import TestClient
+
+app = FastAPI()
+
+
+@app.middleware("http")
+async def deny(request, call_next):
+    if request.headers.get("x-deny"):
+        return PlainTextResponse("denied", status_code=401)  # the route is never reached
+    return await call_next(request)
+
+
+@app.get("/item")
+async def item():
+    return {"ok": True}
+
+
+def test_test_client():
+    client = TestClient(app)
+    assert client.get("/item").json() == {"ok": True}
+    assert client.get("/item", headers={"x-deny": "1"}).status_code == 401
+    assert client.get("/missing").status_code == 404
+
+
+def test_asgi_transport():
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return [(await client.get("/item", headers=h)).status_code for h in ({}, {"x-deny": "1"})]
+
+    assert asyncio.run(main()) == [200, 401]
+"""
+
+DENIED = "native route, but the app's middleware answered (or changed the request) before it reached the route"
+
+
+@pytest.mark.parametrize("tier", ["auto", "asgi"])
+def test_every_asgi_tier_request_has_a_reason(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tier: str
+) -> None:
+    """Through TestClient and ASGITransport alike: a native route that a middleware answers
+    before it is reached, a 404, and everything with FASTRAPI_TIER=asgi."""
+    pytester.makepyfile(test_reasons=REASONS_SUITE)
+    monkeypatch.setenv("FASTRAPI_TIER", tier)
+    result = pytester.runpytest(*plugin_args(), "--fastrapi-engine")
+    result.assert_outcomes(passed=2)
+    output = result.stdout.str()
+    assert "none recorded" not in output and "no reason recorded" not in output, output
+    if tier == "asgi":
+        result.stdout.fnmatch_lines(
+            [
+                "native tier: 0 of 5 HTTP requests (0%)",
+                "fallback reasons:",
+                "       5  FASTRAPI_TIER=asgi: the native tier is off",
+            ]
+        )
+    else:
+        result.stdout.fnmatch_lines(
+            [
+                "native tier: 2 of 5 HTTP requests (40%)",
+                "native routes run under the app's own middleware:",
+                "       2  under 1 Python middleware: BaseHTTPMiddleware",
+                "fallback reasons:",
+                f"       2  {DENIED}",
+                "       1  no route matched (404, 405 or a redirect, answered by the app)",
+            ]
+        )
+
+
+def test_summary_shows_a_fallback_without_reason() -> None:
+    lines = pytest_plugin.summary_lines(1, Counter(http=4, websocket=0, native=1), Counter({"mount": 2}))
+    assert lines[3:] == [
+        "native tier: 1 of 4 HTTP requests (25%)",
+        "fallback reasons:",
+        "       2  mount",
+        "       1  no reason recorded (a fastrapi-compat bug: please report it)",
+    ]

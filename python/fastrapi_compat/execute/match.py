@@ -6,6 +6,7 @@ serve native requests their own way (:mod:`fastrapi_compat.execute.call_next`)."
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Callable
 from typing import Any
 
 from fastrapi_compat.plan.plans import Plan
@@ -16,14 +17,25 @@ class Matched:
     engine object (counted as native when the plan runs), and the method, path and root_path
     the app was called with (:meth:`bind`)."""
 
-    __slots__ = ("method", "params", "path", "plan", "protocol", "root_path", "used")
+    __slots__ = ("declined", "method", "on_finish", "params", "path", "plan", "protocol", "root_path", "served", "used")
 
     def __init__(self, plan: Plan, params: dict[str, str], protocol: Any) -> None:
         self.plan = plan
         self.params = params
         self.protocol = protocol
         self.used = False
+        #: The plan ran (the request was served natively); else ``declined`` may say why not.
+        self.served = False
+        self.declined = ""
+        #: Called once the app's call is over (the test clients' report: native or why not).
+        self.on_finish: Callable[[Matched], None] | None = None
         self.method = self.path = self.root_path = ""
+
+    def finish(self) -> None:
+        """The app's call is over: tells ``on_finish`` (once)."""
+        on_finish, self.on_finish = self.on_finish, None
+        if on_finish is not None:
+            on_finish(self)
 
     def bind(self, scope: dict[str, Any]) -> None:
         self.method = scope["method"]

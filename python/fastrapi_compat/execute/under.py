@@ -56,12 +56,14 @@ class NativeRouter:
         telemetry = "fastapi.telemetry" in scope  # FastAPI's own, set by its __call__
         if telemetry:
             if plan.telemetry_path is None or internals.ROUTE_SELECTED is None:
+                matched.declined = "FastAPI's native telemetry is active and this route has no telemetry path"
                 await self.router(scope, receive, send)
                 return
         prepare_scope(plan, scope, matched.params)
         if telemetry:  # what the router tells it, then FastAPI's handler with its spans
             internals.ROUTE_SELECTED(scope=scope, path=plan.telemetry_path)
         protocol = matched.protocol
+        matched.served = True
         if protocol is not None:
             protocol.served_natively()
         await run_route(NativeCall(plan, scope, receive, send, None, None), flat=not telemetry)
@@ -84,6 +86,7 @@ class UnderStack:
             await self.app(scope, receive, send)
         finally:
             MATCH.reset(token)
+            self.matched.finish()
 
 
 def install(app: Any) -> str:

@@ -85,11 +85,13 @@ class Watch:
     def ended(self, exc: BaseException | None) -> None:
         """The request is over (``exc``: what the app raised)."""
 
-    def fell_back(self, native: NativeApp) -> None:
-        """The request was not served natively (for the fallback report)."""
+    def fell_back(self, native: NativeApp | None) -> None:
+        """The request was not served natively (for the fallback report; ``native`` None: the
+        native tier is off)."""
 
-    def under(self, native: NativeApp) -> None:
-        """The request goes to a native route under the app's own stack (for the report)."""
+    def under(self, native: NativeApp, matched: Matched) -> None:
+        """The request goes to a native route under the app's own stack: ``matched`` tells,
+        once the call is over, whether the route's plan ran (for the report)."""
 
 
 class NativeASGI:
@@ -155,6 +157,8 @@ class Dispatcher:
         context = None if watch is None else watch.context
         if found is not None and found[2]:  # under the app's own stack
             matched = Matched(found[0], found[1], protocol)
+            if watch is not None and self.native is not None:
+                watch.under(self.native, matched)
             if watch is not None and watch.handoff:
                 if not watch.hand_off(protocol, UnderStack(self.app, matched)):
                     protocol.finish()
@@ -190,6 +194,8 @@ class Dispatcher:
         natively when the engine runs the app's middleware: the caller runs the app's own."""
         native = self.native
         if native is None:
+            if watch is not None:
+                watch.fell_back(None)
             return None
         if watch is not None and not watch.native:
             protocol.take_match()  # the app sees another path than the mirror matched
@@ -207,8 +213,6 @@ class Dispatcher:
         if found is not None:
             if not found[2]:
                 protocol.served_natively()
-            elif watch is not None:
-                watch.under(native)
         elif watch is not None:
             watch.fell_back(native)
         return found
@@ -327,8 +331,12 @@ class Dispatcher:
         try:
             result = await self.app(scope, protocol.receive, send)
         except BaseException as exc:
+            if matched is not None:
+                matched.finish()
             self.ended(protocol, watch, exc)
             return
+        if matched is not None:
+            matched.finish()
         outcome = self.ended(protocol, watch, None)
         if watch is not None and watch.reports:
             return

@@ -45,6 +45,7 @@ from fastrapi_compat._native import (
     HTTPProtocol,
     WebSocketProtocol,
 )
+from fastrapi_compat.execute.match import Matched
 from fastrapi_compat.plan.live import NativeApp
 from fastrapi_compat.serve.dispatch import STATUS_PHRASES, Dispatcher, Watch, drain
 from fastrapi_compat.serve.server import new_event_loop
@@ -52,6 +53,11 @@ from fastrapi_compat.serve.server import new_event_loop
 __all__ = [
     "ASYNC_LIBRARY",
     "OUTCOME_TIMEOUT",
+    "EngineTimeout",
+    "engine_timeout",
+    "set_engine_timeout",
+    "timed_out",
+    "waiting_at",
     "SIDE_HEADER",
     "EngineSite",
     "Hub",
@@ -82,6 +88,53 @@ _SIDE_HEADER_BYTES = SIDE_HEADER.encode()
 _SYNTHETIC_HOST_BYTES = SYNTHETIC_HOST_HEADER.encode()
 OUTCOME_TIMEOUT = 30.0
 """Seconds a client waits for the app's call to end after its response arrived."""
+TIMEOUT_ENV = "FASTRAPI_TEST_TIMEOUT"
+DEFAULT_ENGINE_TIMEOUT = 60.0
+
+
+class EngineTimeout(RuntimeError):
+    """A test client waited for the engine longer than the bound (:func:`engine_timeout`)."""
+
+
+def _parse_timeout(value: str, source: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise ValueError(f"{source}={value!r}: expected a number of seconds > 0")
+    return seconds
+
+
+_engine_timeout: float | None = None
+
+
+def engine_timeout() -> float:
+    """Seconds a test client waits on the engine: for the request to reach the app, for a body
+    chunk or a send the engine carries, for the answer once the app has returned, and (sync
+    clients, whose app runs on the engine's loop) between two bytes of the answer. Set by
+    ``pytest --fastrapi-timeout`` or ``$FASTRAPI_TEST_TIMEOUT`` (default 60)."""
+    if _engine_timeout is not None:
+        return _engine_timeout
+    value = os.environ.get(TIMEOUT_ENV)
+    return DEFAULT_ENGINE_TIMEOUT if value is None else _parse_timeout(value, "$" + TIMEOUT_ENV)
+
+
+def set_engine_timeout(seconds: float | str | None) -> None:
+    """Sets the bound (None: back to ``$FASTRAPI_TEST_TIMEOUT`` or the default)."""
+    global _engine_timeout
+    _engine_timeout = None if seconds is None else _parse_timeout(str(seconds), "--fastrapi-timeout")
+
+
+def timed_out(request: Any, where: str) -> EngineTimeout:
+    """The error for ``request`` (an httpx request) when the engine did not answer in time."""
+    return EngineTimeout(
+        f"{request.method} {request.url}: no answer from the fastrapi-compat engine within "
+        f"{engine_timeout():g} s ({where}); set the bound with pytest --fastrapi-timeout SECONDS "
+        f"or ${TIMEOUT_ENV}"
+    )
+
+
 _logger = logging.getLogger("fastrapi_compat.testclient")
 _STAT_KEYS = ("http", "websocket", "native")
 
@@ -204,8 +257,21 @@ _reasons: Counter[str] = Counter()
 _reasons_lock = threading.Lock()
 
 
-def _record_fallback(native: NativeApp, scope: dict[str, Any]) -> None:
-    reason = native.fallback_reason(scope["method"], scope["path"][len(scope.get("root_path", "")) :] or "/")
+#: Why a request went to the ASGI tier when the listener mirrors no route at all.
+TIER_OFF = "FASTRAPI_TIER=asgi: the native tier is off"
+#: Why a native route under the app's own middleware was not run natively, when nothing else says.
+NOT_REACHED = "native route, but the app's middleware answered (or changed the request) before it reached the route"
+
+
+def _record_fallback(native: NativeApp | None, scope: dict[str, Any]) -> None:
+    if native is None:
+        reason = TIER_OFF
+    else:
+        reason = native.fallback_reason(scope["method"], scope["path"][len(scope.get("root_path", "")) :] or "/")
+    _record_reason(reason)
+
+
+def _record_reason(reason: str) -> None:
     with _reasons_lock:
         _reasons[reason] += 1
 
@@ -213,7 +279,12 @@ def _record_fallback(native: NativeApp, scope: dict[str, Any]) -> None:
 _under: Counter[str] = Counter()
 
 
-def _record_under(native: NativeApp) -> None:
+def _record_under(native: NativeApp, matched: Matched) -> None:
+    """Once the call is over: counted under its middleware when the route's plan ran, else as a
+    fallback with the reason."""
+    if not matched.served:
+        _record_reason(matched.declined or NOT_REACHED)
+        return
     what = native.compiled.under or "under the app's stack: FastAPI's native telemetry is active"
     with _reasons_lock:
         _under[what] += 1
@@ -334,6 +405,15 @@ class Outcome:
             await send(message)
 
         return recording_send
+
+
+def waiting_at(outcome: Outcome) -> str:
+    """Where the request was when the engine fell silent."""
+    if not outcome.claimed:
+        return "the request never reached the app"
+    if not outcome.done.is_set():
+        return "the app was still running: if it takes this long, raise the bound"
+    return "the app had returned"
 
 
 def _pop_header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
@@ -472,8 +552,8 @@ class ClientWatch(Watch):
                 outcome.exception = exc
             outcome.done.set()
 
-    def fell_back(self, native: NativeApp) -> None:
+    def fell_back(self, native: NativeApp | None) -> None:
         _record_fallback(native, self.scope)
 
-    def under(self, native: NativeApp) -> None:
-        _record_under(native)
+    def under(self, native: NativeApp, matched: Matched) -> None:
+        matched.on_finish = functools.partial(_record_under, native)

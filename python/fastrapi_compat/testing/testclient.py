@@ -39,10 +39,14 @@ from fastrapi_compat.testing.loopback import (
     Outcome,
     check_asgi_app,
     engine_stats,
+    engine_timeout,
     fallback_reasons,
     get_hub,
     native_under,
+    timed_out,
+    waiting_at,
 )
+from fastrapi_compat.testing.quiet import WEBSOCKETS_LOGGER, quiet
 from fastrapi_compat.testing.transports import AsyncEngineTransport, EngineTransport
 
 httpx = _starlette_testclient.httpx  # type: ignore[attr-defined]  # the flavour Starlette's TestClient is built on (httpx2 or httpx)
@@ -86,23 +90,34 @@ def _default_port(scheme: str) -> int:
 
 
 class _EngineResponseStream(httpx.SyncByteStream):  # type: ignore[misc,name-defined]
-    def __init__(self, response: Any, on_close: Any, outcome: Outcome) -> None:
+    def __init__(self, response: Any, on_close: Any, outcome: Outcome, request: Any) -> None:
         self._response = response
         self._on_close = on_close
         self._outcome = outcome
+        self._request = request
 
     def __iter__(self) -> Iterator[bytes]:
-        try:
-            yield from self._response.stream
-        except httpx.TransportError:
-            # The engine aborted the body because the app failed mid-response (as uvicorn
-            # does); Starlette's client ends the body there and reports the app's error.
-            if self._outcome.started is None or not self._outcome.done.wait(_OUTCOME_TIMEOUT):
-                raise
+        chunks = iter(self._response.stream)
+        while True:
+            try:
+                with quiet():  # around each read only: the caller's code between chunks is its own
+                    chunk = next(chunks)
+            except StopIteration:
+                return
+            except httpx.TimeoutException as exc:
+                raise timed_out(self._request, waiting_at(self._outcome)) from exc
+            except httpx.TransportError:
+                # The engine aborted the body because the app failed mid-response (as uvicorn
+                # does); Starlette's client ends the body there and reports the app's error.
+                if self._outcome.started is None or not self._outcome.done.wait(_OUTCOME_TIMEOUT):
+                    raise
+                return
+            yield chunk
 
     def close(self) -> None:
         try:
-            self._response.close()
+            with quiet():
+                self._response.close()
         finally:
             self._on_close()
 
@@ -126,9 +141,14 @@ class _EngineTransport(httpx.BaseTransport):  # type: ignore[misc,name-defined]
         headers.append((_SIDE_HEADER_BYTES, request_id.encode()))
         target = httpx.URL(scheme="http", host="127.0.0.1", port=port, raw_path=url.raw_path)
         forwarded = httpx.Request(request.method, target, headers=headers, stream=request.stream)
+        bound = engine_timeout()  # on the engine's silence (the app runs on the engine's loop)
+        forwarded.extensions["timeout"] = {"connect": bound, "read": bound, "write": bound, "pool": bound}
         raise_exceptions = self._client._raise_server_exceptions
         try:
-            response = self._http.handle_request(forwarded)
+            with quiet():
+                response = self._http.handle_request(forwarded)
+        except httpx.TimeoutException as exc:
+            raise timed_out(request, waiting_at(outcome)) from exc
         except httpx.TransportError:
             # The engine aborted the response (the app failed after starting it), as uvicorn
             # does. Starlette's client answers with what the app had sent: do the same.
@@ -163,7 +183,7 @@ class _EngineTransport(httpx.BaseTransport):  # type: ignore[misc,name-defined]
         result = httpx.Response(
             response.status_code,
             headers=response.headers.raw,
-            stream=_EngineResponseStream(response, on_close, outcome),
+            stream=_EngineResponseStream(response, on_close, outcome, request),
             request=request,
         )
         if outcome.debug is not None:
@@ -182,7 +202,8 @@ class _EngineTransport(httpx.BaseTransport):  # type: ignore[misc,name-defined]
         return outcome.claimed and outcome.done.wait(_OUTCOME_TIMEOUT) and outcome.started is None
 
     def close(self) -> None:
-        self._http.close()
+        with quiet():
+            self._http.close()
 
 
 class WebSocketTestSession:
@@ -230,6 +251,7 @@ class WebSocketTestSession:
                     open_timeout=_OUTCOME_TIMEOUT,
                     max_size=None,
                     user_agent_header=None,
+                    logger=WEBSOCKETS_LOGGER,
                 )
             )
         except websockets.exceptions.InvalidStatus as exc:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import math
 import sys
 import threading
 from collections.abc import Awaitable, Callable
@@ -45,9 +46,13 @@ from fastrapi_compat.testing.loopback import (
     Outcome,
     check_asgi_app,
     engine_for_loop,
+    engine_timeout,
     get_hub,
     stop_listener,
+    timed_out,
+    waiting_at,
 )
+from fastrapi_compat.testing.quiet import quiet
 
 __all__ = ["AsyncEngineTransport", "EngineTransport"]
 
@@ -252,15 +257,20 @@ class EngineTransport(_EngineTransportBase, _httpx.BaseTransport):
         port = self._port(None)
         request_id, outcome = self._expect(request)
         forwarded, _ = self._forward(flavour, request, port, request_id, outcome)
+        bound = engine_timeout()
+        forwarded.extensions["timeout"] = {"connect": bound, "read": bound, "write": bound, "pool": bound}
         wire: _Wire | None = None
         failure: Exception | None = None
         try:
-            response = _loopback_transport(flavour, False).handle_request(forwarded)
-            try:
-                body = b"".join(response.stream)
-            finally:
-                response.close()
+            with quiet():
+                response = _loopback_transport(flavour, False).handle_request(forwarded)
+                try:
+                    body = b"".join(response.stream)
+                finally:
+                    response.close()
             wire = (response.status_code, list(response.headers.raw), body)
+        except flavour.TimeoutException as exc:
+            raise timed_out(request, waiting_at(outcome)) from exc
         except flavour.TransportError as exc:
             failure = exc
         if outcome.claimed:
@@ -298,20 +308,23 @@ class AsyncEngineTransport(_EngineTransportBase, _httpx.AsyncBaseTransport):
 
         outcome.handoff = handoff
         exchange = loop.create_task(_exchange(flavour, forwarded))
+        bound = engine_timeout()
+        cancelled = False
         try:
             waiting: list[asyncio.Future[Any]] = [handed, exchange]
-            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(waiting, timeout=bound, return_when=asyncio.FIRST_COMPLETED)
+            if not waiting[0].done() and not waiting[1].done():
+                raise timed_out(request, "the request never reached the app")
             if handed.done():
                 protocol, scope = handed.result()
                 await _call_app(
-                    outcome.app or self.app, scope, protocol.receive, protocol.send, protocol.finish, outcome, pull
-                )
-                # Under ASGITransport nothing suspends once the app has returned, so a
-                # cancellation still pending (the app cancelled the caller's scope and did not
-                # await since) is not delivered here either.
-                with anyio.CancelScope(shield=True, deadline=anyio.current_time() + OUTCOME_TIMEOUT):
-                    await asyncio.wait([exchange])
-            wire, failure = exchange.result() if exchange.done() else _timed_out(flavour)
+                    outcome.app or self.app, scope, protocol.receive, protocol.send, protocol.finish, outcome, pull,
+                    request,
+                )  # fmt: skip
+                cancelled = await _await_exchange(exchange, bound)
+            if not exchange.done():
+                raise timed_out(request, "the app had returned")
+            wire, failure = exchange.result()
         except BaseException:
             handed.cancel()
             if pull is not None:
@@ -319,7 +332,12 @@ class AsyncEngineTransport(_EngineTransportBase, _httpx.AsyncBaseTransport):
             exchange.cancel()
             exchange.add_done_callback(_retrieve)
             raise
-        return self._answer(flavour, request, request_id, outcome, wire, failure)
+        answer = self._answer(flavour, request, request_id, outcome, wire, failure)
+        if cancelled:  # given back: delivered at the caller's next await, as under ASGITransport
+            task = asyncio.current_task()
+            if task is not None:
+                task.cancel()
+        return answer
 
     async def _handle_on_trio(self, flavour: ModuleType, request: Any) -> Any:
         """The same on trio: the engine and the HTTP exchange live on the hub's asyncio loop;
@@ -346,8 +364,10 @@ class AsyncEngineTransport(_EngineTransportBase, _httpx.AsyncBaseTransport):
         exchange = asyncio.run_coroutine_threadsafe(_awaited(_exchange, flavour, forwarded), hub.loop)
         exchange.add_done_callback(bridge.notify(wake))
         app_ran = False
+        bound = engine_timeout()
         try:
-            await bridge.until(wake)
+            if not await bridge.until(wake, bound):
+                raise timed_out(request, "the request never reached the app")
             if handed:
                 protocol, scope = handed[0]
                 app_ran = True
@@ -366,10 +386,12 @@ class AsyncEngineTransport(_EngineTransportBase, _httpx.AsyncBaseTransport):
                 async def send(message: Any) -> None:
                     await bridge.call(protocol.send, message, busy=True)
 
-                await _call_app(outcome.app or self.app, scope, receive, send, finish, outcome, pull)
-                with anyio.CancelScope(shield=True, deadline=anyio.current_time() + OUTCOME_TIMEOUT):
+                await _call_app(outcome.app or self.app, scope, receive, send, finish, outcome, pull, request)
+                with anyio.CancelScope(shield=True, deadline=anyio.current_time() + bound):
                     await bridge.wait(exchange)
-            wire, failure = exchange.result() if exchange.done() else _timed_out(flavour)
+            if not exchange.done():
+                raise timed_out(request, "the app had returned")
+            wire, failure = exchange.result()
         except BaseException:
             with lock:
                 gone = True
@@ -394,13 +416,15 @@ async def _call_app(
     finish: Callable[[], Any],
     outcome: Outcome,
     pull: _PullStream | None,
+    request: Any,
 ) -> None:
     """Runs the app in the caller's task: an ``Exception`` is recorded (answered or raised once
     the engine's response is in); anything else (a cancellation) propagates at once, as under
     ``ASGITransport``. There, ``send`` and the ``receive`` of the request body never suspend,
     so a pending cancellation is not delivered in them: they are shielded here (the wait for
-    ``http.disconnect`` is not)."""
+    ``http.disconnect`` is not), and bounded (:func:`engine_timeout`)."""
     body_received = False
+    bound = engine_timeout()
 
     async def body_receive() -> Any:
         nonlocal body_received
@@ -408,14 +432,19 @@ async def _call_app(
             return await receive()
         if pull is not None:
             pull.want()
-        with anyio.CancelScope(shield=True):
+        message = None
+        with anyio.CancelScope(shield=True, deadline=anyio.current_time() + bound):
             message = await receive()
+        if message is None:
+            raise timed_out(request, "the engine did not hand over the request body")
         body_received = message.get("type") != "http.request" or not message.get("more_body", False)
         return message
 
     async def shielded_send(message: Any) -> None:
-        with anyio.CancelScope(shield=True):
+        with anyio.CancelScope(shield=True, deadline=anyio.current_time() + bound) as scope:
             await send(message)
+        if scope.cancelled_caught:
+            raise timed_out(request, f"the engine did not take the app's {message.get('type')}")
 
     try:
         await app(scope, body_receive, outcome.recording(shielded_send))
@@ -497,8 +526,25 @@ def _pull_stream_class(flavour: ModuleType) -> type[_PullStream]:
     return cls
 
 
-def _timed_out(flavour: ModuleType) -> tuple[None, Exception]:
-    return None, flavour.ReadTimeout("the engine did not answer after the app had returned")
+async def _await_exchange(exchange: asyncio.Task[Any], bound: float) -> bool:
+    """Waits (at most ``bound`` s) for the engine's answer once the app has returned. Under
+    ASGITransport nothing suspends then, so a cancellation still pending (the app cancelled its
+    own task, or the caller's scope, and did not await since) is not delivered there: one
+    delivered here is taken, and True tells the caller to give it back afterwards."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + bound
+    caught = False
+    with anyio.CancelScope(shield=True):  # anyio's own scopes do not cancel in here
+        while not exchange.done() and loop.time() < end:
+            try:
+                await asyncio.wait([exchange], timeout=end - loop.time())
+            except asyncio.CancelledError:  # a native task.cancel(): given back by the caller
+                caught = True
+                task = asyncio.current_task()
+                uncancel = getattr(task, "uncancel", None)  # Python >= 3.11 counts them
+                if uncancel is not None:
+                    uncancel()
+    return caught
 
 
 class _TrioBridge:
@@ -523,19 +569,23 @@ class _TrioBridge:
 
         return callback
 
-    async def until(self, event: Any) -> None:
+    async def until(self, event: Any, bound: float) -> bool:
         """Waits for ``event`` without looking idle: trio cannot see work done on another
         thread, and ``wait_all_tasks_blocked()`` must not return while the engine has the
-        request (under ASGITransport the app would be running)."""
+        request (under ASGITransport the app would be running). False after ``bound`` s."""
+        deadline = self._trio.current_time() + bound
         while not event.is_set():
+            if self._trio.current_time() > deadline:
+                return False
             await self._trio.sleep(0)
+        return True
 
     async def wait(self, future: concurrent.futures.Future[T], busy: bool = False) -> T:
         if not future.done():
             event = self.event()
             future.add_done_callback(self.notify(event))
             try:
-                await (self.until(event) if busy else event.wait())
+                await (self.until(event, math.inf) if busy else event.wait())
             except BaseException:
                 future.cancel()
                 raise
@@ -557,13 +607,15 @@ async def _awaited(function: Callable[..., Awaitable[T]], *args: Any) -> T:
 
 
 async def _exchange(flavour: ModuleType, forwarded: Any) -> tuple[_Wire | None, Exception | None]:
-    """Sends the request to the engine and reads the whole response (or the transport error)."""
+    """Sends the request to the engine and reads the whole response (or the transport error);
+    in a task of its own, whose context :func:`quiet` marks."""
     try:
-        response = await _loopback_transport(flavour, True).handle_async_request(forwarded)
-        try:
-            body = b"".join([chunk async for chunk in response.stream])
-        finally:
-            await response.aclose()
+        with quiet():
+            response = await _loopback_transport(flavour, True).handle_async_request(forwarded)
+            try:
+                body = b"".join([chunk async for chunk in response.stream])
+            finally:
+                await response.aclose()
     except flavour.TransportError as exc:
         return None, exc
     return (response.status_code, list(response.headers.raw), body), None

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -287,14 +288,32 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return 0
 
 
+# How to get the `check` extra while fastrapi-compat is on no package index: from a clone.
+CHECK_INSTALL = "pip install '.[check]' in a clone of fastrapi-compat (or pip install 'WHEEL[check]' with its wheel)"
+
+
+def missing_for_check() -> str:
+    """Why ``check`` cannot run here ("" when it can): its extra's packages are missing."""
+    if sys.version_info < (3, 11):
+        return (
+            f"check needs Python >= 3.11 (schemathesis 4); this is Python {platform.python_version()}. "
+            "run, explain and pytest --fastrapi-engine work on it."
+        )
+    missing = [name for name in ("schemathesis", "httpx") if importlib.util.find_spec(name) is None]
+    if missing:
+        return f"check needs {' and '.join(missing)}, from the check extra: {CHECK_INSTALL}."
+    return ""
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     for pattern in args.mask:
         try:
             re.compile(pattern)
         except re.error as exc:
             return _fail(f"invalid --mask {pattern!r}: {exc}.")
-    if importlib.util.find_spec("schemathesis") is None:
-        return _fail("check needs schemathesis (Python >= 3.11): pip install 'fastrapi-compat[check]'.")
+    missing = missing_for_check()
+    if missing:
+        return _fail(missing)
     from fastrapi_compat.tools.check import (
         CheckError,
         Options,
@@ -399,7 +418,33 @@ def _web_concurrency() -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``fastrapi-compat`` console script; returns the exit code."""
+    """Entry point of the ``fastrapi-compat`` console script; returns the exit code.
+
+    When the reader of standard output goes away (``explain --json | head -1``), the command
+    ends as other command-line tools do: silently, killed by ``SIGPIPE`` (status 141 in a shell)."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+    except BrokenPipeError:
+        return _broken_pipe()
+    return code
+
+
+def _broken_pipe() -> int:
+    """Standard output's reader is gone: nothing more is written there, and the process dies of
+    ``SIGPIPE`` as a tool that does not ignore it would (Python ignores it at startup)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())  # the interpreter's last flush then goes nowhere
+    os.close(devnull)
+    sigpipe: int | None = getattr(signal, "SIGPIPE", None)
+    if sigpipe is None:  # pragma: no cover - not POSIX
+        return 1
+    signal.signal(sigpipe, signal.SIG_DFL)
+    os.kill(os.getpid(), sigpipe)
+    return 128 + sigpipe  # pragma: no cover - the signal ends the process first
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
