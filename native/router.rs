@@ -60,7 +60,7 @@ pub enum Found {
     /// A miss; the path with its trailing slash toggled matches a route: the router redirects.
     Redirect,
     /// A miss, with or without the trailing slash: the router's `not_found` answers.
-    NotFound,
+    NoRoute,
     Asgi,
 }
 
@@ -271,7 +271,7 @@ impl RouteMirror {
                 return Found::Redirect;
             }
         }
-        Found::NotFound
+        Found::NoRoute
     }
 
     /// The first route whose path matches, whatever its methods (Starlette's partial match).
@@ -467,15 +467,15 @@ mod tests {
         // any method: the redirect only needs the path to match
         assert_eq!(mirror.lookup("GET", "/users/"), Found::Redirect);
         assert_eq!(mirror.lookup("GET", "/users///"), Found::Redirect); // Python's rstrip("/")
-        assert_eq!(mirror.lookup("GET", "/nope"), Found::NotFound);
-        assert_eq!(mirror.lookup("GET", "/"), Found::NotFound); // "/" is never toggled
+        assert_eq!(mirror.lookup("GET", "/nope"), Found::NoRoute);
+        assert_eq!(mirror.lookup("GET", "/"), Found::NoRoute); // "/" is never toggled
         let strict = answering_misses(specs(), false);
-        assert_eq!(strict.lookup("GET", "/items"), Found::NotFound);
+        assert_eq!(strict.lookup("GET", "/items"), Found::NoRoute);
     }
 
     #[test]
     fn misses_encode_as_plan_ids() {
-        assert_eq!(encode(Found::NotFound), Some((NOT_FOUND, vec![])));
+        assert_eq!(encode(Found::NoRoute), Some((NOT_FOUND, vec![])));
         assert_eq!(encode(Found::Redirect), Some((REDIRECT, vec![])));
         assert_eq!(
             encode(Found::MethodNotAllowed {
@@ -726,7 +726,7 @@ pub fn encode(found: Found) -> Option<(u32, Vec<(String, String)>)> {
         Found::Native { plan, params } => Some((plan, params)),
         Found::MethodNotAllowed { plan, params } => Some((plan | METHOD_NOT_ALLOWED, params)),
         Found::Redirect => Some((REDIRECT, Vec::new())),
-        Found::NotFound => Some((NOT_FOUND, Vec::new())),
+        Found::NoRoute => Some((NOT_FOUND, Vec::new())),
         Found::Asgi => None,
     }
 }

@@ -154,8 +154,11 @@ class Resume:
 
 async def _handle(call: NativeCall, request: Request) -> None:
     """FastAPI's ``request_response``: the handler between its two exit stacks (Starlette's
-    has none)."""
+    has none); or the route's own app (``route_app``), as the route's ``handle`` calls it."""
     scope = call.scope
+    if call.plan.kind == "route_app":
+        await call.plan.handler(scope, call.receive, call.tracking_send)
+        return
     if call.plan.kind == "starlette":
         await call.send_response(await call.plan.handler(request))
         return

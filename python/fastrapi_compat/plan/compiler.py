@@ -119,12 +119,14 @@ def under_reason(app: Any, layers: list[native_middleware.Layer]) -> str:
 
 def route_reason(leaf: internals.Leaf, form_limits: bool) -> tuple[str, str, Any]:
     """``(reason, kind, handler)`` for one route: why it is not native ("" when it is), and
-    when it is, which request handling it gets (``fastapi`` or ``starlette``) and the handler."""
+    when it is, which request handling it gets (``fastapi`` or ``starlette``: the handler inside
+    the route's ``request_response``; ``route_app``: the route's own ``app``, whatever wraps the
+    handler there, e.g. a per-route body limit or a route class's own ``get_route_handler``)."""
     original = leaf.route
     if leaf.reason:
         return leaf.reason, "", None
     if isinstance(original, fastapi.routing.APIRoute):
-        for method in ("get_route_handler", "matches", "handle"):
+        for method in ("matches", "handle"):  # get_route_handler's product is in route.app, which runs
             if _overrides(original, method, fastapi.routing.APIRoute):
                 return f"route class {type(original).__name__} overrides {method}", "", None
         like = leaf.like
@@ -134,6 +136,8 @@ def route_reason(leaf: internals.Leaf, form_limits: bool) -> tuple[str, str, Any
         if form_limits and body_field is not None and isinstance(body_field.field_info, fastapi.params.Form):
             return "form body with router form limits", "", None
         handler, flavour, reason = internals.request_handler(like)
+        if reason and callable(internals.route_app(like)):
+            return "", "route_app", internals.route_app(like)
         return reason, flavour, handler
     if isinstance(original, (fastapi.routing.APIWebSocketRoute, WebSocketRoute)):
         return "websocket route (served by the ASGI tier)", "", None
@@ -145,6 +149,8 @@ def route_reason(leaf: internals.Leaf, form_limits: bool) -> tuple[str, str, Any
         if not original.methods:
             return "Starlette route without methods", "", None
         handler, reason = internals.starlette_handler(original)
+        if reason and callable(original.app):
+            return "", "route_app", original.app
         return reason, "starlette", handler
     if isinstance(original, Route):
         return f"route class {type(original).__name__}", "", None

@@ -64,8 +64,9 @@ class Plan:
     a route reached through included routers, FastAPI's include handling) would have set.
 
     ``kind`` is ``fastapi`` (FastAPI's ``request_response``, 0.118+: the route's handler between
-    its exit stacks, or a :class:`FlatPlan`) or ``starlette`` (Starlette's ``request_response``:
-    a Starlette ``Route``'s function, or an ``APIRoute``'s handler on older FastAPI)."""
+    its exit stacks, or a :class:`FlatPlan`), ``starlette`` (Starlette's ``request_response``:
+    a Starlette ``Route``'s function, or an ``APIRoute``'s handler on older FastAPI) or
+    ``route_app`` (the route's own ``app``, an ASGI app: what wraps the handler there runs)."""
 
     __slots__ = (
         "convertors",
