@@ -84,7 +84,7 @@ def test_the_suite_passes_through_the_engine_and_says_so() -> None:
     http = int(served.group(2))
     assert http >= 10 and int(native.group(2)) == http
     assert 0 < int(native.group(1)) < http  # the TimedRoute's requests go to the ASGI tier
-    assert "route class TimedRoute overrides get_route_handler" in result.stdout
+    assert "route class TimedRoute overrides handle" in result.stdout
     # The migration guide's first step quotes this summary: it must be the real one.
     guide = (ROOT / "migration_docs" / "docs" / "index.md").read_text(encoding="utf-8")
     first_step = guide.split("## Step 1", 1)[1].split("## Step 2", 1)[0]

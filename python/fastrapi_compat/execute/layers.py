@@ -154,8 +154,11 @@ class Resume:
 
 async def _handle(call: NativeCall, request: Request) -> None:
     """FastAPI's ``request_response``: the handler between its two exit stacks (Starlette's
-    has none)."""
+    has none); or the route's own app (``route_app``), as the route's ``handle`` calls it."""
     scope = call.scope
+    if call.plan.kind == "route_app":
+        await call.plan.handler(scope, call.receive, call.tracking_send)
+        return
     if call.plan.kind == "starlette":
         await call.send_response(await call.plan.handler(request))
         return
@@ -173,7 +176,7 @@ async def _handle(call: NativeCall, request: Request) -> None:
 
 async def _handled(call: NativeCall, request: Request, exc: Exception) -> None:
     """Starlette's exception wrapper: answers with the app's handler for ``exc``, or re-raises."""
-    handler = call.plan.runtime.lookup_handler(exc)
+    handler = call.lookup_handler(exc)
     if handler is None:
         raise exc
     if call.started:

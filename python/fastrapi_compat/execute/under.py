@@ -59,7 +59,7 @@ class NativeRouter:
                 matched.declined = "FastAPI's native telemetry is active and this route has no telemetry path"
                 await self.router(scope, receive, send)
                 return
-        prepare_scope(plan, scope, matched.params)
+        prepare_scope(plan, scope, matched.params, under=True)
         if telemetry:  # what the router tells it, then FastAPI's handler with its spans
             internals.ROUTE_SELECTED(scope=scope, path=plan.telemetry_path)
         protocol = matched.protocol
