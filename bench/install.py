@@ -85,6 +85,29 @@ def ensure_py_spy() -> str | None:
     return _pip_install("py-spy")
 
 
+def ensure_packages(distributions: tuple[str, ...], install: bool = True) -> str | None:
+    """Python distributions (by pip name) installed when missing: None when all are there."""
+    missing = [name for name in distributions if _version(name) is None]
+    if not missing:
+        return None
+    if not install:
+        return f"not installed (--no-install): {', '.join(missing)}"
+    return _pip_install(*missing)
+
+
+INSTRUMENT_DISTRIBUTIONS = (
+    "sentry-sdk",
+    "opentelemetry-sdk",
+    "opentelemetry-instrumentation-fastapi",
+    "prometheus-fastapi-instrumentator",
+)
+
+
+def instrument_versions() -> dict[str, str | None]:
+    """The versions of the instrumented app's libraries."""
+    return {name: _version(name) for name in INSTRUMENT_DISTRIBUTIONS}
+
+
 def ensure_wrk() -> str | None:
     if shutil.which("wrk"):
         return None
