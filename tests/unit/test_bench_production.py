@@ -196,3 +196,40 @@ def test_the_instrumented_app_answers_and_every_instrument_records() -> None:
     assert counts.get("spans", 0) >= 4, counts  # at least the server span of each request
     sentry = sum(n for key, n in counts.items() if key in ("sentry transaction", "sentry span"))
     assert sentry >= 4, counts  # one transaction (or segment span) per request
+
+
+def test_profile_frames_are_grouped_by_instrument_and_layer() -> None:
+    from bench.profile import component
+
+    assert component("capture (sentry_sdk/integrations/asgi.py:12)") == "sentry-sdk"
+    assert component("__call__ (opentelemetry/instrumentation/asgi/__init__.py:779)") == "opentelemetry"
+    assert (
+        component("dispatch (prometheus_fastapi_instrumentator/middleware.py:1)")
+        == "prometheus (client and instrumentator)"
+    )
+    assert component("timer (bench/apps/fastapi_app.py:120)") == "the app's own code and middleware"
+    assert component("call_next (starlette/middleware/base.py:3)") == "starlette BaseHTTPMiddleware"
+    assert component("handle (starlette/routing.py:3)") == "starlette"
+
+
+def test_profile_summary_counts_self_and_inclusive_samples(tmp_path: Path) -> None:
+    from bench.profile import summarize
+
+    raw = tmp_path / "raw.txt"
+    raw.write_text(
+        "proc;run (fastrapi_compat/serve/server.py:350);call_next (starlette/middleware/base.py:3) 3\n"
+        "proc;run (fastrapi_compat/serve/server.py:350);capture (sentry_sdk/api.py:1) 1\n"
+    )
+    text = summarize(raw)
+    assert "4 samples" in text
+    assert "  75.0   starlette BaseHTTPMiddleware" in text and "  25.0   sentry-sdk" in text
+    assert " 100.0   run (serve/server.py)" in text
+
+
+def test_profile_refuses_bad_numbers(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.profile import _parse
+
+    assert _parse(["--app", "app_instrumented"]).server == "fastrapi-compat-native"
+    with pytest.raises(SystemExit):
+        _parse(["--seconds", "0"])
+    assert "--seconds and --connections must be positive" in capsys.readouterr().err
