@@ -104,6 +104,26 @@ class BodyPeek(BaseHTTPMiddleware):
         return response
 
 
+class Behave(BaseHTTPMiddleware):
+    """What a ``dispatch`` may do with ``call_next``'s response, chosen by the ``x-mw`` header:
+    ``raise-after`` (fails once it has the response), ``discard`` (answers its own instead),
+    ``rebuild`` (reads the body and answers a copy). Each records what it saw."""
+
+    async def dispatch(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        mode = request.headers.get("x-mw")
+        if mode is None:
+            return await call_next(request)
+        response = await call_next(request)
+        seen(request.app).append({"by": "behave", "mode": mode, "status": response.status_code})
+        if mode == "raise-after":
+            raise RuntimeError("after call_next")
+        if mode == "discard":
+            return PlainTextResponse("discarded", status_code=203)
+        body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
+        seen(request.app).append({"by": "behave", "body": body.decode()})
+        return Response(body, status_code=response.status_code, headers={"x-rebuilt": "1"})
+
+
 def settings() -> dict[str, int]:
     return {"limit": 3}
 
@@ -157,6 +177,15 @@ def _routes(app: FastAPI) -> None:
         tasks.add_task(lambda: seen(app).append({"by": "background", "event": "ran"}))
         return PlainTextResponse("queued")
 
+    @app.get("/late-boom")
+    async def late_boom(tasks: BackgroundTasks) -> PlainTextResponse:
+        def fail() -> None:
+            seen(app).append({"by": "background", "event": "failing"})
+            raise RuntimeError("in a background task")
+
+        tasks.add_task(fail)
+        return PlainTextResponse("answered first")
+
     @app.get("/plain")
     async def plain() -> Response:
         return Response(b"plain", media_type="text/plain", headers={"x-route": "plain"})
@@ -171,8 +200,8 @@ def _routes(app: FastAPI) -> None:
 
 
 def create_app() -> FastAPI:
-    """Outside in: Recorder (pure ASGI), the ``@app.middleware("http")`` function, CORS,
-    BodyPeek (``BaseHTTPMiddleware``)."""
+    """Outside in: Recorder (pure ASGI), the ``@app.middleware("http")`` function, CORS, Behave
+    and BodyPeek (``BaseHTTPMiddleware``)."""
     app = FastAPI()
     app.state.seen = []
     _routes(app)
@@ -182,6 +211,7 @@ def create_app() -> FastAPI:
         return JSONResponse({"teapot": True}, status_code=418)
 
     app.add_middleware(BodyPeek)
+    app.add_middleware(Behave)
     app.add_middleware(CORSMiddleware, allow_origins=["https://good.example"], allow_methods=["*"], allow_headers=["*"])
 
     @app.middleware("http")

@@ -279,10 +279,13 @@ class PairClients:
         """
         for side, server, client in self.each():
 
-            def fetch(client: httpx.Client = client, server: Any = server) -> Captured:
-                return capture(client, server.port, req)
+            def fetch(client: httpx.Client = client, server: Any = server) -> Captured | None:
+                try:
+                    return capture(client, server.port, req)
+                except httpx.TransportError:  # uvicorn closes a connection whose app raised late
+                    return None
 
-            poll(fetch, done, f"{what} ({side})")
+            poll(fetch, lambda answer: answer is not None and done(answer), f"{what} ({side})")
 
     def each(self) -> Iterator[tuple[str, Any, httpx.Client]]:
         yield "uvicorn", self.pair.reference, self.reference

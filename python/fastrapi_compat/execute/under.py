@@ -20,15 +20,15 @@ innermost layer, FastAPI's or Starlette's own, whose ``app`` is the router.
 
 from __future__ import annotations
 
-import contextvars
 from typing import Any
 
 from starlette.middleware.exceptions import ExceptionMiddleware
 
 from fastrapi_compat.execute.call import NativeCall, prepare_scope
+from fastrapi_compat.execute.call_next import DirectCallNext
 from fastrapi_compat.execute.layers import run_route
+from fastrapi_compat.execute.match import MATCH, Matched
 from fastrapi_compat.plan import internals
-from fastrapi_compat.plan.plans import Plan
 
 try:  # FastAPI 0.118+: the innermost layer, inside ExceptionMiddleware
     from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
@@ -36,43 +36,6 @@ try:  # FastAPI 0.118+: the innermost layer, inside ExceptionMiddleware
     _INNERMOST: tuple[type, ...] = (ExceptionMiddleware, AsyncExitStackMiddleware)
 except ImportError:  # pragma: no cover - older FastAPI
     _INNERMOST = (ExceptionMiddleware,)
-
-
-class Matched:
-    """The engine's match for one request: the plan, its raw path parameters, the request's
-    engine object (counted as native when the plan runs), and the method, path and root_path
-    the app was called with (:meth:`bind`)."""
-
-    __slots__ = ("method", "params", "path", "plan", "protocol", "root_path", "used")
-
-    def __init__(self, plan: Plan, params: dict[str, str], protocol: Any) -> None:
-        self.plan = plan
-        self.params = params
-        self.protocol = protocol
-        self.used = False
-        self.method = self.path = self.root_path = ""
-
-    def bind(self, scope: dict[str, Any]) -> None:
-        self.method = scope["method"]
-        self.path = scope["path"]
-        self.root_path = scope.get("root_path", "")
-
-    def claims(self, scope: dict[str, Any]) -> bool:
-        """Whether the plan serves ``scope`` (once: a second call gets the router)."""
-        if (
-            self.used
-            or scope["type"] != "http"
-            or scope["path"] != self.path
-            or scope["method"] != self.method
-            or scope.get("root_path", "") != self.root_path
-        ):
-            return False
-        self.used = True
-        return True
-
-
-#: The match of the request being served, set for the app's call.
-MATCH: contextvars.ContextVar[Matched | None] = contextvars.ContextVar("fastrapi_compat_match", default=None)
 
 
 class NativeRouter:
@@ -125,8 +88,10 @@ class UnderStack:
 
 def install(app: Any) -> str:
     """Puts a :class:`NativeRouter` at the bottom of ``app``'s middleware stack (building the
-    stack first, as Starlette's ``__call__`` would, when the app has not yet); "" when it is
-    there, else why it cannot be."""
+    stack first, as Starlette's ``__call__`` would, when the app has not yet), and a
+    :class:`~fastrapi_compat.execute.call_next.DirectCallNext` in place of each
+    ``BaseHTTPMiddleware`` whose ``call_next`` native requests may take directly; "" when it is
+    done, else why it cannot be."""
     router = app.router
     stack = app.middleware_stack
     if stack is None:
@@ -144,5 +109,7 @@ def install(app: Any) -> str:
             return ""
         if inner is None:
             return f"{type(layer).__module__}.{type(layer).__qualname__} has no .app leading to the router"
+        if internals.direct_call_next(inner):
+            inner = layer.app = DirectCallNext(inner)
         layer = inner
     return "the app's middleware stack does not lead to its router"

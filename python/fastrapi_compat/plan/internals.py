@@ -630,3 +630,34 @@ def bypassed_patches(outer: bool) -> list[str]:
         if origin is not None:
             found.append(f"{name} ({origin})")
     return found
+
+
+# --- BaseHTTPMiddleware: the layer whose call_next native routes take directly -----------------
+
+import hashlib as _hashlib
+
+import starlette.middleware.base as _base
+
+#: Starlette's own pieces the direct call_next hands to the user's ``dispatch``, as its does.
+CachedRequest = _base._CachedRequest
+BaseStreamingResponse = _base._StreamingResponse
+BaseHTTPMiddleware = _base.BaseHTTPMiddleware
+
+#: sha256 of ``starlette.middleware.base``'s source, per release whose ``BaseHTTPMiddleware``
+#: semantics :mod:`fastrapi_compat.execute.call_next` reproduces.
+_KNOWN_BASE_HTTP = frozenset({"d054b70ac0cff44bb83b08a39c48542f25be8305c2e547a91635498c4ffc44d0"})  # 1.10.0
+try:
+    _BASE_HTTP_KNOWN = _hashlib.sha256(inspect.getsource(_base).encode()).hexdigest() in _KNOWN_BASE_HTTP
+except (OSError, TypeError):  # pragma: no cover - sources not shipped
+    _BASE_HTTP_KNOWN = False
+_BASE_HTTP_CALL = _base.BaseHTTPMiddleware.__call__
+
+
+def direct_call_next(layer: Any) -> bool:
+    """Whether ``layer`` (a layer of the app's built stack) is a ``BaseHTTPMiddleware`` whose
+    ``call_next`` native routes may take directly: Starlette's own ``__call__`` (the class and
+    subclasses that only add a ``dispatch``), of a release whose semantics are reproduced."""
+    if not _BASE_HTTP_KNOWN or not isinstance(layer, _base.BaseHTTPMiddleware):
+        return False
+    call = type(layer).__call__
+    return call is _BASE_HTTP_CALL and _origin(call) is None

@@ -22,8 +22,9 @@ from fastrapi_compat._native import ClientDisconnected, Engine, HTTPProtocol, We
 from fastrapi_compat.execute.call import NativeCall, prepare_scope
 from fastrapi_compat.execute.flat import direct_flat, run_flat
 from fastrapi_compat.execute.layers import Resume, run
+from fastrapi_compat.execute.match import MATCH, Matched
 from fastrapi_compat.execute.offload import run_sync
-from fastrapi_compat.execute.under import MATCH, Matched, UnderStack, install
+from fastrapi_compat.execute.under import UnderStack, install
 from fastrapi_compat.plan.flat import FlatPlan
 from fastrapi_compat.plan.plans import Plan
 from fastrapi_compat.serve.pool import pool_for
