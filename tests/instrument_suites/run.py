@@ -18,8 +18,10 @@ Only opentelemetry-instrumentation-fastapi ships its tests in its sdist; the oth
 (their sdists hold the package alone). Such a suite is reported as not run, with that reason,
 unless ``--source NAME=DIR`` names a checkout of the project holding its ``tests/`` (the harness
 copies it; it never fetches anything but PyPI packages). What a suite needs besides the
-package (``opentelemetry-test-utils``, ``pytest-asyncio``, ...) is pip-installed when missing
-(``--no-install`` refuses).
+package is pip-installed when missing (``--no-install`` refuses); its test tooling
+(``opentelemetry-test-utils``, ``pytest-asyncio``, ...) goes into the suite's own folder under the
+work directory, on ``PYTHONPATH`` for that suite's runs only, so that a pytest plugin one suite
+needs never reaches another pytest session.
 
 Exits 1 when a test passes stock but not through the engine (again when run alone) and is not
 listed in ``known_differences.txt`` (a list that may only shrink).
@@ -71,10 +73,13 @@ node_id = _shared.node_id
 @dataclass(frozen=True)
 class Requirement:
     """Something a suite imports: ``module``, pip-installed as ``spec`` (``{version}`` is the
-    suite's release) when it cannot be imported."""
+    suite's release) when it cannot be imported. An ``isolated`` one (test tooling: a pytest
+    plugin such as pytest-asyncio changes every later pytest run in the environment) goes,
+    without its dependencies, into the suite's own folder, on ``PYTHONPATH`` for its runs only."""
 
     module: str
     spec: str
+    isolated: bool = False
 
 
 @dataclass(frozen=True)
@@ -97,7 +102,7 @@ SUITES: dict[str, Suite] = {
                 Requirement(
                     "opentelemetry.instrumentation.fastapi", "opentelemetry-instrumentation-fastapi=={version}"
                 ),
-                Requirement("opentelemetry.test", "opentelemetry-test-utils=={version}"),
+                Requirement("opentelemetry.test", "opentelemetry-test-utils=={version}", isolated=True),
             ),
         ),
         Suite(
@@ -105,11 +110,13 @@ SUITES: dict[str, Suite] = {
             "prometheus-fastapi-instrumentator",
             (
                 Requirement("prometheus_fastapi_instrumentator", "prometheus-fastapi-instrumentator=={version}"),
-                Requirement("devtools", "devtools"),
                 Requirement("requests", "requests"),
                 Requirement("asgiref", "asgiref"),
-                Requirement("pytest_asyncio", "pytest-asyncio"),
                 Requirement("httpx2", "httpx2"),
+                Requirement("devtools", "devtools", isolated=True),
+                Requirement("asttokens", "asttokens", isolated=True),
+                Requirement("executing", "executing", isolated=True),
+                Requirement("pytest_asyncio", "pytest-asyncio", isolated=True),
             ),
         ),
         Suite(
@@ -117,9 +124,9 @@ SUITES: dict[str, Suite] = {
             "slowapi",
             (
                 Requirement("slowapi", "slowapi=={version}"),
-                Requirement("hiro", "hiro"),
-                Requirement("mock", "mock"),
                 Requirement("requests", "requests"),
+                Requirement("hiro", "hiro", isolated=True),
+                Requirement("mock", "mock", isolated=True),
             ),
         ),
     )
@@ -288,33 +295,44 @@ def copy_source(source: Path, dest: Path) -> None:
     shutil.copytree(source, dest, ignore=shutil.ignore_patterns(".git", "__pycache__", ".venv", "*.pyc"))
 
 
-def ensure_requirements(suite: Suite, version: str, install: bool) -> str | None:
-    """Install what the suite imports and is missing; None when all is there, else why not."""
-    missing = [r for r in suite.requires if importlib.util.find_spec(r.module.split(".")[0]) is None
-               or not _importable(r.module)]  # fmt: skip
+def ensure_requirements(suite: Suite, version: str, install: bool, site: Path) -> str | None:
+    """Install what the suite imports and is missing (isolated ones into ``site``); None when
+    all is there, else why not."""
+    missing = [r for r in suite.requires if not _importable(r.module, site if r.isolated else None)]
     if not missing:
         return None
-    specs = [r.spec.format(version=version) for r in missing]
     if not install:
-        return f"missing {', '.join(r.module for r in missing)} (--no-install): pip install {' '.join(specs)}"
-    say(f"[install] pip install {' '.join(specs)}")
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *specs],
-        capture_output=True, text=True, check=False, timeout=600,
-        env={**os.environ, "PIP_ROOT_USER_ACTION": "ignore"},
-    )  # fmt: skip
-    if done.returncode != 0:
-        lines = (done.stderr or done.stdout).strip().splitlines()
-        return f"pip install {' '.join(specs)} failed: {lines[-1] if lines else done.returncode}"
+        specs = " ".join(r.spec.format(version=version) for r in missing)
+        return f"missing {', '.join(r.module for r in missing)} (--no-install): pip install {specs}"
+    for isolated in (False, True):
+        specs = [r.spec.format(version=version) for r in missing if r.isolated == isolated]
+        if not specs:
+            continue
+        where = ["--no-deps", "--target", str(site)] if isolated else []
+        say(f"[install] pip install {' '.join([*where, *specs])}")
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *where, *specs],
+            capture_output=True, text=True, check=False, timeout=600,
+            env={**os.environ, "PIP_ROOT_USER_ACTION": "ignore"},
+        )  # fmt: skip
+        if done.returncode != 0:
+            lines = (done.stderr or done.stdout).strip().splitlines()
+            return f"pip install {' '.join(specs)} failed: {lines[-1] if lines else done.returncode}"
     importlib.invalidate_caches()
     return None
 
 
-def _importable(module: str) -> bool:
+def _importable(module: str, site: Path | None = None) -> bool:
+    """Whether ``module`` imports from the environment, or (``site``) from that folder."""
+    top = module.split(".")[0]
     try:
-        return importlib.util.find_spec(module) is not None
+        if importlib.util.find_spec(top) is not None and importlib.util.find_spec(module) is not None:
+            return True
     except ModuleNotFoundError:
+        pass
+    if site is None or not site.is_dir():
         return False
+    return (site / top).exists() and (site / Path(*module.split("."))).exists() or (site / f"{top}.py").exists()
 
 
 def run_pytest(root: Path, junit: Path, args: Sequence[str], env: Mapping[str, str]) -> tuple[float, str]:
@@ -386,13 +404,16 @@ def run_suite(suite: Suite, args: argparse.Namespace, known_text: str) -> dict[s
         report["reason"] = str(exc)
         return report
     report["version"] = version
-    problem = ensure_requirements(suite, version or "", args.install)
+    site = work / "site"  # the suite's own test tooling (isolated requirements)
+    problem = ensure_requirements(suite, version or "", args.install, site)
     if problem is not None:
         report["status"] = "not run"
         report["reason"] = problem
         return report
 
     env = base_env()
+    if site.is_dir():
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH", "")]))
     stock_root, engine_root = work / "stock", work / "engine"
     for dest in (stock_root, engine_root):
         copy_source(origin, dest)

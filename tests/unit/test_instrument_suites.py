@@ -170,3 +170,27 @@ def test_the_summary_says_why_a_suite_did_not_run_and_shows_the_native_share() -
 def test_bad_source_flag_is_one_clear_error() -> None:
     with pytest.raises(SystemExit, match="Error: --source takes NAME=SOURCE"):
         run._pairs(["nothing"], "source")
+
+
+def test_test_tooling_is_looked_for_in_the_suites_own_folder(tmp_path: Path) -> None:
+    assert run._importable("json")  # the environment's
+    assert not run._importable("no_such_tool_xyz", tmp_path)
+    (tmp_path / "no_such_tool_xyz").mkdir()
+    (tmp_path / "no_such_tool_xyz" / "__init__.py").write_text("")
+    assert run._importable("no_such_tool_xyz", tmp_path)  # installed there by an earlier run
+    assert not run._importable("no_such_tool_xyz")  # never in the environment
+
+
+def test_every_pytest_plugin_a_suite_needs_is_isolated() -> None:
+    # pytest-asyncio in the environment breaks other pytest sessions (a deprecation warning
+    # at configure, an error under -W error): test tooling never goes there
+    for suite in run.SUITES.values():
+        for requirement in suite.requires:
+            if requirement.module.startswith("pytest") or requirement.module in ("opentelemetry.test", "mock", "hiro"):
+                assert requirement.isolated, requirement
+
+
+def test_without_install_a_missing_requirement_is_one_reason(tmp_path: Path) -> None:
+    suite = run.Suite("x", "x-dist", (run.Requirement("no_such_tool_xyz", "no-such-tool=={version}", isolated=True),))
+    reason = run.ensure_requirements(suite, "1.2", False, tmp_path)
+    assert reason == "missing no_such_tool_xyz (--no-install): pip install no-such-tool==1.2"
