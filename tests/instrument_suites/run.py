@@ -295,6 +295,25 @@ def copy_source(source: Path, dest: Path) -> None:
     shutil.copytree(source, dest, ignore=shutil.ignore_patterns(".git", "__pycache__", ".venv", "*.pyc"))
 
 
+def has_pytest_config(root: Path) -> bool:
+    """Whether pytest would take its configuration (and rootdir) from ``root`` itself."""
+    if (root / "pytest.ini").is_file() or (root / ".pytest.ini").is_file():
+        return True
+    for name, section in (("pyproject.toml", "[tool.pytest"), ("tox.ini", "[pytest]"), ("setup.cfg", "[tool:pytest]")):
+        path = root / name
+        if path.is_file() and section in path.read_text(errors="replace"):
+            return True
+    return False
+
+
+def pin_rootdir(root: Path) -> None:
+    """A suite without a pytest configuration of its own gets an empty ``pytest.ini`` (in the
+    harness's copy): else pytest looks further up, and run from ``.cache/`` in this repository
+    it takes this project's configuration and rootdir (other test ids, ``-W error``)."""
+    if not has_pytest_config(root):
+        (root / "pytest.ini").write_text("[pytest]\n")
+
+
 def ensure_requirements(suite: Suite, version: str, install: bool, site: Path) -> str | None:
     """Install what the suite imports and is missing (isolated ones into ``site``); None when
     all is there, else why not."""
@@ -339,7 +358,8 @@ def run_pytest(root: Path, junit: Path, args: Sequence[str], env: Mapping[str, s
     """pytest in ``root``: seconds taken and its output (also left next to the junit file)."""
     cmd = [
         sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly", "-q",
-        "-o", "console_output_style=classic", "--junitxml", str(junit), "--timeout", "120", *args,
+        "-o", "console_output_style=classic", "--rootdir", str(root), "--junitxml", str(junit),
+        "--timeout", "120", *args,
     ]  # fmt: skip
     started = time.monotonic()
     try:
@@ -417,6 +437,7 @@ def run_suite(suite: Suite, args: argparse.Namespace, known_text: str) -> dict[s
     stock_root, engine_root = work / "stock", work / "engine"
     for dest in (stock_root, engine_root):
         copy_source(origin, dest)
+        pin_rootdir(dest)
     stats_dir = work / "engine-stats"
     shutil.rmtree(stats_dir, ignore_errors=True)
     stats_dir.mkdir(parents=True)

@@ -194,3 +194,16 @@ def test_without_install_a_missing_requirement_is_one_reason(tmp_path: Path) -> 
     suite = run.Suite("x", "x-dist", (run.Requirement("no_such_tool_xyz", "no-such-tool=={version}", isolated=True),))
     reason = run.ensure_requirements(suite, "1.2", False, tmp_path)
     assert reason == "missing no_such_tool_xyz (--no-install): pip install no-such-tool==1.2"
+
+
+def test_a_suite_without_pytest_configuration_gets_its_own_rootdir(tmp_path: Path) -> None:
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    (bare / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    run.pin_rootdir(bare)
+    assert (bare / "pytest.ini").read_text() == "[pytest]\n"
+    configured = tmp_path / "configured"
+    configured.mkdir()
+    (configured / "pyproject.toml").write_text("[tool.pytest.ini_options]\nasyncio_mode = 'auto'\n")
+    run.pin_rootdir(configured)
+    assert not (configured / "pytest.ini").exists() and run.has_pytest_config(configured)
