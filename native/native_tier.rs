@@ -12,7 +12,7 @@ use pyo3::types::PyDict;
 
 use crate::middleware::{Encoders, Flow, Pending, Session, Stack};
 use crate::request::RequestHead;
-use crate::router::{Found, MirrorSlot, RouteMirror};
+use crate::router::{MirrorSlot, RouteMirror};
 
 /// The native route a request reaches: its plan id and raw path parameters.
 pub type NativeMatch = (u32, Vec<(String, String)>);
@@ -72,10 +72,7 @@ fn match_with(head: &RequestHead, mirror: &RouteMirror) -> Option<(u32, Vec<(Str
         return None;
     }
     let path = percent_encoding::percent_decode(&head.raw_path).decode_utf8_lossy();
-    match mirror.lookup(head.method.as_str(), &path) {
-        Found::Native { plan, params } => Some((plan, params)),
-        Found::Asgi => None,
-    }
+    crate::router::encode(mirror.lookup(head.method.as_str(), &path))
 }
 
 /// A mirror match as Python sees it: `(plan id, {name: raw value})`.

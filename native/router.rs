@@ -5,9 +5,14 @@
 //! Starlette's own compiled path regex (`route.path_regex.pattern`), its methods, and whether the
 //! native tier serves it. Starlette's rule is "the first route that matches path *and* method
 //! wins"; a route matching the path only (a partial match) does not stop the search. A request
-//! goes native only when its winning route is native; everything else (no full match: 404, 405,
-//! `redirect_slashes`; a route the compiler did not understand) goes to the ASGI tier, which runs
-//! the real app and is right by construction.
+//! goes native only when its winning route is native; a route the compiler did not understand
+//! goes to the ASGI tier, which runs the real app and is right by construction.
+//!
+//! When no route matches path and method (a miss), the router answers by its own rules: the first
+//! route matching the path answers 405, else a route matching the path with its trailing slash
+//! toggled means a redirect (`redirect_slashes`), else 404. The mirror says which only when the
+//! compiler vouched for the whole table ([`Misses`]: every route's matching is Starlette's, the
+//! router's own `not_found`, no other way to match); otherwise a miss goes to the ASGI tier.
 
 use std::collections::HashMap;
 
@@ -47,7 +52,25 @@ pub enum Found {
         plan: u32,
         params: Vec<(String, String)>,
     },
+    /// A miss whose first path match is this native route: its `handle` answers 405.
+    MethodNotAllowed {
+        plan: u32,
+        params: Vec<(String, String)>,
+    },
+    /// A miss; the path with its trailing slash toggled matches a route: the router redirects.
+    Redirect,
+    /// A miss, with or without the trailing slash: the router's `not_found` answers.
+    NotFound,
     Asgi,
+}
+
+/// How the mirror may answer a miss (set by the compiler for the whole table).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Misses {
+    /// The table is known whole: a miss is the router's 405, redirect or 404.
+    pub native: bool,
+    /// The router's `redirect_slashes`.
+    pub redirect_slashes: bool,
 }
 
 struct Route {
@@ -127,6 +150,7 @@ pub struct RouteMirror {
     statics: HashMap<String, Vec<usize>>,
     /// The app's middleware, when the engine runs them (`None`: the app has none).
     stack: Option<std::sync::Arc<crate::middleware::Stack>>,
+    misses: Misses,
 }
 
 impl RouteMirror {
@@ -194,6 +218,7 @@ impl RouteMirror {
             routes,
             statics,
             stack: None,
+            misses: Misses::default(),
         })
     }
 
@@ -221,7 +246,45 @@ impl RouteMirror {
                 return Self::found(route, captures.as_ref());
             }
         }
-        Found::Asgi
+        if self.misses.native {
+            self.miss(route_path)
+        } else {
+            Found::Asgi
+        }
+    }
+
+    /// Answers how the router handles `method`s miss on `route_path` (no route takes the pair):
+    /// Starlette's `Router.app` after its loop.
+    fn miss(&self, route_path: &str) -> Found {
+        if let Some((route, captures)) = self.first_path_match(route_path) {
+            return match Self::found(route, captures.as_ref()) {
+                Found::Native { plan, params } => Found::MethodNotAllowed { plan, params },
+                _ => Found::Asgi, // its own handle answers
+            };
+        }
+        if self.misses.redirect_slashes && route_path != "/" {
+            let toggled = match route_path.strip_suffix('/') {
+                Some(_) => std::borrow::Cow::Borrowed(route_path.trim_end_matches('/')),
+                None => std::borrow::Cow::Owned(format!("{route_path}/")),
+            };
+            if self.first_path_match(&toggled).is_some() {
+                return Found::Redirect;
+            }
+        }
+        Found::NotFound
+    }
+
+    /// The first route whose path matches, whatever its methods (Starlette's partial match).
+    fn first_path_match<'p>(&self, path: &'p str) -> Option<(&Route, Option<regex::Captures<'p>>)> {
+        self.routes
+            .iter()
+            .filter(|route| route.matches_prefix(path))
+            .find_map(|route| route.hit(path).map(|captures| (route, captures)))
+    }
+
+    /// Lets the mirror answer misses (see [`Misses`]).
+    pub fn set_misses(&mut self, misses: Misses) {
+        self.misses = misses;
     }
 
     fn found(route: &Route, captures: Option<&regex::Captures<'_>>) -> Found {
@@ -347,6 +410,81 @@ mod tests {
         .unwrap();
         assert_eq!(mirror.lookup("GET", "/a"), native(1, &[]));
         assert_eq!(mirror.lookup("POST", "/a"), native(2, &[("x", "a")]));
+    }
+
+    fn answering_misses(specs: Vec<RouteSpec>, redirect_slashes: bool) -> RouteMirror {
+        let mut mirror = RouteMirror::build(specs).unwrap();
+        mirror.set_misses(Misses {
+            native: true,
+            redirect_slashes,
+        });
+        mirror
+    }
+
+    #[test]
+    fn misses_go_to_the_asgi_tier_unless_the_table_is_vouched_for() {
+        let mirror =
+            RouteMirror::build(vec![route("/items/{id}", &["GET"], Tier::Native(1))]).unwrap();
+        assert_eq!(mirror.lookup("POST", "/items/3"), Found::Asgi);
+        assert_eq!(mirror.lookup("GET", "/nope"), Found::Asgi);
+    }
+
+    #[test]
+    fn the_first_path_match_answers_405() {
+        let mirror = answering_misses(
+            vec![
+                route("/items/{id}", &["GET"], Tier::Native(1)),
+                route("/items/{name}", &["PUT"], Tier::Native(2)),
+                route("/custom/{id}", &["GET"], Tier::Asgi),
+            ],
+            true,
+        );
+        assert_eq!(
+            mirror.lookup("DELETE", "/items/3"),
+            Found::MethodNotAllowed {
+                plan: 1,
+                params: vec![("id".to_owned(), "3".to_owned())]
+            }
+        );
+        assert_eq!(
+            mirror.lookup("PUT", "/items/3"),
+            native(2, &[("name", "3")])
+        );
+        // a route the compiler left to the ASGI tier answers its own 405
+        assert_eq!(mirror.lookup("POST", "/custom/3"), Found::Asgi);
+    }
+
+    #[test]
+    fn a_toggled_trailing_slash_that_matches_redirects() {
+        let specs = || {
+            vec![
+                route("/items/", &["GET"], Tier::Native(1)),
+                route("/users", &["POST"], Tier::Native(2)),
+            ]
+        };
+        let mirror = answering_misses(specs(), true);
+        assert_eq!(mirror.lookup("GET", "/items"), Found::Redirect);
+        // any method: the redirect only needs the path to match
+        assert_eq!(mirror.lookup("GET", "/users/"), Found::Redirect);
+        assert_eq!(mirror.lookup("GET", "/users///"), Found::Redirect); // Python's rstrip("/")
+        assert_eq!(mirror.lookup("GET", "/nope"), Found::NotFound);
+        assert_eq!(mirror.lookup("GET", "/"), Found::NotFound); // "/" is never toggled
+        let strict = answering_misses(specs(), false);
+        assert_eq!(strict.lookup("GET", "/items"), Found::NotFound);
+    }
+
+    #[test]
+    fn misses_encode_as_plan_ids() {
+        assert_eq!(encode(Found::NotFound), Some((NOT_FOUND, vec![])));
+        assert_eq!(encode(Found::Redirect), Some((REDIRECT, vec![])));
+        assert_eq!(
+            encode(Found::MethodNotAllowed {
+                plan: 7,
+                params: vec![]
+            }),
+            Some((7 | METHOD_NOT_ALLOWED, vec![]))
+        );
+        assert_eq!(encode(Found::Asgi), None);
     }
 
     #[test]
@@ -532,10 +670,12 @@ type SpecTuple = (
 #[pyo3::pymethods]
 impl PyRouteMirror {
     #[new]
-    #[pyo3(signature = (routes, middleware=None))]
+    #[pyo3(signature = (routes, middleware=None, misses=false, redirect_slashes=false))]
     fn new(
         routes: Vec<SpecTuple>,
         middleware: Option<pyo3::PyRef<'_, crate::middleware::PyMiddlewareStack>>,
+        misses: bool,
+        redirect_slashes: bool,
     ) -> pyo3::PyResult<Self> {
         let stack = middleware.map(|m| m.inner.clone());
         let specs = routes
@@ -551,6 +691,10 @@ impl PyRouteMirror {
         RouteMirror::build(specs)
             .map(|mut inner| {
                 inner.stack = stack;
+                inner.set_misses(Misses {
+                    native: misses,
+                    redirect_slashes,
+                });
                 Self {
                     inner: std::sync::Arc::new(inner),
                 }
@@ -562,16 +706,35 @@ impl PyRouteMirror {
         self.inner.len()
     }
 
-    /// `(plan, {name: raw value})` when the request reaches a native route, else `None`.
+    /// `(plan, {name: raw value})` when the request reaches a native route, else `None`; a
+    /// miss the mirror answers has the plan id [`encode`] gives it.
     fn lookup(&self, method: &str, route_path: &str) -> Option<(u32, HashMap<String, String>)> {
-        match self.inner.lookup(method, route_path) {
-            Found::Native { plan, params } => Some((plan, params.into_iter().collect())),
-            Found::Asgi => None,
-        }
+        encode(self.inner.lookup(method, route_path))
+            .map(|(plan, params)| (plan, params.into_iter().collect()))
+    }
+}
+
+/// Plan ids of the misses the mirror answers, as Python sees them: a route's 405 is its plan id
+/// with this bit set; a redirect and a 404 have ids of their own.
+pub const METHOD_NOT_ALLOWED: u32 = 1 << 31;
+pub const REDIRECT: u32 = u32::MAX - 1;
+pub const NOT_FOUND: u32 = u32::MAX;
+
+/// A lookup's outcome as `(plan id, raw path parameters)`, `None` for the ASGI tier.
+pub fn encode(found: Found) -> Option<(u32, Vec<(String, String)>)> {
+    match found {
+        Found::Native { plan, params } => Some((plan, params)),
+        Found::MethodNotAllowed { plan, params } => Some((plan | METHOD_NOT_ALLOWED, params)),
+        Found::Redirect => Some((REDIRECT, Vec::new())),
+        Found::NotFound => Some((NOT_FOUND, Vec::new())),
+        Found::Asgi => None,
     }
 }
 
 pub fn init_pymodule(m: &pyo3::Bound<'_, pyo3::types::PyModule>) -> pyo3::PyResult<()> {
     use pyo3::types::PyModuleMethods;
+    m.add("MISS_METHOD_NOT_ALLOWED", METHOD_NOT_ALLOWED)?;
+    m.add("MISS_REDIRECT", REDIRECT)?;
+    m.add("MISS_NOT_FOUND", NOT_FOUND)?;
     m.add_class::<PyRouteMirror>()
 }

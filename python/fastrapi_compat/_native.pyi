@@ -5,6 +5,9 @@ from collections.abc import Awaitable
 from typing import Any, Literal, final
 
 __all__ = [
+    "MISS_METHOD_NOT_ALLOWED",
+    "MISS_NOT_FOUND",
+    "MISS_REDIRECT",
     "SYNTHETIC_HOST_HEADER",
     "TEST_CLIENT_HEADER",
     "ClientDisconnected",
@@ -105,11 +108,14 @@ class WebSocketProtocol:
 @final
 class RouteMirror:
     """The Rust route mirror: ``RouteMirror([(pattern, prefix, methods, static_path, plan)])``,
-    with the app's middleware when the engine runs them."""
+    with the app's middleware when the engine runs them; ``misses``: a request no route takes
+    gets one of the ``MISS_*`` plan ids (405 of a route, redirect, 404)."""
     def __new__(
         cls,
         routes: list[tuple[str, str, list[str] | None, str | None, int | None]],
         middleware: MiddlewareStack | None = None,
+        misses: bool = False,
+        redirect_slashes: bool = False,
     ) -> RouteMirror: ...
     def __len__(self) -> int: ...
     def lookup(self, method: str, route_path: str) -> tuple[int, dict[str, str]] | None: ...
@@ -121,6 +127,9 @@ class MiddlewareStack:
     def __new__(cls, layers: list[tuple[str, dict[str, Any]]]) -> MiddlewareStack: ...
     def __len__(self) -> int: ...
 
+MISS_METHOD_NOT_ALLOWED: int
+MISS_REDIRECT: int
+MISS_NOT_FOUND: int
 SYNTHETIC_HOST_HEADER: str
 TEST_CLIENT_HEADER: str
 

@@ -24,7 +24,8 @@ def test_json_shape_for_the_crud_example() -> None:
     result = explain("examples.crud:app", "--json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert set(data) == {"routes", "middleware"}
+    assert set(data) == {"routes", "middleware", "misses"}
+    assert data["misses"] == {"tier": "native", "reason": ""}
     paths = {(r["path"], tuple(r["methods"] or ())) for r in data["routes"]}
     assert ("/items/{item_id}", ("DELETE",)) in paths
     assert ("/openapi.json", ("GET", "HEAD")) in paths

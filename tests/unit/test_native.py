@@ -233,10 +233,11 @@ def test_native_answers_like_stock(app: FastAPI, method: str, url: str, kwargs: 
     same(app, method, url, **kwargs)
 
 
-def test_not_found_and_method_not_allowed_go_to_the_asgi_tier(app: FastAPI) -> None:
-    same(app, "GET", "/nowhere", native=False)
-    same(app, "POST", "/plain", native=False)
-    same(app, "GET", "/items/3/", native=False, follow_redirects=False)  # redirect_slashes
+def test_not_found_method_not_allowed_and_redirects_are_native(app: FastAPI) -> None:
+    """The router's answers to requests no route takes (issue 21; tests/differential/test_misses.py)."""
+    same(app, "GET", "/nowhere")
+    same(app, "POST", "/plain")
+    same(app, "GET", "/items/3/", follow_redirects=False)  # redirect_slashes
 
 
 def test_exception_handlers_by_class_and_status_and_500() -> None:

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import pytest
 
@@ -62,8 +63,10 @@ SCRIPT = textwrap.dedent(
     sentry_sdk.flush()
     from fastrapi_compat.plan.compiler import compile_app
     native = engine_stats()["native"] if sys.argv[1] == "engine" else None
+    compiled = compile_app(app)
+    flat = [plan.flat is not None for plan in compiled.plans if plan.endpoint in (ok, boom)]
     print(json.dumps({"statuses": statuses, "events": sorted(events), "native": native,
-                      "reason": compile_app(app).app_reason}))
+                      "reason": compiled.app_reason, "under": compiled.under, "flat": flat}))
     """
 )
 
@@ -86,13 +89,12 @@ def test_sentry_sees_on_the_engine_what_it_sees_on_stock_fastapi() -> None:
     assert stock["statuses"] == engine["statuses"] == [200, 500]
     assert stock["events"] == ["error /boom RuntimeError", "transaction /boom", "transaction /ok"]
     assert engine["events"] == stock["events"]
-    assert engine["native"] == 0  # the app's own stack served both requests
-    reason = engine["reason"]
-    assert isinstance(reason, str)
-    for patched in ("starlette.routing.request_response", "get_request_handler"):  # inside the router
-        assert patched in reason
-    assert "Starlette.__call__" not in reason  # outside it: honoured by native routes under the app's stack
-    assert "sentry_sdk/integrations/" in reason
+    # Both requests native, under the app's own stack (Sentry wraps Starlette.__call__), each
+    # route running its own handler (Sentry's, wrapped around FastAPI's by get_request_handler).
+    assert engine["native"] == 2
+    assert engine["reason"] == ""
+    assert engine["under"].startswith("under the app's stack, patched: Starlette.__call__ (sentry_sdk/integrations/")
+    assert engine["flat"] == [False, False]  # no flat plan stands in for Sentry's handler
 
 
 @pytest.mark.parametrize("side", ["engine"])
@@ -101,3 +103,25 @@ def test_without_patches_the_routes_stay_native(side: str) -> None:
     assert result["statuses"] == [200, 500]
     assert result["reason"] == ""
     assert result["native"] == 2
+
+
+def test_a_wrapped_starlette_middleware_class_runs_in_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sentry wraps each middleware class's ``__call__`` for its spans: the engine's Rust CORS
+    would bypass the wrapper, so the class runs in Python (the app's stack calls it)."""
+    from fastapi import FastAPI
+    from fastapi.middleware.cors import CORSMiddleware
+
+    from fastrapi_compat.plan.compiler import compile_app
+
+    app = FastAPI()
+    app.add_middleware(CORSMiddleware, allow_origins=["*"])
+    assert [(m.name, m.native) for m in compile_app(app).middleware] == [("CORSMiddleware", True)]
+    original = CORSMiddleware.__call__
+
+    async def wrapped(self: Any, scope: Any, receive: Any, send: Any) -> None:
+        await original(self, scope, receive, send)
+
+    monkeypatch.setattr(CORSMiddleware, "__call__", wrapped)
+    (layer,) = compile_app(app).middleware
+    assert not layer.native
+    assert layer.reason.startswith("CORSMiddleware.__call__ is wrapped (") and "test_patches.py" in layer.reason

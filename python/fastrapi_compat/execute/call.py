@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from fastrapi_compat._native import HTTPProtocol
 from fastrapi_compat.plan import internals
+from fastrapi_compat.plan.plans import lookup_handler
 
 if TYPE_CHECKING:
     from fastrapi_compat.plan.plans import Plan
@@ -68,7 +69,7 @@ class NativeCall:
         self.protocol = protocol
         self._scope = scope
         self.make_scope = make_scope
-        self.path_params: dict[str, Any] = scope["path_params"] if scope is not None else path_params  # type: ignore[assignment]
+        self.path_params: dict[str, Any] = scope.get("path_params", {}) if scope is not None else path_params  # type: ignore[assignment]
         self.receive = receive
         self.send = send
         self.respond = respond
@@ -119,6 +120,16 @@ class NativeCall:
                 internals.set_request_body(request, self.body)
         return self.request
 
+    def lookup_handler(self, exc: Exception) -> Any:
+        """The handler Starlette's exception wrapper picks for ``exc``, or None: from the
+        tables in the scope (the app's ``ExceptionMiddleware`` put its own there), else the
+        plan's (the same tables, when the engine stood in for that middleware)."""
+        scope = self._scope
+        tables = scope.get("starlette.exception_handlers") if scope is not None else None
+        if tables is None:
+            return self.plan.runtime.lookup_handler(exc)
+        return lookup_handler(tables[0], tables[1], exc)
+
     async def tracking_send(self, message: MutableMapping[str, Any]) -> None:
         if message["type"] == "http.response.start":
             self.started = True
@@ -135,17 +146,27 @@ class NativeCall:
 
 
 def prepare_scope(
-    plan: Plan, scope: dict[str, Any], raw_params: dict[str, str] | None, path_params: dict[str, Any] | None = None
+    plan: Plan,
+    scope: dict[str, Any],
+    raw_params: dict[str, str] | None,
+    path_params: dict[str, Any] | None = None,
+    *,
+    under: bool = False,
 ) -> None:
     """The keys Starlette's app, router and matched route add to the scope (``path_params``:
-    the converted ``raw_params``, when already made)."""
+    the converted ``raw_params``, when already made). ``under``: the app's own stack ran
+    (under :mod:`fastrapi_compat.execute.under`) and set the app and its
+    ``ExceptionMiddleware``'s handler tables (an SDK may have wrapped them: Sentry does)."""
     runtime = plan.runtime
-    scope["app"] = runtime.app
-    scope["starlette.exception_handlers"] = (runtime.exception_handlers, runtime.status_handlers)
+    if not under:
+        scope["app"] = runtime.app
+        scope["starlette.exception_handlers"] = (runtime.exception_handlers, runtime.status_handlers)
     if "router" not in scope:
         scope["router"] = runtime.router
     if plan.fastapi_scope is not None and internals.SCOPE_KEY is not None:
         scope.setdefault(internals.SCOPE_KEY, {}).update(plan.fastapi_scope)
+    if not plan.matched:  # no route: the router sets nothing more before its 404 or redirect
+        return
     scope["endpoint"] = plan.endpoint
     scope["path_params"] = path_params if path_params is not None else plan.path_params(raw_params or {})
     if plan.route is not None:

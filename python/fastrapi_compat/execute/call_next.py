@@ -57,10 +57,19 @@ class DirectCallNext:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         matched = MATCH.get()
-        if scope["type"] != "http" or matched is None or matched.used:
+        if scope["type"] != "http" or matched is None or matched.used or not _on_asyncio():
             await self.layer(scope, receive, send)
             return
         await serve(self.layer, scope, receive, send)
+
+
+def _on_asyncio() -> bool:
+    """Whether an asyncio loop runs this (a test transport may run the app on trio)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 class _Channel:

@@ -173,7 +173,7 @@ async def _handle(call: NativeCall, request: Request) -> None:
 
 async def _handled(call: NativeCall, request: Request, exc: Exception) -> None:
     """Starlette's exception wrapper: answers with the app's handler for ``exc``, or re-raises."""
-    handler = call.plan.runtime.lookup_handler(exc)
+    handler = call.lookup_handler(exc)
     if handler is None:
         raise exc
     if call.started:

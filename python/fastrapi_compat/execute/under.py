@@ -58,7 +58,7 @@ class NativeRouter:
             if plan.telemetry_path is None or internals.ROUTE_SELECTED is None:
                 await self.router(scope, receive, send)
                 return
-        prepare_scope(plan, scope, matched.params)
+        prepare_scope(plan, scope, matched.params, under=True)
         if telemetry:  # what the router tells it, then FastAPI's handler with its spans
             internals.ROUTE_SELECTED(scope=scope, path=plan.telemetry_path)
         protocol = matched.protocol

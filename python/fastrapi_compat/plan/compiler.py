@@ -26,7 +26,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from fastrapi_compat._native import MiddlewareStack
 from fastrapi_compat.plan import internals
 from fastrapi_compat.plan import middleware as native_middleware
-from fastrapi_compat.plan.plans import AppRuntime, Plan
+from fastrapi_compat.plan.plans import AppRuntime, Misses, Plan
 
 #: (pattern, literal prefix, methods or None, static path or None, plan id or None)
 MirrorSpec = tuple[str, str, list[str] | None, str | None, int | None]
@@ -63,11 +63,18 @@ class Compiled:
     stack: MiddlewareStack | None = None
     #: Why native routes run under the app's own middleware stack ("" when directly).
     under: str = ""
+    #: The plans of the requests no route takes, when the mirror answers them (else None,
+    #: and ``misses_reason`` says why).
+    misses: Misses | None = None
+    misses_reason: str = ""
+    #: The app router's ``redirect_slashes``.
+    redirect_slashes: bool = True
 
     def as_json(self) -> dict[str, Any]:
         return {
             "routes": [dataclasses.asdict(route) for route in self.routes],
             "middleware": [{"name": m.name, "native": m.native, "reason": m.reason} for m in self.middleware],
+            "misses": {"tier": "asgi" if self.misses is None else "native", "reason": self.misses_reason},
         }
 
 
@@ -80,7 +87,7 @@ def app_reason(app: Any, layers: list[native_middleware.Layer]) -> str:
     ``middleware.layers(app)``."""
     if not isinstance(app, fastapi.applications.FastAPI):  # not fastapi.FastAPI: instrumentation swaps it
         return f"not a FastAPI app ({type(app).__module__}.{type(app).__qualname__})"
-    patched = internals.bypassed_patches(outer=False)
+    patched = internals.bypassed_patches("routing")
     if patched:
         return f"patched, so served by the app's own stack: {', '.join(patched)}"
     if getattr(app, "root_path", ""):
@@ -95,7 +102,7 @@ def under_reason(app: Any, layers: list[native_middleware.Layer]) -> str:
     overridden = [m for m in ("__call__", "build_middleware_stack") if _overrides(app, m, fastapi.applications.FastAPI)]
     if overridden:
         return f"under the app's stack: {type(app).__name__} overrides {', '.join(overridden)}"
-    patched = internals.bypassed_patches(outer=True)
+    patched = internals.bypassed_patches("outer")
     if patched:
         return f"under the app's stack, patched: {', '.join(patched)}"
     replaced = getattr(app, "__dict__", {}).get("build_middleware_stack")
@@ -182,6 +189,7 @@ def compile_app(app: Any) -> Compiled:
     mirror: list[MirrorSpec] = []
     plans: list[Plan] = []
     mirror_reasons: list[str] = []
+    after_included = False  # the router's scan passed an included router (it makes scope["fastapi"])
     for top in internals.top_level_routes(app):
         for leaf in internals.leaves(top):
             entry = leaf.report
@@ -199,6 +207,7 @@ def compile_app(app: Any) -> Compiled:
                         handler,
                         plan_id,
                         api_route=isinstance(leaf.route, fastapi.routing.APIRoute),
+                        after_included=after_included,
                     )
                 )
             routes.append(
@@ -213,6 +222,16 @@ def compile_app(app: Any) -> Compiled:
             if not _is_websocket(entry):  # websocket routes never match an HTTP request
                 mirror.append(_mirror_spec(entry, plan_id))
                 mirror_reasons.append(reason)
+        after_included = after_included or internals.is_included_router(top)
+    misses: Misses | None = None
+    if runtime is None:
+        why_not = reason_for_app
+    elif form_limits:
+        why_not = "router form limits"
+    else:
+        why_not = internals.misses_reason(app)
+        if not why_not:
+            misses = Misses(runtime, plans, included=after_included)
     middleware = [
         MiddlewareReport(
             name=layer.name,
@@ -230,6 +249,9 @@ def compile_app(app: Any) -> Compiled:
         app_reason=reason_for_app,
         stack=stack,
         under=under,
+        misses=misses,
+        misses_reason=why_not,
+        redirect_slashes=bool(getattr(getattr(app, "router", None), "redirect_slashes", True)),
     )
 
 

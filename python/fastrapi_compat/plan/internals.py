@@ -572,26 +572,31 @@ import starlette.middleware.exceptions
 
 #: What the native tier does not call, by name: an SDK that patches or wraps one of them
 #: (Sentry patches ``Starlette.__call__``, ``request_response`` and ``get_request_handler``)
-#: must see every request. The last item says whether the function is outside the router
-#: (``outer``): then native routes run under the app's own stack, which calls it; a patch
-#: inside (the router, the route, the request handler) has the app's stack serve the request.
-_BYPASSED: tuple[tuple[str, Any, str, bool], ...] = (
-    ("Starlette.__call__", starlette.applications.Starlette, "__call__", True),
-    ("Starlette.build_middleware_stack", starlette.applications.Starlette, "build_middleware_stack", True),
-    ("FastAPI.__call__", fastapi.applications.FastAPI, "__call__", True),
-    ("FastAPI.build_middleware_stack", fastapi.applications.FastAPI, "build_middleware_stack", True),
-    ("ServerErrorMiddleware.__call__", starlette.middleware.errors.ServerErrorMiddleware, "__call__", True),
-    ("ExceptionMiddleware.__call__", starlette.middleware.exceptions.ExceptionMiddleware, "__call__", True),
-    ("Router.__call__", starlette.routing.Router, "__call__", False),
-    ("Router.app", starlette.routing.Router, "app", False),
-    ("Route.handle", starlette.routing.Route, "handle", False),
-    ("Route.matches", starlette.routing.Route, "matches", False),
-    ("APIRoute.handle", fastapi.routing.APIRoute, "handle", False),
-    ("APIRoute.matches", fastapi.routing.APIRoute, "matches", False),
-    ("starlette.routing.request_response", starlette.routing, "request_response", False),
-    ("fastapi.routing.request_response", fastapi.routing, "request_response", False),
-    ("fastapi.routing.get_request_handler", fastapi.routing, "get_request_handler", False),
-    ("fastapi.routing.serialize_response", fastapi.routing, "serialize_response", False),
+#: must see every request. The last item says where the function sits: ``outer`` (outside the
+#: router: native routes then run under the app's own stack, which calls it), ``routing`` (the
+#: router's and routes' matching and dispatch: the app's stack serves the request), or
+#: ``handler`` (what builds a route's handler when the route is made: the route's own handler,
+#: taken from its ``app``, then runs natively, and no flat plan stands in for it; see
+#: :func:`own_handler`).
+_BYPASSED: tuple[tuple[str, Any, str, str], ...] = (
+    ("Starlette.__call__", starlette.applications.Starlette, "__call__", "outer"),
+    ("Starlette.build_middleware_stack", starlette.applications.Starlette, "build_middleware_stack", "outer"),
+    ("FastAPI.__call__", fastapi.applications.FastAPI, "__call__", "outer"),
+    ("FastAPI.build_middleware_stack", fastapi.applications.FastAPI, "build_middleware_stack", "outer"),
+    ("ServerErrorMiddleware.__call__", starlette.middleware.errors.ServerErrorMiddleware, "__call__", "outer"),
+    ("ExceptionMiddleware.__call__", starlette.middleware.exceptions.ExceptionMiddleware, "__call__", "outer"),
+    ("ExceptionMiddleware.__init__", starlette.middleware.exceptions.ExceptionMiddleware, "__init__", "outer"),
+    ("Router.__call__", starlette.routing.Router, "__call__", "routing"),
+    ("Router.app", starlette.routing.Router, "app", "routing"),
+    ("APIRouter.app", fastapi.routing.APIRouter, "app", "routing"),
+    ("Route.handle", starlette.routing.Route, "handle", "routing"),
+    ("Route.matches", starlette.routing.Route, "matches", "routing"),
+    ("APIRoute.handle", fastapi.routing.APIRoute, "handle", "routing"),
+    ("APIRoute.matches", fastapi.routing.APIRoute, "matches", "routing"),
+    ("starlette.routing.request_response", starlette.routing, "request_response", "handler"),
+    ("fastapi.routing.request_response", fastapi.routing, "request_response", "handler"),
+    ("fastapi.routing.get_request_handler", fastapi.routing, "get_request_handler", "handler"),
+    ("fastapi.routing.serialize_response", fastapi.routing, "serialize_response", "handler"),
 )
 _LIBRARY_DIRS = tuple(
     _os.path.dirname(_os.path.abspath(module.__file__ or "")) + _os.sep for module in (starlette, fastapi)
@@ -615,13 +620,14 @@ def _origin(function: Any) -> str | None:
 code_origin = _origin
 
 
-def bypassed_patches(outer: bool) -> list[str]:
+def bypassed_patches(where: str) -> list[str]:
     """``name (origin)`` for each function the native tier bypasses that was patched or
-    wrapped, outside the router (``outer``) or inside it (read at each compile, so an SDK
-    initialised before or after this module's import is seen alike)."""
+    wrapped, of those ``where`` (``outer``, ``routing`` or ``handler``: see ``_BYPASSED``),
+    read at each compile, so an SDK initialised before or after this module's import is seen
+    alike."""
     found = []
-    for name, owner, attribute, is_outer in _BYPASSED:
-        if is_outer is not outer:
+    for name, owner, attribute, place in _BYPASSED:
+        if place != where:
             continue
         function = getattr(owner, attribute, None)
         if function is None:
@@ -630,6 +636,20 @@ def bypassed_patches(outer: bool) -> list[str]:
         if origin is not None:
             found.append(f"{name} ({origin})")
     return found
+
+
+def own_handler(handler: Any) -> str:
+    """ "" when ``handler`` (a route's request handler, from its ``app``) is FastAPI's or
+    Starlette's own code and ``serialize_response`` is the one flat plans were made against, so
+    a flat plan may stand in for it; else whose it is (the route's own handler then runs)."""
+    origin = _origin(handler)
+    if origin is not None:
+        return f"the route's handler comes from {origin}"
+    helpers = FLAT
+    if helpers is not None and getattr(fastapi.routing, "serialize_response", None) is not helpers.serialize_response:
+        origin = _origin(getattr(fastapi.routing, "serialize_response", None))
+        return f"fastapi.routing.serialize_response is replaced ({origin})"
+    return ""
 
 
 # --- BaseHTTPMiddleware: the layer whose call_next native routes take directly -----------------
@@ -661,3 +681,63 @@ def direct_call_next(layer: Any) -> bool:
         return False
     call = type(layer).__call__
     return call is _BASE_HTTP_CALL and _origin(call) is None
+
+
+# --- misses: when the route mirror may answer a request no route takes ---------------------------
+
+import starlette.routing as _routing
+from starlette._utils import get_route_path as get_route_path
+
+#: The ``matches`` the mirror reproduces (a route's ``path_regex`` over the route path, and its
+#: methods): Starlette's and FastAPI's own route classes.
+_KNOWN_MATCHES = tuple(
+    function
+    for function in (
+        _routing.Route.matches,
+        _routing.WebSocketRoute.matches,
+        _routing.Mount.matches,
+        getattr(fastapi.routing.APIRoute, "matches", None),
+        getattr(fastapi.routing.APIWebSocketRoute, "matches", None),
+    )
+    if function is not None
+)
+#: The router methods whose miss handling the mirror reproduces.
+_ROUTER_MISS_METHODS = ("app", "__call__", "matches", "handle", "not_found")
+
+
+def misses_reason(app: Any) -> str:
+    """ "" when a request no route of ``app`` takes is answered as its router answers it, by
+    what the mirror can tell (the first route matching the path answers 405, a route matching
+    the path with its trailing slash toggled means a redirect, else ``not_found``'s 404): the
+    routers are FastAPI's own with their own ``not_found``, every route matches by its path and
+    methods, and nothing else can take a request (low-priority routes); else why not."""
+    router = getattr(app, "router", None)
+    if not isinstance(router, fastapi.routing.APIRouter):
+        return "the app's router is not FastAPI's"
+    for name in _ROUTER_MISS_METHODS:
+        own = getattr(fastapi.routing.APIRouter, name, None)
+        if getattr(type(router), name, None) is not own:
+            return f"{type(router).__name__} overrides {name}"
+    default = getattr(router, "default", None)
+    if (
+        getattr(default, "__func__", None) is not _routing.Router.not_found
+        or getattr(default, "__self__", None) is not router
+    ):
+        return "the router has a default app of its own"
+    low_priority = getattr(router, "_iter_low_priority_routes", None)
+    if low_priority is not None and any(True for _ in low_priority()):
+        return "the router has low-priority routes"
+    for top in top_level_routes(app):
+        if is_included_router(top):
+            included = getattr(top, "original_router", None)
+            for name in _ROUTER_MISS_METHODS:
+                own = getattr(fastapi.routing.APIRouter, name, None)
+                if included is not None and getattr(type(included), name, None) is not own:
+                    return f"included {type(included).__name__} overrides {name}"
+        for leaf in leaves(top):
+            route = leaf.route
+            if getattr(type(route), "matches", None) not in _KNOWN_MATCHES:
+                return f"{type(route).__name__} matches requests its own way"
+            if not isinstance(getattr(route, "path_regex", None), __import__("re").Pattern):
+                return f"{type(route).__name__} without a path pattern"
+    return ""

@@ -18,7 +18,13 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from fastrapi_compat._native import HTTPProtocol, RouteMirror
+from fastrapi_compat._native import (
+    MISS_METHOD_NOT_ALLOWED,
+    MISS_NOT_FOUND,
+    MISS_REDIRECT,
+    HTTPProtocol,
+    RouteMirror,
+)
 from fastrapi_compat.plan import internals
 from fastrapi_compat.plan.compiler import Compiled, compile_app
 from fastrapi_compat.plan.plans import Plan
@@ -44,13 +50,21 @@ class NativeApp:
         self._token = self._current_token()
         self.compiled = compile_app(self.app)
         self.mirror = None
-        if self.compiled.plans:
+        compiled = self.compiled
+        if compiled.plans or compiled.misses is not None:
             try:
-                self.mirror = RouteMirror(self.compiled.mirror, middleware=self.compiled.stack)
+                self.mirror = RouteMirror(
+                    compiled.mirror,
+                    middleware=compiled.stack,
+                    misses=compiled.misses is not None,
+                    redirect_slashes=compiled.redirect_slashes,
+                )
             except ValueError as exc:  # a pattern Rust's regex cannot take: all ASGI
                 _logger.info("route mirror unavailable, serving through the ASGI tier: %s", exc)
         self._plans = self.compiled.plans
-        self._telemetry = self._plans[0].runtime.telemetry_enabled if self._plans else None
+        self._misses = self.compiled.misses
+        runtime = self._plans[0].runtime if self._plans else self._misses.not_found.runtime if self._misses else None
+        self._telemetry = runtime.telemetry_enabled if runtime is not None else None
 
     def _current_token(self) -> Any:
         app = self.app
@@ -86,6 +100,19 @@ class NativeApp:
             for sink in self._sinks:
                 sink(self.mirror)
 
+    def _miss(self, plan_id: int) -> Plan | None:
+        """The plan of a miss the mirror answered (see ``native/router.rs``'s ``encode``)."""
+        misses = self._misses
+        if misses is None:
+            return None
+        if plan_id == MISS_NOT_FOUND:
+            return misses.not_found
+        if plan_id == MISS_REDIRECT:
+            return misses.redirect
+        if plan_id & MISS_METHOD_NOT_ALLOWED:
+            return misses.method_not_allowed(plan_id & ~MISS_METHOD_NOT_ALLOWED)
+        return None
+
     def fallback_reason(self, method: str, route_path: str) -> str:
         """Why a request was served by the ASGI tier (for reports; matches in Python)."""
         compiled = self.compiled
@@ -96,7 +123,8 @@ class NativeApp:
                 continue
             if re.match(pattern, route_path):
                 return reason or self.declined or "native route, served by the ASGI tier"
-        return "no route matched (404, 405 or a redirect, answered by the app)"
+        why = compiled.misses_reason or self.declined
+        return "no route matched (404, 405 or a redirect, answered by the app)" + (f": {why}" if why else "")
 
     def find(self, protocol: HTTPProtocol) -> tuple[Plan, dict[str, str], bool] | None:
         """The plan serving ``protocol``'s request, with its raw path parameters and whether
@@ -114,9 +142,13 @@ class NativeApp:
             return None
         plans = self._plans
         plan_id, params = match
-        if plan_id >= len(plans):
-            return None
-        plan = plans[plan_id]
+        if plan_id < len(plans):
+            plan = plans[plan_id]
+        else:
+            found = self._miss(plan_id)
+            if found is None:
+                return None
+            plan = found
         if internals.route_app(plan.route_like) is not plan.route_app:
             self.refresh()  # the route's handler was replaced (e.g. its dependant rewritten)
             self.declined = "the route's handler was replaced while the app ran"

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastrapi_compat._native import MiddlewareStack
+from fastrapi_compat.plan import internals
 
 #: sha256 of each middleware module's source, per verified Starlette release.
 VERIFIED_SOURCES = {
@@ -201,6 +202,9 @@ def layer(entry: Any) -> Layer:
     if known is None:
         return Layer(name, None, "runs in Python, around the native routes")
     module, build = known
+    wrapped = internals.code_origin(cls.__call__)
+    if wrapped is not None:  # e.g. Sentry's middleware spans: the class must run as patched
+        return Layer(name, None, f"{name}.__call__ is wrapped ({wrapped}): runs in Python")
     if _source_hash(module) not in VERIFIED_SOURCES[module]:
         import starlette
 

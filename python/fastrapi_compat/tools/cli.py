@@ -493,6 +493,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print("middleware: none besides FastAPI's own")
     native = sum(r.tier == "native" for r in compiled.routes)
     print(f"{native} of {len(compiled.routes)} routes native")
+    misses = "native" if compiled.misses is not None else f"asgi ({compiled.misses_reason})"
+    print(f"requests no route takes (404, 405, redirect_slashes): {misses}")
     return 0
 
 
