@@ -2,7 +2,8 @@
 
 OLD and NEW are wheels (``.whl``) or folders holding an unpacked one. Each is put first on
 ``PYTHONPATH`` of its own server (``fastrapi-compat run`` of the benchmark's stock FastAPI app,
-native tier), pinned to one core with wrk on another; the two are measured in interleaved
+or of ``--app MODULE:ATTR`` such as ``bench.apps.fastapi_app:app_production``; native tier where
+the engine can), pinned to one core with wrk on another; the two are measured in interleaved
 rounds (the order swapped each round), every endpoint a warm-up then a measured run, and each
 round's own ratio NEW/OLD is taken, seconds apart. The report gives per endpoint the medians
 and the median of the paired ratios: what a change (a refactor, an optimisation) did to
@@ -29,6 +30,7 @@ from bench.wrk import run_wrk
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT = 30.0
+DEFAULT_APP = "bench.apps.fastapi_app:app"
 
 
 @dataclass
@@ -65,11 +67,11 @@ def unpacked(build: str, into: Path) -> Path:
     return into
 
 
-def server_argv(site: Path) -> list[str]:
-    """``fastrapi-compat run`` from the build in ``site`` (its cli module, wherever it lives)."""
+def server_argv(site: Path, app: str = DEFAULT_APP) -> list[str]:
+    """``fastrapi-compat run APP`` from the build in ``site`` (its cli module, wherever it lives)."""
     module = "fastrapi_compat.tools.cli" if (site / "fastrapi_compat" / "tools").is_dir() else "fastrapi_compat.cli"
     code = f"import sys; from {module} import main; sys.exit(main(sys.argv[1:]))"
-    return [sys.executable, "-c", code, "run", "bench.apps.fastapi_app:app", "--log-level", "warning"]
+    return [sys.executable, "-c", code, "run", app, "--log-level", "warning"]
 
 
 def measure(site: Path, endpoints: Sequence[Endpoint], args: argparse.Namespace, work: Path) -> list[float]:
@@ -80,7 +82,7 @@ def measure(site: Path, endpoints: Sequence[Endpoint], args: argparse.Namespace,
     env.pop("PYTHONSAFEPATH", None)
     # From a folder of its own: nothing of the clone's but bench/ is to be found by accident.
     with ServerProcess(
-        [*server_argv(site), "--port", str(port)],
+        [*server_argv(site, args.app), "--port", str(port)],
         host="127.0.0.1",
         port=port,
         env=env,
@@ -88,7 +90,7 @@ def measure(site: Path, endpoints: Sequence[Endpoint], args: argparse.Namespace,
         log_path=work / f"server-{port}.log",
         cores=placement.server_cores,
     ) as server:
-        server.wait_ready("/plain", STARTUP_TIMEOUT)
+        server.wait_ready(endpoints[0].target, STARTUP_TIMEOUT)
         url = f"http://127.0.0.1:{port}"
         results = []
         for endpoint in endpoints:
@@ -114,7 +116,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=3.0)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--endpoints", default=",".join(e.name for e in ENDPOINTS))
+    parser.add_argument(
+        "--app",
+        default=DEFAULT_APP,
+        metavar="MODULE:ATTR",
+        help=f"the app both builds serve ({DEFAULT_APP}; e.g. bench.apps.fastapi_app:app_production), "
+        "imported from the repository root",
+    )
     args = parser.parse_args(argv)
+    module, sep, attr = args.app.partition(":")
+    if not sep or not module or not attr:
+        parser.error(f"--app takes MODULE:ATTR, not {args.app!r}")
     if args.rounds < 1 or args.duration <= 0 or args.warmup <= 0 or args.connections < 1:
         parser.error("--rounds, --warmup, --duration and --connections must be positive")
     return args

@@ -1,6 +1,7 @@
 """The requests the benchmark sends: one :class:`Endpoint` per measured route, plus a few
 probes that are only checked for identical answers (never measured); and the same for the
-middleware app, whose requests come from an allowed origin and accept gzip."""
+middleware app, whose requests come from an allowed origin and accept gzip, and for the
+production apps, whose requests come from an allowed origin."""
 
 from __future__ import annotations
 
@@ -124,9 +125,35 @@ MIDDLEWARE_PROBES: tuple[Endpoint, ...] = (
 )  # fmt: skip
 
 
-def checked_requests(middleware: bool) -> tuple[Endpoint, ...]:
+# The production runs (the production-style app, and it with Sentry, OpenTelemetry and
+# Prometheus): requests from the allowed origin, as a browser app sends them; the endpoints of
+# ``--endpoints`` among these, same names as on the default app so that they pair up.
+PRODUCTION_HEADERS: Headers = (("Origin", CORS_ORIGIN),)
+PRODUCTION_ENDPOINTS: tuple[Endpoint, ...] = tuple(
+    replace(endpoint_by_name(name), extra_headers=PRODUCTION_HEADERS)
+    for name in ("/plain", "/items/{id}", "POST /items", "/deps")
+)
+
+
+def production_endpoints(names: Sequence[str]) -> tuple[Endpoint, ...]:
+    """Those of :data:`PRODUCTION_ENDPOINTS` measured for ``--endpoints names``."""
+    return tuple(e for e in PRODUCTION_ENDPOINTS if e.name in names)
+
+
+# Checked on the production apps only: error answers through every layer.
+PRODUCTION_PROBES: tuple[Endpoint, ...] = (
+    Endpoint("422 body + CORS", "POST", "/items", body=b'{"name":"x"}', description="missing field",
+             extra_headers=PRODUCTION_HEADERS),
+    Endpoint("404 + CORS", "GET", "/no-such-route", description="an error answer through every layer",
+             extra_headers=PRODUCTION_HEADERS),
+)  # fmt: skip
+
+
+def checked_requests(middleware: bool, variant: str = "") -> tuple[Endpoint, ...]:
     """Every request whose answer is compared with uvicorn's, on the plain or the middleware
-    app."""
+    app, or on a production run's app (``variant``)."""
+    if variant:
+        return (*PRODUCTION_ENDPOINTS, *PRODUCTION_PROBES)
     if middleware:
         return (*MIDDLEWARE_ENDPOINTS, *MIDDLEWARE_PROBES)
     return (*ENDPOINTS, *PROBES)

@@ -79,10 +79,42 @@ def ensure_matplotlib() -> str | None:
     return _pip_install("matplotlib")
 
 
+def py_spy_path() -> str:
+    """py-spy on ``PATH``, else the one pip put next to this interpreter (a venv not activated)."""
+    beside = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    return shutil.which("py-spy") or (beside if os.path.exists(beside) else "py-spy")
+
+
 def ensure_py_spy() -> str | None:
-    if shutil.which("py-spy"):
+    if shutil.which(py_spy_path()):
         return None
-    return _pip_install("py-spy")
+    problem = _pip_install("py-spy")
+    if problem is None and not shutil.which(py_spy_path()):
+        return "pip installed py-spy but its executable was not found"
+    return problem
+
+
+def ensure_packages(distributions: tuple[str, ...], install: bool = True) -> str | None:
+    """Python distributions (by pip name) installed when missing: None when all are there."""
+    missing = [name for name in distributions if _version(name) is None]
+    if not missing:
+        return None
+    if not install:
+        return f"not installed (--no-install): {', '.join(missing)}"
+    return _pip_install(*missing)
+
+
+INSTRUMENT_DISTRIBUTIONS = (
+    "sentry-sdk",
+    "opentelemetry-sdk",
+    "opentelemetry-instrumentation-fastapi",
+    "prometheus-fastapi-instrumentator",
+)
+
+
+def instrument_versions() -> dict[str, str | None]:
+    """The versions of the instrumented app's libraries."""
+    return {name: _version(name) for name in INSTRUMENT_DISTRIBUTIONS}
 
 
 def ensure_wrk() -> str | None:

@@ -24,6 +24,8 @@ class BenchOptions:
     duration_s: float = 10.0
     scaling: bool = True
     middleware: bool = True  # the CORS + GZip app's run
+    production: bool = True  # the production runs: the production-style app ...
+    instruments: bool = True  # ... and it with Sentry, OpenTelemetry and Prometheus
     app_alone: bool = True  # the app with no server, after each round of the default app's runs
     workers: bool = True  # the workers run: 1 vs 2 workers, uvicorn and the native tier
     native_tier: bool | None = None
@@ -94,6 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
         "with Starlette's CORSMiddleware and GZipMiddleware; not FastrAPI)",
     )
     p.add_argument(
+        "--no-production",
+        action="store_true",
+        help="skip the production runs (/plain, /items/{id}, POST /items, /deps of --endpoints on the "
+        "production-style app: CORS, a pure-ASGI request id, an @app.middleware('http') timer; and on it "
+        "with Sentry, OpenTelemetry and Prometheus; not FastrAPI)",
+    )
+    p.add_argument(
+        "--no-instruments",
+        action="store_true",
+        help="skip the production app with Sentry, OpenTelemetry and Prometheus (keep the plain production app)",
+    )
+    p.add_argument(
         "--no-workers",
         action="store_true",
         help="skip the workers run (1 vs 2 worker processes, /plain and /items/{id} of "
@@ -162,6 +176,8 @@ def parse_options(argv: Sequence[str] | None = None) -> BenchOptions:
         duration_s=args.duration if args.duration is not None else duration,
         scaling=not args.no_scaling,
         middleware=not args.no_middleware,
+        production=not args.no_production,
+        instruments=not args.no_instruments,
         app_alone=not args.no_app_alone,
         workers=not args.no_workers,
         native_tier=args.native_tier,

@@ -1,13 +1,25 @@
 """py-spy sampling of a server while wrk loads it, and a plain-text summary of where the
-time goes (self and inclusive share per frame)."""
+time goes (self and inclusive share per frame, and per layer: engine, FastAPI, Starlette,
+each instrument, the app's own middleware).
+
+``python -m bench --py-spy`` records every measured run; ``python -m bench.profile`` profiles
+one server on one app and endpoint (e.g. the production app's ``/plain`` on the native tier):
+
+    python -m bench.profile --app app_production --endpoint /plain [--server fastrapi-compat-native]
+                            [--seconds 10] [--connections 64] [--native] [--output DIR]
+"""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
+import sys
+import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench.install import py_spy_path
 from bench.process import pinned
 
 
@@ -17,7 +29,7 @@ class PySpyRecording:
     def __init__(self, pid: int, output: Path, seconds: float, cores: Sequence[int], native: bool):
         self.output = output
         argv = [
-            "py-spy", "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
+            py_spy_path(), "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
             "--rate", "250", "--format", "raw", "--output", str(output), "--subprocesses",
         ]  # fmt: skip
         # --native (Rust/C frames too) pauses the process per sample; py-spy refuses it with
@@ -56,6 +68,11 @@ def _frame_name(frame: str) -> str:
 # (substring of a frame's file, component) — first match wins; self time is grouped by these.
 _COMPONENTS: tuple[tuple[str, str], ...] = (
     ("fastrapi_compat/_native", "fastrapi-compat engine (Rust, on the Python thread)"),
+    ("sentry_sdk/", "sentry-sdk"),
+    ("opentelemetry/", "opentelemetry"),
+    ("prometheus", "prometheus (client and instrumentator)"),
+    ("bench/apps/", "the app's own code and middleware"),
+    ("starlette/middleware/base.py", "starlette BaseHTTPMiddleware"),
     ("fastrapi_compat/", "fastrapi-compat (Python)"),
     ("fastrapi", "FastrAPI"),
     ("granian", "granian"),
@@ -111,3 +128,83 @@ def summarize(collapsed: Path, top: int = 25) -> str:
     lines += ["", "incl %   frame"]
     lines += [f"{100 * n / total:6.1f}   {name}" for name, n in inclusive.most_common(top)]
     return "\n".join(lines) + "\n"
+
+
+def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    from bench.endpoints import ENDPOINTS
+    from bench.servers import all_servers
+
+    parser = argparse.ArgumentParser(prog="python -m bench.profile", description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--app", default="app_production", help="an app of bench.apps.fastapi_app (app_production)")
+    parser.add_argument("--server", default="fastrapi-compat-native",
+                        choices=[s.key for s in all_servers(native_tier=True)])  # fmt: skip
+    parser.add_argument("--endpoint", default="/plain", choices=[e.name for e in ENDPOINTS])
+    parser.add_argument("--seconds", type=float, default=10.0, help="recorded under load (10)")
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--native", action="store_true", help="Rust and C frames too (pauses the server per sample)")
+    parser.add_argument("--output", type=Path, default=Path("bench/results/profiles"))
+    args = parser.parse_args(argv)
+    if args.seconds <= 0 or args.warmup < 0 or args.connections < 1:
+        parser.error("--seconds and --connections must be positive")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Profile one server under load; print the summary and where the raw stacks are."""
+    from bench import install
+    from bench.endpoints import PRODUCTION_ENDPOINTS, endpoint_by_name
+    from bench.environment import ROOT, locate_engine, server_env
+    from bench.placement import allowed_cores, main_placement
+    from bench.process import ServerFailed, ServerProcess, free_port
+    from bench.servers import AppVariant, all_servers, server_by_key
+    from bench.wrk import WrkError, run_wrk
+
+    args = _parse(argv)
+    for problem in (install.ensure_wrk(), install.ensure_py_spy()):
+        if problem is not None:
+            print(f"Error: {problem}", file=sys.stderr)
+            return 1
+    spec = server_by_key(all_servers(native_tier=True), args.server)
+    production = args.app in ("app_production", "app_instrumented")
+    app = AppVariant(args.app, args.app, variant="production" if production else "")
+    endpoint = endpoint_by_name(args.endpoint)
+    if production:
+        endpoint = next((e for e in PRODUCTION_ENDPOINTS if e.name == endpoint.name), endpoint)
+    cores = allowed_cores()
+    placement = main_placement(cores[1], cores[0]) if len(cores) >= 2 else main_placement(None, None)
+    args.output.mkdir(parents=True, exist_ok=True)
+    slug = "".join(c if c.isalnum() else "_" for c in endpoint.name).strip("_")
+    output = (args.output / f"{spec.slug}-{args.app}-{slug}.txt").resolve()
+    host, port = "127.0.0.1", free_port("127.0.0.1")
+    with tempfile.TemporaryDirectory(prefix="bench-profile-") as tmp:
+        env = server_env(locate_engine()[0])
+        env.update(spec.env)
+        try:
+            with ServerProcess(spec.argv(host, port, app), host=host, port=port, env=env, cwd=ROOT,
+                               log_path=Path(tmp) / "server.log", cores=placement.server_cores) as server:  # fmt: skip
+                server.wait_ready(endpoint.target, 120)
+                load = {"connections": args.connections, "cores": placement.wrk_cores, "script_dir": Path(tmp)}
+                url = f"http://{host}:{port}"
+                if args.warmup:
+                    run_wrk(url, endpoint, seconds=args.warmup, **load)
+                recording = PySpyRecording(server.pid, output, args.seconds, placement.wrk_cores, args.native)
+                result = run_wrk(url, endpoint, seconds=args.seconds, **load)
+                problem = recording.finish()
+        except (ServerFailed, WrkError) as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            return 1
+    if problem is not None:
+        print(f"Error: py-spy: {problem}", file=sys.stderr)
+        return 1
+    summary = summarize(output)
+    output.with_suffix(".summary.txt").write_text(summary)
+    print(f"{spec.label} on {args.app}, {endpoint.method} {endpoint.target}: {result.requests_per_sec:,.0f} req/s "
+          f"under py-spy (disturbed), {args.connections} connections")  # fmt: skip
+    print(summary)
+    print(f"raw stacks: {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -11,8 +11,9 @@ from typing import Any
 
 @dataclass
 class Measurement:
-    """One wrk run: a server, an endpoint, a connection count, an app (its size, and whether
-    it has the CORS + GZip middleware), and in the workers run the server's worker count."""
+    """One wrk run: a server, an endpoint, a connection count, an app (its size, whether it has
+    the CORS + GZip middleware, or the production runs' ``variant``), and in the workers run the
+    server's worker count."""
 
     server: str
     endpoint: str
@@ -20,6 +21,7 @@ class Measurement:
     extra_routes: int
     middleware: bool = False
     workers: int | None = None  # the workers run: 1 or 2 workers; None: the other runs
+    variant: str = ""  # the production runs' app ("production", "instrumented"); "": the others
     requests_per_sec: float | None = None
     p50_ms: float | None = None
     p99_ms: float | None = None
@@ -31,10 +33,10 @@ class Measurement:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def key(self) -> tuple[str, str, int, int, bool, int | None]:
+    def key(self) -> tuple[str, str, int, int, bool, int | None, str]:
         """What :meth:`BenchResults.find` looks it up by."""
         return (self.server, self.endpoint, self.connections, self.extra_routes,
-                self.middleware, self.workers)  # fmt: skip
+                self.middleware, self.workers, self.variant)  # fmt: skip
 
 
 @dataclass
@@ -81,8 +83,9 @@ class BenchResults:
         extra_routes: int,
         middleware: bool = False,
         workers: int | None = None,
+        variant: str = "",
     ) -> Measurement | None:
-        key = (server, endpoint, connections, extra_routes, middleware, workers)
+        key = (server, endpoint, connections, extra_routes, middleware, workers, variant)
         return next((m for m in self.measurements if m.key == key), None)
 
     def to_json(self) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """One benchmark run: install what is missing, start each server in turn, check its answers
-against FastAPI+uvicorn's, load it with wrk, record memory, stop it; then the same with 1 and
-2 worker processes (the workers run); then write the results."""
+against FastAPI+uvicorn's, load it with wrk, record memory, stop it; then the other apps (10,000
+routes, CORS + GZip, the production runs), then the same with 1 and 2 worker processes (the
+workers run); then write the results."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from bench.endpoints import (
     MIDDLEWARE_HEADERS,
     MIDDLEWARE_PROBES,
     PROBES,
+    PRODUCTION_PROBES,
     SCALING_ENDPOINT,
     WORKERS_ENDPOINTS,
     Endpoint,
@@ -60,6 +62,7 @@ from bench.placement import (
     workers_placement,
 )
 from bench.process import ServerFailed, ServerProcess, free_port, pinned
+from bench.production import ensure_instruments, production_apps, production_cases, production_meta
 from bench.profile import PySpyRecording, summarize
 from bench.results import BenchResults, Measurement, ServerRun
 from bench.servers import (
@@ -123,6 +126,9 @@ def estimate_seconds(options: BenchOptions, servers: list[ServerSpec]) -> float:
         serving = sum(s.no_middleware is None for s in servers)
         runs = len(_middleware_cases(options)) * per_run
         total += serving * (STARTUP_ESTIMATE_S + runs)
+    if apps := production_apps(options):
+        serving = sum(s.no_middleware is None for s in servers)
+        total += len(apps) * serving * (STARTUP_ESTIMATE_S + len(production_cases(options)) * per_run)
     if options.workers:
         slots = 2 * sum(s.workers_ready is not None for s in servers)
         runs = len(_workers_cases(options)) * per_run
@@ -181,11 +187,11 @@ def _start(ctx: _Context, spec: ServerSpec, app: AppVariant) -> ServerProcess:
 def _reference(ctx: _Context, app: AppVariant) -> dict[str, Answer]:
     """FastAPI+uvicorn's answers to every request checked on ``app``. The 10,000-route app is
     checked against the default app's answers: the route count changes none of them."""
-    base = MIDDLEWARE_APP if app.middleware else DEFAULT_APP
+    base = app if app.variant else MIDDLEWARE_APP if app.middleware else DEFAULT_APP
     if base not in ctx.references:
         spec = next(s for s in all_servers() if s.key == UVICORN)
         with _start(ctx, spec, base) as server:
-            requests = checked_requests(base.middleware)
+            requests = checked_requests(base.middleware, base.variant)
             ctx.references[base] = collect(server.host, server.port, requests)
     return ctx.references[base]
 
@@ -200,7 +206,7 @@ def _profile_path(ctx: _Context, spec: ServerSpec, endpoint: Endpoint, m: Measur
     profiles = ctx.options.output_dir / "profiles"
     profiles.mkdir(parents=True, exist_ok=True)
     slug = "".join(c if c.isalnum() else "_" for c in endpoint.name).strip("_")
-    app = "-middleware" if m.middleware else ""
+    app = "-middleware" if m.middleware else f"-{m.variant}" if m.variant else ""
     return profiles / f"{spec.slug}-{slug}-c{m.connections}-r{m.extra_routes}{app}.txt"
 
 
@@ -250,7 +256,7 @@ def _attempt(
 def _measurement(spec: ServerSpec, case: Case, app: AppVariant, check: str = "") -> Measurement:
     endpoint, connections = case
     return Measurement(spec.key, endpoint.name, connections, app.extra_routes,
-                       middleware=app.middleware, workers=spec.workers,
+                       middleware=app.middleware, workers=spec.workers, variant=app.variant,
                        check=check)  # fmt: skip
 
 
@@ -544,6 +550,31 @@ def _run_middleware_app(ctx: _Context, slots: list[tuple[ServerSpec, ServerRun]]
         _measure_all(ctx, live, cases, MIDDLEWARE_APP, results)
 
 
+def _run_production_apps(
+    ctx: _Context, slots: list[tuple[ServerSpec, ServerRun]], results: BenchResults, unavailable: str | None
+) -> None:
+    """The production-style app, then it with Sentry, OpenTelemetry and Prometheus (unless
+    ``unavailable`` says why not): the endpoints of ``--endpoints`` it has, on every server
+    that serves Starlette's middleware."""
+    cases = production_cases(ctx.options)
+    for app in production_apps(ctx.options):
+        if not cases:
+            say(f"\n== {app.label}: not run, none of its endpoints in --endpoints")
+            return
+        serving = []
+        for spec, run in _still_running(slots):
+            reason = spec.no_middleware or (unavailable if app.variant == "instrumented" else None)
+            if reason is None:
+                serving.append((spec, run))
+            else:
+                run.not_run[app.label] = reason
+                say(f"{spec.label}: not run on the {app.label}: {reason}")
+        if not serving:
+            continue
+        with _serving(ctx, serving, app, [*(e for e, _ in cases), *PRODUCTION_PROBES]) as live:
+            _measure_all(ctx, live, cases, app, results)
+
+
 def _workers_slots(
     slots: list[tuple[ServerSpec, ServerRun]], results: BenchResults
 ) -> list[tuple[ServerSpec, ServerRun]]:
@@ -614,6 +645,9 @@ def _also(options: BenchOptions) -> str:
     if options.middleware and (cases := _middleware_cases(options)):
         names = ", ".join(endpoint.name for endpoint, _ in cases)
         also += f", plus {names} on the {MIDDLEWARE_APP.label}"
+    for app in production_apps(options):
+        if cases := production_cases(options):
+            also += f", plus {', '.join(endpoint.name for endpoint, _ in cases)} on the {app.label}"
     if options.workers and (cases := _workers_cases(options)):
         names = ", ".join(endpoint.name for endpoint, _ in cases)
         also += f", plus {names} with 1 and {WORKERS} workers"
@@ -630,6 +664,7 @@ def run(options: BenchOptions) -> BenchResults:
         raise BenchError(f"unknown server(s): {', '.join(sorted(unknown))}")
     runnable = [s for s in selected if s.unavailable is None]
     problems = _install(options, runnable)
+    instruments_unavailable = ensure_instruments(options) if options.production and options.instruments else None
 
     engine_package, engine_native = locate_engine()
     engine = describe_engine(engine_package, engine_native)
@@ -659,6 +694,7 @@ def run(options: BenchOptions) -> BenchResults:
             "default_extra_routes": DEFAULT_EXTRA_ROUTES,
             "scaled_extra_routes": SCALED_EXTRA_ROUTES if options.scaling else None,
             "middleware": _middleware_meta() if options.middleware else None,
+            "production": production_meta(options, instruments_unavailable),
             "workers": workers_meta(allowed, pin, workers_at) if options.workers else None,
             "profiled": options.py_spy,
             "wait_quiet_s": options.wait_quiet_s,
@@ -694,6 +730,8 @@ def run(options: BenchOptions) -> BenchResults:
             _run_scaled_app(ctx, slots_to_run, results)
         if options.middleware:
             _run_middleware_app(ctx, slots_to_run, results)
+        if options.production:
+            _run_production_apps(ctx, slots_to_run, results, instruments_unavailable)
         if options.workers:
             _run_workers(ctx, slots_to_run, results, workers_at)
     results.meta["elapsed_s"] = round(time.monotonic() - started, 1)

@@ -1,6 +1,6 @@
 """The servers under test: how each one is started (one process, or N workers for the
 workers run), and what the table says about it; and the apps they serve in turn (default,
-10,000 routes, CORS + GZip)."""
+10,000 routes, CORS + GZip, production, production with instruments)."""
 
 from __future__ import annotations
 
@@ -19,12 +19,15 @@ NATIVE_TIER_ENV = "BENCH_NATIVE_TIER"
 @dataclass(frozen=True)
 class AppVariant:
     """One app every server serves in turn: ``attr`` in :mod:`bench.apps.fastapi_app`, with
-    ``extra_routes`` routes before the measured ones, with or without CORS + GZip middleware."""
+    ``extra_routes`` routes before the measured ones, with or without CORS + GZip middleware,
+    or one of the production runs' apps (``variant``)."""
 
     attr: str
     label: str
     extra_routes: int = fastapi_app.DEFAULT_EXTRA_ROUTES
     middleware: bool = False
+    # the production runs' apps ("production", "instrumented"): their own requests and rows
+    variant: str = ""
 
     @property
     def is_default(self) -> bool:
@@ -38,6 +41,10 @@ SCALED_APP = AppVariant(
     extra_routes=fastapi_app.SCALED_EXTRA_ROUTES,
 )
 MIDDLEWARE_APP = AppVariant(fastapi_app.MIDDLEWARE_APP, "CORS + GZip app", middleware=True)
+PRODUCTION_APP = AppVariant(fastapi_app.PRODUCTION_APP, "production app", variant="production")
+INSTRUMENTED_APP = AppVariant(
+    fastapi_app.INSTRUMENTED_APP, "production app + Sentry, OpenTelemetry, Prometheus", variant="instrumented"
+)
 
 # (host, port, app, workers) -> argv; workers None: the main runs' one-process command
 CommandBuilder = Callable[[str, int, AppVariant, int | None], list[str]]
@@ -67,7 +74,7 @@ class ServerSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     note: str = ""
     unavailable: str | None = None
-    no_middleware: str | None = None  # why it does not serve the middleware app
+    no_middleware: str | None = None  # why it does not serve the middleware and production apps
     # the workers run: this many worker processes (None: the main runs' command)
     workers: int | None = None
     # workers -> what the server logs once they are all up; None: no workers run
@@ -137,8 +144,8 @@ def _fastrapi_compat(host: str, port: int, app: AppVariant, workers: int | None)
 
 
 def _fastrapi(host: str, port: int, app: AppVariant, workers: int | None) -> list[str]:
-    if app.middleware or workers is not None:
-        raise ValueError(f"{FASTRAPI_MODULE} has no middleware app and no workers")
+    if app.middleware or app.variant or workers is not None:
+        raise ValueError(f"{FASTRAPI_MODULE} has no middleware or production app and no workers")
     return [
         sys.executable, "-m", FASTRAPI_MODULE,
         "--host", host, "--port", str(port), "--extra-routes", str(app.extra_routes),
@@ -199,7 +206,7 @@ def all_servers(native_tier: bool | None = None) -> list[ServerSpec]:
             _fastrapi,
             note="its own API (bench/apps/fastrapi_app.py); all endpoints `def`: "
             "its `async def` endpoints answer 500 in 0.2.11",
-            no_middleware="its own API has no equivalent of Starlette's CORSMiddleware and GZipMiddleware",
+            no_middleware="its own API has no equivalent of Starlette's middleware",
         ),
     ]
 

@@ -20,7 +20,7 @@ def smoke() -> None:
             [
                 "--quick", "--warmup", "1", "--duration", "1",
                 "--servers", f"{UVICORN},{OURS_ASGI}", "--endpoints", "/plain",
-                "--plain-connections", "", "--no-scaling", "--no-middleware", "--no-workers",
+                "--plain-connections", "", "--no-scaling", "--no-middleware", "--no-production", "--no-workers",
                 "--no-plot",
                 "--output", str(out),
             ]

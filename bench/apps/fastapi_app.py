@@ -22,6 +22,8 @@ origin, every method and header).
 A production-style app: ``app_production`` (lazy) is ``app`` with, outside in, a pure-ASGI
 request-id middleware (adds ``x-request-id``), an ``@app.middleware("http")`` timer (adds
 ``x-process-time``) and ``CORSMiddleware`` as above: the layers a team's app typically has.
+``app_instrumented`` (lazy) is ``app_production`` with Sentry, OpenTelemetry and Prometheus,
+all in-process (:mod:`bench.apps.instrumented_app`).
 """
 
 import time
@@ -38,6 +40,7 @@ SCALED_EXTRA_ROUTES = 10_000
 SCALED_APP = f"app_{SCALED_EXTRA_ROUTES}_routes"
 MIDDLEWARE_APP = "app_middleware"
 PRODUCTION_APP = "app_production"
+INSTRUMENTED_APP = "app_instrumented"
 GZIP_MINIMUM_SIZE = 500
 CORS_ORIGIN = "https://example.com"
 
@@ -180,12 +183,22 @@ _LAZY_APPS: dict[str, Callable[[], FastAPI]] = {
     SCALED_APP: lambda: create_app(SCALED_EXTRA_ROUTES),
     MIDDLEWARE_APP: lambda: create_app(middleware=True),
     PRODUCTION_APP: lambda: create_app(production=True),
+    INSTRUMENTED_APP: lambda: _instrumented(),
 }
 
 
+def _instrumented() -> FastAPI:
+    """Imported only here: Sentry, OpenTelemetry and Prometheus are set up for the process."""
+    from bench.apps.instrumented_app import build
+
+    app: FastAPI = build()
+    return app
+
+
 def __getattr__(name: str) -> Any:
-    """``app_10000_routes`` and ``app_middleware`` are built on first access only (uvicorn,
-    granian and fastrapi-compat all resolve ``module:attr`` with ``getattr``)."""
+    """``app_10000_routes``, ``app_middleware``, ``app_production`` and ``app_instrumented``
+    are built on first access only (uvicorn, granian and fastrapi-compat all resolve
+    ``module:attr`` with ``getattr``)."""
     build = _LAZY_APPS.get(name)
     if build is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

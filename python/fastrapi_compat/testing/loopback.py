@@ -338,13 +338,13 @@ def _close_hub() -> None:
 
 
 def _write_stats() -> None:
-    """Leaves the engines' counters where the parity harness collects them
-    (``FASTRAPI_STATS_DIR``)."""
+    """Leaves the engines' counters, fallback reasons and what native routes ran under where
+    the parity harnesses collect them (``FASTRAPI_STATS_DIR``)."""
     folder = os.environ.get("FASTRAPI_STATS_DIR")
     if folder:
         path = os.path.join(folder, f"{os.getpid()}.json")
         with open(path, "w", encoding="utf-8") as out:
-            json.dump({**engine_stats(), "reasons": dict(fallback_reasons())}, out)
+            json.dump({**engine_stats(), "reasons": dict(fallback_reasons()), "under": dict(native_under())}, out)
 
 
 class Outcome:
