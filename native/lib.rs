@@ -7,6 +7,7 @@ mod awaitable;
 mod body;
 mod engine;
 mod errors;
+mod head;
 mod inbox;
 mod json;
 mod middleware;

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use crate::asgi;
 use crate::body::ResBody;
+use crate::head::{Gate, HeadGuard, HYPER_MAX_HEAD};
 use crate::inbox::Event;
 use crate::router::MirrorSlot;
 use crate::shared::EngineShared;
@@ -36,6 +37,8 @@ struct Connection {
     /// Requests being answered: from their head to the end of their response body.
     in_flight: AtomicUsize,
     none_in_flight: Notify,
+    /// Each request head's raw-byte verdict (`native/head.rs`).
+    gate: Arc<Gate>,
 }
 
 impl Connection {
@@ -166,10 +169,14 @@ pub async fn accept_loop(
                         mirror: mirror.clone(),
                         in_flight: AtomicUsize::new(0),
                         none_in_flight: Notify::new(),
+                        gate: Arc::new(Gate::default()),
                     });
                     let shared = shared.clone();
                     let for_service = conn.clone();
-                    let service = service_fn(move |req| dispatch(req, shared.clone(), for_service.clone()));
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let verdict = for_service.gate.head_parsed();
+                        dispatch(req, shared.clone(), for_service.clone(), verdict)
+                    });
                     // hyper's header read timeout runs from the end of the previous response (or
                     // the connection's start) to the end of the next head: uvicorn's keep-alive
                     // timeout, which also bounds how long a head may take to arrive.
@@ -178,9 +185,10 @@ pub async fn accept_loop(
                     if let Some(max) = site.max_head {
                         builder.max_buf_size(max); // a head beyond it: hyper answers 431
                     }
-                    let connection = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .with_upgrades();
+                    // each head checked on its way in (bare LF, smuggling shapes)
+                    let limit = site.max_head.unwrap_or(HYPER_MAX_HEAD);
+                    let io = TokioIo::new(HeadGuard::new(stream, conn.gate.clone(), limit));
+                    let connection = builder.serve_connection(io, service).with_upgrades();
                     let alive = alive.clone();
                     let open = Open::new(&site);
                     let mut closing = closing.clone();
@@ -219,13 +227,24 @@ pub async fn accept_loop(
     let _ = tokio::time::timeout(grace, all_closed.recv()).await;
 }
 
-/// One request. An `Err` makes hyper close the connection without answering (the app sent an
-/// invalid response start, which uvicorn answers the same way).
+/// One request: the `n`th on its connection, `refused` if its head is one uvicorn refuses
+/// (`native/head/`). An `Err` makes hyper close the connection without answering (the app
+/// sent an invalid response start, which uvicorn answers the same way).
 async fn dispatch(
     req: Request<Incoming>,
     shared: Arc<EngineShared>,
     conn: Arc<Connection>,
+    (n, refused): (u64, bool),
 ) -> Result<Response<Tracked>, asgi::http::Aborted> {
+    if refused {
+        // before the limits: uvicorn's parser refuses such a head before it counts a request
+        tell_handler(&shared, &conn.info.site, "invalid_request", 0);
+        let response = asgi::canned::invalid_request();
+        return Ok(response.map(|body| Tracked {
+            body,
+            _in_flight: InFlight::new(&conn),
+        }));
+    }
     let limits = &conn.info.site.limits;
     if limits.count_request() {
         tell_handler(
@@ -237,16 +256,19 @@ async fn dispatch(
     }
     let admitted = limits.admit();
     let in_flight = InFlight::new(&conn);
+    let connect = req.method() == hyper::Method::CONNECT;
     let response = if !admitted {
         tell_handler(&shared, &conn.info.site, "concurrency_exceeded", 0);
         asgi::canned::service_unavailable()
-    } else if asgi::framing::ambiguous_framing(req.headers()) {
-        asgi::canned::invalid_request()
     } else if asgi::ws::is_upgrade(&req) {
         asgi::ws::handle(req, shared, &conn.info).await
     } else {
         asgi::http::handle(req, shared, &conn.info, &conn.mirror).await?
     };
+    let status = response.status();
+    let switched =
+        status == hyper::StatusCode::SWITCHING_PROTOCOLS || (connect && status.is_success());
+    conn.gate.answered(n, switched);
     Ok(response.map(|body| Tracked {
         body,
         _in_flight: in_flight,

@@ -132,6 +132,11 @@ class Dispatcher:
         """The engine answered 503 beyond ``limit_concurrency``; uvicorn's warning."""
         self.logger.warning("Exceeded concurrency limit.")
 
+    def invalid_request(self, _: int) -> None:
+        """The engine refused a request head (its framing or line ends) with 400; uvicorn's
+        warning."""
+        self.logger.warning("Invalid HTTP request received.")
+
     def max_requests_reached(self, count: int) -> None:
         """The listener has seen ``limit_max_requests`` requests: stop, as uvicorn does."""
         self.logger.info("Maximum request limit of %d exceeded. Terminating process.", count)
