@@ -29,7 +29,7 @@ use bytes::{Buf, BytesMut};
 use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use parse::{check, Chunks, Framing, Head, Scan};
+use parse::{check, Chunks, Framing, Head, Partial};
 
 /// What hyper is handed instead of a refused head: any head it parses will do.
 const STAND_IN: &[u8] = b"GET / HTTP/1.1\r\n\r\n";
@@ -105,10 +105,13 @@ enum Mode {
     Chunked { chunks: Chunks, wait: bool },
     /// After a request that may switch protocols: nothing is handed out until it is answered.
     Await,
-    /// Bytes only pass through: after a switch, a head over the limit, or a chunked body
-    /// hyper refuses too.
+    /// Bytes only pass through: after a switch, or a head over the limit.
     Through,
-    /// After a refused head: nothing more (the connection closes after its answer).
+    /// A chunked body turned out malformed: the next read fails.
+    Failing,
+    /// After a refused head, or a malformed chunked body (whose read failed once: the app
+    /// gets `http.disconnect`, the client uvicorn's 400 if no response started): nothing
+    /// more, the connection closes after the answer.
     Refused,
 }
 
@@ -121,6 +124,8 @@ enum Cut {
     Hold(usize),
     /// The rest starts a refused head: hyper gets the stand-in instead, and nothing more.
     Refuse(usize),
+    /// The body is malformed there: what comes before goes out, then reading fails.
+    Fail(usize),
 }
 
 /// A connection's stream whose request heads are checked before hyper reads them.
@@ -132,9 +137,9 @@ pub struct HeadGuard<S> {
     heads: u64,
     /// Largest head gathered (the listener's head limit).
     limit: usize,
-    /// A head read in parts, gathered until its end (`scan` finds it).
+    /// A head read in parts, gathered until its end (`partial` looks at it as it comes).
     head: BytesMut,
-    scan: Scan,
+    partial: Partial,
     /// Bytes to hand out as they are, before anything else (a gathered head, the stand-in).
     ready: BytesMut,
     /// Bytes read and not yet looked at, handed out (and looked at) before reading more.
@@ -150,7 +155,7 @@ impl<S> HeadGuard<S> {
             heads: 0,
             limit,
             head: BytesMut::new(),
-            scan: Scan::default(),
+            partial: Partial::default(),
             ready: BytesMut::new(),
             held: BytesMut::new(),
         }
@@ -162,7 +167,7 @@ impl<S> HeadGuard<S> {
         while at < data.len() {
             let rest = &data[at..];
             match &mut self.mode {
-                Mode::Through | Mode::Refused => return Cut::All,
+                Mode::Through | Mode::Refused | Mode::Failing => return Cut::All,
                 Mode::Await => return Cut::Hold(at),
                 Mode::Body { left, wait } => {
                     let n = usize::try_from(*left).map_or(rest.len(), |left| left.min(rest.len()));
@@ -179,8 +184,9 @@ impl<S> HeadGuard<S> {
                     }
                     Ok(None) => return Cut::All,
                     Err(()) => {
-                        self.mode = Mode::Through;
-                        return Cut::All;
+                        self.mode = Mode::Failing;
+                        self.held.clear();
+                        return Cut::Fail(at);
                     }
                 },
                 Mode::Head => match check(rest) {
@@ -232,18 +238,35 @@ impl<S> HeadGuard<S> {
         self.held.clear();
     }
 
-    /// A head gathered over several reads is whole: hand it out, or its stand-in.
-    fn gathered(&mut self) {
-        let head = self.head.split();
-        match check(&head) {
-            Some(found) if !found.refused && found.end == head.len() => {
-                self.accept(&found);
-                self.ready = head;
+    /// The head being gathered grew: hand it out (or its stand-in) once it ended, refuse it
+    /// as soon as its start is refused, hand it over as it is beyond the limit.
+    fn gathering(&mut self) {
+        match self.partial.feed(&self.head) {
+            Some(found) => {
+                let mut rest = self.head.split_off(found.end);
+                let head = self.head.split();
+                if !rest.is_empty() {
+                    rest.unsplit(self.held.split()); // back in front of what was held
+                    self.held = rest;
+                }
+                if found.refused {
+                    self.refuse();
+                    self.ready = BytesMut::from(STAND_IN);
+                } else {
+                    self.accept(&found);
+                    self.ready = head;
+                }
             }
-            _ => {
+            None if self.partial.refused() => {
                 self.refuse();
                 self.ready = BytesMut::from(STAND_IN);
             }
+            None if self.head.len() >= self.limit => {
+                // longer than the limit: hyper gets it as it is (and answers 431)
+                self.ready = self.head.split();
+                self.mode = Mode::Through;
+            }
+            None => {}
         }
     }
 }
@@ -273,8 +296,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for HeadGuard<S> {
                 this.ready.advance(n);
                 return Poll::Ready(Ok(()));
             }
-            if let Mode::Refused = this.mode {
-                return Poll::Pending; // not the end of the stream: hyper still answers
+            match this.mode {
+                Mode::Refused => return Poll::Pending, // not the end of the stream: hyper answers
+                Mode::Failing => {
+                    this.mode = Mode::Refused;
+                    return Poll::Ready(Err(malformed_body()));
+                }
+                _ => {}
             }
             if let Mode::Await = this.mode {
                 this.gate.waker.register(cx.waker());
@@ -303,17 +331,16 @@ impl<S: AsyncRead + Unpin> AsyncRead for HeadGuard<S> {
                 this.mode = Mode::Through;
                 continue;
             }
-            // The new bytes: the first `out` are handed out, up to `used` go into the head
-            // being gathered, the rest is held (looked at next time).
-            let (out, used, whole) = if this.head.is_empty() {
+            // The new bytes: the first `out` are handed out; with `gather`, the rest goes into
+            // the head being gathered, else it is held (looked at next time).
+            let (out, gather) = if this.head.is_empty() {
                 match this.look(new) {
                     Cut::All if !from_held => return Poll::Ready(Ok(())), // the common case
-                    Cut::All => (new.len(), new.len(), false),
-                    Cut::Hold(n) => (n, n, false),
+                    Cut::All => (new.len(), false),
+                    Cut::Hold(n) => (n, false),
                     Cut::Gather(n) => {
-                        this.scan = Scan::default();
-                        let _ = this.scan.feed(&new[n..]);
-                        (n, new.len(), false)
+                        this.partial = Partial::default();
+                        (n, true)
                     }
                     Cut::Refuse(n) => {
                         // `look` dropped what was held: the connection closes after this
@@ -325,15 +352,21 @@ impl<S: AsyncRead + Unpin> AsyncRead for HeadGuard<S> {
                         }
                         return Poll::Ready(Ok(()));
                     }
+                    Cut::Fail(n) => {
+                        buf.set_filled(before + n);
+                        if n > 0 {
+                            return Poll::Ready(Ok(()));
+                        }
+                        this.mode = Mode::Refused;
+                        return Poll::Ready(Err(malformed_body()));
+                    }
                 }
             } else {
-                match this.scan.feed(new) {
-                    None => (0, new.len(), false),
-                    Some(end) => (0, end, true),
-                }
+                (0, true)
             };
-            if out < used {
-                this.head.extend_from_slice(&new[out..used]);
+            let used = if gather { new.len() } else { out };
+            if gather {
+                this.head.extend_from_slice(&new[out..]);
             }
             if from_held {
                 this.held.advance(used);
@@ -341,18 +374,20 @@ impl<S: AsyncRead + Unpin> AsyncRead for HeadGuard<S> {
                 this.held.extend_from_slice(&new[used..]);
             }
             buf.set_filled(before + out);
-            if whole {
-                this.gathered();
-            } else if this.head.len() >= this.limit {
-                // longer than the limit: hyper gets it as it is (and answers 431)
-                this.ready = this.head.split();
-                this.mode = Mode::Through;
+            if gather {
+                this.gathering();
             }
             if out > 0 {
                 return Poll::Ready(Ok(()));
             }
         }
     }
+}
+
+/// What reading gives once a chunked body turned out malformed: the body's error, a framing
+/// error for `asgi::framing::is_framing_error`.
+fn malformed_body() -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, "malformed chunked body")
 }
 
 impl<S: AsyncWrite + Unpin> AsyncWrite for HeadGuard<S> {
@@ -520,6 +555,42 @@ mod tests {
                 assert_eq!(gate.head_parsed(), (1, true));
             }
         }
+    }
+
+    #[test]
+    fn a_malformed_chunked_body_fails_the_read_once() {
+        let head = &b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"[..];
+        let input = [
+            head,
+            b"3\r\nabc\r\n3 \r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+        ]
+        .concat();
+        let gate = Arc::new(Gate::default());
+        let mut guard = HeadGuard::new(
+            Trickle {
+                data: &input,
+                step: head.len() + 8,
+            },
+            gate,
+            1024,
+        );
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        let mut buf = [0; 256];
+        let mut read = |guard: &mut HeadGuard<Trickle<'_>>| {
+            let mut read = ReadBuf::new(&mut buf);
+            Pin::new(guard)
+                .poll_read(&mut cx, &mut read)
+                .map_ok(|()| read.filled().to_vec())
+        };
+        assert!(
+            matches!(read(&mut guard), Poll::Ready(Ok(bytes)) if bytes == input[..head.len() + 8])
+        );
+        let failed = read(&mut guard);
+        assert!(
+            matches!(&failed, Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::InvalidData),
+            "{failed:?}"
+        );
+        assert!(read(&mut guard).is_pending());
     }
 
     #[test]

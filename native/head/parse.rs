@@ -1,6 +1,7 @@
 //! The bytes of request heads and bodies as the head guard reads them: where a head ends,
 //! whether uvicorn (httptools) refuses it and how its body is framed (`check`), where a head
-//! read in parts ends (`Scan`), where a chunked body ends (`Chunks`).
+//! read in parts ends and whether its start is refused already (`Partial`), where a chunked
+//! body ends (`Chunks`).
 
 use crate::asgi::framing::not_one_chunked;
 
@@ -157,16 +158,27 @@ fn field<'a, const N: usize>(line: &'a [u8], name: &[u8; N]) -> Option<&'a [u8]>
     (differ == 0).then(|| line[N + 1..].trim_ascii())
 }
 
-/// `METHOD SP TARGET SP HTTP/1.0|1.1` as far as its ends tell, and ASCII (httptools refuses
-/// raw bytes beyond ASCII in the target, hyper takes them); blanks within are httparse's to
-/// refuse.
+/// `METHOD SP TARGET SP HTTP/1.0|1.1` as far as its ends tell, ASCII (httptools refuses raw
+/// bytes beyond ASCII in the target, hyper takes them), with a target that is a path, `*` or
+/// an absolute URI (httptools refuses others, `CONNECT`'s authority among them; hyper takes
+/// them); blanks within are httparse's to refuse.
 fn is_request_line(line: &[u8]) -> bool {
     let n = line.len();
-    n > 11
-        && line[0] != b' '
-        && line[n - 10] != b' '
-        && (line.ends_with(b" HTTP/1.1") || line.ends_with(b" HTTP/1.0"))
-        && line.is_ascii()
+    if n <= 11 || line[0] == b' ' || line[n - 10] == b' ' || !line.is_ascii() {
+        return false;
+    }
+    if !line.ends_with(b" HTTP/1.1") && !line.ends_with(b" HTTP/1.0") {
+        return false;
+    }
+    let Some(space) = line.iter().position(|&b| b == b' ') else {
+        return false;
+    };
+    let target = &line[space + 1..n - 9];
+    match target.first() {
+        Some(b'/') => true,
+        Some(b'*') => target.len() == 1,
+        _ => target.windows(3).any(|w| w == b"://"),
+    }
 }
 
 /// A `Content-Length` value: one decimal number hyper can hold.
@@ -184,63 +196,77 @@ fn parse_length(value: &[u8]) -> Option<u64> {
     (n < u64::MAX - 2).then_some(n)
 }
 
-/// Where a head read in several parts ends, found as `check` finds it: a line ends at LF
-/// (with or without CR); empty lines before the request line are skipped; the first empty
-/// line after it ends the head.
+/// A head read in several parts, looked at as its bytes gather (in one buffer): where it ends,
+/// and whether what came so far is refused already, so that garbage (a TLS hello, a banner, a
+/// line with a lone CR) is answered at once rather than when a head end never comes.
 #[derive(Default)]
-pub struct Scan {
-    /// Bytes of the current line so far (its CR included, its LF not).
+pub struct Partial {
+    lines: Lines,
+    /// Where the current line starts in the gathered bytes.
     line: usize,
-    /// Its last byte so far.
-    last: u8,
-    /// Whether the request line was seen.
-    started: bool,
+    /// How many of them were looked at.
+    seen: usize,
+    /// Refused from its incomplete last line: a CR not followed by LF; in the request line, a
+    /// control byte or one beyond ASCII; a header line starting with a blank (obs-fold).
+    broken: bool,
 }
 
-impl Scan {
-    /// Takes in the next bytes of a head; returns where in `data` the head ends (just after
-    /// its empty line's LF), if it does.
-    pub fn feed(&mut self, data: &[u8]) -> Option<usize> {
-        let mut at = 0;
-        let ends = data.iter().enumerate().filter(|&(_, &b)| b == b'\n');
-        for (lf, _) in ends {
-            if lf > at {
-                self.line += lf - at;
-                self.last = data[lf - 1];
+impl Partial {
+    /// Looks at the gathered bytes `head` from where it left off: the head, once it ends.
+    pub fn feed(&mut self, head: &[u8]) -> Option<Head> {
+        for i in self.seen..head.len() {
+            let b = head[i];
+            if b == b'\n' {
+                if let Some(found) = self.lines.line(&head[self.line..i], i + 1) {
+                    return Some(found);
+                }
+                self.line = i + 1;
+                continue;
             }
-            at = lf + 1;
-            let empty = self.line == 0 || (self.line == 1 && self.last == b'\r');
-            self.line = 0;
-            if !empty {
-                self.started = true;
-            } else if self.started {
-                return Some(at);
-            }
+            self.broken |= i > self.line && head[i - 1] == b'\r';
+            self.broken |= !self.lines.started && b != b'\r' && !(0x20..0x7f).contains(&b);
+            self.broken |= self.lines.started && i == self.line && matches!(b, b' ' | b'\t');
         }
-        if at < data.len() {
-            self.line += data.len() - at;
-            self.last = data[data.len() - 1];
-        }
+        self.seen = head.len();
         None
+    }
+
+    /// Whether what came so far is refused, whatever follows.
+    pub fn refused(&self) -> bool {
+        self.broken || self.lines.refused
     }
 }
 
-/// A chunked body followed through its framing, by hyper's rules (hyper decodes it; this only
-/// finds its end): size lines of hex digits, optional blanks and an extension, ending in CRLF;
-/// data and its CRLF; after the `0` size line, trailer lines up to an empty one.
+/// A chunked body followed through its framing (hyper decodes it; this finds its end and
+/// refuses what httptools refuses and hyper would take): size lines of hex digits and an
+/// optional extension without blanks outside quotes, ending in CRLF; data and its CRLF; after
+/// the `0` size line, trailer lines up to an empty one, none ending in a bare LF or naming
+/// `Content-Length` or `Transfer-Encoding`.
 #[derive(Debug, Default)]
 pub struct Chunks {
     state: ChunkState,
     size: u64,
+    /// The first bytes of the current trailer line, for its name.
+    name: [u8; NAME],
+    name_len: usize,
 }
+
+/// Trailer names looked at: the longest one and its colon.
+const NAME: usize = 18;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
 enum ChunkState {
     #[default]
     Start,
     Size,
-    Blanks,
+    /// Just after a `;`.
     Extension,
+    /// Within an extension, outside quotes.
+    Bare,
+    /// Within an extension, inside quotes (`escaped`: after a backslash).
+    Quoted {
+        escaped: bool,
+    },
     SizeLf,
     Data,
     DataCr,
@@ -253,7 +279,7 @@ enum ChunkState {
 
 impl Chunks {
     /// Takes in the next body bytes: where in `data` the body ends, if it does; `Err` for a
-    /// framing hyper refuses too.
+    /// framing httptools refuses (hyper refuses most of them too).
     pub fn feed(&mut self, data: &[u8]) -> Result<Option<usize>, ()> {
         use ChunkState::*;
         let mut at = 0;
@@ -269,11 +295,18 @@ impl Chunks {
                 continue;
             }
             if self.state == Trailer {
-                match data[at..].iter().position(|&b| b == b'\r') {
-                    Some(cr) => {
-                        at += cr + 1;
+                let rest = &data[at..];
+                let end = rest.iter().position(|&b| b == b'\r' || b == b'\n');
+                let part = &rest[..end.unwrap_or(rest.len())];
+                let n = part.len().min(NAME - self.name_len);
+                self.name[self.name_len..self.name_len + n].copy_from_slice(&part[..n]);
+                self.name_len += n;
+                match end {
+                    Some(end) if rest[end] == b'\r' && !self.framing_trailer() => {
+                        at += end + 1;
                         self.state = TrailerLf;
                     }
+                    Some(_) => return Err(()),
                     None => at = data.len(),
                 }
                 continue;
@@ -290,23 +323,42 @@ impl Chunks {
                         .ok_or(())?;
                     Size
                 }
-                (Size | Blanks, b' ' | b'\t') => Blanks,
-                (Size | Blanks | Extension, b'\r') => SizeLf,
-                (Size | Blanks, b';') => Extension,
-                (Extension, b'\n') => return Err(()),
-                (Extension, _) => Extension,
+                (Size | Bare, b'\r') => SizeLf,
+                (Size, b';') => Extension,
+                (Extension | Bare, b'"') => Quoted { escaped: false },
+                (Extension | Bare, b' ' | b'\t' | b'\r' | b'\n') => return Err(()),
+                (Extension | Bare, _) => Bare,
+                (Quoted { escaped: false }, b'"') => Bare,
+                (Quoted { .. }, b'\r' | b'\n') => return Err(()),
+                (Quoted { escaped: false }, b'\\') => Quoted { escaped: true },
+                (Quoted { .. }, _) => Quoted { escaped: false },
                 (SizeLf, b'\n') if self.size == 0 => EndCr,
                 (SizeLf, b'\n') => Data,
                 (DataCr, b'\r') => DataLf,
                 (DataLf, b'\n') => Start,
                 (EndCr, b'\r') => EndLf,
-                (EndCr, _) => Trailer,
+                (EndCr, b'\n') => return Err(()),
+                (EndCr, _) => {
+                    self.name[0] = byte;
+                    self.name_len = 1;
+                    Trailer
+                }
                 (TrailerLf, b'\n') => EndCr,
                 (EndLf, b'\n') => return Ok(Some(at)),
                 _ => return Err(()),
             };
         }
         Ok(None)
+    }
+
+    /// Whether the trailer line being read names a field that frames the message.
+    fn framing_trailer(&self) -> bool {
+        let line = &self.name[..self.name_len];
+        ["content-length:", "transfer-encoding:"]
+            .iter()
+            .any(|name| {
+                line.len() >= name.len() && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+            })
     }
 }
 
@@ -321,27 +373,53 @@ mod tests {
         found.refused
     }
 
+    /// `Partial` fed `input` in parts of `step` bytes, as they gather.
+    fn gathered(input: &[u8], step: usize) -> (Option<Head>, bool) {
+        let mut partial = Partial::default();
+        for end in (step..input.len() + step).step_by(step) {
+            if let Some(head) = partial.feed(&input[..end.min(input.len())]) {
+                return (Some(head), partial.refused());
+            }
+        }
+        (None, partial.refused())
+    }
+
     #[test]
     fn a_head_ends_after_its_first_empty_line_however_it_is_split() {
         let input = b"\r\n\nGET / HTTP/1.1\r\nHost: x\r\n\r\nabc";
-        let end = input.len() - 3;
-        assert_eq!(check(input).map(|head| head.end), Some(end));
-        assert_eq!(Scan::default().feed(input), Some(end));
+        let whole = check(input).unwrap();
+        assert_eq!(whole.end, input.len() - 3);
         for step in 1..input.len() {
-            let mut scan = Scan::default();
-            let found = input
-                .chunks(step)
-                .enumerate()
-                .find_map(|(i, part)| scan.feed(part).map(|at| i * step + at));
-            assert_eq!(found, Some(end), "step {step}");
+            assert_eq!(
+                gathered(&input[..whole.end], step),
+                (check(input), false),
+                "step {step}"
+            );
         }
-        assert_eq!(
-            Scan::default().feed(b"GET / HTTP/1.1\nHost: x\n\nabc"),
-            Some(24)
-        );
-        assert_eq!(Scan::default().feed(b"\r\n\r\n\n"), None);
         assert_eq!(check(b"\r\n\r\n\n"), None);
         assert_eq!(check(b"GET / HTTP/1.1\r\nHost: x\r\n"), None);
+    }
+
+    #[test]
+    fn what_comes_first_may_refuse_a_head_before_its_end() {
+        for start in [
+            &b"\x16\x03\x01\x00\xa5\x01"[..],
+            b"SSH-2.0-OpenSSH_9.6\r\n",
+            b"GET / HTTP/1.1\r\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\r",
+            b"GET /caf\xc3\xa9",
+            b"GET / HTTP/1.1\nHost",
+            b"GET / HTTP/1.1\r\n X",
+        ] {
+            assert_eq!(gathered(start, 1), (None, true), "{start:?}");
+        }
+        for start in [
+            &b"GET /hello HTTP/1.1\r\nHost: x\r"[..],
+            b"\r\n\r\nGE",
+            b"GET / HTTP/1.1\r\nX: \x01",
+        ] {
+            assert_eq!(gathered(start, 1), (None, false), "{start:?}");
+        }
     }
 
     #[test]
@@ -357,6 +435,12 @@ mod tests {
             b"GET / HTTP/1.2\r\n\r\n",
             b"GET / HTTP/1.1\r\n Host: x\r\n\r\n",
             b"GET /caf\xc3\xa9 HTTP/1.1\r\n\r\n",
+            b"GET hello HTTP/1.1\r\n\r\n",
+            b"GET x:80 HTTP/1.1\r\n\r\n",
+            b"GET ?q HTTP/1.1\r\n\r\n",
+            b"GET ** HTTP/1.1\r\n\r\n",
+            b"GET  / HTTP/1.1\r\n\r\n",
+            b"CONNECT x:443 HTTP/1.1\r\n\r\n",
             b"POST / HTTP/1.1\r\nContent-Length: 3\r\ncontent-length: 3\r\n\r\n",
             b"POST / HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\n",
             b"POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\n",
@@ -413,7 +497,6 @@ mod tests {
             b"GET / HTTP/1.1\r\nContent-Length : 3\r\n\r\n",
             b"GET / HTTP/1.1\r\n: y\r\n\r\n",
             b"GET /a b HTTP/1.1\r\n\r\n",
-            b"GET  / HTTP/1.1\r\n\r\n",
             b"GET / HTTP/1.1\r\nContent\rLength: 3\r\n\r\n",
         ] {
             assert!(!check(head).unwrap().refused);
@@ -430,8 +513,16 @@ mod tests {
             (Framing::Length(0), true)
         );
         assert_eq!(
-            framed(b"CONNECT x:443 HTTP/1.1\r\n\r\n"),
+            framed(b"CONNECT /x HTTP/1.1\r\n\r\n"),
             (Framing::Length(0), true)
+        );
+        assert_eq!(
+            framed(b"GET * HTTP/1.1\r\n\r\n"),
+            (Framing::Length(0), false)
+        );
+        assert_eq!(
+            framed(b"GET ftp://x/y HTTP/1.1\r\n\r\n"),
+            (Framing::Length(0), false)
         );
     }
 
@@ -489,7 +580,7 @@ mod tests {
 
     #[test]
     fn chunked_bodies_end_where_hyper_ends_them() {
-        let body = b"5\r\nhello\r\n6;ext=1\r\n world\r\nA \t\r\n0123456789\r\n0\r\nX-T: t\r\nY: y\r\n\r\nGET";
+        let body = b"5\r\nhello\r\n6;ext=1;q=\"a \\\" b\"\r\n world\r\nA\r\n0123456789\r\n0\r\nX-T: t\r\nY: y\r\n\r\nGET";
         let mut chunks = Chunks::default();
         assert_eq!(chunks.feed(body), Ok(Some(body.len() - 3)));
         let mut chunks = Chunks::default();
@@ -508,6 +599,19 @@ mod tests {
             b"\r\n",
             b"10000000000000000\r\n",
             b"0\r\nX: y\r\r",
+            // what hyper takes and httptools refuses
+            b"3 \r\n",
+            b"3\t\r\n",
+            b"3 ;x\r\n",
+            b"3;\r\n",
+            b"3; x\r\n",
+            b"3;x = 1\r\n",
+            b"3;x=a b\r\n",
+            b"3;x=\"a\nb\"",
+            b"0\r\nX: y\n",
+            b"0\r\n\n",
+            b"0\r\nContent-Length: 5\r\n",
+            b"0\r\nX: y\r\ntransfer-encoding: chunked\r\n",
         ] {
             assert_eq!(Chunks::default().feed(bad), Err(()), "{bad:?}");
         }
