@@ -4,6 +4,7 @@
 
 mod asgi;
 mod awaitable;
+mod backoff;
 mod body;
 mod engine;
 mod errors;

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::asgi;
+use crate::backoff::AcceptBackoff;
 use crate::body::ResBody;
 use crate::head::{Gate, HeadGuard, HYPER_MAX_HEAD};
 use crate::inbox::Event;
@@ -151,14 +152,20 @@ pub async fn accept_loop(
     // Every connection task holds a clone of `alive`; when all are gone, `recv()` ends.
     let (alive, mut all_closed) = mpsc::channel::<()>(1);
     let (closing_tx, closing) = watch::channel(false);
+    let mut backoff = AcceptBackoff::default();
+    let mut pause: Option<Pin<Box<tokio::time::Sleep>>> = None;
     let grace = loop {
         tokio::select! {
             biased;
             changed = stop.changed() => {
                 break if changed.is_ok() { stop.borrow().unwrap_or_default() } else { Duration::ZERO };
             }
-            accepted = listener.accept() => match accepted {
+            () = async { if let Some(pause) = pause.as_mut() { pause.await } }, if pause.is_some() => {
+                pause = None;
+            }
+            accepted = listener.accept(), if pause.is_none() => match accepted {
                 Ok((stream, peer)) => {
+                    backoff.accepted();
                     let _ = stream.set_nodelay(true);
                     let local = match stream.local_addr() {
                         Ok(local) => local,
@@ -216,8 +223,15 @@ pub async fn accept_loop(
                         }
                     });
                 }
-                // Out of file descriptors or similar: back off instead of spinning.
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                // Out of file descriptors or similar: pause (`native/backoff.rs`), told once.
+                Err(error) => {
+                    let (wait, first) = backoff.failed();
+                    if first {
+                        let errno = error.raw_os_error().unwrap_or(0).unsigned_abs();
+                        tell_handler(&shared, &site, "accept_failed", u64::from(errno));
+                    }
+                    pause = Some(Box::pin(tokio::time::sleep(wait)));
+                }
             }
         }
     };
