@@ -178,6 +178,7 @@ pub async fn accept_loop(
                         none_in_flight: Notify::new(),
                         gate: Arc::new(Gate::default()),
                     });
+                    let for_log = (shared.clone(), site.clone());
                     let shared = shared.clone();
                     let for_service = conn.clone();
                     let service = service_fn(move |req: Request<Incoming>| {
@@ -203,7 +204,12 @@ pub async fn accept_loop(
                         let _alive = (alive, open);
                         tokio::pin!(connection);
                         tokio::select! {
-                            _ = connection.as_mut() => {}
+                            result = connection.as_mut() => {
+                                // a head hyper could not parse (answered 400): uvicorn's warning
+                                if result.is_err_and(|e| e.is_parse() && !e.is_parse_too_large()) {
+                                    tell_handler(&for_log.0, &for_log.1, "invalid_request", 0);
+                                }
+                            }
                             _ = async { let _ = closing.wait_for(|c| *c).await; } => {
                                 // Idle connections close at once; requests in flight finish
                                 // (within the listener's grace); then hyper gets a moment to

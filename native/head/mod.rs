@@ -11,8 +11,10 @@
 //! [`Gate`] tells the connection's service, per request in order, whether its head was
 //! refused. A refused head never reaches hyper: it gets a stand-in `GET / HTTP/1.1`, which the
 //! service answers with uvicorn's 400 (the connection then closes), and nothing after it. A
-//! head split over reads is gathered until its end (up to the listener's head limit; beyond
-//! it hyper gets it as it is, and answers 431). After a head that may switch protocols
+//! head split over reads is gathered until its end, refused as soon as its start is (garbage
+//! is answered at once), and handed to hyper as it is beyond the listener's head limit (431).
+//! A chunked body that httptools would refuse fails the read once, which hyper hands the app
+//! as a body error (a framing error: `asgi::framing`). After a head that may switch protocols
 //! (`Upgrade`, `CONNECT`) and its body, nothing more is handed out until the service answered
 //! it; after a switch (101) bytes only pass through. In the common case (whole heads in a
 //! read) nothing is copied.

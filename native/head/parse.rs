@@ -28,15 +28,16 @@ pub struct Head {
 ///
 /// Refused, as uvicorn (httptools) refuses them: a line ending in a bare LF (empty lines
 /// before the request line aside: both servers skip them); a request line that is not ASCII
-/// `METHOD SP TARGET SP HTTP/1.0|1.1`; a header line starting with a blank (obs-fold);
+/// `METHOD SP TARGET SP HTTP/1.0|1.1` with a path, `*` or an absolute URI as its target; a
+/// header line starting with a blank (obs-fold);
 /// `Content-Length` repeated, not a number, or beside `Transfer-Encoding`; a
 /// `Transfer-Encoding` other than one `chunked`. What else httparse refuses (a line without a
 /// colon, control bytes, a name's characters) hyper answers with its own 400 (uvicorn's
 /// status, no text); `Transfer-Encoding: chunked` on HTTP/1.0 too (RFC 9112 6.1; httptools
 /// reads it).
 ///
-/// Only line ends are searched for, 8 bytes at a time (one word: a word without one costs a
-/// few instructions); each line is then looked at by its first bytes only.
+/// Only line ends are searched for, 16 bytes at a time (two words: a pair without one costs
+/// a few instructions); each line is then looked at by its first bytes only.
 pub fn check(data: &[u8]) -> Option<Head> {
     let mut lines = Lines::default();
     let mut start = 0;

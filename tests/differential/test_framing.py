@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 
 import pytest
 from apps import wire
@@ -160,3 +161,31 @@ def test_a_malformed_request_inside_a_pipeline_ends_it(pair: PairClients, bad: s
     assert answer.count(b"HTTP/1.1 400 ") == 1 and answer.endswith(b"Invalid HTTP request received."), answer
     reference = _raw(pair.pair.reference.port, pipeline)
     assert reference.count(b"HTTP/1.1 400 ") == 1 and b'"world"' not in reference.split(b"HTTP/1.1 400 ")[1]
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /hello HTTP/1.1\r\nHost: x\nX: y\r\n\r\n",  # refused by the engine's head guard
+        b"GET /hello HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",  # by hyper itself
+    ],
+    ids=["bare LF", "no colon"],
+)
+def test_an_invalid_head_is_logged_as_uvicorn_logs_it(
+    pair: PairClients, head: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    def warned() -> bool:
+        return any(
+            r.name.startswith("fastrapi") and r.levelno == logging.WARNING and r.getMessage() == INVALID
+            for r in caplog.records
+        )
+
+    with caplog.at_level(logging.INFO):
+        assert _raw(pair.pair.engine.port, head).startswith(b"HTTP/1.1 400 ")
+        deadline = time.monotonic() + 10
+        while not warned() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert warned(), [r.getMessage() for r in caplog.records]
+
+
+INVALID = "Invalid HTTP request received."
