@@ -4,11 +4,13 @@
 
 mod asgi;
 mod awaitable;
+mod backoff;
 mod body;
 mod conn_io;
 mod defaults;
 mod engine;
 mod errors;
+mod head;
 mod inbox;
 mod json;
 mod listener;

@@ -16,8 +16,10 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::asgi;
+use crate::backoff::AcceptBackoff;
 use crate::body::ResBody;
 use crate::conn_io::{ConnIo, ConnState, HeadTimeouts};
+use crate::head::{Gate, HeadGuard, HYPER_MAX_HEAD};
 use crate::inbox::Event;
 use crate::listener::Listener;
 use crate::router::MirrorSlot;
@@ -41,6 +43,8 @@ struct Connection {
     started: AtomicU64,
     /// Set once it answered 413 (maybe before the body came): it closes lingering.
     lingers: AtomicBool,
+    /// Each request head's raw-byte verdict (`native/head.rs`).
+    gate: Arc<Gate>,
 }
 
 impl ConnState for Connection {
@@ -172,14 +176,20 @@ pub async fn accept_loop(
     // Every connection task holds a clone of `alive`; when all are gone, `recv()` ends.
     let (alive, mut all_closed) = mpsc::channel::<()>(1);
     let (closing_tx, closing) = watch::channel(false);
+    let mut backoff = AcceptBackoff::default();
+    let mut pause: Option<Pin<Box<tokio::time::Sleep>>> = None;
     let grace = loop {
         tokio::select! {
             biased;
             changed = stop.changed() => {
                 break if changed.is_ok() { stop.borrow().unwrap_or_default() } else { Duration::ZERO };
             }
-            accepted = listener.accept() => match accepted {
+            () = async { if let Some(pause) = pause.as_mut() { pause.await } }, if pause.is_some() => {
+                pause = None;
+            }
+            accepted = listener.accept(), if pause.is_none() => match accepted {
                 Ok((stream, peer, local)) => {
+                    backoff.accepted();
                     let conn = Arc::new(Connection {
                         info: ConnInfo { peer, local, site: site.clone() },
                         mirror: mirror.clone(),
@@ -187,10 +197,15 @@ pub async fn accept_loop(
                         none_in_flight: Notify::new(),
                         started: AtomicU64::new(0),
                         lingers: AtomicBool::new(false),
+                        gate: Arc::new(Gate::default()),
                     });
+                    let for_log = (shared.clone(), site.clone());
                     let shared = shared.clone();
                     let for_service = conn.clone();
-                    let service = service_fn(move |req| dispatch(req, shared.clone(), for_service.clone()));
+                    let service = service_fn(move |req: Request<Incoming>| {
+                        let verdict = for_service.gate.head_parsed();
+                        dispatch(req, shared.clone(), for_service.clone(), verdict)
+                    });
                     // hyper's header read timeout runs from the end of the previous response (or
                     // the connection's start) to the end of the next head: uvicorn's keep-alive
                     // timeout, which also bounds how long a head may take to arrive.
@@ -201,9 +216,10 @@ pub async fn accept_loop(
                     }
                     let timeouts = head_timeouts(&site, &mut builder);
                     let io = ConnIo::new(stream, conn.clone(), timeouts);
-                    let connection = builder
-                        .serve_connection(TokioIo::new(io), service)
-                        .with_upgrades();
+                    // each head checked on its way in (bare LF, smuggling shapes)
+                    let limit = site.max_head.unwrap_or(HYPER_MAX_HEAD);
+                    let io = TokioIo::new(HeadGuard::new(io, conn.gate.clone(), limit));
+                    let connection = builder.serve_connection(io, service).with_upgrades();
                     let alive = alive.clone();
                     let open = Open::new(&site);
                     let mut closing = closing.clone();
@@ -211,7 +227,12 @@ pub async fn accept_loop(
                         let _alive = (alive, open);
                         tokio::pin!(connection);
                         tokio::select! {
-                            _ = connection.as_mut() => {}
+                            result = connection.as_mut() => {
+                                // a head hyper could not parse (answered 400): uvicorn's warning
+                                if result.is_err_and(|e| e.is_parse() && !e.is_parse_too_large()) {
+                                    tell_handler(&for_log.0, &for_log.1, "invalid_request", 0);
+                                }
+                            }
                             _ = async { let _ = closing.wait_for(|c| *c).await; } => {
                                 // Idle connections close at once; requests in flight finish
                                 // (within the listener's grace); then hyper gets a moment to
@@ -231,8 +252,15 @@ pub async fn accept_loop(
                         }
                     });
                 }
-                // Out of file descriptors or similar: back off instead of spinning.
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                // Out of file descriptors or similar: pause (`native/backoff.rs`), told once.
+                Err(error) => {
+                    let (wait, first) = backoff.failed();
+                    if first {
+                        let errno = error.raw_os_error().unwrap_or(0).unsigned_abs();
+                        tell_handler(&shared, &site, "accept_failed", u64::from(errno));
+                    }
+                    pause = Some(Box::pin(tokio::time::sleep(wait)));
+                }
             }
         }
     };
@@ -242,13 +270,25 @@ pub async fn accept_loop(
     let _ = tokio::time::timeout(grace, all_closed.recv()).await;
 }
 
-/// One request. An `Err` makes hyper close the connection without answering (the app sent an
-/// invalid response start, which uvicorn answers the same way).
+/// One request: the `n`th on its connection, `refused` if its head is one uvicorn refuses
+/// (`native/head/`). An `Err` makes hyper close the connection without answering (the app
+/// sent an invalid response start, which uvicorn answers the same way).
 async fn dispatch(
     req: Request<Incoming>,
     shared: Arc<EngineShared>,
     conn: Arc<Connection>,
+    (n, refused): (u64, bool),
 ) -> Result<Response<Tracked>, asgi::http::Aborted> {
+    if refused {
+        // before the limits: uvicorn's parser refuses such a head before it counts a request
+        tell_handler(&shared, &conn.info.site, "invalid_request", 0);
+        let mut response = asgi::canned::invalid_request();
+        conn.info.site.defaults.apply(response.headers_mut());
+        return Ok(response.map(|body| Tracked {
+            body,
+            _in_flight: InFlight::new(&conn),
+        }));
+    }
     let limits = &conn.info.site.limits;
     if limits.count_request() {
         tell_handler(
@@ -260,11 +300,10 @@ async fn dispatch(
     }
     let admitted = limits.admit();
     let in_flight = InFlight::new(&conn);
+    let connect = req.method() == hyper::Method::CONNECT;
     let mut response = if !admitted {
         tell_handler(&shared, &conn.info.site, "concurrency_exceeded", 0);
         asgi::canned::service_unavailable()
-    } else if asgi::framing::ambiguous_framing(req.headers()) {
-        asgi::canned::invalid_request()
     } else if asgi::ws::is_upgrade(&req) {
         asgi::ws::handle(req, shared, &conn.info).await
     } else {
@@ -274,6 +313,10 @@ async fn dispatch(
     if response.status() == hyper::StatusCode::PAYLOAD_TOO_LARGE {
         conn.lingers.store(true, Ordering::Relaxed);
     }
+    let status = response.status();
+    let switched =
+        status == hyper::StatusCode::SWITCHING_PROTOCOLS || (connect && status.is_success());
+    conn.gate.answered(n, switched);
     Ok(response.map(|body| Tracked {
         body,
         _in_flight: in_flight,

@@ -3,6 +3,7 @@
 
 pub mod canned;
 pub mod framing;
+mod handshake;
 pub mod http;
 pub mod messages;
 pub mod ws;

@@ -4,12 +4,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use http::header::{
     CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
-    SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
+    SEC_WEBSOCKET_PROTOCOL, UPGRADE,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use hyper::body::Incoming;
@@ -53,9 +52,8 @@ pub fn is_upgrade(req: &Request<Incoming>) -> bool {
                 .unwrap_or(false)
         })
     };
-    req.method() == http::Method::GET
-        && has_token(UPGRADE, "websocket")
-        && has_token(CONNECTION, "upgrade")
+    // any method, as uvicorn: a handshake that is not a GET is refused (`handshake.rs`)
+    has_token(UPGRADE, "websocket") && has_token(CONNECTION, "upgrade")
 }
 
 enum Inbound {
@@ -170,26 +168,12 @@ pub async fn handle(
     engine: Arc<EngineShared>,
     conn: &ConnInfo,
 ) -> Response<ResBody> {
-    // RFC 6455 4.2.1: version 13 only (else 426 naming it, 4.4); a key of 16 bytes in base64.
-    if req
-        .headers()
-        .get(SEC_WEBSOCKET_VERSION)
-        .map(HeaderValue::as_bytes)
-        != Some(b"13")
-    {
-        let mut response = empty_response(StatusCode::UPGRADE_REQUIRED);
-        response
-            .headers_mut()
-            .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
-        return response;
+    if let Some(refused) = super::handshake::refusal(&req) {
+        return refused;
     }
     let Some(key) = req.headers().get(SEC_WEBSOCKET_KEY).cloned() else {
-        return empty_response(StatusCode::BAD_REQUEST);
+        return super::canned::internal_error(); // `refusal` saw one
     };
-    let decoded = base64::engine::general_purpose::STANDARD.decode(key.as_bytes());
-    if decoded.map_or(true, |bytes| bytes.len() != 16) {
-        return empty_response(StatusCode::BAD_REQUEST);
-    }
     let on_upgrade = hyper::upgrade::on(&mut req);
     let (parts, _body) = req.into_parts();
     let head = RequestHead::new(&parts, conn, true);

@@ -6,6 +6,7 @@ never served, never a 500 from the app, and never logged as a server error."""
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 from apps import wire
@@ -32,6 +33,17 @@ CASES = [
     Wire([post(b"Transfer-Encoding: chunked, chunked\r\n", body=b"3\r\nabc\r\n0\r\n\r\n")], "chunked twice"),
     Wire([post(CHUNKED, CHUNKED, body=b"3\r\nabc\r\n0\r\n\r\n")], "two transfer-encoding headers"),
     Wire([post(b"Content-Length: 3\r\n", b"Content-Length: 3\r\n", body=b"abc")], "two equal content-lengths"),
+    Wire([post(b"Content-Length: 3\r\n", b"content-length: 3\r\n", body=b"abc")], "two content-lengths, two casings"),
+    Wire([post(b"Content-Length: 3, 3\r\n", body=b"abc")], "one content-length line of two equal values"),
+    Wire(
+        [post(CHUNKED, b"Content-Length: 3, 3\r\n", body=b"3\r\nabc\r\n0\r\n\r\n")], "chunked and a content-length list"
+    ),
+    Wire([b"GET /hello HTTP/1.1\nHost: {HOST}\r\n\r\n"], "request line ending in a bare LF"),
+    Wire([b"GET /hello HTTP/1.1\r\nHost: {HOST}\nX: y\r\n\r\n"], "header line ending in a bare LF"),
+    Wire([b"GET /hello HTTP/1.1\r\nHost: {HOST}\r\n\n"], "head ending in a bare LF"),
+    Wire([b"GET /hello HTTP/1.1\nHost: {HOST}\n\n"], "head of bare LFs only"),
+    Wire([b"\nGET /hello HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"], "bare LF before the request line"),
+    Wire([post(b"Content-Length: 4\r\nConnection: close\r\n", body=b"\n\n\n\n")], "bare LFs in a body"),
     Wire([post(CHUNKED, body=b"zz\r\nabc\r\n0\r\n\r\n")], "chunk size zz"),
     Wire([post(CHUNKED, body=b"-1\r\nabc\r\n0\r\n\r\n")], "chunk size -1"),
     Wire([post(CHUNKED, body=b"0x16\r\nabc\r\n0\r\n\r\n")], "chunk size 0x16"),
@@ -45,17 +57,10 @@ CASES = [
     Wire([post(CHUNKED, body=b"0\r\nGET /hello HTTP/1.1\r\n\r\n")], "request line smuggled in the trailers"),
 ]
 
-#: hyper parses the head before the engine sees it, and keeps these within RFC 9112 where h11
-#: and httptools refuse: with both headers it drops ``Content-Length``, reads the body as
-#: chunked and closes the connection after the answer (RFC 9112 6.1 allows exactly that);
-#: equal ``Content-Length`` lines are taken as one (RFC 9110 8.6 allows it). The engine no
-#: longer sees the original lines then.
-_HYPER_FRAMING = "hyper drops Content-Length beside Transfer-Encoding / merges equal ones (RFC 9112 6.1, 9110 8.6)"
-KNOWN_DIFFERENCES: dict[str, str] = {
-    "chunked and content-length": _HYPER_FRAMING,
-    "content-length then chunked": _HYPER_FRAMING,
-    "two equal content-lengths": _HYPER_FRAMING,
-}
+#: None left: what hyper's parser takes within the RFCs and uvicorn refuses (``Content-Length``
+#: beside ``Transfer-Encoding``, equal ``Content-Length`` lines, bare LF line ends) is seen in
+#: the head's raw bytes before hyper parses them (``native/head.rs``).
+KNOWN_DIFFERENCES: dict[str, str] = {}
 
 
 def _cases() -> list[object]:
@@ -129,15 +134,57 @@ def test_websocket_key_missing_or_malformed_gets_400(pair: PairClients, key: byt
         assert answer.startswith(b"HTTP/1.1 400 "), (server, answer)
 
 
-def test_a_malformed_request_inside_a_pipeline_ends_it(pair: PairClients) -> None:
-    """Two good requests, a bad one, one more: the two are answered, the bad one gets 400 and
-    the connection closes, nothing after it is served. (uvicorn answers only the 400: it parses
-    the whole pipeline before its app answers the first request.)"""
+PIPELINED_BAD = {
+    "chunked twice": b"POST /echo/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n",
+    "content-length and chunked": b"POST /echo/x HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n",
+    "two equal content-lengths": b"POST /echo/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+    "a content-length list": b"POST /echo/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1, 1\r\n\r\nx",
+    "a header line ending in a bare LF": b"GET /hello HTTP/1.1\r\nHost: x\nX: y\r\n\r\n",
+    "obs-fold": b"GET /hello HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n",
+    "a bad chunk size": b"POST /echo/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nx\r\n0\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("bad", list(PIPELINED_BAD), ids=str)
+def test_a_malformed_request_inside_a_pipeline_ends_it(pair: PairClients, bad: str) -> None:
+    """Two good requests (one with a body), a bad one, one more: the two are answered, the bad
+    one gets 400 and the connection closes, nothing after it is served. (uvicorn answers only
+    the 400: it parses the whole pipeline before its app answers the first request.)"""
     good = b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n"
-    bad = b"POST /echo/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n"
-    answer = _raw(pair.pair.engine.port, good + good + bad + good)
-    assert answer.count(b'{"hello":"world"}') == 2, answer
+    post = b"POST /echo/x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody"
+    pipeline = good + post + PIPELINED_BAD[bad] + good
+    answer = _raw(pair.pair.engine.port, pipeline)
+    assert answer.count(b'{"hello":"world"}') == 1 and answer.count(b'"body_length":4') == 1, answer
     assert answer.count(b"HTTP/1.1 ") == 3, answer
     assert answer.count(b"HTTP/1.1 400 ") == 1 and answer.endswith(b"Invalid HTTP request received."), answer
-    reference = _raw(pair.pair.reference.port, good + good + bad + good)
+    reference = _raw(pair.pair.reference.port, pipeline)
     assert reference.count(b"HTTP/1.1 400 ") == 1 and b'"world"' not in reference.split(b"HTTP/1.1 400 ")[1]
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET /hello HTTP/1.1\r\nHost: x\nX: y\r\n\r\n",  # refused by the engine's head guard
+        b"GET /hello HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",  # by hyper itself
+    ],
+    ids=["bare LF", "no colon"],
+)
+def test_an_invalid_head_is_logged_as_uvicorn_logs_it(
+    pair: PairClients, head: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    def warned() -> bool:
+        return any(
+            r.name.startswith("fastrapi") and r.levelno == logging.WARNING and r.getMessage() == INVALID
+            for r in caplog.records
+        )
+
+    with caplog.at_level(logging.INFO):
+        assert _raw(pair.pair.engine.port, head).startswith(b"HTTP/1.1 400 ")
+        deadline = time.monotonic() + 10
+        while not warned() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert warned(), [r.getMessage() for r in caplog.records]
+
+
+INVALID = "Invalid HTTP request received."

@@ -2,7 +2,8 @@
 server alone (its memory): ``with ProcessServer("engine", "apps.ws_limits:create_app") as srv``.
 
 Run as a script, it serves ``TARGET`` (a factory) on 127.0.0.1 port 0 and prints ``PORT n``
-once it accepts connections; SIGTERM or SIGINT stop it.
+once it accepts connections; SIGTERM or SIGINT stop it. ``log=path`` sends its stderr to a
+file (read it while it runs with ``logged()``); ``nofile=n`` sets its RLIMIT_NOFILE.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import resource
 import select
 import signal
 import socket
@@ -32,12 +34,29 @@ def rss_mib(pid: int) -> float:
 
 
 class ProcessServer:
-    def __init__(self, kind: str, target: str, **options: Any) -> None:
+    def __init__(
+        self, kind: str, target: str, *, log: Path | None = None, nofile: int | None = None, **options: Any
+    ) -> None:
         assert kind in ("engine", "uvicorn"), kind
         self.kind, self.target, self.options = kind, target, options
+        self.log, self.nofile = log, nofile
         self.port = 0
         self.stderr = ""
         self._process: subprocess.Popen[str] | None = None
+
+    def logged(self) -> str:
+        """What the server has written to stderr so far (with ``log``)."""
+        assert self.log is not None
+        return self.log.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def _limit_files(self) -> None:  # in the child, before it runs Python
+        if self.nofile is not None:
+            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            limit = self.nofile if hard == resource.RLIM_INFINITY else min(self.nofile, hard)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
 
     @property
     def pid(self) -> int:
@@ -57,24 +76,32 @@ class ProcessServer:
         assert self._process is not None
         start = time.monotonic()
         try:
-            _, self.stderr = self._process.communicate(timeout=timeout)
+            _, stderr = self._process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             self._process.kill()
-            _, self.stderr = self._process.communicate()
+            _, stderr = self._process.communicate()
+            self.stderr = self.logged() if self.log else stderr
             return None
+        self.stderr = self.logged() if self.log else stderr
         return time.monotonic() - start
 
     def __enter__(self) -> ProcessServer:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS_DIR), os.environ.get("PYTHONPATH", "")])}
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "support.process_server", self.kind, self.target, json.dumps(self.options)],
-            cwd=TESTS_DIR,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        log = self.log.open("w") if self.log else None  # the child keeps its own copy
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "support.process_server", self.kind, self.target, json.dumps(self.options)],
+                cwd=TESTS_DIR,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=log or subprocess.PIPE,
+                text=True,
+                preexec_fn=self._limit_files if self.nofile is not None else None,
+            )
+        finally:
+            if log is not None:
+                log.close()
         assert self._process.stdout is not None
         deadline = time.monotonic() + STARTUP_TIMEOUT
         while time.monotonic() < deadline:
@@ -87,7 +114,7 @@ class ProcessServer:
                 if not line and self._process.poll() is not None:
                     break
         self.__exit__()
-        raise RuntimeError(f"{self.kind} did not start: {self._process.stderr.read() if self._process.stderr else ''}")
+        raise RuntimeError(f"{self.kind} did not start: {self.stderr}")
 
     def __exit__(self, *exc: object) -> None:
         process = self._process
@@ -100,7 +127,7 @@ class ProcessServer:
         except subprocess.TimeoutExpired:
             process.kill()
             _, stderr = process.communicate()
-        self.stderr = self.stderr or stderr
+        self.stderr = self.stderr or (self.logged() if self.log else stderr)
 
 
 def _factory(target: str) -> Any:

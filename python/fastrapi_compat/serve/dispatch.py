@@ -15,6 +15,7 @@ import asyncio
 import contextvars
 import http
 import logging
+import os
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -134,6 +135,16 @@ class Dispatcher:
     def concurrency_exceeded(self, _: int) -> None:
         """The engine answered 503 beyond ``limit_concurrency``; uvicorn's warning."""
         self.logger.warning("Exceeded concurrency limit.")
+
+    def invalid_request(self, _: int) -> None:
+        """The engine refused a request head (its framing or line ends) with 400; uvicorn's
+        warning."""
+        self.logger.warning("Invalid HTTP request received.")
+
+    def accept_failed(self, errno: int) -> None:
+        """The listener could not accept a connection (out of file descriptors, ...) and
+        pauses; told once per run of such errors (asyncio logs them under uvicorn)."""
+        self.logger.error("Accepting a connection failed: [Errno %d] %s; retrying", errno, os.strerror(errno))
 
     def max_requests_reached(self, count: int) -> None:
         """The listener has seen ``limit_max_requests`` requests: stop, as uvicorn does."""
