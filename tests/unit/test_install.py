@@ -65,7 +65,7 @@ def test_a_users_suite_through_the_engine_in_a_lean_venv(tmp_path: Path) -> None
     assert "fastrapi-compat engine" in output
     assert "requests served by the engine: 12 (http 12, websocket 0)" in output, output
     assert "native tier: 11 of 12 HTTP requests (92%)" in output
-    assert "route class TimedRoute overrides get_route_handler" in output
+    assert "route class TimedRoute overrides handle" in output
     listed = subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(python), "list", "--format=freeze"],
         capture_output=True, text=True, timeout=120,
