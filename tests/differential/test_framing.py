@@ -5,6 +5,7 @@ never served, never a 500 from the app, and never logged as a server error."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 

@@ -15,6 +15,7 @@ import inspect
 import json
 import logging
 import os
+import platform
 import re
 import signal
 import sys
