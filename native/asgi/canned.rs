@@ -9,14 +9,19 @@ use crate::body::ResBody;
 
 /// A plain-text answer; the connection is closed after it.
 pub fn plain_response(status: StatusCode, text: &'static str) -> Response<ResBody> {
-    let mut response = Response::new(ResBody::full(Bytes::from_static(text.as_bytes()), true));
+    plain(status, Bytes::from_static(text.as_bytes()))
+}
+
+fn plain(status: StatusCode, text: Bytes) -> Response<ResBody> {
+    let length = text.len();
+    let mut response = Response::new(ResBody::full(text, true));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(text.len()));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
     headers.insert(CONNECTION, HeaderValue::from_static("close"));
     response
 }
@@ -29,6 +34,12 @@ pub fn invalid_request() -> Response<ResBody> {
 /// uvicorn's answer when the app fails before starting a response.
 pub fn internal_error() -> Response<ResBody> {
     plain_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+}
+
+/// uvicorn's (the websockets library's) refusal of a websocket handshake, saying why.
+pub fn websocket_refused(why: &str) -> Response<ResBody> {
+    let text = format!("Failed to open a WebSocket connection: {why}.\n");
+    plain(StatusCode::BAD_REQUEST, Bytes::from(text))
 }
 
 /// uvicorn's answer beyond `--limit-concurrency`.

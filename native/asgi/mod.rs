@@ -2,9 +2,11 @@
 //! `receive`/`send` callables.
 
 pub mod canned;
+pub mod deflate;
 pub mod framing;
 pub mod http;
 pub mod ws;
+pub mod ws_inflate;
 
 use pyo3::prelude::*;
 

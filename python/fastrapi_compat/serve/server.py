@@ -87,6 +87,8 @@ class Config:
     """Seconds between the server's keepalive pings (``None`` or 0: none)."""
     ws_ping_timeout: float | None = 20.0
     """Seconds the peer has to answer a ping before the websocket is closed 1011."""
+    ws_per_message_deflate: bool = True
+    """Negotiate permessage-deflate (RFC 7692) with clients that offer it, as uvicorn does."""
 
     def __post_init__(self) -> None:
         for name in ("backlog", "limit_concurrency", "limit_max_requests", "limit_max_requests_jitter"):
@@ -119,6 +121,8 @@ class Config:
                 or value == float("inf")
             ):
                 raise StartupError(f"{name} must be a number of seconds >= 0 or None, got {value!r}")
+        if not isinstance(self.ws_per_message_deflate, bool):
+            raise StartupError(f"ws_per_message_deflate must be True or False, got {self.ws_per_message_deflate!r}")
 
 
 TIERS = ("auto", "asgi")
@@ -193,6 +197,7 @@ class Server:
                     ws_max_queue=config.ws_max_queue,
                     ws_ping_interval=config.ws_ping_interval,
                     ws_ping_timeout=config.ws_ping_timeout,
+                    ws_per_message_deflate=config.ws_per_message_deflate,
                 )
             except OSError as exc:
                 reason = (exc.strerror or str(exc)).lower()
@@ -307,6 +312,7 @@ def run(
     ws_max_queue: int = 32,
     ws_ping_interval: float | None = 20.0,
     ws_ping_timeout: float | None = 20.0,
+    ws_per_message_deflate: bool = True,
 ) -> None:
     """Serves ``app`` until SIGINT or SIGTERM. Raises :class:`StartupError` if it cannot start.
     The ``ws_*`` options are uvicorn's, with its defaults."""
@@ -338,6 +344,7 @@ def run(
         ws_max_queue=ws_max_queue,
         ws_ping_interval=ws_ping_interval,
         ws_ping_timeout=ws_ping_timeout,
+        ws_per_message_deflate=ws_per_message_deflate,
     )
     server = Server(app, config)
     loop = new_event_loop()

@@ -195,6 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="close 1011 when a ping is not answered within this, 0 for never (default: %(default)s)",
     )
     run.add_argument(
+        "--ws-per-message-deflate",
+        type=_boolean,
+        default=True,
+        metavar="BOOLEAN",
+        help="offer permessage-deflate compression to websocket clients (default: true)",
+    )
+    run.add_argument(
         "--workers",
         type=_positive_int,
         default=1,
@@ -334,6 +341,18 @@ def _non_negative_float(text: str) -> float:
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"invalid number {text}: must be 0 or more")
     return value
+
+
+#: The words uvicorn's (click's) BOOLEAN flags take, in either case.
+_TRUE = ("1", "true", "t", "yes", "y", "on")
+_FALSE = ("0", "false", "f", "no", "n", "off")
+
+
+def _boolean(text: str) -> bool:
+    word = text.strip().lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise argparse.ArgumentTypeError(f"{text!r} is not a valid boolean (true or false)")
 
 
 def _seed(text: str) -> int:
@@ -559,7 +578,8 @@ def _worker_argv(args: argparse.Namespace) -> list[str]:
             "--timeout-graceful-shutdown", repr(args.timeout_graceful_shutdown),
             "--ws-max-size", str(args.ws_max_size), "--ws-max-queue", str(args.ws_max_queue),
             "--ws-ping-interval", repr(args.ws_ping_interval),
-            "--ws-ping-timeout", repr(args.ws_ping_timeout)]  # fmt: skip
+            "--ws-ping-timeout", repr(args.ws_ping_timeout),
+            "--ws-per-message-deflate", "true" if args.ws_per_message_deflate else "false"]  # fmt: skip
     return [*argv, "--factory"] if args.factory else argv
 
 
@@ -606,6 +626,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             ws_max_queue=args.ws_max_queue,
             ws_ping_interval=args.ws_ping_interval,
             ws_ping_timeout=args.ws_ping_timeout,
+            ws_per_message_deflate=args.ws_per_message_deflate,
         )
     except StartupError as exc:
         return _fail(str(exc))
