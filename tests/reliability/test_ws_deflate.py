@@ -10,6 +10,7 @@ import contextlib
 import random
 import re
 import socket
+import time
 import zlib
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from apps import ws_limits
+from support.process_server import ProcessServer
 from support.rawws import OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, RawWebSocket, Received, frame
 from support.servers import UvicornThread, engine_server
 
@@ -384,3 +386,37 @@ def test_per_message_deflate_false() -> None:
         assert seen["engine"] == seen["uvicorn"] == [("101", None)] * len(OFFERS)
         assert seen["engine", "rsv1"] == seen["uvicorn", "rsv1"]
         assert seen["engine", "rsv1"][0] == (1002, "reserved bits must be 0")
+
+
+# -- memory -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("payload", ["incompressible", "compressible"])
+def test_memory_stays_bounded_for_a_compressing_peer_that_does_not_read(payload: str) -> None:
+    """Compressed 1 MiB messages to the echo from a peer that never reads: incompressible ones
+    (the echo, compressed back, fills the socket: reading stops) and ones that inflate 1000
+    times (the echo stays small, reading goes on: each inflated message must be let go). The
+    server's memory stays within 50 MiB of idle either way."""
+    data = random.Random(6).randbytes(MiB) if payload == "incompressible" else b"m" * MiB
+    # no context takeover: each message compresses on its own, so one frame serves for all
+    message = frame(OP_BINARY, compressed(data), rsv=RSV1)
+    offer = "permessage-deflate; client_no_context_takeover"
+    growth, sent_by = {}, {}
+    for kind in ("uvicorn", "engine"):
+        with ProcessServer(kind, "apps.ws_limits:create_app") as server:
+            idle = peak = server.rss()
+            with RawWebSocket(server.port, "/echo", rcvbuf=65536, timeout=2, extensions=offer) as ws:
+                assert ws.headers.get("sec-websocket-extensions", "").startswith("permessage-deflate")
+                sent = 0
+                with contextlib.suppress(TimeoutError):
+                    while sent < 300:
+                        ws.send(message)
+                        sent += 1
+                        peak = max(peak, server.rss())
+                for _ in range(10):
+                    time.sleep(0.1)
+                    peak = max(peak, server.rss())
+            growth[kind], sent_by[kind] = peak - idle, sent
+    if payload == "incompressible":
+        assert sent_by["engine"] < 100, sent_by
+    assert growth["engine"] < 50, (growth, sent_by)
