@@ -221,6 +221,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for WsIo<S> {
         let Some(state) = this.inflating.as_deref_mut() else {
             return Pin::new(&mut this.inner).poll_read(cx, buf);
         };
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(())); // (an empty read from the connection would look like its end)
+        }
         loop {
             if !state.ready.is_empty() {
                 let n = state.ready.len().min(buf.remaining());
