@@ -90,8 +90,8 @@ impl Engine {
         handler, host, port, *, root_path=String::new(), reuse_port=false,
         timeout_keep_alive=5.0, forwarded_allow_ips=None, access_log=false, backlog=2048,
         limit_concurrency=None, limit_max_requests=None, limit_request_headers=None, ws_max_size=16 * 1024 * 1024, ws_max_queue=32,
-        ws_ping_interval=Some(20.0), ws_ping_timeout=Some(20.0), fd=None, date_header=true,
-        default_headers=Vec::new(), limit_request_body=None, timeout_request_header=None,
+        ws_ping_interval=Some(20.0), ws_ping_timeout=Some(20.0), ws_per_message_deflate=true, fd=None,
+        date_header=true, default_headers=Vec::new(), limit_request_body=None, timeout_request_header=None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn listen(
@@ -113,6 +113,7 @@ impl Engine {
         ws_max_queue: usize,
         ws_ping_interval: Option<f64>,
         ws_ping_timeout: Option<f64>,
+        ws_per_message_deflate: bool,
         fd: Option<RawFd>,
         date_header: bool,
         default_headers: Vec<(Vec<u8>, Vec<u8>)>,
@@ -124,6 +125,7 @@ impl Engine {
             max_queue: ws_max_queue.max(1),
             ping_interval: seconds(ws_ping_interval)?,
             ping_timeout: seconds(ws_ping_timeout)?,
+            per_message_deflate: ws_per_message_deflate,
         };
         if !(timeout_keep_alive.is_finite() && timeout_keep_alive > 0.0) {
             return Err(EngineError::InvalidTimeout.into());

@@ -62,7 +62,7 @@ impl Limits {
 }
 
 /// uvicorn's websocket options (`--ws-max-size`, `--ws-max-queue`, `--ws-ping-interval`,
-/// `--ws-ping-timeout`), with uvicorn's defaults.
+/// `--ws-ping-timeout`, `--ws-per-message-deflate`), with uvicorn's defaults.
 #[derive(Clone, Debug)]
 pub struct WsOptions {
     /// Largest message (and frame) accepted from the peer, in bytes; larger ones close 1009.
@@ -73,6 +73,8 @@ pub struct WsOptions {
     pub ping_interval: Option<Duration>,
     /// How long the peer has to answer a ping before the websocket is closed 1011.
     pub ping_timeout: Option<Duration>,
+    /// permessage-deflate is negotiated when the client offers it.
+    pub per_message_deflate: bool,
 }
 
 impl Default for WsOptions {
@@ -82,6 +84,7 @@ impl Default for WsOptions {
             max_queue: 32,
             ping_interval: Some(Duration::from_secs(20)),
             ping_timeout: Some(Duration::from_secs(20)),
+            per_message_deflate: true,
         }
     }
 }

@@ -11,14 +11,19 @@ use crate::defaults::DefaultHeaders;
 
 /// A plain-text answer; the connection is closed after it.
 pub fn plain_response(status: StatusCode, text: &'static str) -> Response<ResBody> {
-    let mut response = Response::new(ResBody::full(Bytes::from_static(text.as_bytes()), true));
+    plain(status, Bytes::from_static(text.as_bytes()))
+}
+
+fn plain(status: StatusCode, text: Bytes) -> Response<ResBody> {
+    let length = text.len();
+    let mut response = Response::new(ResBody::full(text, true));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    headers.insert(CONTENT_LENGTH, HeaderValue::from(text.len()));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(length));
     headers.insert(CONNECTION, HeaderValue::from_static("close"));
     response
 }
@@ -58,6 +63,12 @@ pub fn request_timeout_bytes(defaults: &DefaultHeaders) -> Bytes {
     out.extend_from_slice(b"connection: close\r\n\r\n");
     out.extend_from_slice(text.as_bytes());
     Bytes::from(out)
+}
+
+/// uvicorn's (the websockets library's) refusal of a websocket handshake, saying why.
+pub fn websocket_refused(why: &str) -> Response<ResBody> {
+    let text = format!("Failed to open a WebSocket connection: {why}.\n");
+    plain(StatusCode::BAD_REQUEST, Bytes::from(text))
 }
 
 /// uvicorn's answer beyond `--limit-concurrency`.

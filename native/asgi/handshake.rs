@@ -1,13 +1,13 @@
 //! A websocket handshake checked before the app runs, as RFC 6455 4.2.1 asks and as uvicorn
 //! (the websockets library) refuses one: a `GET` (else 405) on HTTP/1.1 without a body, one
 //! `Sec-WebSocket-Version: 13` (else 426 naming 13, RFC 6455 4.4; uvicorn answers 400), one
-//! `Sec-WebSocket-Key` of 16 bytes in base64, `Sec-WebSocket-Protocol` and
-//! `Sec-WebSocket-Extensions` that parse (else 400). The connection closes after a refusal.
+//! `Sec-WebSocket-Key` of 16 bytes in base64, a `Sec-WebSocket-Protocol` that parses (else 400).
+//! The connection closes after a refusal. `Sec-WebSocket-Extensions` is read only when
+//! permessage-deflate is on, as uvicorn reads it (`deflate.rs`, with its refusal's wording).
 
 use base64::Engine as _;
 use http::header::{
-    CONNECTION, CONTENT_LENGTH, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_KEY,
-    SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION,
+    CONNECTION, CONTENT_LENGTH, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION,
 };
 use http::{HeaderValue, Method, Response, StatusCode, Version};
 use http_body::Body;
@@ -42,11 +42,7 @@ pub fn refusal(req: &Request<Incoming>) -> Option<Response<ResBody>> {
     let lists_ok = headers
         .get_all(SEC_WEBSOCKET_PROTOCOL)
         .iter()
-        .all(|v| is_token_list(v.as_bytes()))
-        && headers
-            .get_all(SEC_WEBSOCKET_EXTENSIONS)
-            .iter()
-            .all(|v| is_extension_list(v.as_bytes()));
+        .all(|v| is_token_list(v.as_bytes()));
     if !key_ok || keys.next().is_some() || !lists_ok {
         return Some(refuse(StatusCode::BAD_REQUEST));
     }
@@ -79,30 +75,6 @@ fn is_token_list(value: &[u8]) -> bool {
         .all(|element| element.is_empty() || is_token(element))
 }
 
-/// RFC 6455 9.1: `token *( ";" token [ "=" ( token / quoted-string ) ] )`, comma-separated.
-fn is_extension_list(value: &[u8]) -> bool {
-    value
-        .split(|&b| b == b',')
-        .map(<[u8]>::trim_ascii)
-        .all(|extension| {
-            extension.is_empty() || {
-                let mut parts = extension.split(|&b| b == b';').map(<[u8]>::trim_ascii);
-                parts.next().is_some_and(is_token)
-                    && parts.all(|param| {
-                        let mut sides = param.splitn(2, |&b| b == b'=').map(<[u8]>::trim_ascii);
-                        sides.next().is_some_and(is_token)
-                            && sides
-                                .next()
-                                .is_none_or(|value| is_token(value) || is_quoted(value))
-                    })
-            }
-        })
-}
-
-fn is_quoted(value: &[u8]) -> bool {
-    value.len() >= 2 && value[0] == b'"' && value[value.len() - 1] == b'"'
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,17 +86,6 @@ mod tests {
         }
         for bad in [&b"a b"[..], b",,a b,", b"a/b"] {
             assert!(!is_token_list(bad), "{bad:?}");
-        }
-        for good in [
-            &b"permessage-deflate"[..],
-            b"permessage-deflate; client_max_window_bits",
-            b"a; b=1, c; d=\"x y\"",
-            b"foo",
-        ] {
-            assert!(is_extension_list(good), "{good:?}");
-        }
-        for bad in [&b";;="[..], b"a; =1", b"a; b=c d", b"a b"] {
-            assert!(!is_extension_list(bad), "{bad:?}");
         }
     }
 }

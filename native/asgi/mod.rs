@@ -2,11 +2,13 @@
 //! `receive`/`send` callables.
 
 pub mod canned;
+pub mod deflate;
 pub mod framing;
 mod handshake;
 pub mod http;
 pub mod messages;
 pub mod ws;
+pub mod ws_inflate;
 
 use pyo3::prelude::*;
 

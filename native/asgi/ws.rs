@@ -1,4 +1,5 @@
-//! ASGI `websocket` scope: the handshake through hyper's upgrade, then frames with tungstenite.
+//! ASGI `websocket` scope: the handshake through hyper's upgrade, then frames with tungstenite
+//! (permessage-deflate by `deflate` and `ws_inflate`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -7,8 +8,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures_util::{SinkExt, StreamExt};
 use http::header::{
-    CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY,
-    SEC_WEBSOCKET_PROTOCOL, UPGRADE,
+    CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_EXTENSIONS,
+    SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, UPGRADE,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use hyper::body::Incoming;
@@ -24,7 +25,9 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
+use super::deflate::{self, Agreement};
 use super::http::parse_headers;
+use super::ws_inflate::{failure_of, WsIo};
 use crate::awaitable::Ready;
 use crate::body::ResBody;
 use crate::errors::EngineError;
@@ -174,6 +177,16 @@ pub async fn handle(
     let Some(key) = req.headers().get(SEC_WEBSOCKET_KEY).cloned() else {
         return super::canned::internal_error(); // `refusal` saw one
     };
+    let options = conn.site.ws.clone();
+    // uvicorn's websockets offers permessage-deflate, and refuses a header it cannot parse.
+    let offers = req.headers().get_all(SEC_WEBSOCKET_EXTENSIONS);
+    let deflate = match options.per_message_deflate {
+        true => match deflate::negotiate(offers.iter().map(HeaderValue::as_bytes)) {
+            Ok(agreement) => agreement,
+            Err(deflate::Malformed(why)) => return super::canned::websocket_refused(&why),
+        },
+        false => None,
+    };
     let on_upgrade = hyper::upgrade::on(&mut req);
     let (parts, _body) = req.into_parts();
     let head = RequestHead::new(&parts, conn, true);
@@ -184,7 +197,6 @@ pub async fn handle(
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(',').map(|t| t.trim().to_owned()))
         .collect();
-    let options = conn.site.ws.clone();
     let (decide, decision) = oneshot::channel();
     let (inbound_tx, inbound_rx) = mpsc::channel(options.max_queue.max(1));
     let _ = inbound_tx.try_send((Inbound::Connect, None));
@@ -217,6 +229,10 @@ pub async fn handle(
             if let Ok(accept) = HeaderValue::from_str(&derive_accept_key(key.as_bytes())) {
                 h.insert(SEC_WEBSOCKET_ACCEPT, accept);
             }
+            let agreed = deflate.as_ref().map(Agreement::header);
+            if let Some(value) = agreed.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                h.insert(SEC_WEBSOCKET_EXTENSIONS, value);
+            }
             for (name, value) in &headers {
                 h.append(name, value.clone());
             }
@@ -225,7 +241,7 @@ pub async fn handle(
                 inbound_tx,
                 (outbound, ours),
                 shared,
-                options,
+                (options, deflate),
             ));
             response
         }
@@ -242,7 +258,7 @@ async fn run_socket(
         mpsc::WeakUnboundedSender<Outgoing>,
     ),
     shared: Arc<WsShared>,
-    options: WsOptions,
+    (options, deflate): (WsOptions, Option<Agreement>),
 ) {
     // Our own frames go through the app's queue, so that they follow what the app sent.
     let Ok(upgraded) = on_upgrade.await else {
@@ -252,8 +268,10 @@ async fn run_socket(
     let config = WebSocketConfig::default()
         .max_message_size(Some(options.max_size))
         .max_frame_size(Some(options.max_size));
-    let socket =
-        WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+    let decoder = deflate.as_ref().map(Agreement::decoder);
+    let mut encoder = deflate.as_ref().map(Agreement::encoder);
+    let io = WsIo::new(TokioIo::new(upgraded), decoder, options.max_size);
+    let socket = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
     let (mut sink, mut stream) = socket.split();
     let (pong_tx, mut pongs) = mpsc::unbounded_channel::<Bytes>();
     let read_budget = Arc::new(Semaphore::new(READ_LIMIT as usize));
@@ -311,8 +329,11 @@ async fn run_socket(
         false
     };
     let writer = async {
-        while let Some((message, permit)) = outbound.recv().await {
+        while let Some((mut message, permit)) = outbound.recv().await {
             let closing = matches!(message, Message::Close(_));
+            if let Some(encoder) = encoder.as_mut() {
+                message = encoder.message(message);
+            }
             let sent = sink.send(message).await.is_ok();
             drop(permit); // written: the app may queue that much more
             if !sent {
@@ -416,6 +437,8 @@ fn failure(error: &WsError) -> Option<(u16, String)> {
         }
         WsError::Capacity(_) => return Some((1009, String::new())),
         WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => return None,
+        // a compressed frame that failed (`ws_inflate`)
+        WsError::Io(error) => return failure_of(error),
         WsError::Protocol(error) => match error {
             ProtocolError::UnmaskedFrameFromClient => "incorrect masking",
             ProtocolError::NonZeroReservedBits => "reserved bits must be 0",

@@ -63,6 +63,7 @@ class Engine:
         ws_max_queue: int = ...,
         ws_ping_interval: float | None = ...,
         ws_ping_timeout: float | None = ...,
+        ws_per_message_deflate: bool = ...,
         fd: int | None = ...,
         date_header: bool = ...,
         default_headers: list[tuple[bytes, bytes]] = ...,

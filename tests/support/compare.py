@@ -410,8 +410,10 @@ def run_ws(
     script: Sequence[WsStep],
     subprotocols: Sequence[str] | None = None,
     headers: Any = None,
+    extensions: Sequence[Any] | None = None,
 ) -> WsTranscript:
-    """Run ``script`` against ``server`` and record everything observable."""
+    """Run ``script`` against ``server`` and record everything observable; ``extensions``: the
+    client's permessage-deflate offers (websockets' factories), none by default."""
     transcript = WsTranscript()
     events = transcript.events
     url = f"ws://127.0.0.1:{server.port}{path}"
@@ -425,6 +427,7 @@ def run_ws(
                     subprotocols=[Subprotocol(p) for p in subprotocols] if subprotocols else None,
                     additional_headers=headers,
                     compression=None,
+                    extensions=extensions,
                     open_timeout=WS_TIMEOUT,
                     close_timeout=WS_TIMEOUT,
                     user_agent_header="diff-test",
@@ -495,10 +498,11 @@ def compare_ws(
     script: Sequence[WsStep],
     subprotocols: Sequence[str] | None = None,
     headers: Any = None,
+    extensions: Sequence[Any] | None = None,
 ) -> WsTranscript:
     """Run the same conversation on both servers; assert identical transcripts."""
-    reference = run_ws(pair.reference, path, script, subprotocols, headers)
-    engine = run_ws(pair.engine, path, script, subprotocols, headers)
+    reference = run_ws(pair.reference, path, script, subprotocols, headers, extensions)
+    engine = run_ws(pair.engine, path, script, subprotocols, headers, extensions)
     if reference.events != engine.events:
         diff = difflib.unified_diff(reference.render(), engine.render(), "uvicorn", "engine", lineterm="", n=2)
         raise AssertionError(

@@ -8,6 +8,7 @@ import os
 import socket
 import struct
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
@@ -40,6 +41,8 @@ def close_payload(code: int, reason: bytes = b"") -> bytes:
 class Received:
     opcode: int
     payload: bytes
+    #: The frame's first byte: FIN, RSV1-3, opcode.
+    first: int = 0
 
     @property
     def close(self) -> tuple[int | None, str]:
@@ -52,34 +55,58 @@ class Received:
 class RawWebSocket:
     """An open websocket on 127.0.0.1:``port``; nothing is read or answered unless asked."""
 
-    def __init__(self, port: int, path: str = "/echo", *, rcvbuf: int | None = None, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        port: int,
+        path: str = "/echo",
+        *,
+        rcvbuf: int | None = None,
+        timeout: float = 5.0,
+        extensions: str | None = None,
+    ) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         self.sock.settimeout(timeout)
         self.sock.connect(("127.0.0.1", port))
         key = base64.b64encode(os.urandom(16)).decode()
+        offer = "" if extensions is None else f"Sec-WebSocket-Extensions: {extensions}\r\n"
         self.sock.sendall(
             f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n".encode()
         )
         head = b""
         while b"\r\n\r\n" not in head:
             chunk = self.sock.recv(1)
             if not chunk:
+                self.sock.close()
                 raise ConnectionError("closed during the handshake")
             head += chunk
         status = head.split(b"\r\n", 1)[0]
         if b" 101 " not in status:
+            self.sock.close()
             raise ConnectionError(f"handshake refused: {status!r}")
+        #: The handshake response's headers (names in lower case).
+        self.headers = {
+            name.strip().lower(): value.strip()
+            for name, _, value in (line.decode("latin-1").partition(":") for line in head.split(b"\r\n")[1:] if line)
+        }
         self._buffer = b""
         self.eof = False
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
-    def frames(self, duration: float, *, answer_pings: bool = False, until_close: bool = True) -> list[Received]:
-        """Frames received within ``duration`` seconds (or until the server closes)."""
+    def frames(
+        self,
+        duration: float,
+        *,
+        answer_pings: bool = False,
+        until_close: bool = True,
+        stop_at: Collection[int] = (),
+    ) -> list[Received]:
+        """Frames received within ``duration`` seconds (or until the server closes, or until a
+        frame with an opcode in ``stop_at``)."""
         received: list[Received] = []
         deadline = time.monotonic() + duration
         while not self.eof and time.monotonic() < deadline:
@@ -97,7 +124,7 @@ class RawWebSocket:
                 received.append(parsed)
                 if answer_pings and parsed.opcode == OP_PING:
                     self.send(frame(OP_PONG, parsed.payload))
-                if until_close and parsed.opcode == OP_CLOSE:
+                if (until_close and parsed.opcode == OP_CLOSE) or parsed.opcode in stop_at:
                     return received
         return received
 
@@ -117,7 +144,7 @@ class RawWebSocket:
         if len(buffer) < offset + size:
             return None
         self._buffer = buffer[offset + size :]
-        return Received(buffer[0] & 0x0F, buffer[offset : offset + size])
+        return Received(buffer[0] & 0x0F, buffer[offset : offset + size], buffer[0])
 
     def close(self) -> None:
         self.sock.close()

@@ -237,6 +237,7 @@ def test_bad_app_dir(tmp_path: Path) -> None:
         (["run", "good:app", "--ws-max-queue", "-1"], "--ws-max-queue"),
         (["run", "good:app", "--ws-ping-interval", "-1"], "--ws-ping-interval"),
         (["run", "good:app", "--ws-ping-timeout", "nan"], "--ws-ping-timeout"),
+        (["run", "good:app", "--ws-per-message-deflate", "maybe"], "--ws-per-message-deflate"),
         (["run"], "MODULE:APP"),
         (["serve", "good:app"], "serve"),
         ([], "command"),
@@ -501,7 +502,8 @@ def test_ws_max_size_reaches_the_server(app_dir: Path, serve: list[subprocess.Po
         serve, "wsecho:app", "--app-dir", str(app_dir), "--port", str(port), "--workers", workers, "--ws-max-size", "10"
     )
     wait_until_serving(process, f"http://127.0.0.1:{port}/docs")
-    with connect(f"ws://127.0.0.1:{port}/echo", open_timeout=10) as ws:
+    # uncompressed: compressed, "0123456789" takes 12 bytes on the wire, over the limit (uvicorn too)
+    with connect(f"ws://127.0.0.1:{port}/echo", open_timeout=10, compression=None) as ws:
         ws.send("0123456789")
         assert ws.recv(timeout=10) == "0123456789"
         ws.send("0123456789!")
@@ -509,6 +511,45 @@ def test_ws_max_size_reaches_the_server(app_dir: Path, serve: list[subprocess.Po
             ws.recv(timeout=10)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
     stop_with_sigint(process)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("deflate", [None, "false"])
+def test_ws_per_message_deflate_reaches_the_server(
+    app_dir: Path, serve: list[subprocess.Popen[str]], workers: str, deflate: str | None
+) -> None:
+    """On by default, as uvicorn: the websockets client's offer is agreed (or not, with
+    ``--ws-per-message-deflate false``), and messages round-trip either way."""
+    from websockets.sync.client import connect
+
+    port = free_port()
+    flag = [] if deflate is None else ["--ws-per-message-deflate", deflate]
+    process = start_server(
+        serve, "wsecho:app", "--app-dir", str(app_dir), "--port", str(port), "--workers", workers, *flag
+    )
+    wait_until_serving(process, f"http://127.0.0.1:{port}/docs")
+    with connect(f"ws://127.0.0.1:{port}/echo", open_timeout=10) as ws:
+        agreed = ws.response.headers.get("sec-websocket-extensions") if ws.response else None
+        ws.send("hello " * 100)
+        assert ws.recv(timeout=10) == "hello " * 100
+    on = deflate is None
+    assert agreed == ("permessage-deflate; server_max_window_bits=12; client_max_window_bits=12" if on else None)
+    stop_with_sigint(process)
+
+
+def test_ws_per_message_deflate_takes_uvicorn_booleans() -> None:
+    """uvicorn's flag is a click BOOLEAN: 1/0, true/false, t/f, yes/no, y/n, on/off, any case."""
+    from fastrapi_compat.tools.cli import build_parser
+
+    for words, value in ((["1", "true", "T", "yes", "y", "On"], True), (["0", "False", "f", "NO", "n", "off"], False)):
+        for word in words:
+            args = build_parser().parse_args(["run", "m:app", "--ws-per-message-deflate", word])
+            assert args.ws_per_message_deflate is value, word
+    from fastrapi_compat.errors import StartupError
+    from fastrapi_compat.serve.server import Config
+
+    with pytest.raises(StartupError, match="ws_per_message_deflate must be True or False"):
+        Config(ws_per_message_deflate="false")  # type: ignore[arg-type]
 
 
 def test_workers_get_the_server_options() -> None:
@@ -538,6 +579,7 @@ def test_workers_get_the_server_options() -> None:
         "--http": "h11",
         "--log-level": "debug",
         "--no-use-colors": None,
+        "--ws-per-message-deflate": "off",
     }
     args = build_parser().parse_args(["run", "m:app", *(p for item in flags.items() for p in item if p is not None)])
     reparsed = build_parser().parse_args(worker_argv(args)[3:])
@@ -545,10 +587,11 @@ def test_workers_get_the_server_options() -> None:
              "timeout_graceful_shutdown", "proxy_headers", "forwarded_allow_ips", "backlog", "limit_concurrency",
              "limit_max_requests", "limit_max_requests_jitter", "limit_request_headers", "limit_request_body",
              "timeout_request_header", "server_header", "date_header", "headers", "loop", "http", "log_level",
-             "use_colors")  # fmt: skip
+             "use_colors", "ws_per_message_deflate")  # fmt: skip
     got = tuple(getattr(reparsed, name) for name in names)
     assert got == (
         99, 3, 0.0, 2.5, 7.0, 0.0, False, "10.0.0.0/8,*", 16, 9, 1000, 50, 65536, 1000, 3.5, False, False,
-        [("X-A", " b")], "asyncio", "h11", "debug", False,
+        [("X-A", " b")], "asyncio", "h11", "debug", False, False,
     )  # fmt: skip
     assert got != tuple(getattr(build_parser().parse_args(["run", "m:app"]), name) for name in names)
+    assert build_parser().parse_args(["run", "m:app"]).ws_per_message_deflate is True

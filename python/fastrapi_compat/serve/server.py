@@ -136,6 +136,8 @@ class Config:
     """Seconds between the server's keepalive pings (``None`` or 0: none)."""
     ws_ping_timeout: float | None = 20.0
     """Seconds the peer has to answer a ping before the websocket is closed 1011."""
+    ws_per_message_deflate: bool = True
+    """Negotiate permessage-deflate (RFC 7692) with clients that offer it, as uvicorn does."""
 
     def __post_init__(self) -> None:
         for name in ("backlog", "limit_concurrency", "limit_max_requests", "limit_max_requests_jitter"):
@@ -198,6 +200,8 @@ class Config:
             isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf")
         ):
             raise StartupError(f"timeout_request_header must be a number of seconds > 0, got {timeout!r}")
+        if not isinstance(self.ws_per_message_deflate, bool):
+            raise StartupError(f"ws_per_message_deflate must be True or False, got {self.ws_per_message_deflate!r}")
 
 
 TIERS = ("auto", "asgi")
@@ -289,6 +293,7 @@ class Server:
                     ws_max_queue=config.ws_max_queue,
                     ws_ping_interval=config.ws_ping_interval,
                     ws_ping_timeout=config.ws_ping_timeout,
+                    ws_per_message_deflate=config.ws_per_message_deflate,
                 )
             except OSError as exc:
                 reason = (exc.strerror or str(exc)).lower()
@@ -432,6 +437,7 @@ def run(
     ws_max_queue: int = 32,
     ws_ping_interval: float | None = 20.0,
     ws_ping_timeout: float | None = 20.0,
+    ws_per_message_deflate: bool = True,
 ) -> None:
     """Serves ``app`` until SIGINT or SIGTERM. Raises :class:`StartupError` if it cannot start.
     Options are uvicorn's ``run()``'s, with its names and defaults (``graceful_timeout`` is
@@ -474,6 +480,7 @@ def run(
         ws_max_queue=ws_max_queue,
         ws_ping_interval=ws_ping_interval,
         ws_ping_timeout=ws_ping_timeout,
+        ws_per_message_deflate=ws_per_message_deflate,
     )
     serve_forever(app, config)
 

@@ -59,10 +59,6 @@ ACCEPTED_VALUES: dict[str, tuple[tuple[str, ...], str]] = {
         "the engine serves ASGI 3 apps; wrap a WSGI app in a2wsgi's WSGIMiddleware, an ASGI 2 app in "
         "asgiref's guarantee_single_callable",
     ),
-    "--ws-per-message-deflate": (
-        ("false", "0", "no", "n", "f", "off"),
-        f"{_LATER}: the engine does not offer permessage-deflate; --ws-per-message-deflate false is accepted",
-    ),
 }
 
 
@@ -242,7 +238,7 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     for flag in NOT_SUPPORTED:
         nargs = 0 if flag in _FLAGS_WITHOUT_VALUE else "?"
         run.add_argument(flag, action=_NotSupported, nargs=nargs, help=argparse.SUPPRESS)
-    for flag, default in (("--ws", "auto"), ("--interface", "auto"), ("--ws-per-message-deflate", "false")):
+    for flag, default in (("--ws", "auto"), ("--interface", "auto")):
         run.add_argument(flag, action=_AcceptedValues, default=default, help=argparse.SUPPRESS)
 
 
@@ -391,6 +387,25 @@ def _add_websockets(run: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="close 1011 when a ping is not answered within this, 0 for never (default: %(default)s)",
     )
+    run.add_argument(
+        "--ws-per-message-deflate",
+        type=boolean,
+        default=True,
+        metavar="BOOLEAN",
+        help="offer permessage-deflate compression to websocket clients (default: true)",
+    )
+
+
+#: The words click takes for a boolean option's value (uvicorn's --ws-per-message-deflate).
+_TRUE = ("1", "true", "t", "yes", "y", "on")
+_FALSE = ("0", "false", "f", "no", "n", "off")
+
+
+def boolean(text: str) -> bool:
+    word = text.strip().lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise argparse.ArgumentTypeError(f"{text!r} is not a valid boolean (true or false)")
 
 
 def config_from(args: argparse.Namespace) -> Config:
@@ -430,6 +445,7 @@ def config_from(args: argparse.Namespace) -> Config:
         ws_max_queue=args.ws_max_queue,
         ws_ping_interval=args.ws_ping_interval,
         ws_ping_timeout=args.ws_ping_timeout,
+        ws_per_message_deflate=args.ws_per_message_deflate,
     )
 
 
@@ -465,5 +481,6 @@ def worker_argv(args: argparse.Namespace) -> list[str]:
             "--timeout-graceful-shutdown", repr(args.timeout_graceful_shutdown),
             "--ws-max-size", str(args.ws_max_size), "--ws-max-queue", str(args.ws_max_queue),
             "--ws-ping-interval", repr(args.ws_ping_interval),
-            "--ws-ping-timeout", repr(args.ws_ping_timeout)]  # fmt: skip
+            "--ws-ping-timeout", repr(args.ws_ping_timeout),
+            "--ws-per-message-deflate", "true" if args.ws_per_message_deflate else "false"]  # fmt: skip
     return [*argv, "--factory"] if args.factory else argv
