@@ -62,19 +62,18 @@ SAMPLES = {
     "--header": "X-Frame-Options:DENY",
     "--app-dir": "src",
     "--h11-max-incomplete-event-size": "20000",
+    "--ws-per-message-deflate": "false",
 }
 #: uvicorn's values our parser refuses, per flag taking only some of uvicorn's values.
 REFUSED_VALUES = {
     "--http": "zttp",
     "--ws": "websockets",
     "--interface": "wsgi",
-    "--ws-per-message-deflate": "true",
 }
 #: Defaults that differ from uvicorn's, and why (the README's flags table says the same).
 DIFFERENT_DEFAULTS = {
     "timeout_graceful_shutdown": 30.0,  # uvicorn waits without limit; the engine cancels after 30 s
     "app_dir": ".",  # uvicorn's "" is the current directory too
-    "ws_per_message_deflate": "false",  # permessage-deflate is not offered: see REFUSED_VALUES
 }
 
 
