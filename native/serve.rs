@@ -24,7 +24,7 @@ use crate::inbox::Event;
 use crate::listener::Listener;
 use crate::router::MirrorSlot;
 use crate::shared::EngineShared;
-use crate::site::{ConnInfo, Site};
+use crate::site::{ConnCloser, ConnInfo, Site};
 
 /// After a shutdown began and nothing is in flight on a connection, how long hyper gets to
 /// flush what it has and close it; a head only partly sent is dropped then (uvicorn closes
@@ -191,7 +191,12 @@ pub async fn accept_loop(
                 Ok((stream, peer, local)) => {
                     backoff.accepted();
                     let conn = Arc::new(Connection {
-                        info: ConnInfo { peer, local, site: site.clone() },
+                        info: ConnInfo {
+                            peer,
+                            local,
+                            site: site.clone(),
+                            closer: Arc::new(ConnCloser::default()),
+                        },
                         mirror: mirror.clone(),
                         in_flight: AtomicUsize::new(0),
                         none_in_flight: Notify::new(),
@@ -232,6 +237,18 @@ pub async fn accept_loop(
                                 if result.is_err_and(|e| e.is_parse() && !e.is_parse_too_large()) {
                                     tell_handler(&for_log.0, &for_log.1, "invalid_request", 0);
                                 }
+                            }
+                            () = conn.info.closer.asked() => {
+                                // The app raised after its response: uvicorn closes the
+                                // transport once the response is written; so does hyper, told
+                                // when nothing is in flight (told sooner, it would add
+                                // `connection: close` to a response not yet written).
+                                tokio::select! {
+                                    _ = connection.as_mut() => return,
+                                    () = conn.idle() => {}
+                                }
+                                connection.as_mut().graceful_shutdown();
+                                let _ = connection.as_mut().await;
                             }
                             _ = async { let _ = closing.wait_for(|c| *c).await; } => {
                                 // Idle connections close at once; requests in flight finish

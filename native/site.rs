@@ -104,4 +104,32 @@ pub struct ConnInfo {
     pub peer: Option<SocketAddr>,
     pub local: Local,
     pub site: std::sync::Arc<Site>,
+    /// Asked by a request whose app raised after its response: the connection then closes.
+    pub closer: std::sync::Arc<ConnCloser>,
+}
+
+/// A request's way to close its connection once its response is out, as uvicorn closes the
+/// transport when the app raised after the response had started.
+#[derive(Default)]
+pub struct ConnCloser {
+    notify: tokio::sync::Notify,
+    asked: std::sync::atomic::AtomicBool,
+}
+
+impl ConnCloser {
+    pub fn ask(&self) {
+        self.asked.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.notify.notify_one();
+    }
+
+    /// Resolves once [`ConnCloser::ask`] was called.
+    pub async fn asked(&self) {
+        loop {
+            let notified = self.notify.notified();
+            if self.asked.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
 }

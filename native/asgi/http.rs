@@ -29,7 +29,7 @@ use crate::native_tier::{match_to_py, native_match, route, Layers, NativeMatch, 
 use crate::request::RequestHead;
 use crate::router::MirrorSlot;
 use crate::shared::EngineShared;
-use crate::site::ConnInfo;
+use crate::site::{ConnCloser, ConnInfo};
 
 /// Bodies announced at most this big are read before the app is called, so that its first
 /// `receive()` needs no trip back to tokio.
@@ -82,6 +82,8 @@ pub struct HttpShared {
     received: std::sync::atomic::AtomicU64,
     /// The native route the mirror picked (plan id, raw path parameters), until Python takes it.
     matched: Mutex<Option<NativeMatch>>,
+    /// Closes the connection after the response (`close_connection`).
+    closer: Arc<ConnCloser>,
 }
 
 impl HttpShared {
@@ -170,7 +172,7 @@ pub async fn handle(
             engine.set_reason(&mut refused);
             Ok(refused)
         }
-        _ => respond(head, incoming, engine.clone(), mirror).await,
+        _ => respond(head, incoming, engine.clone(), mirror, conn.closer.clone()).await,
     };
     if let (Some(line), Ok(response)) = (access, &result) {
         // uvicorn logs each response started; an aborted one is not.
@@ -184,6 +186,7 @@ async fn respond(
     incoming: Incoming,
     engine: Arc<EngineShared>,
     mirror: &MirrorSlot,
+    closer: Arc<ConnCloser>,
 ) -> Result<Response<ResBody>, Aborted> {
     let (matched, layers) = match native_match(&head, mirror) {
         Routed::Native(found, layers) => (Some(found), layers),
@@ -237,6 +240,7 @@ async fn respond(
         too_large: AtomicBool::new(false),
         received: std::sync::atomic::AtomicU64::new(0),
         matched: Mutex::new(matched),
+        closer,
     });
     let mut watch = Watch(Some(shared.clone()));
     engine.http_requests.fetch_add(1, Ordering::Relaxed);
@@ -705,6 +709,12 @@ impl HTTPProtocol {
             }
         }
         Ready::none(py)
+    }
+
+    /// The app raised after its response had started: the connection closes once the response
+    /// is out (uvicorn closes the transport), so nothing else is served on it.
+    fn close_connection(&self) {
+        self.inner.closer.ask();
     }
 
     /// Called once the app returned or raised. Returns what was left undone:

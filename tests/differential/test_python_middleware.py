@@ -6,6 +6,7 @@ answered by the native tier, under those middleware."""
 
 from __future__ import annotations
 
+import socket
 from collections import Counter
 from typing import Any
 
@@ -137,3 +138,28 @@ def test_a_middleware_that_changes_the_path_gets_the_router(rewrite: PairClients
     moved.subtract(before)
     assert moved["http"] == 1 and moved["native"] == 0, dict(moved)
     expect_native(rewrite, Req("GET", "/plain"))
+
+
+def test_a_connection_whose_app_raised_after_the_answer_is_closed(stack: PairClients) -> None:
+    """uvicorn closes the transport when the app raises after its response started (here a
+    background task, once the answer is out): nothing more is served on that connection."""
+    stack.compare(Req("DELETE", "/seen", id="forget"))
+    sockets = {}
+    for side, server, _ in stack.each():
+        sock = sockets[side] = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        sock.sendall(b"GET /late-boom HTTP/1.1\r\nhost: x\r\n\r\n")
+        answer = b""
+        while b"answered first" not in answer:
+            chunk = sock.recv(65536)
+            assert chunk, (side, answer)
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200 OK"), (side, answer)
+    _settle(stack, "a background task fails after the answer")  # it raised, on both servers
+    for side, sock in sockets.items():
+        with sock:
+            try:
+                sock.sendall(b"GET /plain HTTP/1.1\r\nhost: x\r\n\r\n")
+                second = sock.recv(65536)
+            except OSError:  # a reset: closed too
+                second = b""
+        assert second == b"", (side, second[:80])

@@ -75,6 +75,15 @@ def _run(root: Path, name: str, *plugin: str) -> dict[str, str]:
 
 
 def test_starlettes_base_http_middleware_tests_pass_with_the_direct_call_next(tmp_path: Path) -> None:
+    from starlette.middleware.base import BaseHTTPMiddleware
+
+    from fastrapi_compat.plan import internals
+
+    layer = BaseHTTPMiddleware(app=None, dispatch=None)  # type: ignore[arg-type]
+    if not internals.direct_call_next(layer):
+        # Another Starlette than the one verified: the engine keeps its own call_next, and its
+        # suite tests Starlette's code only (asserted just above).
+        pytest.skip(f"starlette {version('starlette')}: the engine keeps Starlette's own call_next")
     _extract(_sdist(), tmp_path)
     shutil.copy(PLUGIN, tmp_path / "fastrapi_direct_call_next.py")
     stock = _run(tmp_path, "stock")

@@ -9,10 +9,16 @@ from typing import Any
 import pytest
 from apps import ws
 from support.compare import PairClients, close, compare_ws, recv, send
+from support.servers import NEEDS_UVICORN_055, UVICORN_055
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
 from .conftest import pair_fixture
 from .test_websockets import SCENARIOS
+
+# uvicorn 0.54 (the reference on Python 3.10) cannot agree permessage-deflate with the websockets
+# library pip installs beside it (its factory options raise "Invalid initialization option"):
+# there is nothing to compare with; 0.55 on Python 3.11+ is the reference.
+pytestmark = pytest.mark.skipif(not UVICORN_055, reason=NEEDS_UVICORN_055 + ": its permessage-deflate fails")
 
 pair = pair_fixture(ws.create_app)
 

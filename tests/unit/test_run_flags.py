@@ -131,8 +131,8 @@ def test_defaults_are_uvicorns() -> None:
         if name not in ours or param.opts[0] in NOT_SUPPORTED:
             continue
         expected = DIFFERENT_DEFAULTS.get(name, param.default)
-        if repr(expected) == "Sentinel.UNSET":  # click's "not given" for a repeatable option
-            expected = []
+        if repr(expected) == "Sentinel.UNSET":  # click's "not given" (a repeatable option, a flag)
+            expected = [] if getattr(param, "multiple", False) else False if getattr(param, "is_flag", False) else None
         assert ours[name] == expected, (name, ours[name], expected)
         compared += 1
     assert compared >= 30

@@ -386,6 +386,8 @@ class Dispatcher:
         ``invalid_request``, ``too_large``, ...), tells the watch, and logs what the app raised
         unless a client reports it."""
         outcome = protocol.finish()
+        if exc is not None and outcome in ("complete", "disconnected") and type(protocol) is HTTPProtocol:
+            protocol.close_connection()  # raised after its response: uvicorn closes the connection
         if outcome == "invalid_request":  # the client framed the body wrongly: answered 400
             self.logger.warning("Invalid HTTP request received.")
             exc = None  # what the app raised on the http.disconnect it got is not its error
