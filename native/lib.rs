@@ -2,6 +2,9 @@
 //!
 //! This file only declares modules and registers their Python classes.
 
+#[macro_use]
+mod io_forward;
+
 mod asgi;
 mod awaitable;
 mod backoff;
