@@ -37,6 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import ceiling
 from bench.endpoints import PLAIN, PREFLIGHT, Endpoint, endpoint_by_name
 from bench.environment import ROOT
 from bench.install import ensure_valgrind
@@ -69,7 +70,14 @@ def _native(host: str, port: int, app: str) -> list[str]:
     ]  # fmt: skip
 
 
-SERVERS: dict[str, ServerCommand] = {"native": _native}
+def _hyper(host: str, port: int, app: str) -> list[str]:
+    binary, problem = ceiling.build()
+    if binary is None:
+        raise CallgrindError(problem)
+    return [str(binary), "--host", host, "--port", str(port)]
+
+
+SERVERS: dict[str, ServerCommand] = {"native": _native, "hyper": _hyper}
 
 
 @dataclass(frozen=True)
@@ -87,7 +95,9 @@ TARGETS: tuple[Target, ...] = (
     Target("native /items/{id}", "native", "app", endpoint_by_name("/items/{id}")),
     Target("native POST /items", "native", "app", endpoint_by_name("POST /items")),
     Target("native /deps", "native", "app", endpoint_by_name("/deps")),
+    Target("native /deps-def", "native", "app", endpoint_by_name("/deps-def")),
     Target("native preflight (Rust only)", "native", "app_middleware", PREFLIGHT),
+    Target("bare hyper /plain", "hyper", "", PLAIN),
 )
 GUARDED: tuple[str, ...] = ("native /plain", "native /items/{id}", "native POST /items")
 
@@ -224,7 +234,10 @@ def count_endpoint(server: CallgrindServer, endpoint: Endpoint, requests: int) -
 def _server(kind: str, app: str) -> Iterator[CallgrindServer]:
     with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as tmp:
         # PYTHONHASHSEED: the same hashes, so the same dict and set layouts, on every run.
-        env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": str(ROOT)}
+        # PYTHONPATH: the repository root (``bench``) after what the caller put first (e.g. an
+        # older fastrapi_compat to compare with).
+        paths = [p for p in (os.environ.get("PYTHONPATH", ""), str(ROOT)) if p]
+        env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": os.pathsep.join(paths)}
         server = CallgrindServer(lambda port: SERVERS[kind](HOST, port, app), Path(tmp), env)
         try:
             yield server
@@ -252,7 +265,7 @@ def measure(
                 counts[target.key], windows = count_endpoint(server, target.endpoint, requests)
                 spread = ", ".join(f"{w:,.0f}" for w in windows)
                 log(f"[callgrind] {target.key}: {counts[target.key]:,.0f} instructions/request ({spread})")
-        log(f"[callgrind] {kind} {app}: {time.monotonic() - started:.0f} s")
+        log(f"[callgrind] {kind} {app or ''}: {time.monotonic() - started:.0f} s".replace(" :", ":"))
     return counts
 
 
