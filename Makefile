@@ -32,7 +32,7 @@ lint-python: ## ruff check and ruff format --check (ruff comes with the test ext
 
 lint-rust: ## cargo fmt --check and cargo clippy with warnings as errors
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings
 
 # stubtest imports the installed module, so it runs away from the source folder.
 typecheck: ## mypy --strict on the package, and stubtest of _native.pyi against the built module

@@ -51,6 +51,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         description="pydantic body + response_model",
     ),
     Endpoint("/deps", "GET", "/deps?page=3", description="two levels of Depends"),
+    Endpoint("/deps-def", "GET", "/deps-def?user=ann", description="async def, two levels of def Depends"),
     Endpoint("/big", "GET", "/big", description="list of 100 dicts"),
 )
 

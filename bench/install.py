@@ -150,3 +150,19 @@ def versions() -> dict[str, str | None]:
     except (OSError, IndexError):
         found["wrk"] = None
     return found
+
+
+def ensure_valgrind() -> str | None:
+    """valgrind (with callgrind_control) for ``python -m bench.callgrind``, with apt-get when
+    missing (as wrk)."""
+    if shutil.which("valgrind") and shutil.which("callgrind_control"):
+        return None
+    if not shutil.which("apt-get"):
+        return "valgrind is not installed and there is no apt-get to install it"
+    for argv in (["apt-get", "update"], ["apt-get", "install", "-y", "valgrind"]):
+        _log(" ".join(argv))
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            lines = (done.stderr or done.stdout).strip().splitlines()
+            return f"{' '.join(argv)} failed: {lines[-1] if lines else done.returncode}"
+    return None if shutil.which("callgrind_control") else "apt-get install valgrind did not provide callgrind_control"

@@ -27,6 +27,7 @@ class BenchOptions:
     production: bool = True  # the production runs: the production-style app ...
     instruments: bool = True  # ... and it with Sentry, OpenTelemetry and Prometheus
     app_alone: bool = True  # the app with no server, after each round of the default app's runs
+    ceiling: bool = True  # the bare hyper server on /plain (bench/hyper_ceiling), after the default app
     workers: bool = True  # the workers run: 1 vs 2 workers, uvicorn and the native tier
     native_tier: bool | None = None
     output_dir: Path = DEFAULT_OUTPUT
@@ -88,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-app-alone",
         action="store_true",
         help="skip timing the app with no server (python -m bench.app_alone, after each round of the default app's runs)",
+    )
+    p.add_argument(
+        "--no-ceiling",
+        action="store_true",
+        help="skip the bare hyper server (bench/hyper_ceiling, built with cargo) on /plain, the ceiling",
     )
     p.add_argument(
         "--no-middleware",
@@ -179,6 +185,7 @@ def parse_options(argv: Sequence[str] | None = None) -> BenchOptions:
         production=not args.no_production,
         instruments=not args.no_instruments,
         app_alone=not args.no_app_alone,
+        ceiling=not args.no_ceiling,
         workers=not args.no_workers,
         native_tier=args.native_tier,
         output_dir=args.output,

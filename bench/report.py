@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.ceiling import ceiling_lines
 from bench.endpoints import ENDPOINTS, MIDDLEWARE_ENDPOINTS, PLAIN, PREFLIGHT, WORKERS_ENDPOINTS
 from bench.interference import DISTURBED_PCT
 from bench.report_format import (
@@ -576,6 +577,7 @@ def render(results: BenchResults) -> str:
     lines += _middleware(results, runs)
     lines += production_lines(results, runs)
     lines += _ceiling(results)
+    lines += ceiling_lines(results, {r.key: r.label for r in runs})
     lines += _servers(results)
     lines += _workers(results)
     lines += _mismatches(results)

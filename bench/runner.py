@@ -18,7 +18,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from bench import install
+from bench import ceiling, install
 from bench.apps.fastapi_app import (
     CORS_ORIGIN,
     DEFAULT_EXTRA_ROUTES,
@@ -29,6 +29,7 @@ from bench.endpoints import (
     MIDDLEWARE_ENDPOINTS,
     MIDDLEWARE_HEADERS,
     MIDDLEWARE_PROBES,
+    PLAIN,
     PROBES,
     PRODUCTION_PROBES,
     SCALING_ENDPOINT,
@@ -519,6 +520,25 @@ def _app_alone(ctx: _Context, endpoints: list[Endpoint]) -> dict[str, float] | s
     return timings
 
 
+def _run_ceiling(ctx: _Context, results: BenchResults) -> None:
+    """The bare hyper server on ``/plain`` (its answer checked against uvicorn's), at the first
+    connection count, ``--repeat`` times: the ceiling the report shares every server against."""
+    binary, problem = ceiling.build()
+    if binary is None:
+        say(f"\n== bare hyper server: not run: {problem}")
+        results.meta["ceiling"] = {"not_run": problem}
+        return
+    spec = ceiling.spec(binary)
+    results.meta["ceiling"] = {"command": spec.describe_command(), "binary": str(binary)}
+    say("\n== bare hyper server (the ceiling), checking its /plain answer")
+    with ExitStack() as stack:
+        live = _start_checked(ctx, stack, spec, ServerRun(spec.key, spec.label, ""), DEFAULT_APP, [PLAIN])
+        if live is None:
+            results.meta["ceiling"] = {"not_run": "the bare hyper server did not start"}
+            return
+        _measure_all(ctx, [live], [(PLAIN, ctx.options.connections[0])], DEFAULT_APP, results)
+
+
 def _run_scaled_app(ctx: _Context, slots: list[tuple[ServerSpec, ServerRun]], results: BenchResults) -> None:
     """``/plain`` on the app with 10,000 extra routes declared before it."""
     cases = [(SCALING_ENDPOINT, ctx.options.connections[0])]
@@ -726,6 +746,8 @@ def run(options: BenchOptions) -> BenchResults:
             else:
                 slots_to_run.append((spec, run_))
         _run_default_app(ctx, slots_to_run, results)
+        if options.ceiling and any(e == PLAIN.name for e in options.endpoints):
+            _run_ceiling(ctx, results)
         if options.scaling:
             _run_scaled_app(ctx, slots_to_run, results)
         if options.middleware:

@@ -8,6 +8,8 @@ Endpoints (each one exercises one part of the request path):
 - ``GET /items/{id}``   typed path and query parameters (``?q=...&limit=...``)
 - ``POST /items``       pydantic body, ``response_model``
 - ``GET /deps``         two levels of ``Depends``
+- ``GET /deps-def``     ``async def`` with two levels of plain ``def`` dependencies (the
+                        common ``get_db``/``get_user`` shape)
 - ``GET /big``          a list of 100 dicts, built per request
 
 Route-count scaling: :func:`create_app` puts ``extra_routes`` routes *before* the benchmark
@@ -66,6 +68,16 @@ async def get_settings():
 async def get_paging(settings: Annotated[dict, Depends(get_settings)], page: int = 1):
     """First level: depends on :func:`get_settings` and reads a query parameter."""
     return {"page": page, "size": settings["page_size"]}
+
+
+def get_db():
+    """A plain ``def`` dependency (FastAPI runs it in the thread pool)."""
+    return {"dsn": "sqlite:///bench.db"}
+
+
+def get_user(db: Annotated[dict, Depends(get_db)], user: str = "anon"):
+    """A plain ``def`` dependency on another one, reading a query parameter."""
+    return {"name": user, "db": db["dsn"]}
 
 
 def _add_extra_routes(app: FastAPI, count: int) -> None:
@@ -168,6 +180,10 @@ def create_app(extra_routes: int = DEFAULT_EXTRA_ROUTES, middleware: bool = Fals
     @app.get("/deps")
     async def deps(paging: Annotated[dict, Depends(get_paging)]):
         return paging
+
+    @app.get("/deps-def")
+    async def deps_def(current: Annotated[dict, Depends(get_user)]):
+        return current
 
     @app.get("/big")
     async def big():

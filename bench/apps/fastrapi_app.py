@@ -39,6 +39,14 @@ def get_paging(page: int = 1, settings: dict = Depends(get_settings)):  # noqa: 
     return {"page": page, "size": settings["page_size"]}
 
 
+def get_db():
+    return {"dsn": "sqlite:///bench.db"}
+
+
+def get_user(user: str = "anon", db: dict = Depends(get_db)):  # noqa: B008
+    return {"name": user, "db": db["dsn"]}
+
+
 def _add_extra_routes(app: FastrAPI, count: int) -> None:
     for index in range(count):
         if index % 2 == 0:
@@ -80,6 +88,10 @@ def create_app(extra_routes: int = DEFAULT_EXTRA_ROUTES) -> FastrAPI:
     @app.get("/deps")
     def deps(paging: dict = Depends(get_paging)):  # noqa: B008
         return paging
+
+    @app.get("/deps-def")
+    def deps_def(current: dict = Depends(get_user)):  # noqa: B008
+        return current
 
     @app.get("/big")
     def big():

@@ -173,3 +173,21 @@ def test_ab_unpacks_a_wheel_and_takes_a_folder(tmp_path: Path) -> None:
         ab.unpacked(str(tmp_path / "missing.whl"), tmp_path / "x")
     with pytest.raises(SystemExit, match="no fastrapi_compat package"):
         ab.unpacked(str(tmp_path), tmp_path / "x")
+
+
+def test_ceiling_section_shares_each_server_against_bare_hyper() -> None:
+    from bench.ceiling import HYPER, ceiling_lines
+
+    results = _results(
+        _m(HYPER, "/plain", 100_000.0, p99=1.0),
+        _m(OURS_NATIVE, "/plain", 40_000.0),
+        _m(UVICORN, "/plain", 5_000.0),
+        Measurement(OURS_NATIVE, PREFLIGHT.name, 64, 10, middleware=True, requests_per_sec=80_000.0, p99_ms=1.5),
+    )
+    lines = ceiling_lines(results, {UVICORN: "FastAPI + uvicorn", OURS_NATIVE: "fastrapi-compat (native tier)"})
+    assert _row(lines, "| bare hyper") == ["bare hyper server (`bench/hyper_ceiling`)", "100,000", "1.00", "1.00"]
+    assert _row(lines, "| FastAPI + uvicorn")[1:3] == ["5,000", "0.05"]
+    assert _row(lines, "| fastrapi-compat (native tier), `/plain`")[1:3] == ["40,000", "0.40"]
+    assert _row(lines, "| fastrapi-compat (native tier), CORS preflight")[1:] == ["80,000", "0.80", "1.50"]
+    not_run = _results(ceiling={"not_run": "cargo not found"})
+    assert ceiling_lines(not_run, {})[-1] == "Not run: cargo not found."

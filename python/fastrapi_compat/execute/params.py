@@ -93,10 +93,23 @@ def _query(call: NativeCall) -> Any:
 
 async def solve(node: Node, call: NativeCall, cache: dict[Any, Any]) -> tuple[dict[str, Any], list[Any]]:
     """``solve_dependencies`` for one node: its sub-dependencies (solved, then called unless
-    they failed or are cached), then its own parameters."""
+    they failed or are cached), then its own parameters. A run of consecutive sub-dependencies
+    that are synchronous throughout (plain ``def`` functions, their own sub-dependencies too)
+    is solved in one thread-pool hop (:func:`_solve_on_thread`), in the same order: FastAPI
+    hops once per ``def`` function, and each hop is a round trip through the loop."""
     values: dict[str, Any] = {}
     errors: list[Any] = []
-    for sub in node.deps:
+    for group in node.groups:
+        if isinstance(group, tuple):
+            # The context now is the one each run_in_threadpool would have copied: nothing runs
+            # on the loop between the functions of the group.
+            context = contextvars.copy_context()
+            if _all_cached(group, cache):  # no function to call: no hop (nor has FastAPI)
+                _solve_on_thread(group, call, cache, context, values, errors)
+            else:
+                await run_in_threadpool(_solve_on_thread, group, call, cache, context, values, errors)
+            continue
+        sub = group
         sub_values, sub_errors = await solve(sub, call, cache)
         if sub_errors:
             errors.extend(sub_errors)
@@ -116,6 +129,26 @@ async def solve(node: Node, call: NativeCall, cache: dict[Any, Any]) -> tuple[di
     return values, errors
 
 
+def _all_cached(subs: tuple[Node, ...], cache: dict[Any, Any]) -> bool:
+    """Every function of these trees already solved for this request (each would be read from
+    the cache, none called)."""
+    return all(sub.use_cache and sub.cache_key in cache and _all_cached(sub.deps_tuple, cache) for sub in subs)
+
+
+def _solve_on_thread(
+    subs: tuple[Node, ...],
+    call: NativeCall,
+    cache: dict[Any, Any],
+    context: contextvars.Context,
+    values: dict[str, Any],
+    errors: list[Any],
+) -> None:
+    """Consecutive synchronous sub-dependencies of one node, on a pool thread (the loop awaits
+    this, so nothing else touches ``cache``, ``values`` or ``errors`` meanwhile)."""
+    for sub in subs:
+        _solve_sub_sync(sub, call, cache, context, values, errors)
+
+
 def solve_sync(
     node: Node, call: NativeCall, cache: dict[Any, Any], context: contextvars.Context
 ) -> tuple[dict[str, Any], list[Any]]:
@@ -124,21 +157,34 @@ def solve_sync(
     values: dict[str, Any] = {}
     errors: list[Any] = []
     for sub in node.deps:
-        sub_values, sub_errors = solve_sync(sub, call, cache, context)
-        if sub_errors:
-            errors.extend(sub_errors)
-            continue
-        key = sub.cache_key
-        if sub.use_cache and key in cache:
-            solved = cache[key]
-        else:
-            solved = context.copy().run(sub.call, **sub_values)
-        if sub.name is not None:
-            values[sub.name] = solved
-        if key not in cache:
-            cache[key] = solved
+        _solve_sub_sync(sub, call, cache, context, values, errors)
     _node_params(node, call, values, errors)
     return values, errors
+
+
+def _solve_sub_sync(
+    sub: Node,
+    call: NativeCall,
+    cache: dict[Any, Any],
+    context: contextvars.Context,
+    values: dict[str, Any],
+    errors: list[Any],
+) -> None:
+    """One synchronous sub-dependency: its own tree, then its call (unless it failed or is
+    cached), into its parent's ``values``/``errors``."""
+    sub_values, sub_errors = solve_sync(sub, call, cache, context)
+    if sub_errors:
+        errors.extend(sub_errors)
+        return
+    key = sub.cache_key
+    if sub.use_cache and key in cache:
+        solved = cache[key]
+    else:
+        solved = context.copy().run(sub.call, **sub_values)
+    if sub.name is not None:
+        values[sub.name] = solved
+    if key not in cache:
+        cache[key] = solved
 
 
 def _node_params(node: Node, call: NativeCall, values: dict[str, Any], errors: list[Any]) -> None:

@@ -97,6 +97,8 @@ class Node:
         "cookie_fields",
         "cookie_params",
         "deps",
+        "deps_tuple",
+        "groups",
         "header_fields",
         "header_params",
         "is_coroutine",
@@ -105,6 +107,7 @@ class Node:
         "path_params",
         "query_fields",
         "query_params",
+        "sync",
         "use_cache",
     )
 
@@ -125,6 +128,28 @@ class Node:
         self.header_params = _params(self.header_fields)
         self.cookie_params = _params(self.cookie_fields)
         self.deps: list[Node] = [Node(sub) for sub in dependant.dependencies]
+        self.deps_tuple: tuple[Node, ...] = tuple(self.deps)
+        # No ``async`` function in this node's tree: it may be solved on a pool thread whole.
+        self.sync: bool = not self.is_coroutine and all(sub.sync for sub in self.deps)
+        # ``deps`` in order, each run of consecutive synchronous ones as a tuple: solved on
+        # the loop in one thread-pool hop (execute.params.solve).
+        self.groups: list[Node | tuple[Node, ...]] = _groups(self.deps)
+
+
+def _groups(deps: list[Node]) -> list[Node | tuple[Node, ...]]:
+    groups: list[Node | tuple[Node, ...]] = []
+    run: list[Node] = []
+    for sub in deps:
+        if sub.sync:
+            run.append(sub)
+            continue
+        if run:
+            groups.append(tuple(run))
+            run = []
+        groups.append(sub)
+    if run:
+        groups.append(tuple(run))
+    return groups
 
 
 def _node_reason(dependant: Any, top: bool) -> str:
@@ -247,7 +272,7 @@ class FlatPlan:
 
 
 def _synchronous(node: Node) -> bool:
-    return not node.is_coroutine and all(_synchronous(sub) for sub in node.deps)
+    return node.sync
 
 
 def flat_reason(like: Any) -> str:
