@@ -2,9 +2,9 @@
 .DEFAULT_GOAL := help
 SHELL := bash
 PYTHON ?= python3
-PY_SOURCES := python examples tests bench
+PY_SOURCES := python examples tests bench migration_docs
 
-.PHONY: help build-dev build-prod test check lint-python lint-rust typecheck layout bench all
+.PHONY: help build-dev build-prod test check lint-python lint-rust typecheck layout bench docs docs-figures all
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) \
@@ -44,5 +44,11 @@ layout: ## No import cycle among the package's modules or the crate's, no source
 
 bench: ## Run the benchmark against uvicorn, granian and FastrAPI (bench/README.md)
 	$(PYTHON) -m bench
+
+docs: ## Build the migration guide into migration_docs/site/ (mkdocs build --strict, pinned, in .cache/docs-venv)
+	./scripts/docs
+
+docs-figures: ## Redraw the guide's benchmark figures from bench/results/results.json (needs matplotlib)
+	$(PYTHON) migration_docs/figures.py
 
 all: test check ## Test, lint, typecheck and check the layout

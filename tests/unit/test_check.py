@@ -161,7 +161,7 @@ def test_shop_example_with_module_level_state(tmp_path: Path) -> None:
     assert 0 < native < http  # /reports/* uses a custom route class: ASGI tier
     # The migration guide's second step quotes this run: it must be the real output (numbers
     # aside: they follow schemathesis's and hypothesis's generation for the seed).
-    guide = (ROOT / "migration_docs" / "docs" / "index.md").read_text(encoding="utf-8")
+    guide = (ROOT / "migration_docs" / "docs" / "migrate.md").read_text(encoding="utf-8")
     step = guide.split("## Step 2", 1)[1].split("## Step 3", 1)[0]
     command = " ".join(step.split("For the example project (`", 1)[1].split("`", 1)[0].split())
     assert command == (

@@ -86,7 +86,7 @@ def test_the_suite_passes_through_the_engine_and_says_so() -> None:
     assert 0 < int(native.group(1)) < http  # the TimedRoute's requests go to the ASGI tier
     assert "route class TimedRoute overrides handle" in result.stdout
     # The migration guide's first step quotes this summary: it must be the real one.
-    guide = (ROOT / "migration_docs" / "docs" / "index.md").read_text(encoding="utf-8")
+    guide = (ROOT / "migration_docs" / "docs" / "migrate.md").read_text(encoding="utf-8")
     first_step = guide.split("## Step 1", 1)[1].split("## Step 2", 1)[0]
     assert "run your own test suite through the engine" in first_step
     quoted = first_step.split("```text", 1)[1].split("```", 1)[0].strip().splitlines()[1:]

@@ -1,4 +1,4 @@
-"""The ``fastrapi-compat`` command line: ``run``, ``explain`` and ``check`` ``MODULE:APP``.
+"""The ``fastrapi-compat`` command line: ``run``, ``explain``, ``check`` and ``bench`` ``MODULE:APP``.
 
 Flag names and defaults follow uvicorn's, so ``uvicorn main:app --port 8080`` becomes
 ``fastrapi-compat run main:app --port 8080``. Every error a user can cause (bad flag,
@@ -47,7 +47,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The parser for every subcommand: ``run``, ``explain`` and ``check``."""
+    """The parser for every subcommand: ``run``, ``explain``, ``check`` and ``bench``."""
     parser = _Parser(
         prog="fastrapi-compat",
         description="Serve an unmodified FastAPI (or any ASGI) app with the Rust engine.",
@@ -137,7 +137,62 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--app-dir", default=".", help="directory put first on sys.path")
     check.add_argument("--factory", action="store_true", help="MODULE:APP is an app factory")
+    _add_bench_parser(commands)
     return parser
+
+
+def _add_bench_parser(commands: Any) -> None:
+    bench = commands.add_parser(
+        "bench",
+        help="measure MODULE:APP served by uvicorn and by the engine",
+        description="Serve MODULE:APP with stock uvicorn and with the engine on 127.0.0.1, send each "
+        "operation valid requests generated from its OpenAPI schema (or --requests FILE) in "
+        "interleaved rounds, and print requests/s, their ratio and p99 latency per operation, the "
+        "answers that were not 2xx, and why operations are not native; plot them to a PNG.",
+    )
+    bench.add_argument("app", metavar="MODULE:APP", help="import target, e.g. main:app")
+    bench.add_argument(
+        "--duration",
+        type=positive_float,
+        default=10.0,
+        metavar="SECONDS",
+        help="measuring time in all, shared by rounds, operations and servers (default: %(default)s; "
+        "wrk measures whole seconds, so it may take longer)",
+    )
+    bench.add_argument("--rounds", type=positive_int, default=2, metavar="N", help="default: %(default)s")
+    bench.add_argument(
+        "--connections",
+        type=positive_int,
+        default=16,
+        metavar="N",
+        help="keep-alive connections (default: %(default)s)",
+    )
+    bench.add_argument(
+        "--client",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="load generator: wrk when installed, else a Python client (default: %(default)s)",
+    )
+    bench.add_argument(
+        "--requests",
+        metavar="FILE",
+        default=None,
+        help='requests to send instead of generated ones: JSON lines {"method", "path", "headers", "body", "operation"}',
+    )
+    bench.add_argument(
+        "--max-examples",
+        type=positive_int,
+        default=10,
+        metavar="N",
+        help="generated requests per operation (default: %(default)s)",
+    )
+    bench.add_argument("--seed", type=_seed, default=0, help="generation seed (default: %(default)s)")
+    bench.add_argument("--tier", choices=("auto", "asgi"), default="auto", help="the engine's tier (default: auto)")
+    bench.add_argument("--plot", default="bench.png", metavar="PATH", help="PNG to write (default: %(default)s)")
+    bench.add_argument("--no-plot", action="store_true", help="write no PNG (matplotlib not needed)")
+    bench.add_argument("--no-pin", action="store_true", help="do not give the servers and the load generator own cores")
+    bench.add_argument("--app-dir", default=".", help="directory put first on sys.path")
+    bench.add_argument("--factory", action="store_true", help="MODULE:APP is an app factory")
 
 
 def _seed(text: str) -> int:
@@ -355,6 +410,22 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if report.differences else 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    """``bench``: its flags and what it needs checked first, then the app, then the run
+    (:mod:`fastrapi_compat.tools.bench_cmd`)."""
+    from fastrapi_compat.tools import bench_cmd
+
+    problem = bench_cmd.check_args(args, missing_for_check() if args.requests is None else "")
+    if problem:
+        return _fail(problem)
+    configure_logging("critical")  # the app's import-time logs; the servers log to their own files
+    try:
+        app = _load_target(args)
+    except AppLoadError as exc:
+        return _fail(str(exc))
+    return bench_cmd.run(args, app)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """``run``, in uvicorn's order: logging, the environment file, the options, then the app
     (imported here, or by each worker)."""
@@ -464,6 +535,8 @@ def _main(argv: Sequence[str] | None) -> int:
         return cmd_explain(args)
     if args.command == "check":
         return cmd_check(args)
+    if args.command == "bench":
+        return cmd_bench(args)
     return _fail("missing command (see 'fastrapi-compat --help').")
 
 
