@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use pyo3::prelude::*;
@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use crate::defaults::DefaultHeaders;
 use crate::errors::EngineError;
 use crate::listener::Listener;
+use crate::metrics::Metrics;
 use crate::proxy::TrustedHosts;
 use crate::router::MirrorSlot;
 use crate::shared::{lock, EngineShared};
@@ -35,6 +36,8 @@ pub struct Engine {
     runtime: Mutex<Option<Runtime>>,
     listeners: Mutex<HashMap<u64, Listening>>,
     next_id: AtomicU64,
+    /// Counted by the listeners made after `serve_metrics`.
+    metrics: OnceLock<Arc<Metrics>>,
 }
 
 #[pymethods]
@@ -66,6 +69,7 @@ impl Engine {
             runtime: Mutex::new(Some(runtime)),
             listeners: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
+            metrics: OnceLock::new(),
         })
     }
 
@@ -155,6 +159,7 @@ impl Engine {
             max_body: limit_request_body,
             head_timeout,
             defaults,
+            metrics: self.metrics.get().cloned(),
             limits: Limits {
                 concurrency: limit_concurrency,
                 max_requests: limit_max_requests.filter(|n| *n > 0),
@@ -183,6 +188,34 @@ impl Engine {
             },
         );
         Ok((bound_host, bound_port, id))
+    }
+
+    /// Serves Prometheus metrics on `GET http://host:port/metrics` (port 0 picks a free one),
+    /// counting the requests of the listeners made from now on; `worker` labels every sample.
+    /// Returns the bound `(host, port)`. Raises `OSError` when the address cannot be bound,
+    /// `RuntimeError` when called twice.
+    #[pyo3(signature = (host, port, *, worker=None))]
+    fn serve_metrics(
+        &self,
+        py: Python<'_>,
+        host: &str,
+        port: u16,
+        worker: Option<String>,
+    ) -> PyResult<(String, u16)> {
+        if self.metrics.get().is_some() {
+            return Err(EngineError::MetricsServed.into());
+        }
+        let listener = py.detach(|| bind_tcp(host, port, false, 128))?;
+        let bound = listener.local_addr()?;
+        let metrics = Arc::new(Metrics::new(worker));
+        if self.metrics.set(metrics.clone()).is_err() {
+            return Err(EngineError::MetricsServed.into());
+        }
+        let _guard = self.shared.handle.enter();
+        self.shared
+            .handle
+            .spawn(crate::metrics::serve(listener, metrics));
+        Ok((bound.ip().to_string(), bound.port()))
     }
 
     /// Counters since start: `{"http": n, "websocket": n, "native": n}`.

@@ -59,6 +59,8 @@ pub enum EngineError {
     Runtime(io::Error),
     /// `set_mirror` with an id no listener has (`ValueError`).
     NoListener(u64),
+    /// `serve_metrics` called a second time (`RuntimeError`).
+    MetricsServed,
     /// `shutdown` with a negative, infinite or NaN timeout (`ValueError`).
     InvalidTimeout,
     /// The host to listen on did not resolve to an address (`OSError`).
@@ -139,6 +141,7 @@ impl fmt::Display for EngineError {
             Self::ClientDisconnected => f.write_str("the client closed the connection"),
             Self::Runtime(error) => write!(f, "cannot start the tokio runtime: {error}"),
             Self::NoListener(id) => write!(f, "no listener with id {id}"),
+            Self::MetricsServed => write!(f, "the engine already serves its metrics"),
             Self::InvalidTimeout => f.write_str("timeout must be a non-negative number"),
             Self::Unresolved {
                 host,
@@ -203,6 +206,7 @@ impl From<EngineError> for PyErr {
             | EngineError::ExpectedDenialBody(_)
             | EngineError::ExpectedSendOrClose(_)
             | EngineError::AfterClose(_)
+            | EngineError::MetricsServed
             | EngineError::Runtime(_) => PyRuntimeError::new_err(error.to_string()),
         }
     }

@@ -17,6 +17,7 @@ mod head;
 mod inbox;
 mod json;
 mod listener;
+mod metrics;
 mod middleware;
 mod native_tier;
 mod proxy;

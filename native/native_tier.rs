@@ -27,26 +27,31 @@ pub enum Routed {
 }
 
 /// Asks the listener's route mirror (if any) which native route the request reaches, after the
-/// app's middleware (when the engine runs them). The route path is the percent-decoded path, as
-/// Starlette's `get_route_path` gives it for the scopes this engine builds (`path` = root path +
-/// request path).
-pub fn native_match(head: &RequestHead, mirror: &MirrorSlot) -> Routed {
+/// app's middleware (when the engine runs them), and the path template of the route it reaches
+/// (for the metrics; `None`: no route of the mirror). The route path is the percent-decoded
+/// path, as Starlette's `get_route_path` gives it for the scopes this engine builds (`path` =
+/// root path + request path).
+pub fn native_match(head: &RequestHead, mirror: &MirrorSlot) -> (Routed, Template) {
     match mirror.load().as_ref() {
         Some(mirror) => route(head, mirror),
-        None => Routed::Asgi,
+        None => (Routed::Asgi, None),
     }
 }
 
+/// A route's path template (`/items/{item_id}`).
+pub type Template = Option<Arc<str>>;
+
 /// [`native_match`] through a given mirror.
-pub fn route(head: &RequestHead, mirror: &RouteMirror) -> Routed {
+pub fn route(head: &RequestHead, mirror: &RouteMirror) -> (Routed, Template) {
     let Some(stack) = mirror.stack() else {
         return match match_with(head, mirror) {
-            Some(found) => Routed::Native(found, None),
-            None => Routed::Asgi,
+            (Some(found), template) => (Routed::Native(found, None), template),
+            (None, template) => (Routed::Asgi, template),
         };
     };
     match stack.on_request(head) {
-        Flow::Punt => Routed::Asgi,
+        // the ASGI tier's cost dwarfs a second lookup, made for the template only
+        Flow::Punt => (Routed::Asgi, match_with(head, mirror).1),
         Flow::Answer(mut answer) => {
             let body = stack
                 .complete(
@@ -58,21 +63,29 @@ pub fn route(head: &RequestHead, mirror: &RouteMirror) -> Routed {
                     answer.body,
                 )
                 .unwrap_or_default();
-            Routed::Answered(answer.status, answer.headers, body)
+            let template = match_with(head, mirror).1;
+            (
+                Routed::Answered(answer.status, answer.headers, body),
+                template,
+            )
         }
         Flow::Next(pending) => match match_with(head, mirror) {
-            Some(found) => Routed::Native(found, Some(Layers::new(stack, pending))),
-            None => Routed::Asgi,
+            (Some(found), template) => (
+                Routed::Native(found, Some(Layers::new(stack, pending))),
+                template,
+            ),
+            (None, template) => (Routed::Asgi, template),
         },
     }
 }
 
-fn match_with(head: &RequestHead, mirror: &RouteMirror) -> Option<(u32, Vec<(String, String)>)> {
+fn match_with(head: &RequestHead, mirror: &RouteMirror) -> (Option<NativeMatch>, Template) {
     if !head.raw_path.starts_with(b"/") {
-        return None;
+        return (None, None);
     }
     let path = percent_encoding::percent_decode(&head.raw_path).decode_utf8_lossy();
-    crate::router::encode(mirror.lookup(head.method.as_str(), &path))
+    let (found, template) = mirror.lookup_templated(head.method.as_str(), &path);
+    (crate::router::encode(found), template)
 }
 
 /// A mirror match as Python sees it: `(plan id, {name: raw value})`.

@@ -15,6 +15,7 @@
 //! router's own `not_found`, no other way to match); otherwise a miss goes to the ASGI tier.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use regex::Regex;
 
@@ -83,6 +84,8 @@ struct Route {
     methods: Option<Vec<String>>,
     is_static: bool,
     tier: Tier,
+    /// The route's path template (`/items/{item_id}`), the metrics' route label.
+    template: Option<Arc<str>>,
 }
 
 impl Route {
@@ -151,6 +154,9 @@ pub struct RouteMirror {
     /// The app's middleware, when the engine runs them (`None`: the app has none).
     stack: Option<std::sync::Arc<crate::middleware::Stack>>,
     misses: Misses,
+    /// The app's websocket routes (never matched by an HTTP request): their path regex and
+    /// template, for the metrics' route label of a websocket handshake.
+    websockets: Vec<(Regex, Arc<str>)>,
 }
 
 impl RouteMirror {
@@ -185,6 +191,7 @@ impl RouteMirror {
                 methods: spec.methods,
                 is_static,
                 tier: spec.tier,
+                template: None,
             });
         }
         // A static path is indexed with the static routes that have exactly that path, in
@@ -219,6 +226,7 @@ impl RouteMirror {
             statics,
             stack: None,
             misses: Misses::default(),
+            websockets: Vec::new(),
         })
     }
 
@@ -233,9 +241,17 @@ impl RouteMirror {
 
     /// The route a request reaches (`route_path` is the percent-decoded path, root path removed).
     pub fn lookup(&self, method: &str, route_path: &str) -> Found {
+        self.lookup_templated(method, route_path).0
+    }
+
+    /// [`lookup`](Self::lookup), with the path template of the route that decided (the route
+    /// that answers 405 for a method it does not take; `None` for a redirect or a 404).
+    pub fn lookup_templated(&self, method: &str, route_path: &str) -> (Found, Option<Arc<str>>) {
+        let decided =
+            |route: &Route, captures| (Self::found(route, captures), route.template.clone());
         if let Some(indices) = self.statics.get(route_path) {
             if let Some(&index) = indices.iter().find(|&&i| self.routes[i].accepts(method)) {
-                return Self::found(&self.routes[index], None);
+                return decided(&self.routes[index], None);
             }
         }
         for route in &self.routes {
@@ -243,14 +259,47 @@ impl RouteMirror {
                 continue; // at best a partial match, which never wins
             }
             if let Some(captures) = route.hit(route_path) {
-                return Self::found(route, captures.as_ref());
+                return decided(route, captures.as_ref());
             }
         }
+        let template = || {
+            self.first_path_match(route_path)
+                .and_then(|(r, _)| r.template.clone())
+        };
         if self.misses.native {
-            self.miss(route_path)
+            let found = self.miss(route_path);
+            let template = match found {
+                Found::MethodNotAllowed { .. } | Found::Asgi => template(),
+                _ => None,
+            };
+            (found, template)
         } else {
-            Found::Asgi
+            (Found::Asgi, template())
         }
+    }
+
+    /// Gives the routes their path templates (in the order of the specs) and the app's
+    /// websocket routes as `(Starlette's path regex, template)`; a websocket regex Rust cannot
+    /// compile is left out (its handshakes are labelled unmatched).
+    pub fn set_templates(&mut self, templates: Vec<String>, websockets: Vec<(String, String)>) {
+        for (route, template) in self.routes.iter_mut().zip(templates) {
+            route.template = Some(Arc::from(template));
+        }
+        self.websockets = websockets
+            .into_iter()
+            .filter_map(|(pattern, template)| {
+                Some((Regex::new(&pattern).ok()?, Arc::from(template)))
+            })
+            .collect();
+    }
+
+    /// The template of the first websocket route matching `path` (the raw request path).
+    pub fn websocket_template(&self, path: &str) -> Option<Arc<str>> {
+        let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+        self.websockets
+            .iter()
+            .find(|(regex, _)| regex.is_match(&path))
+            .map(|(_, template)| template.clone())
     }
 
     /// Answers how the router handles `method`s miss on `route_path` (no route takes the pair):
@@ -670,12 +719,14 @@ type SpecTuple = (
 #[pyo3::pymethods]
 impl PyRouteMirror {
     #[new]
-    #[pyo3(signature = (routes, middleware=None, misses=false, redirect_slashes=false))]
+    #[pyo3(signature = (routes, middleware=None, misses=false, redirect_slashes=false, templates=Vec::new(), websockets=Vec::new()))]
     fn new(
         routes: Vec<SpecTuple>,
         middleware: Option<pyo3::PyRef<'_, crate::middleware::PyMiddlewareStack>>,
         misses: bool,
         redirect_slashes: bool,
+        templates: Vec<String>,
+        websockets: Vec<(String, String)>,
     ) -> pyo3::PyResult<Self> {
         let stack = middleware.map(|m| m.inner.clone());
         let specs = routes
@@ -695,6 +746,7 @@ impl PyRouteMirror {
                     native: misses,
                     redirect_slashes,
                 });
+                inner.set_templates(templates, websockets);
                 Self {
                     inner: std::sync::Arc::new(inner),
                 }

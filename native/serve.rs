@@ -4,7 +4,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -22,6 +22,7 @@ use crate::conn_io::{ConnIo, ConnState, HeadTimeouts};
 use crate::head::{Gate, HeadGuard, HYPER_MAX_HEAD};
 use crate::inbox::Event;
 use crate::listener::Listener;
+use crate::metrics::{Gauged, Held, Note, Tier, Timing};
 use crate::router::MirrorSlot;
 use crate::shared::EngineShared;
 use crate::site::{ConnCloser, ConnInfo, Site};
@@ -86,10 +87,14 @@ impl Connection {
 
 /// A request in flight on its connection (and its listener), until dropped with its
 /// response body.
-struct InFlight(Arc<Connection>);
+struct InFlight(
+    Arc<Connection>,
+    #[expect(dead_code, reason = "held for its Drop")] Held,
+);
 
 impl InFlight {
     fn new(conn: &Arc<Connection>) -> Self {
+        let held = Held::new(conn.info.site.metrics.as_ref(), Gauged::InFlight);
         conn.in_flight.fetch_add(1, Ordering::SeqCst);
         conn.started.fetch_add(1, Ordering::SeqCst);
         conn.info
@@ -97,7 +102,7 @@ impl InFlight {
             .limits
             .in_flight
             .fetch_add(1, Ordering::Relaxed);
-        Self(conn.clone())
+        Self(conn.clone(), held)
     }
 }
 
@@ -116,12 +121,18 @@ impl Drop for InFlight {
 }
 
 /// Counted among the listener's open connections while alive.
-struct Open(Arc<Site>);
+struct Open(
+    Arc<Site>,
+    #[expect(dead_code, reason = "held for its Drop")] Held,
+);
 
 impl Open {
     fn new(site: &Arc<Site>) -> Self {
         site.limits.connections.fetch_add(1, Ordering::Relaxed);
-        Self(site.clone())
+        Self(
+            site.clone(),
+            Held::new(site.metrics.as_ref(), Gauged::Connection),
+        )
     }
 }
 
@@ -144,6 +155,8 @@ fn tell_handler(shared: &EngineShared, site: &Arc<Site>, name: &'static str, arg
 struct Tracked {
     body: ResBody,
     _in_flight: InFlight,
+    /// Observes the request's duration with the end of its body (with `--metrics-port`).
+    _timing: Option<Timing>,
 }
 
 impl Body for Tracked {
@@ -296,15 +309,15 @@ async fn dispatch(
     conn: Arc<Connection>,
     (n, refused): (u64, bool),
 ) -> Result<Response<Tracked>, asgi::http::Aborted> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let mut note = Note::default();
     if refused {
         // before the limits: uvicorn's parser refuses such a head before it counts a request
         tell_handler(&shared, &conn.info.site, "invalid_request", 0);
         let mut response = asgi::canned::invalid_request();
         conn.info.site.defaults.apply(response.headers_mut());
-        return Ok(response.map(|body| Tracked {
-            body,
-            _in_flight: InFlight::new(&conn),
-        }));
+        return Ok(tracked(response, &conn, (started, &method, note)));
     }
     let limits = &conn.info.site.limits;
     if limits.count_request() {
@@ -322,9 +335,19 @@ async fn dispatch(
         tell_handler(&shared, &conn.info.site, "concurrency_exceeded", 0);
         asgi::canned::service_unavailable()
     } else if asgi::ws::is_upgrade(&req) {
+        if conn.info.site.metrics.is_some() {
+            note = Note {
+                route: conn
+                    .mirror
+                    .load()
+                    .as_ref()
+                    .and_then(|m| m.websocket_template(req.uri().path())),
+                tier: Tier::Asgi,
+            };
+        }
         asgi::ws::handle(req, shared, &conn.info).await
     } else {
-        asgi::http::handle(req, shared, &conn.info, &conn.mirror).await?
+        asgi::http::handle(req, shared, &conn.info, &conn.mirror, &mut note).await?
     };
     conn.info.site.defaults.apply(response.headers_mut());
     if response.status() == hyper::StatusCode::PAYLOAD_TOO_LARGE {
@@ -334,10 +357,37 @@ async fn dispatch(
     let switched =
         status == hyper::StatusCode::SWITCHING_PROTOCOLS || (connect && status.is_success());
     conn.gate.answered(n, switched);
+    let timing = conn
+        .info
+        .site
+        .metrics
+        .as_ref()
+        .map(|m| m.answered(started, &method, status, note));
     Ok(response.map(|body| Tracked {
         body,
         _in_flight: in_flight,
+        _timing: timing,
     }))
+}
+
+/// A response Rust answered alone, counted and tracked as the others.
+fn tracked(
+    response: Response<ResBody>,
+    conn: &Arc<Connection>,
+    (started, method, note): (Instant, &hyper::Method, Note),
+) -> Response<Tracked> {
+    let status = response.status();
+    let timing = conn
+        .info
+        .site
+        .metrics
+        .as_ref()
+        .map(|m| m.answered(started, method, status, note));
+    response.map(|body| Tracked {
+        body,
+        _in_flight: InFlight::new(conn),
+        _timing: timing,
+    })
 }
 
 /// How a connection's request heads are timed: by hyper's header read timeout (the keep-alive

@@ -30,6 +30,8 @@ pub struct Site {
     pub head_timeout: Option<Duration>,
     /// `date`, `server` and `--header`: put on every response, before the app's headers.
     pub defaults: crate::defaults::DefaultHeaders,
+    /// The engine's Prometheus metrics, when served (`--metrics-port`).
+    pub metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
 }
 
 /// uvicorn's `--limit-concurrency` and `--limit-max-requests`, and what they count.

@@ -24,6 +24,7 @@ use crate::awaitable::Ready;
 use crate::body::ResBody;
 use crate::errors::EngineError;
 use crate::inbox::Event;
+use crate::metrics::{Note, Tier};
 use crate::middleware::Encoders;
 use crate::native_tier::{match_to_py, native_match, route, Layers, NativeMatch, Routed};
 use crate::request::RequestHead;
@@ -84,6 +85,8 @@ pub struct HttpShared {
     matched: Mutex<Option<NativeMatch>>,
     /// Closes the connection after the response (`close_connection`).
     closer: Arc<ConnCloser>,
+    /// Set when Python serves the request natively (`served_natively`): its metrics tier.
+    native: AtomicBool,
 }
 
 impl HttpShared {
@@ -160,6 +163,7 @@ pub async fn handle(
     engine: Arc<EngineShared>,
     conn: &ConnInfo,
     mirror: &MirrorSlot,
+    note: &mut Note,
 ) -> Result<Response<ResBody>, Aborted> {
     let (parts, incoming) = req.into_parts();
     let head = RequestHead::new(&parts, conn, false);
@@ -172,7 +176,10 @@ pub async fn handle(
             engine.set_reason(&mut refused);
             Ok(refused)
         }
-        _ => respond(head, incoming, engine.clone(), mirror, conn.closer.clone()).await,
+        _ => {
+            let closer = conn.closer.clone();
+            respond(head, incoming, engine.clone(), mirror, closer, note).await
+        }
     };
     if let (Some(line), Ok(response)) = (access, &result) {
         // uvicorn logs each response started; an aborted one is not.
@@ -187,8 +194,11 @@ async fn respond(
     engine: Arc<EngineShared>,
     mirror: &MirrorSlot,
     closer: Arc<ConnCloser>,
+    note: &mut Note,
 ) -> Result<Response<ResBody>, Aborted> {
-    let (matched, layers) = match native_match(&head, mirror) {
+    let (routed, template) = native_match(&head, mirror);
+    note.route = template;
+    let (matched, layers) = match routed {
         Routed::Native(found, layers) => (Some(found), layers),
         Routed::Asgi => (None, None),
         Routed::Answered(status, headers, body) => {
@@ -241,6 +251,7 @@ async fn respond(
         received: std::sync::atomic::AtomicU64::new(0),
         matched: Mutex::new(matched),
         closer,
+        native: AtomicBool::new(false),
     });
     let mut watch = Watch(Some(shared.clone()));
     engine.http_requests.fetch_add(1, Ordering::Relaxed);
@@ -250,6 +261,10 @@ async fn respond(
     let response = rx.await;
     // The service future completed: from here on the streamed body (if any) watches.
     let shared = watch.0.take();
+    if let Some(shared) = &shared {
+        let native = shared.native.load(Ordering::Relaxed);
+        note.tier = if native { Tier::Native } else { Tier::Asgi };
+    }
     match response {
         Ok(response) => Ok(response),
         Err(_) if shared.is_some_and(|s| s.aborted.load(Ordering::SeqCst)) => Err(Aborted),
@@ -469,7 +484,7 @@ impl HTTPProtocol {
         py: Python<'py>,
         mirror: PyRef<'py, crate::router::PyRouteMirror>,
     ) -> PyResult<Option<(u32, Bound<'py, PyDict>)>> {
-        let (found, mut layers) = match route(&self.inner.head, &mirror.inner) {
+        let (found, mut layers) = match route(&self.inner.head, &mirror.inner).0 {
             Routed::Native(found, layers) => (Some(found), layers),
             Routed::Asgi | Routed::Answered(..) => (None, None),
         };
@@ -491,6 +506,7 @@ impl HTTPProtocol {
             layers.arm();
         }
         inner.engine.native_requests.fetch_add(1, Ordering::Relaxed);
+        inner.native.store(true, Ordering::Relaxed);
     }
 
     /// What opening the request's session raised, if anything (taken once): the executor

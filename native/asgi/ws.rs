@@ -265,6 +265,8 @@ async fn run_socket(
         peer_gone(&shared, 1006, String::new());
         return;
     };
+    let metrics = shared.head.site.metrics.as_ref();
+    let _open = crate::metrics::Held::new(metrics, crate::metrics::Gauged::Websocket);
     let config = WebSocketConfig::default()
         .max_message_size(Some(options.max_size))
         .max_frame_size(Some(options.max_size));

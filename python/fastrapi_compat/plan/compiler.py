@@ -57,6 +57,10 @@ class Compiled:
     plans: list[Plan]
     #: Per mirror entry, why it is served by the ASGI tier ("" for native entries).
     mirror_reasons: list[str] = dataclasses.field(default_factory=list)
+    #: Per mirror entry, its path template (``/items/{item_id}``): the metrics' route label.
+    templates: list[str] = dataclasses.field(default_factory=list)
+    #: The websocket routes as ``(path regex, path template)``, for the metrics too.
+    websockets: list[tuple[str, str]] = dataclasses.field(default_factory=list)
     #: Why no route of the app is native ("" when some can be).
     app_reason: str = ""
     #: The app's middleware as the engine runs them (None: none run in Rust).
@@ -172,6 +176,16 @@ def _mirror_spec(route: Any, plan: int | None) -> MirrorSpec:
     return (pattern, internals.literal_prefix(path_format), methods, path_format if is_static else None, plan)
 
 
+def _template(route: Any) -> str:
+    """The route's path template as Starlette formats it (``/items/{item_id}``)."""
+    return str(getattr(route, "path_format", None) or getattr(route, "path", "") or "")
+
+
+def _pattern(route: Any) -> str:
+    regex = getattr(route, "path_regex", None)
+    return regex.pattern if isinstance(regex, re.Pattern) else "^.*$"
+
+
 def _is_websocket(entry: Any) -> bool:
     return isinstance(internals.original_route(entry), (fastapi.routing.APIWebSocketRoute, WebSocketRoute))
 
@@ -195,6 +209,8 @@ def compile_app(app: Any) -> Compiled:
     mirror: list[MirrorSpec] = []
     plans: list[Plan] = []
     mirror_reasons: list[str] = []
+    templates: list[str] = []
+    websockets: list[tuple[str, str]] = []
     after_included = False  # the router's scan passed an included router (it makes scope["fastapi"])
     for top in internals.top_level_routes(app):
         for leaf in internals.leaves(top):
@@ -228,6 +244,9 @@ def compile_app(app: Any) -> Compiled:
             if not _is_websocket(entry):  # websocket routes never match an HTTP request
                 mirror.append(_mirror_spec(entry, plan_id))
                 mirror_reasons.append(reason)
+                templates.append(_template(entry))
+            else:
+                websockets.append((_pattern(entry), _template(entry)))
         after_included = after_included or internals.is_included_router(top)
     misses: Misses | None = None
     if runtime is None:
@@ -252,6 +271,8 @@ def compile_app(app: Any) -> Compiled:
         mirror=mirror,
         plans=plans,
         mirror_reasons=mirror_reasons,
+        templates=templates,
+        websockets=websockets,
         app_reason=reason_for_app,
         stack=stack,
         under=under,

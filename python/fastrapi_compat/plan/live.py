@@ -58,6 +58,8 @@ class NativeApp:
                     middleware=compiled.stack,
                     misses=compiled.misses is not None,
                     redirect_slashes=compiled.redirect_slashes,
+                    templates=compiled.templates,
+                    websockets=compiled.websockets,
                 )
             except ValueError as exc:  # a pattern Rust's regex cannot take: all ASGI
                 _logger.info("route mirror unavailable, serving through the ASGI tier: %s", exc)

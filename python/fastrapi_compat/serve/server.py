@@ -138,6 +138,12 @@ class Config:
     """Seconds the peer has to answer a ping before the websocket is closed 1011."""
     ws_per_message_deflate: bool = True
     """Negotiate permessage-deflate (RFC 7692) with clients that offer it, as uvicorn does."""
+    metrics_port: int | None = None
+    """Serve Prometheus metrics on ``http://metrics_host:metrics_port/metrics`` (0: a free
+    port, logged); ``None``: no metrics."""
+    metrics_host: str = "127.0.0.1"
+    metrics_worker: str | None = None
+    """The ``worker`` label of every sample (a worker's index under ``run --workers N``)."""
 
     def __post_init__(self) -> None:
         for name in ("backlog", "limit_concurrency", "limit_max_requests", "limit_max_requests_jitter"):
@@ -200,6 +206,9 @@ class Config:
             isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < float("inf")
         ):
             raise StartupError(f"timeout_request_header must be a number of seconds > 0, got {timeout!r}")
+        port = self.metrics_port
+        if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535):
+            raise StartupError(f"metrics_port must be a port number (0-65535), got {port!r}")
         if not isinstance(self.ws_per_message_deflate, bool):
             raise StartupError(f"ws_per_message_deflate must be True or False, got {self.ws_per_message_deflate!r}")
 
@@ -227,6 +236,8 @@ class Server:
         self.app = app
         self.config = config or Config()
         self.bound: tuple[str, int] | None = None
+        #: Where the metrics endpoint listens, once serving (with ``metrics_port``).
+        self.metrics_bound: tuple[str, int] | None = None
         self._stop: asyncio.Event | None = None
         self._force: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -259,6 +270,7 @@ class Server:
         loop.add_reader(wake_fd, drain, engine)
         unix: UnixSocket | None = None
         try:
+            self._serve_metrics(engine)
             dispatcher = Dispatcher(self.app, lifespan.state, logger)
             dispatcher.on_max_requests = self.request_shutdown
             fd: int | None = None
@@ -329,6 +341,21 @@ class Server:
                 os.getpid(),
                 extra={"color_message": "Finished server process [" + style("%d", fg="cyan") + "]"},
             )
+
+    def _serve_metrics(self, engine: Engine) -> None:
+        """Starts the metrics endpoint (before the listener, whose requests it then counts)."""
+        config = self.config
+        if config.metrics_port is None:
+            return
+        try:
+            host, port = engine.serve_metrics(config.metrics_host, config.metrics_port, worker=config.metrics_worker)
+        except OSError as exc:
+            reason = re.sub(r"\s*\(os error \d+\)$", "", exc.strerror or str(exc)).lower()
+            raise StartupError(
+                f"cannot bind the metrics endpoint to {config.metrics_host}:{config.metrics_port}: {reason}"
+            ) from None
+        self.metrics_bound = (host, port)
+        logger.info("Metrics on http://%s:%d/metrics", _url_host(host), port)
 
     def _log_serving(self, where: str) -> None:
         if self.config.reuse_port:  # a worker of ``run --workers N``
@@ -438,11 +465,14 @@ def run(
     ws_ping_interval: float | None = 20.0,
     ws_ping_timeout: float | None = 20.0,
     ws_per_message_deflate: bool = True,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
 ) -> None:
     """Serves ``app`` until SIGINT or SIGTERM. Raises :class:`StartupError` if it cannot start.
     Options are uvicorn's ``run()``'s, with its names and defaults (``graceful_timeout`` is
     uvicorn's ``timeout_graceful_shutdown``, which is taken too); beyond uvicorn: ``tier``, ``threads``,
-    ``limit_request_headers``, ``limit_request_body`` and ``timeout_request_header``. Logging
+    ``limit_request_headers``, ``limit_request_body``, ``timeout_request_header`` and
+    ``metrics_port``/``metrics_host`` (a Prometheus endpoint). Logging
     is configured first, as uvicorn's ``Config`` does (``log_config=None``: left as it is), then
     ``env_file`` is loaded."""
     configure_logging(log_level, access_log=access_log, use_colors=use_colors, log_config=log_config)
@@ -481,6 +511,8 @@ def run(
         ws_ping_interval=ws_ping_interval,
         ws_ping_timeout=ws_ping_timeout,
         ws_per_message_deflate=ws_per_message_deflate,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
     )
     serve_forever(app, config)
 
@@ -492,7 +524,8 @@ def serve_forever(app: Any, config: Config) -> None:
     is_worker = workers.READY_FD_ENV in os.environ
     if is_worker:
         workers.die_with_parent()
-        config = dataclasses.replace(config, reuse_port=True)
+        worker = os.environ.get(workers.WORKER_INDEX_ENV)
+        config = dataclasses.replace(config, reuse_port=True, metrics_worker=worker)
     server = Server(app, config)
     loop = new_event_loop(config.loop)
     try:

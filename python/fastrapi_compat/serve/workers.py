@@ -37,6 +37,8 @@ from fastrapi_compat.serve.logs import SERVER_LOGGER
 logger = logging.getLogger(SERVER_LOGGER)
 
 READY_FD_ENV = "FASTRAPI_READY_FD"
+#: A worker's index (0..N-1, kept by its replacement): its metrics' ``worker`` label.
+WORKER_INDEX_ENV = "FASTRAPI_WORKER_INDEX"
 #: How long a worker may take to import the app and run its lifespan startup.
 READY_TIMEOUT = 120.0
 _PR_SET_PDEATHSIG = 1
@@ -108,6 +110,7 @@ class Supervisor:
         uds: str | None = None,
         fd: int | None = None,
         backlog: int = 2048,
+        metrics_port: int | None = None,
     ) -> None:
         self.worker_argv = list(worker_argv)
         self.count = count
@@ -117,21 +120,25 @@ class Supervisor:
         self.uds = uds
         self.fd = fd
         self.backlog = backlog
+        #: Worker i serves its own metrics on ``metrics_port + i`` (each on a free port for 0).
+        self.metrics_port = metrics_port
         #: The shared listening socket's descriptor (``--uds``/``--fd``), given to each worker.
         self._shared_fd: int | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
         #: Set by the signal handler, which does nothing else (no locks in a handler).
         self._signalled: int | None = None
 
-    def _start(self) -> tuple[subprocess.Popen[bytes], int]:
-        """A new worker, and the read end of its ready pipe."""
+    def _start(self, index: int) -> tuple[subprocess.Popen[bytes], int]:
+        """A new worker (the ``index``th), and the read end of its ready pipe."""
         read_end, write_end = os.pipe()
-        env = dict(os.environ, **{READY_FD_ENV: str(write_end)})
+        env = dict(os.environ, **{READY_FD_ENV: str(write_end), WORKER_INDEX_ENV: str(index)})
         fds: tuple[int, ...] = (write_end,)
         if self._shared_fd is None:
             where = ["--port", str(self.port)]
         else:
             where, fds = ["--fd", str(self._shared_fd)], (write_end, self._shared_fd)
+        if self.metrics_port is not None:
+            where += ["--metrics-port", str(self.metrics_port + index if self.metrics_port else 0)]
         try:
             process = subprocess.Popen([*self.worker_argv, *where], env=env, pass_fds=fds)
         except BaseException:
@@ -159,8 +166,8 @@ class Supervisor:
             raise StartupError(f"a worker did not start within {READY_TIMEOUT:.0f} s") from None
         raise WorkerStartupFailed(code)
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        return self._ready(*self._start())
+    def _spawn(self, index: int) -> subprocess.Popen[bytes]:
+        return self._ready(*self._start(index))
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self._signalled = signum
@@ -192,8 +199,8 @@ class Supervisor:
         try:
             # One worker first: an app that cannot start fails there, with one error line.
             # Then the others at once (each imports the app and runs its lifespan).
-            self.workers.append(self._spawn())
-            starting = [self._start() for _ in range(self.count - 1)]
+            self.workers.append(self._spawn(0))
+            starting = [self._start(index) for index in range(1, self.count)]
             self.workers.extend(process for process, _ in starting)
             for process, read_end in starting:
                 self._ready(process, read_end)
@@ -220,7 +227,7 @@ class Supervisor:
                 continue
             logger.warning("worker %d exited (code %s); starting another", worker.pid, code)
             try:
-                self.workers[index] = self._spawn()
+                self.workers[index] = self._spawn(index)
             except StartupError as exc:
                 logger.error("cannot replace the worker: %s", exc)
 

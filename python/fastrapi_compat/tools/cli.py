@@ -455,6 +455,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             uds=config.uds,
             fd=config.fd,
             backlog=config.backlog,
+            metrics_port=config.metrics_port,
         )
         try:
             return supervisor.run()

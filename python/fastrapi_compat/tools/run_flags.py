@@ -294,6 +294,20 @@ def _add_limits(run: argparse.ArgumentParser) -> None:
         help="answer 413 to a request body larger than this, read lazily (default: none; uvicorn has none)",
     )
     run.add_argument(
+        "--metrics-port",
+        type=port,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics on http://METRICS_HOST:PORT/metrics, 0 for a free port "
+        "(with --workers N, worker i on PORT+i; default: none; uvicorn has none)",
+    )
+    run.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="the address of the metrics endpoint (default: %(default)s)",
+    )
+    run.add_argument(
         "--timeout-keep-alive",
         type=positive_float,
         default=5.0,
@@ -446,12 +460,14 @@ def config_from(args: argparse.Namespace) -> Config:
         ws_ping_interval=args.ws_ping_interval,
         ws_ping_timeout=args.ws_ping_timeout,
         ws_per_message_deflate=args.ws_per_message_deflate,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
     )
 
 
 def worker_argv(args: argparse.Namespace) -> list[str]:
     """The command line of one worker of ``run --workers N``; the supervisor adds ``--port``
-    or ``--fd``. The environment file is not passed: the supervisor loaded it, and the
+    or ``--fd``, and each worker's ``--metrics-port``. The environment file is not passed: the supervisor loaded it, and the
     workers inherit its environment."""
 
     def optional(flag: str, value: Any) -> list[str]:
@@ -482,5 +498,6 @@ def worker_argv(args: argparse.Namespace) -> list[str]:
             "--ws-max-size", str(args.ws_max_size), "--ws-max-queue", str(args.ws_max_queue),
             "--ws-ping-interval", repr(args.ws_ping_interval),
             "--ws-ping-timeout", repr(args.ws_ping_timeout),
-            "--ws-per-message-deflate", "true" if args.ws_per_message_deflate else "false"]  # fmt: skip
+            "--ws-per-message-deflate", "true" if args.ws_per_message_deflate else "false",
+            "--metrics-host", args.metrics_host]  # fmt: skip
     return [*argv, "--factory"] if args.factory else argv
