@@ -20,7 +20,6 @@ innermost layer, FastAPI's or Starlette's own, whose ``app`` is the router.
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
 from typing import Any
 
 from starlette.middleware.exceptions import ExceptionMiddleware
@@ -29,7 +28,7 @@ from fastrapi_compat.execute.call import NativeCall, prepare_scope
 from fastrapi_compat.execute.call_next import DirectCallNext, serve
 from fastrapi_compat.execute.layers import run_route
 from fastrapi_compat.execute.match import MATCH, Matched
-from fastrapi_compat.plan import fixed_layers, internals
+from fastrapi_compat.plan import internals
 
 try:  # FastAPI 0.118+: the innermost layer, inside ExceptionMiddleware
     from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
@@ -53,11 +52,6 @@ class NativeRouter:
         if matched is None or not matched.claims(scope):
             await self.router(scope, receive, send)
             return
-        await self.serve(matched, scope, receive, send)
-
-    async def serve(self, matched: Matched, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """The request ``matched`` claims, by its plan (or the router, when FastAPI's telemetry
-        needs what the plan cannot give)."""
         plan = matched.plan
         telemetry = "fastapi.telemetry" in scope  # FastAPI's own, set by its __call__
         if telemetry:
@@ -73,73 +67,6 @@ class NativeRouter:
         if protocol is not None:
             protocol.served_natively()
         await run_route(NativeCall(plan, scope, receive, send, None, None), flat=not telemetry)
-
-
-class FixedLayers:
-    """FastAPI's innermost layers, ``ExceptionMiddleware`` (``layer``) around
-    ``AsyncExitStackMiddleware`` around the :class:`NativeRouter` (``native``), in one step for a
-    native request when nothing of them was modified (:func:`fixed_layers.flattenable`): the
-    exception handlers put in the scope, the exit stack entered under the layer's own name, the
-    route run with a ``send`` that notes the response's start, then what the exception wrapper
-    does with what the route raised (the status or exception handler with a ``Request`` of its
-    own, "response already started", the traceback cleared once answered). Other requests, and
-    those FastAPI's telemetry follows, go through the layers themselves."""
-
-    __slots__ = ("layer", "native")
-
-    def __init__(self, layer: Any, native: NativeRouter) -> None:
-        self.layer = layer
-        self.native = native
-
-    @property
-    def app(self) -> Any:
-        """The next layer down (the stack is walked through ``app``)."""
-        return self.layer.app
-
-    @app.setter
-    def app(self, app: Any) -> None:
-        self.layer.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        layer = self.layer
-        inner = layer.app
-        matched = MATCH.get()
-        if matched is None or inner.app is not self.native or "fastapi.telemetry" in scope or not matched.claims(scope):
-            await layer(scope, receive, send)
-            return
-        status_handlers = layer._status_handlers
-        exception_handlers = layer._exception_handlers
-        scope["starlette.exception_handlers"] = (exception_handlers, status_handlers)
-        started = False
-
-        async def sender(message: dict[str, Any]) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            async with AsyncExitStack() as stack:
-                scope[inner.context_name] = stack
-                await self.native.serve(matched, scope, receive, sender)
-        except Exception as exc:
-            handler = None
-            if isinstance(exc, fixed_layers.HTTPException):
-                handler = status_handlers.get(exc.status_code)
-            if handler is None:
-                handler = fixed_layers.lookup_handler(exception_handlers, exc)
-            if handler is None:
-                raise exc
-            if started:
-                raise RuntimeError("Caught handled exception, but response already started.") from exc
-            conn = fixed_layers.request(scope, receive, send)
-            if fixed_layers.is_async_callable(handler):
-                response = await handler(conn, exc)
-            else:
-                response = await fixed_layers.run_in_threadpool(handler, conn, exc)
-            if response is not None:
-                await response(scope, receive, sender)
-            exc.__traceback__ = None
 
 
 class UnderStack:
@@ -166,8 +93,7 @@ def install(app: Any) -> str:
     """Puts a :class:`NativeRouter` at the bottom of ``app``'s middleware stack (building the
     stack first, as Starlette's ``__call__`` would, when the app has not yet), and a
     :class:`~fastrapi_compat.execute.call_next.DirectCallNext` in place of each
-    ``BaseHTTPMiddleware`` whose ``call_next`` native requests may take directly, and a
-    :class:`FixedLayers` in front of FastAPI's unmodified ``ExceptionMiddleware``; "" when it is
+    ``BaseHTTPMiddleware`` whose ``call_next`` native requests may take directly; "" when it is
     done, else why it cannot be."""
     router = app.router
     stack = app.middleware_stack
@@ -175,8 +101,6 @@ def install(app: Any) -> str:
         stack = app.middleware_stack = app.build_middleware_stack()
     seen: set[int] = set()
     layer = stack
-    outer: Any = None  # the layer around ``layer``
-    outer2: Any = None  # the layer around that one
     while layer is not None and id(layer) not in seen:
         seen.add(id(layer))
         inner = getattr(layer, "app", None)
@@ -184,15 +108,12 @@ def install(app: Any) -> str:
             if type(layer) not in _INNERMOST:
                 return f"{type(layer).__qualname__} wraps the router"
             if type(inner) is not NativeRouter:
-                inner = layer.app = NativeRouter(router)
-            if outer2 is not None and type(outer2) is not FixedLayers and fixed_layers.flattenable(outer, layer):
-                outer2.app = FixedLayers(outer, inner)
+                layer.app = NativeRouter(router)
             return ""
         if inner is None:
             return f"{type(layer).__module__}.{type(layer).__qualname__} has no .app leading to the router"
         direct = internals.direct_call_next(inner)
         if direct is not None:
             inner = layer.app = DirectCallNext(inner, direct(serve))
-        outer2, outer = outer, layer
         layer = inner
     return "the app's middleware stack does not lead to its router"
