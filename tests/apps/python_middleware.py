@@ -35,6 +35,10 @@ class Teapot(Exception):
     pass
 
 
+class SyncTeapot(Exception):
+    """Answered by a plain ``def`` handler (run in the thread pool)."""
+
+
 def seen(app: Any) -> list[Any]:
     return app.state.seen  # type: ignore[no-any-return]
 
@@ -163,6 +167,22 @@ def _routes(app: FastAPI) -> None:
     async def boom() -> None:
         raise RuntimeError("boom")
 
+    @app.get("/gone")
+    async def gone() -> None:
+        raise HTTPException(status_code=410, detail="gone")
+
+    @app.get("/sync-teapot")
+    def sync_teapot() -> None:
+        raise SyncTeapot()
+
+    @app.get("/stream-fails")
+    async def stream_fails() -> StreamingResponse:
+        async def chunks() -> AsyncIterator[bytes]:
+            yield b"first\n"
+            raise Teapot()  # handled, but the answer has started
+
+        return StreamingResponse(chunks(), media_type="text/plain")
+
     @app.get("/stream")
     async def stream() -> StreamingResponse:
         async def chunks() -> AsyncIterator[bytes]:
@@ -209,6 +229,14 @@ def create_app() -> FastAPI:
     @app.exception_handler(Teapot)
     async def on_teapot(request: Request, exc: Teapot) -> JSONResponse:
         return JSONResponse({"teapot": True}, status_code=418)
+
+    @app.exception_handler(SyncTeapot)
+    def on_sync_teapot(request: Request, exc: SyncTeapot) -> JSONResponse:
+        return JSONResponse({"sync teapot": request.url.path, "method": request.method}, status_code=418)
+
+    @app.exception_handler(410)
+    def on_gone(request: Request, exc: HTTPException) -> PlainTextResponse:
+        return PlainTextResponse(f"gone: {exc.detail}", status_code=410, headers={"x-gone": "1"})
 
     app.add_middleware(BodyPeek)
     app.add_middleware(Behave)

@@ -33,6 +33,8 @@ REQUESTS = [
     Req("GET", "/http-error", id="HTTPException with headers"),
     Req("GET", "/teapot", id="the app's exception handler"),
     Req("GET", "/boom", id="unhandled: 500 from ServerErrorMiddleware"),
+    Req("GET", "/gone", id="HTTPException answered by the app's status handler (a def)"),
+    Req("GET", "/sync-teapot", id="the app's def exception handler, in the thread pool"),
     Req("GET", "/stream", id="streaming through BaseHTTPMiddleware"),
     Req("GET", "/plain", headers={"origin": GOOD}, id="CORS in Python"),
     Req(
@@ -102,6 +104,8 @@ PROBES = [
     Req("GET", "/sync/4"),
     Req("POST", "/items", json={"name": "a"}),
     Req("GET", "/teapot"),
+    Req("GET", "/gone"),
+    Req("GET", "/sync-teapot"),
     Req("GET", "/stream"),
     Req("GET", "/plain", headers={"origin": GOOD}),
 ]
@@ -163,3 +167,25 @@ def test_a_connection_whose_app_raised_after_the_answer_is_closed(stack: PairCli
             except OSError:  # a reset: closed too
                 second = b""
         assert second == b"", (side, second[:80])
+
+
+def test_a_handled_exception_after_the_answer_started(stack: PairClients) -> None:
+    """The app's handler exists but the answer has started: "Caught handled exception, but
+    response already started." reaches every middleware, as on stock, and the connection is
+    closed."""
+    stack.compare(Req("DELETE", "/seen", id="forget"))
+    for side, server, _ in stack.each():
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(b"GET /stream-fails HTTP/1.1\r\nhost: x\r\n\r\n")
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200 OK") and b"first" in answer, (side, answer)
+    stack.poll_until(
+        Req("GET", "/seen"),
+        lambda answer: any(entry.get("by") == "recorder" and entry.get("raised") for entry in answer.json()),
+        "the recorder's note",
+    )
+    record = _seen(stack)  # compared between the two servers
+    # The BaseHTTPMiddleware below it ends its answer once the stream fails, then raises.
+    assert [entry["raised"] for entry in record if entry["by"] == "recorder"] == [None, "RuntimeError"], record

@@ -35,16 +35,22 @@ from fastrapi_compat.plan import internals
 DISCONNECT = {"type": "http.disconnect"}
 #: The name anyio's ``start_soon`` gives the task Starlette starts.
 TASK_NAME = "starlette.middleware.base.BaseHTTPMiddleware.__call__.<locals>.call_next.<locals>.coro"
+#: The names Starlette's ``receive`` and ``send`` for the rest of the stack have: an SDK may name
+#: what it records after them (Sentry's middleware spans for ``receive`` and ``send``).
+RECEIVE_QUALNAME = "BaseHTTPMiddleware.__call__.<locals>.call_next.<locals>.receive_or_disconnect"
+SEND_QUALNAME = "BaseHTTPMiddleware.__call__.<locals>.call_next.<locals>.send_no_error"
 
 
 class DirectCallNext:
     """A ``BaseHTTPMiddleware`` layer of the app's stack (``layer``): native requests are served
-    by :func:`serve`, others by the layer itself."""
+    by ``call`` (:func:`serve`, or a known SDK wrapper of the layer's ``__call__`` around it, see
+    :func:`fastrapi_compat.plan.internals.direct_call_next`), others by the layer itself."""
 
-    __slots__ = ("layer",)
+    __slots__ = ("call", "layer")
 
-    def __init__(self, layer: Any) -> None:
+    def __init__(self, layer: Any, call: Any = None) -> None:
         self.layer = layer
+        self.call = serve if call is None else call
 
     @property
     def app(self) -> Any:
@@ -60,7 +66,7 @@ class DirectCallNext:
         if scope["type"] != "http" or matched is None or matched.used or not _on_asyncio():
             await self.layer(scope, receive, send)
             return
-        await serve(self.layer, scope, receive, send)
+        await self.call(self.layer, scope, receive, send)
 
 
 def _on_asyncio() -> bool:
@@ -282,6 +288,9 @@ async def serve(layer: Any, scope: dict[str, Any], receive: Any, send: Any) -> N
             return  # the middleware's response was sent
         if _is_last(message):
             await sent
+
+    receive_or_disconnect.__qualname__ = RECEIVE_QUALNAME
+    send_no_error.__qualname__ = SEND_QUALNAME
 
     async def coro() -> None:
         nonlocal app_exc

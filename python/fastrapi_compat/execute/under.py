@@ -25,7 +25,7 @@ from typing import Any
 from starlette.middleware.exceptions import ExceptionMiddleware
 
 from fastrapi_compat.execute.call import NativeCall, prepare_scope
-from fastrapi_compat.execute.call_next import DirectCallNext
+from fastrapi_compat.execute.call_next import DirectCallNext, serve
 from fastrapi_compat.execute.layers import run_route
 from fastrapi_compat.execute.match import MATCH, Matched
 from fastrapi_compat.plan import internals
@@ -112,7 +112,8 @@ def install(app: Any) -> str:
             return ""
         if inner is None:
             return f"{type(layer).__module__}.{type(layer).__qualname__} has no .app leading to the router"
-        if internals.direct_call_next(inner):
-            inner = layer.app = DirectCallNext(inner)
+        direct = internals.direct_call_next(inner)
+        if direct is not None:
+            inner = layer.app = DirectCallNext(inner, direct(serve))
         layer = inner
     return "the app's middleware stack does not lead to its router"

@@ -658,6 +658,8 @@ import hashlib as _hashlib
 
 import starlette.middleware.base as _base
 
+from fastrapi_compat.plan import wrapped_calls
+
 #: Starlette's own pieces the direct call_next hands to the user's ``dispatch``, as its does.
 CachedRequest = _base._CachedRequest
 BaseStreamingResponse = _base._StreamingResponse
@@ -673,14 +675,40 @@ except (OSError, TypeError):  # pragma: no cover - sources not shipped
 _BASE_HTTP_CALL = _base.BaseHTTPMiddleware.__call__
 
 
-def direct_call_next(layer: Any) -> bool:
-    """Whether ``layer`` (a layer of the app's built stack) is a ``BaseHTTPMiddleware`` whose
-    ``call_next`` native routes may take directly: Starlette's own ``__call__`` (the class and
-    subclasses that only add a ``dispatch``), of a release whose semantics are reproduced."""
+def direct_call_next(layer: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]] | None:
+    """How native requests may take a direct ``call_next`` through ``layer`` (a layer of the
+    app's built stack), or None: ``layer`` is a ``BaseHTTPMiddleware`` of a release whose
+    semantics are reproduced, whose ``__call__`` is Starlette's own (the class and subclasses
+    that only add a ``dispatch``) or a known SDK wrapper of it (Sentry's middleware spans,
+    :mod:`fastrapi_compat.plan.wrapped_calls`). Given the direct ``call_next``'s
+    ``serve(layer, scope, receive, send)``, what returns is what to call in ``__call__``'s place:
+    ``serve`` itself, or the wrapper's own code around it."""
     if not _BASE_HTTP_KNOWN or not isinstance(layer, _base.BaseHTTPMiddleware):
-        return False
+        return None
     call = type(layer).__call__
-    return call is _BASE_HTTP_CALL and _origin(call) is None
+    if _is_base_http_call(call):
+        return _as_is
+    inner = wrapped_calls.sentry_inner(call)
+    if inner is not None and _is_base_http_call(inner):
+        return functools.partial(wrapped_calls.rewrap, call)
+    return None
+
+
+def _is_base_http_call(call: Any) -> bool:
+    """Starlette's own ``BaseHTTPMiddleware.__call__`` (bound when we were imported, or read
+    from a wrapper made before: its name and its code's file)."""
+    if call is _BASE_HTTP_CALL:
+        return _origin(call) is None
+    return (
+        getattr(call, "__module__", None) == _base.__name__
+        and getattr(call, "__qualname__", None) == "BaseHTTPMiddleware.__call__"
+        and getattr(call, "__code__", None) is not None
+        and _origin(call) is None
+    )
+
+
+def _as_is(serve: Callable[..., Any]) -> Callable[..., Any]:
+    return serve
 
 
 # --- misses: when the route mirror may answer a request no route takes ---------------------------

@@ -1,0 +1,164 @@
+"""Sentry wraps every middleware's ``__call__`` (its middleware spans); around
+``BaseHTTPMiddleware`` (``@app.middleware("http")``) the engine keeps Sentry's wrapper and runs
+its direct ``call_next`` inside it, in place of Starlette's ``__call__``
+(:mod:`fastrapi_compat.plan.wrapped_calls`). Sentry then records on the engine what it records
+on stock FastAPI: the same error events and segment spans (names, status, attributes less ids,
+times and threads), and the app answers the same, streaming and background tasks included.
+
+Each case runs in a process of its own (``sentry_sdk.init`` patches Starlette for good)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import pytest
+
+pytest.importorskip("sentry_sdk")
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import sentry_sdk
+    from sentry_sdk.transport import Transport
+
+    VOLATILE = ("thread.", "process.", "sentry.segment.id", "sentry.sdk.integrations", "server.address")
+    events, spans = [], []
+
+    def attributes(span):
+        return sorted(
+            (key, value.get("value")) for key, value in (span.get("attributes") or {}).items()
+            if not key.startswith(VOLATILE) and "sentry-trace" not in key and "baggage" not in key
+        )
+
+    class Keep(Transport):
+        def capture_envelope(self, envelope):
+            for item in envelope.items:
+                payload = item.payload.json or {}
+                if item.type == "event":
+                    values = payload["exception"]["values"]
+                    events.append([payload.get("transaction"), [v["type"] for v in values],
+                                   values[-1].get("mechanism", {}).get("type"), payload.get("level")])
+                elif item.type == "transaction":
+                    spans.append([payload["transaction"], sorted(s.get("op") or "" for s in payload.get("spans", []))])
+                elif item.type == "span":
+                    for span in payload.get("items", [payload]):
+                        spans.append([span.get("name"), span.get("status"), span.get("is_segment"), attributes(span)])
+
+    sentry_sdk.init(dsn="http://public@127.0.0.1:9/1", traces_sample_rate=1.0, transport=Keep)
+
+    from fastapi import BackgroundTasks, FastAPI, HTTPException
+    from fastapi.middleware.cors import CORSMiddleware
+    from fastapi.responses import StreamingResponse
+
+    app = FastAPI()
+    app.add_middleware(CORSMiddleware, allow_origins=["https://a.example"], allow_headers=["*"])
+    seen = []
+
+    @app.middleware("http")
+    async def timer(request, call_next):
+        seen.append(("before", request.url.path, request.method))
+        response = await call_next(request)
+        seen.append(("after", response.status_code))
+        response.headers["x-timer"] = "1"
+        return response
+
+    class Outer:
+        def __init__(self, app):
+            self.app = app
+
+        async def __call__(self, scope, receive, send):
+            async def wrapped(message):
+                seen.append(("send", message["type"], sorted(k.decode() for k, _ in message.get("headers", []))))
+                await send(message)
+            await self.app(scope, receive, wrapped)
+
+    app.add_middleware(Outer)
+    done = []
+
+    @app.get("/ok")
+    async def ok():
+        return {"ok": True}
+
+    @app.post("/echo")
+    async def echo(body: dict):
+        return body
+
+    @app.get("/boom")
+    async def boom():
+        raise RuntimeError("boom")
+
+    @app.get("/missing")
+    async def missing():
+        raise HTTPException(404, "no such thing")
+
+    @app.get("/stream")
+    async def stream():
+        async def chunks():
+            for i in range(3):
+                yield f"chunk{i};"
+        return StreamingResponse(chunks())
+
+    @app.get("/bg")
+    async def bg(tasks: BackgroundTasks):
+        tasks.add_task(done.append, "bg")
+        return {"queued": True}
+
+    if sys.argv[1] == "engine":
+        from fastrapi_compat.testclient import TestClient, engine_stats
+    else:
+        from starlette.testclient import TestClient
+    client = TestClient(app, raise_server_exceptions=False)
+    origin = {"origin": "https://a.example"}
+    answers = []
+    for method, path, body in [("GET", "/ok", None), ("POST", "/echo", {"a": 1}), ("GET", "/boom", None),
+                               ("GET", "/missing", None), ("GET", "/stream", None), ("GET", "/bg", None)]:
+        response = client.request(method, path, json=body, headers=origin)
+        answers.append([path, response.status_code, response.text,
+                        sorted((k, v) for k, v in response.headers.items() if k not in ("date", "transfer-encoding"))])
+    sentry_sdk.flush()
+    direct = 0
+    if sys.argv[1] == "engine":
+        layer = app.middleware_stack
+        while layer is not None:
+            direct += type(layer).__name__ == "DirectCallNext"
+            layer = getattr(layer, "app", None)
+            if layer is app.router:
+                break
+    print(json.dumps({
+        "answers": answers, "events": events, "spans": sorted(spans, key=json.dumps), "seen": seen, "done": done,
+        "direct": direct, "native": engine_stats()["native"] if sys.argv[1] == "engine" else None,
+    }))
+    """
+)
+
+
+def run(side: str) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, side],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"FASTRAPI_TIER": "auto", "PATH": "", "HOME": "/tmp"},
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def test_sentry_records_the_same_through_the_direct_call_next() -> None:
+    stock, engine = run("stock"), run("engine")
+    assert [answer[1] for answer in stock["answers"]] == [200, 200, 500, 404, 200, 200]
+    assert engine["answers"] == stock["answers"]
+    assert engine["seen"] == stock["seen"]
+    assert engine["done"] == stock["done"] == ["bg"]
+    assert stock["events"], "Sentry recorded no error for /boom"
+    assert engine["events"] == stock["events"]
+    assert len(stock["spans"]) >= 6
+    assert engine["spans"] == stock["spans"]
+    # The timer's layer takes the direct call_next inside Sentry's wrapper, every route native.
+    assert engine["direct"] == 1
+    assert engine["native"] == 6
