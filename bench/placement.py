@@ -7,6 +7,11 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+# One definition, shared with `fastrapi-compat bench` (which places its servers the same way).
+from fastrapi_compat.tools.bench_load import allowed_cores
+
+__all__ = ["WORKERS", "Placement", "allowed_cores", "main_placement", "workers_meta", "workers_placement"]
+
 WORKERS = 2  # the workers run: 1 worker against this many
 
 
@@ -43,14 +48,6 @@ def main_placement(server_core: int | None, wrk_core: int | None) -> Placement:
         server_cores=() if server_core is None else (server_core,),
         wrk_cores=() if wrk_core is None else (wrk_core,),
     )
-
-
-def allowed_cores() -> list[int]:
-    """The cores this process may run on (its affinity, not the machine's core count)."""
-    try:
-        return sorted(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return list(range(os.cpu_count() or 1))
 
 
 def workers_placement(allowed: list[int], pin: bool) -> Placement:

@@ -15,15 +15,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PLAN = ROOT / "python" / "fastrapi_compat" / "plan"
+PACKAGE = ROOT / "python" / "fastrapi_compat"
 
 #: module -> the functions whose strings are reasons shown by ``explain`` (route, middleware
-#: and miss reasons) or by the test client's summary (``live.py``).
+#: and miss reasons) or by the test client's summary (``live.py``, ``dispatch.py``).
 REASON_FUNCTIONS = {
-    "compiler.py": ("app_reason", "under_reason", "route_reason", "_layer_reason", "compile_app"),
-    "internals.py": ("_custom_router", "misses_reason", "request_handler", "starlette_handler", "leaves", "_walk"),
-    "middleware.py": ("layer", "_cors", "_gzip", "_trusted_host", "_https_redirect", "_session"),
-    "live.py": ("fallback_reason", "find"),
+    "plan/compiler.py": ("app_reason", "under_reason", "route_reason", "_layer_reason", "compile_app"),
+    "plan/internals.py": ("_custom_router", "misses_reason", "request_handler", "starlette_handler", "leaves", "_walk"),
+    "plan/middleware.py": ("layer", "_cors", "_gzip", "_trusted_host", "_https_redirect", "_session"),
+    "plan/live.py": ("fallback_reason", "find"),
+    "serve/dispatch.py": ("native_plan",),
+}
+#: module -> module-level constants that are reasons in the test client's summary.
+REASON_CONSTANTS = {
+    "serve/dispatch.py": ("HANDOFF_WITH_NATIVE_MIDDLEWARE",),
+    "testing/loopback.py": ("NOT_REACHED", "TIER_OFF"),
 }
 #: Names a reason is assigned to inside those functions.
 REASON_TARGETS = ("reason", "reason_for_app", "why_not", "declined")
@@ -81,8 +87,22 @@ def _candidates(function: ast.AST) -> list[ast.expr]:
 
 def explain_reasons() -> list[Reason]:
     reasons: dict[str, Reason] = {}
+    for module, names in REASON_CONSTANTS.items():
+        tree = ast.parse((PACKAGE / module).read_text())
+        values = {
+            target.id: node.value
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        }
+        for name in names:
+            assert name in values, f"{module} has no constant {name} any more: update REASON_CONSTANTS"
+            found = _pattern(values[name])
+            assert found is not None, f"{module}:{name} is not a string"
+            reasons.setdefault(found[1], Reason(f"{module}:{name}", found[0], found[1]))
     for module, names in REASON_FUNCTIONS.items():
-        tree = ast.parse((PLAN / module).read_text())
+        tree = ast.parse((PACKAGE / module).read_text())
         functions = {
             node.name: node for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
         }
