@@ -166,7 +166,7 @@ def test_other_paths_and_methods_of_the_endpoint(server: ServerThread) -> None:
 # -- the command line: the log line, --workers, a bad port -----------------------------------
 
 
-def start(*flags: str) -> subprocess.Popen[str]:
+def start(*flags: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(TESTS_DIR)}
     command = [sys.executable, "-m", "fastrapi_compat", "run", "apps.metrics:app", "--app-dir", str(TESTS_DIR)]
     return subprocess.Popen(
@@ -176,11 +176,11 @@ def start(*flags: str) -> subprocess.Popen[str]:
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
-        text=True,
+        bufsize=0,  # unbuffered: select() on the pipe sees every line not yet read
     )
 
 
-def read_until(process: subprocess.Popen[str], pattern: str, count: int) -> list[re.Match[str]]:
+def read_until(process: subprocess.Popen[bytes], pattern: str, count: int) -> list[re.Match[str]]:
     """The first ``count`` stderr lines matching ``pattern``, read as they come."""
     assert process.stderr is not None
     found: list[re.Match[str]] = []
@@ -190,7 +190,7 @@ def read_until(process: subprocess.Popen[str], pattern: str, count: int) -> list
         left = deadline - time.monotonic()
         assert left > 0, f"no {count} lines like {pattern!r} in {seen}"
         if select.select([process.stderr], [], [], left)[0]:
-            line = process.stderr.readline()
+            line = process.stderr.readline().decode(errors="replace")
             assert line, f"the server exited: {seen}"
             seen.append(line)
             if match := re.search(pattern, line):
@@ -198,7 +198,7 @@ def read_until(process: subprocess.Popen[str], pattern: str, count: int) -> list
     return found
 
 
-def stop(process: subprocess.Popen[str]) -> int:
+def stop(process: subprocess.Popen[bytes]) -> int:
     process.send_signal(signal.SIGTERM)
     try:
         return process.wait(DEADLINE)
@@ -238,7 +238,8 @@ def test_a_metrics_port_in_use_is_a_one_line_error() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         process = start("--port", "0", "--metrics-port", str(port))
-        _, stderr = process.communicate(timeout=DEADLINE)
+        _, raw = process.communicate(timeout=DEADLINE)
     assert process.returncode == 1
+    stderr = raw.decode(errors="replace")
     errors = [line for line in stderr.splitlines() if line.startswith("Error:")]
     assert errors == [f"Error: cannot bind the metrics endpoint to 127.0.0.1:{port}: address already in use"], stderr
