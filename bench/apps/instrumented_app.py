@@ -51,11 +51,14 @@ def _sentry() -> None:
     from sentry_sdk.transport import Transport
 
     class CountingTransport(Transport):
-        """Counts the envelopes' items by type (``transaction``, ``event``, ``span``, ...)."""
+        """Counts the envelopes' items by type (``transaction``, ``event``, ...); a ``span``
+        item (sentry-sdk 3) counts the spans it carries (the SDK batches them: one item may
+        hold several requests' segment spans)."""
 
         def capture_envelope(self, envelope: Any) -> None:
             for item in envelope.items:
-                _count(f"sentry {item.type}")
+                spans = (item.payload.json or {}).get("items") if item.type == "span" else None
+                _count(f"sentry {item.type}", len(spans) if isinstance(spans, list) else 1)
 
         def flush(self, timeout: float, callback: Any = None) -> None:
             return None
