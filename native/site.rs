@@ -30,6 +30,10 @@ pub struct Site {
     pub head_timeout: Option<Duration>,
     /// `date`, `server` and `--header`: put on every response, before the app's headers.
     pub defaults: crate::defaults::DefaultHeaders,
+    /// `--ssl-*`: connections are TLS (the scheme is then `https`).
+    pub tls: Option<crate::tls::Tls>,
+    /// Serve HTTP/2 too (`--http auto|h2`): by ALPN over TLS, by its preface in cleartext.
+    pub h2: bool,
 }
 
 /// uvicorn's `--limit-concurrency` and `--limit-max-requests`, and what they count.
