@@ -84,11 +84,17 @@ def test_http2_answers_what_uvicorn_answers_over_http1(
     assert answer(got) == answer(expected)
 
 
-def test_scope_over_http2(servers: tuple[Any, Any, str], pki: Pki) -> None:
-    _, engine, scheme = servers
-    base = f"{scheme}://127.0.0.1:{engine.port}"
-    with h2_client(pki if scheme == "https" else None) as http2:
-        response = http2.get(base + "/scope")
+@pytest.mark.parametrize("tier", ["auto", "asgi"])
+def test_scope_over_http2(mode: str, pki: Pki, tier: str) -> None:
+    """``request.url`` and the scope, from the native tier (``auto``) and the ASGI tier."""
+    options = tls_options(pki) if mode == "tls" else {}
+    scheme = "https" if mode == "tls" else "http"
+    with engine_server(create_app(), tier=tier, **options) as engine:
+        base = f"{scheme}://127.0.0.1:{engine.port}"
+        before = engine.stats()["native"]
+        with h2_client(pki if scheme == "https" else None) as http2:
+            response = http2.get(base + "/scope")
+        assert engine.stats()["native"] - before == (1 if tier == "auto" else 0)
     assert response.json() == {
         "scheme": scheme,
         "http_version": "2",

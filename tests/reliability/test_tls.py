@@ -100,11 +100,28 @@ def test_round_trip_matches_uvicorn(
     assert answer(got) == answer(expected)
 
 
-def test_native_route_served_natively_over_tls(pki: Pki) -> None:
-    with engine_server(create_app(), **tls_options(pki)) as engine, client(pki) as http:
+@pytest.mark.parametrize("tier", ["auto", "asgi"])
+def test_scope_from_both_tiers_over_tls(pki: Pki, tier: str) -> None:
+    """``request.url`` and the scheme from the native tier (``auto``) and the ASGI tier."""
+    with engine_server(create_app(), tier=tier, **tls_options(pki)) as engine, client(pki) as http:
         before = engine.stats()["native"]
         assert http.get(https(engine) + "/items/5").json() == {"item_id": 5, "q": ""}
-        assert engine.stats()["native"] == before + 1
+        scope = http.get(https(engine) + "/scope").json()
+        assert engine.stats()["native"] - before == (2 if tier == "auto" else 0)
+    assert scope == {
+        "scheme": "https",
+        "http_version": "1.1",
+        "url": f"{https(engine)}/scope",
+        "url_for": f"{https(engine)}/items/3",
+    }
+
+
+def test_workers_serve_tls_with_an_encrypted_key(pki: Pki, tmp_path: Path) -> None:
+    key = encrypted_key(pki, tmp_path / "encrypted.pem", b"s3cret")
+    flags = ["--ssl-certfile", str(pki.cert), "--ssl-keyfile", str(key), "--ssl-keyfile-password", "s3cret"]
+    with CliServer("--workers", "2", *flags) as server, client(pki) as http:
+        for n in range(10):
+            assert http.get(f"https://127.0.0.1:{server.port}/items/{n}").json() == {"item_id": n, "q": ""}
 
 
 def test_websocket_scheme_is_wss(pair: tuple[Any, Any], pki: Pki) -> None:
