@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
 import ssl
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -158,3 +160,28 @@ def test_many_concurrent_streams(pki: Pki) -> None:
 
     with engine_server(create_app(), **tls_options(pki)) as engine:
         assert asyncio.run(fetch_all(f"https://127.0.0.1:{engine.port}")) == list(range(64))
+
+
+H2LOAD_REQUESTS = 5000
+
+
+@pytest.mark.parametrize("mode", ["tls", "h2c"])
+def test_h2load_bounded_run_without_failures(pki: Pki, mode: str) -> None:
+    """A bounded load run with nghttp2's h2load (installed by scripts/test): 5,000 requests on
+    4 connections, 10 streams each at a time, to a native route; every one answered 200."""
+    h2load = shutil.which("h2load")
+    assert h2load is not None, "h2load (Debian's nghttp2-client) is not installed: scripts/test installs it"
+    options = tls_options(pki) if mode == "tls" else {}
+    scheme = "https" if mode == "tls" else "http"
+    with engine_server(create_app(), **options) as engine:
+        result = subprocess.run(
+            [h2load, "-n", str(H2LOAD_REQUESTS), "-c", "4", "-m", "10", f"{scheme}://127.0.0.1:{engine.port}/items/1"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{H2LOAD_REQUESTS} succeeded, 0 failed, 0 errored" in result.stdout, result.stdout
+    assert f"status codes: {H2LOAD_REQUESTS} 2xx" in result.stdout, result.stdout
+    protocol = "h2" if mode == "tls" else "h2c"
+    assert f"Application protocol: {protocol}\n" in result.stdout, result.stdout
