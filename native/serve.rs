@@ -79,6 +79,18 @@ impl Connection {
         self.in_flight.load(Ordering::SeqCst) > 0
     }
 
+    /// Resolves once no request has been in flight, nor started, for `timeout`.
+    async fn idle_for(&self, timeout: Duration) {
+        loop {
+            self.idle().await;
+            let started = self.started.load(Ordering::SeqCst);
+            tokio::time::sleep(timeout).await;
+            if !self.busy() && self.started.load(Ordering::SeqCst) == started {
+                return;
+            }
+        }
+    }
+
     /// Resolves once no request is in flight.
     async fn idle(&self) {
         loop {
@@ -245,7 +257,10 @@ impl Accepted {
             }
             let io = TokioIo::new(ConnIo::new(stream, conn.clone(), None));
             let connection = builder.serve_connection(io, service);
-            self.drive(connection, &conn).await;
+            // HTTP/2 has no header read timeout: an idle connection is closed (GOAWAY) after
+            // the keep-alive timeout, as uvicorn closes an idle HTTP/1.1 one.
+            let idle = Some(site.timeout_keep_alive);
+            self.drive(connection, &conn, idle).await;
             return;
         }
         // hyper's header read timeout runs from the end of the previous response (or
@@ -264,13 +279,18 @@ impl Accepted {
         let limit = site.max_head.unwrap_or(HYPER_MAX_HEAD);
         let io = TokioIo::new(HeadGuard::new(io, conn.gate.clone(), limit));
         let connection = builder.serve_connection(io, service).with_upgrades();
-        self.drive(connection, &conn).await;
+        self.drive(connection, &conn, None).await;
     }
 
-    /// Serves `connection` until it ends, the app asks it closed, or the listener closes.
-    async fn drive<C: Served>(mut self, connection: C, conn: &Connection) {
+    /// Serves `connection` until it ends, the app asks it closed, the listener closes, or (with
+    /// `idle`) nothing was asked of it for that long.
+    async fn drive<C: Served>(mut self, connection: C, conn: &Connection, idle: Option<Duration>) {
         tokio::pin!(connection);
         tokio::select! {
+            () = async { match idle { Some(idle) => conn.idle_for(idle).await, None => std::future::pending().await } } => {
+                connection.as_mut().shut();
+                let _ = tokio::time::timeout(FLUSH_GRACE, connection.as_mut()).await;
+            }
             result = connection.as_mut() => {
                 // a head hyper could not parse (answered 400): uvicorn's warning
                 if result.is_err_and(|e| e.is_parse() && !e.is_parse_too_large()) {

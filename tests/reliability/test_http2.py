@@ -162,6 +162,37 @@ def test_many_concurrent_streams(pki: Pki) -> None:
         assert asyncio.run(fetch_all(f"https://127.0.0.1:{engine.port}")) == list(range(64))
 
 
+def test_idle_http2_connection_closed_after_the_keep_alive_timeout() -> None:
+    """An HTTP/2 connection nothing is asked of gets GOAWAY after ``timeout_keep_alive``, as an
+    idle HTTP/1.1 connection is closed (hyper's HTTP/2 has no header read timeout)."""
+    import time
+
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    with engine_server(create_app(), timeout_keep_alive=0.5) as engine:
+        with socket.create_connection(("127.0.0.1", engine.port), timeout=10) as sock:
+            conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+            conn.initiate_connection()
+            stream = conn.get_next_available_stream_id()
+            conn.send_headers(
+                stream,
+                [(":method", "GET"), (":path", "/items/1"), (":scheme", "http"), (":authority", "127.0.0.1")],
+                end_stream=True,
+            )
+            sock.sendall(conn.data_to_send())
+            start = time.monotonic()
+            events: list[object] = []
+            while data := sock.recv(65536):
+                events.extend(conn.receive_data(data))
+                sock.sendall(conn.data_to_send())
+            waited = time.monotonic() - start
+        assert any(isinstance(e, h2.events.StreamEnded) for e in events)  # answered first
+        assert any(isinstance(e, h2.events.ConnectionTerminated) for e in events)  # then GOAWAY
+        assert waited < 8, waited  # closed by the server, well before the socket's own timeout
+
+
 H2LOAD_REQUESTS = 5000
 
 
