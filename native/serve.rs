@@ -215,7 +215,14 @@ impl Accepted {
             None => {
                 let h2 = match (&stream, site.h2) {
                     (Stream::Tcp(tcp), true) => {
-                        tls::starts_with_h2_preface(tcp, site.timeout_keep_alive).await
+                        let closing = &mut self.closing;
+                        tokio::select! {
+                            looked = tls::starts_with_h2_preface(tcp, site.timeout_keep_alive) => match looked {
+                                Some(h2) => h2,
+                                None => return, // silent for the keep-alive timeout
+                            },
+                            _ = closing.wait_for(|c| *c) => return,
+                        }
                     }
                     _ => false,
                 };

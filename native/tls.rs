@@ -163,9 +163,9 @@ impl Tls {
 }
 
 /// Whether a cleartext TCP connection starts with the HTTP/2 preface (h2c with prior
-/// knowledge), looked at without consuming it. Waits for the first bytes for at most `idle`
-/// (then `false`: the HTTP/1.1 server finds the connection silent and closes it as usual).
-pub async fn starts_with_h2_preface(stream: &TcpStream, idle: Duration) -> bool {
+/// knowledge), looked at without consuming it; `None` when it sent nothing for `idle` (the
+/// keep-alive timeout: it is closed, as an HTTP/1.1 connection silent that long is).
+pub async fn starts_with_h2_preface(stream: &TcpStream, idle: Duration) -> Option<bool> {
     let mut buf = [0u8; H2_PREFACE.len()];
     let look = async {
         loop {
@@ -184,7 +184,7 @@ pub async fn starts_with_h2_preface(stream: &TcpStream, idle: Duration) -> bool 
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     };
-    tokio::time::timeout(idle, look).await.unwrap_or(false)
+    tokio::time::timeout(idle, look).await.ok()
 }
 
 #[cfg(test)]

@@ -165,8 +165,6 @@ def test_many_concurrent_streams(pki: Pki) -> None:
 def test_idle_http2_connection_closed_after_the_keep_alive_timeout() -> None:
     """An HTTP/2 connection nothing is asked of gets GOAWAY after ``timeout_keep_alive``, as an
     idle HTTP/1.1 connection is closed (hyper's HTTP/2 has no header read timeout)."""
-    import time
-
     import h2.config
     import h2.connection
     import h2.events
@@ -182,15 +180,13 @@ def test_idle_http2_connection_closed_after_the_keep_alive_timeout() -> None:
                 end_stream=True,
             )
             sock.sendall(conn.data_to_send())
-            start = time.monotonic()
             events: list[object] = []
+            # closed by the server: a recv() that waited 10 s would raise TimeoutError
             while data := sock.recv(65536):
                 events.extend(conn.receive_data(data))
                 sock.sendall(conn.data_to_send())
-            waited = time.monotonic() - start
         assert any(isinstance(e, h2.events.StreamEnded) for e in events)  # answered first
         assert any(isinstance(e, h2.events.ConnectionTerminated) for e in events)  # then GOAWAY
-        assert waited < 8, waited  # closed by the server, well before the socket's own timeout
 
 
 H2LOAD_REQUESTS = 5000
