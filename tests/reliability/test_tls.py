@@ -119,9 +119,21 @@ def test_scope_from_both_tiers_over_tls(pki: Pki, tier: str) -> None:
 def test_workers_serve_tls_with_an_encrypted_key(pki: Pki, tmp_path: Path) -> None:
     key = encrypted_key(pki, tmp_path / "encrypted.pem", b"s3cret")
     flags = ["--ssl-certfile", str(pki.cert), "--ssl-keyfile", str(key), "--ssl-keyfile-password", "s3cret"]
-    with CliServer("--workers", "2", *flags) as server, client(pki) as http:
-        for n in range(10):
-            assert http.get(f"https://127.0.0.1:{server.port}/items/{n}").json() == {"item_id": n, "q": ""}
+    with CliServer("--workers", "2", *flags) as server:
+        assert server.lines[-1].split("running on ")[1].startswith("https://"), server.lines[-1]
+        with client(pki) as http:
+            for n in range(10):
+                assert http.get(f"https://127.0.0.1:{server.port}/items/{n}").json() == {"item_id": n, "q": ""}
+        # SIGHUP to the supervisor: passed on, each worker reloads its certificate
+        renew(pki, "renewed server")
+        encrypted_key(pki, key, b"s3cret")
+        server.process.send_signal(signal.SIGHUP)
+        assert server.read_until("Reloaded the TLS certificate"), "\n".join(server.lines)
+        assert server.read_until("Reloaded the TLS certificate"), "\n".join(server.lines)
+        for _ in range(10):  # connections spread over both workers by the kernel
+            sock, name = peer_certificate(server.port, pki)
+            sock.close()
+            assert name == "CN=renewed server"
 
 
 def test_websocket_scheme_is_wss(pair: tuple[Any, Any], pki: Pki) -> None:
@@ -238,20 +250,19 @@ class CliServer:
         assert self.process.stderr is not None
         fd = self.process.stderr.fileno()
         deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            if not select.select([fd], [], [], left)[0]:
+        while True:
+            while b"\n" in self.pending:
+                line, self.pending = self.pending.split(b"\n", 1)
+                self.lines.append(line.decode(errors="replace"))
+                if text in self.lines[-1]:
+                    return True
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
                 return False
             chunk = os.read(fd, 65536)
             if not chunk:
                 return False
             self.pending += chunk
-            *complete, self.pending = self.pending.split(b"\n")
-            for line in complete:
-                self.lines.append(line.decode(errors="replace"))
-                if text in self.lines[-1]:
-                    self.pending = b"\n".join(complete[complete.index(line) + 1 :] + [self.pending])
-                    return True
-        return False
 
     def __exit__(self, *exc: object) -> None:
         if self.process.poll() is None:
@@ -271,7 +282,7 @@ def test_sighup_reloads_the_certificate_and_keeps_open_connections(pki: Pki) -> 
             assert b" 200 " in get_on(old)
             renew(pki, "renewed server")
             server.process.send_signal(signal.SIGHUP)
-            assert server.read_until("Reloaded the TLS certificate"), server.lines
+            assert server.read_until("Reloaded the TLS certificate"), "\n".join(server.lines)
             new, name = peer_certificate(server.port, pki)
             with new:
                 assert name == "CN=renewed server"

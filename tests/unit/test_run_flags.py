@@ -139,6 +139,8 @@ def test_defaults_are_uvicorns() -> None:
         if name not in ours or param.opts[0] in NOT_SUPPORTED:
             continue
         expected = DIFFERENT_DEFAULTS.get(name, param.default)
+        if name == "ssl_ciphers" and expected == "TLSv1":  # uvicorn < 0.55; 0.55's None is ours (both taken)
+            expected = None
         if repr(expected) == "Sentinel.UNSET":  # click's "not given" (a repeatable option, a flag)
             expected = [] if getattr(param, "multiple", False) else False if getattr(param, "is_flag", False) else None
         assert ours[name] == expected, (name, ours[name], expected)

@@ -386,6 +386,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             uds=config.uds,
             fd=config.fd,
             backlog=config.backlog,
+            tls=config.ssl_certfile is not None,
         )
         try:
             return supervisor.run()
