@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
@@ -19,11 +20,12 @@ use crate::proxy::TrustedHosts;
 use crate::router::MirrorSlot;
 use crate::shared::{lock, EngineShared};
 use crate::site::{Limits, Site, WsOptions};
+use crate::tls::{Tls, TlsSource};
 
 /// A listener being served: its route mirror, how to stop it, and its accept task.
 struct Listening {
     /// Held as long as the engine knows the listener (its handler lives that long).
-    _site: Arc<Site>,
+    site: Arc<Site>,
     mirror: Arc<MirrorSlot>,
     stop: watch::Sender<Option<Duration>>,
     task: tokio::task::JoinHandle<()>,
@@ -90,12 +92,17 @@ impl Engine {
     /// names lower-case) go first on every response, as uvicorn's `date`, `server` and
     /// `--header`. Beyond uvicorn: `limit_request_body` (bytes; more: 413) and
     /// `timeout_request_header` (seconds from a head's first byte; slower: 408).
+    /// `tls`: `(certificate chain PEM, private key PEM (not encrypted), CA certificates PEM or
+    /// None, cert_reqs 0/1/2)` serves TLS (rustls; raises `ValueError` with one line when they
+    /// do not make a configuration). `http2`: serve HTTP/2 too (ALPN over TLS, h2c prior
+    /// knowledge in cleartext).
     #[pyo3(signature = (
         handler, host, port, *, root_path=String::new(), reuse_port=false,
         timeout_keep_alive=5.0, forwarded_allow_ips=None, access_log=false, backlog=2048,
         limit_concurrency=None, limit_max_requests=None, limit_request_headers=None, ws_max_size=16 * 1024 * 1024, ws_max_queue=32,
         ws_ping_interval=Some(20.0), ws_ping_timeout=Some(20.0), ws_per_message_deflate=true, fd=None,
         date_header=true, default_headers=Vec::new(), limit_request_body=None, timeout_request_header=None,
+        tls=None, http2=true,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn listen(
@@ -123,7 +130,13 @@ impl Engine {
         default_headers: Vec<(Vec<u8>, Vec<u8>)>,
         limit_request_body: Option<u64>,
         timeout_request_header: Option<f64>,
+        tls: Option<TlsArgs>,
+        http2: bool,
     ) -> PyResult<(String, u16, u64)> {
+        let tls = tls
+            .map(|args| Tls::new(&tls_source(args, http2)))
+            .transpose()
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
         let ws = WsOptions {
             max_size: ws_max_size.max(1),
             max_queue: ws_max_queue.max(1),
@@ -149,7 +162,7 @@ impl Engine {
         let site = Arc::new(Site {
             handler,
             root_path,
-            scheme: "http",
+            scheme: if tls.is_some() { "https" } else { "http" },
             access_log,
             proxy: forwarded_allow_ips.as_deref().map(TrustedHosts::parse),
             timeout_keep_alive: Duration::from_secs_f64(timeout_keep_alive),
@@ -160,6 +173,8 @@ impl Engine {
             head_timeout,
             defaults,
             metrics: self.metrics.get().cloned(),
+            tls,
+            h2: http2,
             limits: Limits {
                 concurrency: limit_concurrency,
                 max_requests: limit_max_requests.filter(|n| *n > 0),
@@ -181,7 +196,7 @@ impl Engine {
         lock(&self.listeners).insert(
             id,
             Listening {
-                _site: site,
+                site,
                 mirror,
                 stop,
                 task,
@@ -216,6 +231,19 @@ impl Engine {
             .handle
             .spawn(crate::metrics::serve(listener, metrics));
         Ok((bound.ip().to_string(), bound.port()))
+    }
+
+    /// Replaces listener `id`'s certificate, key and client checks for the TLS handshakes to
+    /// come; connections already open keep theirs. Raises `ValueError` (the old ones stay).
+    fn reload_tls(&self, id: u64, tls: TlsArgs) -> PyResult<()> {
+        let listeners = lock(&self.listeners);
+        let listening = listeners.get(&id).ok_or(EngineError::NoListener(id))?;
+        let Some(current) = listening.site.tls.as_ref() else {
+            return Err(PyValueError::new_err("the listener does not serve TLS"));
+        };
+        current
+            .reload(tls_source(tls, false))
+            .map_err(|e| PyValueError::new_err(e.to_string()))
     }
 
     /// Counters since start: `{"http": n, "websocket": n, "native": n}`.
@@ -296,6 +324,19 @@ impl Engine {
         if let Some(runtime) = runtime {
             py.detach(|| runtime.shutdown_timeout(Duration::from_secs(1)));
         }
+    }
+}
+
+/// `listen`'s `tls` argument: certificate chain, key, CA certificates (PEM), cert_reqs.
+type TlsArgs = (Vec<u8>, Vec<u8>, Option<Vec<u8>>, u8);
+
+fn tls_source((certs, key, ca_certs, cert_reqs): TlsArgs, h2: bool) -> TlsSource {
+    TlsSource {
+        certs,
+        key,
+        ca_certs,
+        cert_reqs,
+        h2,
     }
 }
 

@@ -26,6 +26,7 @@ mod router;
 mod serve;
 mod shared;
 mod site;
+mod tls;
 
 use pyo3::prelude::*;
 

@@ -1,5 +1,6 @@
 //! What a listener accepts on: a TCP socket (bound by the engine, or inherited with `--fd`) or
-//! a unix domain socket (`--uds`, or an inherited one), and the connections it yields.
+//! a unix domain socket (`--uds`, or an inherited one), and the connections it yields (TLS over
+//! either once its handshake is done).
 
 use std::io;
 use std::net::SocketAddr;
@@ -24,6 +25,8 @@ pub enum Listener {
 pub enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    /// Either of them once its TLS handshake is done (`native/tls.rs`).
+    Tls(Box<tokio_rustls::server::TlsStream<Stream>>),
 }
 
 impl Listener {
@@ -87,6 +90,7 @@ impl Stream {
         match self {
             Self::Tcp(s) => s.is_write_vectored(),
             Self::Unix(s) => s.is_write_vectored(),
+            Self::Tls(s) => s.is_write_vectored(),
         }
     }
 }
@@ -100,6 +104,7 @@ impl AsyncRead for Stream {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Self::Unix(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
         }
     }
 }
@@ -113,6 +118,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Self::Unix(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
         }
     }
 
@@ -124,6 +130,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_write_vectored(cx, bufs),
             Self::Unix(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
         }
     }
 
@@ -135,6 +142,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_flush(cx),
             Self::Unix(s) => Pin::new(s).poll_flush(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
         }
     }
 
@@ -142,6 +150,7 @@ impl AsyncWrite for Stream {
         match self.get_mut() {
             Self::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             Self::Unix(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
         }
     }
 }

@@ -1,5 +1,8 @@
-//! Accepting connections and serving HTTP/1.1 on them with hyper, until told to stop.
+//! Accepting connections and serving HTTP/1.1 or HTTP/2 on them with hyper (over TLS when the
+//! listener has it), until told to stop.
 
+use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -9,10 +12,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
+use hyper::rt::bounds::Http2ServerConnExec;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
+use hyper::service::HttpService;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::asgi;
@@ -21,11 +26,12 @@ use crate::body::ResBody;
 use crate::conn_io::{ConnIo, ConnState, HeadTimeouts};
 use crate::head::{Gate, HeadGuard, HYPER_MAX_HEAD};
 use crate::inbox::Event;
-use crate::listener::Listener;
+use crate::listener::{Listener, Stream};
 use crate::metrics::{Gauged, Held, Note, Tier, Timing};
 use crate::router::MirrorSlot;
 use crate::shared::EngineShared;
-use crate::site::{ConnCloser, ConnInfo, Site};
+use crate::site::{ConnCloser, ConnInfo, Local, Site};
+use crate::tls;
 
 /// After a shutdown began and nothing is in flight on a connection, how long hyper gets to
 /// flush what it has and close it; a head only partly sent is dropped then (uvicorn closes
@@ -44,8 +50,11 @@ struct Connection {
     started: AtomicU64,
     /// Set once it answered 413 (maybe before the body came): it closes lingering.
     lingers: AtomicBool,
-    /// Each request head's raw-byte verdict (`native/head.rs`).
+    /// Each request head's raw-byte verdict (`native/head.rs`); HTTP/1.1 only.
     gate: Arc<Gate>,
+    /// Whether the connection speaks HTTP/2 (its requests are not in order, nor framed as
+    /// the gate reads them).
+    h2: bool,
 }
 
 impl ConnState for Connection {
@@ -69,6 +78,18 @@ impl ConnState for Connection {
 impl Connection {
     fn busy(&self) -> bool {
         self.in_flight.load(Ordering::SeqCst) > 0
+    }
+
+    /// Resolves once no request has been in flight, nor started, for `timeout`.
+    async fn idle_for(&self, timeout: Duration) {
+        loop {
+            self.idle().await;
+            let started = self.started.load(Ordering::SeqCst);
+            tokio::time::sleep(timeout).await;
+            if !self.busy() && self.started.load(Ordering::SeqCst) == started {
+                return;
+            }
+        }
     }
 
     /// Resolves once no request is in flight.
@@ -179,6 +200,189 @@ impl Body for Tracked {
     }
 }
 
+/// An accepted connection about to be served: its TLS handshake (if any), then HTTP/1.1 or
+/// HTTP/2 (by ALPN, or the h2c preface in cleartext) until it ends or the listener closes.
+struct Accepted {
+    shared: Arc<EngineShared>,
+    site: Arc<Site>,
+    mirror: Arc<MirrorSlot>,
+    closing: watch::Receiver<bool>,
+    /// Holds the listener's shutdown open, and counts the connection as open.
+    _alive: (mpsc::Sender<()>, Open),
+}
+
+impl Accepted {
+    async fn serve(mut self, stream: Stream, peer: Option<SocketAddr>, local: Local) {
+        let site = self.site.clone();
+        let (stream, h2) = match site.tls.as_ref() {
+            Some(tls) => {
+                let closing = &mut self.closing;
+                tokio::select! {
+                    accepted = tls.accept(stream) => match accepted {
+                        Ok((tls, h2)) => (Stream::Tls(Box::new(tls)), h2),
+                        Err(_) => return, // a failed or slow handshake: nothing to answer
+                    },
+                    _ = closing.wait_for(|c| *c) => return,
+                }
+            }
+            None => {
+                let h2 = match (&stream, site.h2) {
+                    (Stream::Tcp(tcp), true) => {
+                        let closing = &mut self.closing;
+                        tokio::select! {
+                            looked = tls::starts_with_h2_preface(tcp, site.timeout_keep_alive) => match looked {
+                                Some(h2) => h2,
+                                None => return, // silent for the keep-alive timeout
+                            },
+                            _ = closing.wait_for(|c| *c) => return,
+                        }
+                    }
+                    _ => false,
+                };
+                (stream, h2)
+            }
+        };
+        let conn = Arc::new(Connection {
+            info: ConnInfo {
+                peer,
+                local,
+                site: site.clone(),
+                closer: Arc::new(ConnCloser::default()),
+            },
+            mirror: self.mirror.clone(),
+            in_flight: AtomicUsize::new(0),
+            none_in_flight: Notify::new(),
+            started: AtomicU64::new(0),
+            lingers: AtomicBool::new(false),
+            gate: Arc::new(Gate::default()),
+            h2,
+        });
+        let shared = self.shared.clone();
+        let for_service = conn.clone();
+        let service = service_fn(move |req: Request<Incoming>| {
+            let verdict = if for_service.h2 {
+                (0, false)
+            } else {
+                for_service.gate.head_parsed()
+            };
+            dispatch(req, shared.clone(), for_service.clone(), verdict)
+        });
+        if h2 {
+            let mut builder = http2::Builder::new(TokioExecutor::new());
+            builder
+                .timer(TokioTimer::new())
+                .auto_date_header(site.defaults.date);
+            if let Some(max) = site.max_head {
+                builder.max_header_list_size(u32::try_from(max).unwrap_or(u32::MAX));
+            }
+            let io = TokioIo::new(ConnIo::new(stream, conn.clone(), None));
+            let connection = builder.serve_connection(io, service);
+            // HTTP/2 has no header read timeout: an idle connection is closed (GOAWAY) after
+            // the keep-alive timeout, as uvicorn closes an idle HTTP/1.1 one.
+            let idle = Some(site.timeout_keep_alive);
+            self.drive(connection, &conn, idle).await;
+            return;
+        }
+        // hyper's header read timeout runs from the end of the previous response (or
+        // the connection's start) to the end of the next head: uvicorn's keep-alive
+        // timeout, which also bounds how long a head may take to arrive.
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .auto_date_header(site.defaults.date);
+        if let Some(max) = site.max_head {
+            builder.max_buf_size(max); // a head beyond it: hyper answers 431
+        }
+        let timeouts = head_timeouts(&site, &mut builder);
+        let io = ConnIo::new(stream, conn.clone(), timeouts);
+        // each head checked on its way in (bare LF, smuggling shapes)
+        let limit = site.max_head.unwrap_or(HYPER_MAX_HEAD);
+        let io = TokioIo::new(HeadGuard::new(io, conn.gate.clone(), limit));
+        let connection = builder.serve_connection(io, service).with_upgrades();
+        self.drive(connection, &conn, None).await;
+    }
+
+    /// Serves `connection` until it ends, the app asks it closed, the listener closes, or (with
+    /// `idle`) nothing was asked of it for that long.
+    async fn drive<C: Served>(mut self, connection: C, conn: &Connection, idle: Option<Duration>) {
+        tokio::pin!(connection);
+        tokio::select! {
+            () = async { match idle { Some(idle) => conn.idle_for(idle).await, None => std::future::pending().await } } => {
+                connection.as_mut().shut();
+                let _ = tokio::time::timeout(FLUSH_GRACE, connection.as_mut()).await;
+            }
+            result = connection.as_mut() => {
+                // a head hyper could not parse (answered 400): uvicorn's warning
+                if result.is_err_and(|e| e.is_parse() && !e.is_parse_too_large()) {
+                    tell_handler(&self.shared, &self.site, "invalid_request", 0);
+                }
+            }
+            () = conn.info.closer.asked() => {
+                // The app raised after its response: uvicorn closes the
+                // transport once the response is written; so does hyper, told
+                // when nothing is in flight (told sooner, it would add
+                // `connection: close` to a response not yet written).
+                tokio::select! {
+                    _ = connection.as_mut() => return,
+                    () = conn.idle() => {}
+                }
+                connection.as_mut().shut();
+                let _ = connection.as_mut().await;
+            }
+            _ = async { let _ = self.closing.wait_for(|c| *c).await; } => {
+                // Idle connections close at once; requests in flight finish
+                // (within the listener's grace); then hyper gets a moment to
+                // flush, and a head only partly sent is dropped.
+                connection.as_mut().shut();
+                loop {
+                    tokio::select! {
+                        _ = connection.as_mut() => break,
+                        () = conn.idle() => {}
+                    }
+                    match tokio::time::timeout(FLUSH_GRACE, connection.as_mut()).await {
+                        Err(_) if conn.busy() => {}
+                        _ => break,
+                    }
+                }
+            }
+        }
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A hyper connection being served, of either protocol: a future with a graceful shutdown.
+trait Served: Future<Output = hyper::Result<()>> {
+    fn shut(self: Pin<&mut Self>);
+}
+
+impl<I, S, B> Served for http1::UpgradeableConnection<I, S>
+where
+    S: HttpService<Incoming, ResBody = B>,
+    S::Error: Into<BoxError>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: Body + 'static,
+    B::Error: Into<BoxError>,
+{
+    fn shut(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S, B, E> Served for http2::Connection<I, S, E>
+where
+    S: HttpService<Incoming, ResBody = B>,
+    S::Error: Into<BoxError>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    B: Body + 'static,
+    B::Error: Into<BoxError>,
+    E: Http2ServerConnExec<S::Future, B>,
+{
+    fn shut(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
 pub async fn accept_loop(
     listener: Listener,
     shared: Arc<EngineShared>,
@@ -203,84 +407,14 @@ pub async fn accept_loop(
             accepted = listener.accept(), if pause.is_none() => match accepted {
                 Ok((stream, peer, local)) => {
                     backoff.accepted();
-                    let conn = Arc::new(Connection {
-                        info: ConnInfo {
-                            peer,
-                            local,
-                            site: site.clone(),
-                            closer: Arc::new(ConnCloser::default()),
-                        },
+                    let accepted = Accepted {
+                        shared: shared.clone(),
+                        site: site.clone(),
                         mirror: mirror.clone(),
-                        in_flight: AtomicUsize::new(0),
-                        none_in_flight: Notify::new(),
-                        started: AtomicU64::new(0),
-                        lingers: AtomicBool::new(false),
-                        gate: Arc::new(Gate::default()),
-                    });
-                    let for_log = (shared.clone(), site.clone());
-                    let shared = shared.clone();
-                    let for_service = conn.clone();
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let verdict = for_service.gate.head_parsed();
-                        dispatch(req, shared.clone(), for_service.clone(), verdict)
-                    });
-                    // hyper's header read timeout runs from the end of the previous response (or
-                    // the connection's start) to the end of the next head: uvicorn's keep-alive
-                    // timeout, which also bounds how long a head may take to arrive.
-                    let mut builder = http1::Builder::new();
-                    builder.timer(TokioTimer::new()).auto_date_header(site.defaults.date);
-                    if let Some(max) = site.max_head {
-                        builder.max_buf_size(max); // a head beyond it: hyper answers 431
-                    }
-                    let timeouts = head_timeouts(&site, &mut builder);
-                    let io = ConnIo::new(stream, conn.clone(), timeouts);
-                    // each head checked on its way in (bare LF, smuggling shapes)
-                    let limit = site.max_head.unwrap_or(HYPER_MAX_HEAD);
-                    let io = TokioIo::new(HeadGuard::new(io, conn.gate.clone(), limit));
-                    let connection = builder.serve_connection(io, service).with_upgrades();
-                    let alive = alive.clone();
-                    let open = Open::new(&site);
-                    let mut closing = closing.clone();
-                    tokio::spawn(async move {
-                        let _alive = (alive, open);
-                        tokio::pin!(connection);
-                        tokio::select! {
-                            result = connection.as_mut() => {
-                                // a head hyper could not parse (answered 400): uvicorn's warning
-                                if result.is_err_and(|e| e.is_parse() && !e.is_parse_too_large()) {
-                                    tell_handler(&for_log.0, &for_log.1, "invalid_request", 0);
-                                }
-                            }
-                            () = conn.info.closer.asked() => {
-                                // The app raised after its response: uvicorn closes the
-                                // transport once the response is written; so does hyper, told
-                                // when nothing is in flight (told sooner, it would add
-                                // `connection: close` to a response not yet written).
-                                tokio::select! {
-                                    _ = connection.as_mut() => return,
-                                    () = conn.idle() => {}
-                                }
-                                connection.as_mut().graceful_shutdown();
-                                let _ = connection.as_mut().await;
-                            }
-                            _ = async { let _ = closing.wait_for(|c| *c).await; } => {
-                                // Idle connections close at once; requests in flight finish
-                                // (within the listener's grace); then hyper gets a moment to
-                                // flush, and a head only partly sent is dropped.
-                                connection.as_mut().graceful_shutdown();
-                                loop {
-                                    tokio::select! {
-                                        _ = connection.as_mut() => break,
-                                        () = conn.idle() => {}
-                                    }
-                                    match tokio::time::timeout(FLUSH_GRACE, connection.as_mut()).await {
-                                        Err(_) if conn.busy() => {}
-                                        _ => break,
-                                    }
-                                }
-                            }
-                        }
-                    });
+                        closing: closing.clone(),
+                        _alive: (alive.clone(), Open::new(&site)),
+                    };
+                    tokio::spawn(accepted.serve(stream, peer, local));
                 }
                 // Out of file descriptors or similar: pause (`native/backoff.rs`), told once.
                 Err(error) => {
@@ -356,7 +490,9 @@ async fn dispatch(
     let status = response.status();
     let switched =
         status == hyper::StatusCode::SWITCHING_PROTOCOLS || (connect && status.is_success());
-    conn.gate.answered(n, switched);
+    if !conn.h2 {
+        conn.gate.answered(n, switched);
+    }
     let timing = conn
         .info
         .site

@@ -32,6 +32,10 @@ pub struct Site {
     pub defaults: crate::defaults::DefaultHeaders,
     /// The engine's Prometheus metrics, when served (`--metrics-port`).
     pub metrics: Option<std::sync::Arc<crate::metrics::Metrics>>,
+    /// `--ssl-*`: connections are TLS (the scheme is then `https`).
+    pub tls: Option<crate::tls::Tls>,
+    /// Serve HTTP/2 too (`--http auto|h2`): by ALPN over TLS, by its preface in cleartext.
+    pub h2: bool,
 }
 
 /// uvicorn's `--limit-concurrency` and `--limit-max-requests`, and what they count.

@@ -416,6 +416,12 @@ DIFFERENCES: dict[str, Difference] = {
         "HTTP/0.9 request",
     ),
     **_differ(
+        "with --http auto the HTTP/2 preface starts an HTTP/2 connection (h2c with prior knowledge: "
+        "the server's SETTINGS, then it waits for the client's); uvicorn has no HTTP/2 and answers 400",
+        "open",
+        "HTTP/2 preface",
+    ),
+    **_differ(
         "single spaces between the parts of the request line (RFC 9112 3); httptools takes more",
         "HTTP/1.1 400 Bad Request | closed",
         "two spaces after method",

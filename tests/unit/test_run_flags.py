@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -63,6 +64,13 @@ SAMPLES = {
     "--app-dir": "src",
     "--h11-max-incomplete-event-size": "20000",
     "--ws-per-message-deflate": "false",
+    "--ssl-keyfile": "key.pem",
+    "--ssl-certfile": "cert.pem",
+    "--ssl-keyfile-password": "secret",
+    "--ssl-version": "2",
+    "--ssl-cert-reqs": "2",
+    "--ssl-ca-certs": "ca.pem",
+    "--ssl-ciphers": "ECDHE+AESGCM",
 }
 #: uvicorn's values our parser refuses, per flag taking only some of uvicorn's values.
 REFUSED_VALUES = {
@@ -131,6 +139,8 @@ def test_defaults_are_uvicorns() -> None:
         if name not in ours or param.opts[0] in NOT_SUPPORTED:
             continue
         expected = DIFFERENT_DEFAULTS.get(name, param.default)
+        if name == "ssl_ciphers" and expected == "TLSv1":  # uvicorn < 0.55; 0.55's None is ours (both taken)
+            expected = None
         if repr(expected) == "Sentinel.UNSET":  # click's "not given" (a repeatable option, a flag)
             expected = [] if getattr(param, "multiple", False) else False if getattr(param, "is_flag", False) else None
         assert ours[name] == expected, (name, ours[name], expected)
@@ -194,11 +204,36 @@ def test_h11_buffer_size_is_the_head_limit() -> None:
 
 
 def test_http_values(capsys: pytest.CaptureFixture[str]) -> None:
-    for value in ("auto", "h11", "httptools"):
+    for value in ("auto", "h11", "httptools", "h2"):
         args = build_parser().parse_args(["run", "m:app", "--http", value])
         assert config_from(args).http == value
     with pytest.raises(StartupError, match="HTTP/2"):
         Config(http="zttp")
+    assert config_from(build_parser().parse_args(["run", "m:app", "--http2"])).http == "auto"
+    line = one_error_line(capsys, ["run", "m:app", "--http2", "--http", "h11"])
+    assert "--http2 asks for HTTP/2, which --http h11 does not serve" in line
+
+
+def test_ssl_flags_reach_the_config_and_the_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastrapi_compat.tools.run_flags import PASSWORD_ENV, worker_argv
+
+    argv = ["run", "m:app", "--ssl-certfile", "c.pem", "--ssl-keyfile", "k.pem", "--ssl-keyfile-password", "pw",
+            "--ssl-ca-certs", "ca.pem", "--ssl-cert-reqs", "1"]  # fmt: skip
+    args = build_parser().parse_args(argv)
+    config = config_from(args)
+    assert (config.ssl_certfile, config.ssl_keyfile, config.ssl_keyfile_password) == ("c.pem", "k.pem", "pw")
+    assert (config.ssl_ca_certs, config.ssl_cert_reqs, config.ssl_version, config.ssl_ciphers) == (
+        "ca.pem",
+        1,
+        17,
+        None,
+    )
+    worker = worker_argv(args)
+    assert "pw" not in worker  # the password goes through the environment
+    worker_args = build_parser().parse_args(worker[3:])
+    monkeypatch.setenv(PASSWORD_ENV, "pw")
+    assert config_from(worker_args) == config
+    assert PASSWORD_ENV not in os.environ  # taken out of the worker's (and its app's) environment
 
 
 def test_loop_factories() -> None:

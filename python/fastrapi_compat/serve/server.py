@@ -24,7 +24,7 @@ from typing import Any
 from fastrapi_compat._native import Engine
 from fastrapi_compat.errors import StartupError
 from fastrapi_compat.plan.live import NativeApp
-from fastrapi_compat.serve import workers
+from fastrapi_compat.serve import tls, workers
 from fastrapi_compat.serve.dispatch import STATUS_PHRASES, Dispatcher, drain
 from fastrapi_compat.serve.environment import UnixSocket, inherited_socket, load_env_file, socket_name
 from fastrapi_compat.serve.environment import new_event_loop as _new_loop
@@ -33,8 +33,9 @@ from fastrapi_compat.serve.logs import LOGGING_CONFIG, SERVER_LOGGER, configure_
 
 logger = logging.getLogger(SERVER_LOGGER)
 
-#: uvicorn's ``--http`` values the engine serves (all as HTTP/1.1 with hyper; see the README).
-HTTP_IMPLEMENTATIONS = ("auto", "h11", "httptools")
+#: uvicorn's ``--http`` values the engine serves (with hyper; see the README): ``h11`` and
+#: ``httptools`` HTTP/1.1 only, ``auto`` and ``h2`` HTTP/2 too.
+HTTP_IMPLEMENTATIONS = ("auto", "h11", "httptools", "h2")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,8 +96,32 @@ class Config:
     """The event loop (uvicorn's ``--loop``): ``auto``, ``asyncio``, ``uvloop``, ``zuvloop``,
     ``none`` or a ``module:factory``; used by :func:`run` (a running loop is what it is)."""
     http: str = "auto"
-    """uvicorn's ``--http``: ``auto``, ``h11`` and ``httptools`` are all served as HTTP/1.1 by
-    the engine's parser (hyper)."""
+    """uvicorn's ``--http``: ``h11`` and ``httptools`` serve HTTP/1.1 (hyper's parser); ``auto``
+    and ``h2`` serve HTTP/2 as well (ALPN over TLS, prior knowledge in cleartext)."""
+    ssl_keyfile: str | None = None
+    """The private key (PEM) of the certificate; ``None``: in ``ssl_certfile``."""
+    ssl_certfile: str | None = None
+    """The certificate chain (PEM): serve TLS (rustls)."""
+    ssl_keyfile_password: str | None = None
+    """The password of an encrypted key (decrypted with the ``cryptography`` package)."""
+    ssl_version: int = tls.DEFAULT_VERSION
+    """Only ``ssl.PROTOCOL_TLS_SERVER``/``PROTOCOL_TLS``: rustls negotiates TLS 1.2 or 1.3."""
+    ssl_cert_reqs: int = 0
+    """Client certificates: 0 not asked, 1 optional, 2 required (checked against ``ssl_ca_certs``)."""
+    ssl_ca_certs: str | None = None
+    """CA certificates (PEM) client certificates must chain to."""
+    ssl_ciphers: str | None = None
+    """Only uvicorn's default (``None``, or older uvicorns' ``"TLSv1"``): rustls offers its own
+    safe cipher suites."""
+
+    def tls_args(self) -> tls.TlsArgs | None:
+        """The engine's ``tls`` argument, read from the files now (``None``: cleartext)."""
+        if self.ssl_certfile is None:
+            return None
+        return tls.load(
+            self.ssl_certfile, self.ssl_keyfile, self.ssl_keyfile_password, self.ssl_ca_certs, self.ssl_cert_reqs
+        )
+
     h11_max_incomplete_event_size: int | None = None
     """uvicorn's h11 buffer limit, taken as the head limit when ``limit_request_headers`` is
     not given (at least 8192, hyper's smallest buffer)."""
@@ -186,9 +211,17 @@ class Config:
             raise StartupError(f"fd must be a file descriptor number, got {self.fd!r}")
         if self.http not in HTTP_IMPLEMENTATIONS:
             raise StartupError(
-                f"http={self.http!r} is not supported: the engine serves HTTP/1.1 with its own parser "
-                "(auto, h11 and httptools all mean that); HTTP/2 is not supported yet"
+                f"http={self.http!r} is not supported: the engine serves HTTP/1.1 (h11, httptools) or "
+                "HTTP/1.1 and HTTP/2 (auto, h2) with hyper"
             )
+        tls.check(
+            self.ssl_certfile,
+            self.ssl_keyfile,
+            self.ssl_cert_reqs,
+            self.ssl_version,
+            self.ssl_ciphers,
+            self.ssl_ca_certs,
+        )
         for name, value in self.headers:
             if not isinstance(name, str) or not isinstance(value, str):
                 raise StartupError(f"headers must be (name, value) strings, got {(name, value)!r}")
@@ -242,6 +275,22 @@ class Server:
         self._force: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._engine: Engine | None = None
+        self._listener_id: int | None = None
+
+    def reload_tls(self) -> None:
+        """SIGHUP: reads the certificate, key and CA files again; TLS handshakes from now on use
+        them, connections already open keep theirs. A failure is logged; the old ones stay."""
+        engine, listener_id = self._engine, self._listener_id
+        if engine is None or listener_id is None or self.config.ssl_certfile is None:
+            return
+        try:
+            args = self.config.tls_args()
+            assert args is not None
+            engine.reload_tls(listener_id, args)
+        except (StartupError, ValueError) as exc:
+            logger.error("Could not reload the TLS certificate (still serving the previous one): %s", exc)
+            return
+        logger.info("Reloaded the TLS certificate from %s", self.config.ssl_certfile)
 
     def stats(self) -> dict[str, int]:
         """Requests served so far: ``{"http", "websocket", "native"}``."""
@@ -282,6 +331,7 @@ class Server:
                 inherited = inherited_socket(config.fd)
                 where = f"socket {socket_name(inherited)}"
                 fd = inherited.detach()
+            tls_args = config.tls_args()
             try:
                 host, port, listener_id = engine.listen(
                     dispatcher,
@@ -306,7 +356,11 @@ class Server:
                     ws_ping_interval=config.ws_ping_interval,
                     ws_ping_timeout=config.ws_ping_timeout,
                     ws_per_message_deflate=config.ws_per_message_deflate,
+                    tls=tls_args,
+                    http2=config.http in ("auto", "h2"),
                 )
+            except ValueError as exc:  # the TLS files do not make a configuration
+                raise StartupError(f"cannot serve TLS with {config.ssl_certfile}: {exc}") from None
             except OSError as exc:
                 reason = (exc.strerror or str(exc)).lower()
                 if fd is not None:
@@ -323,7 +377,9 @@ class Server:
             gc.collect()
             gc.freeze()
             self.bound = (host, port)
-            self._log_serving(where or f"http://{_url_host(host)}:{port}")
+            self._listener_id = listener_id
+            scheme = "https" if tls_args is not None else "http"
+            self._log_serving(where or f"{scheme}://{_url_host(host)}:{port}")
             if on_ready is not None:
                 on_ready()
             await self._stop.wait()
@@ -467,6 +523,13 @@ def run(
     ws_per_message_deflate: bool = True,
     metrics_port: int | None = None,
     metrics_host: str = "127.0.0.1",
+    ssl_keyfile: str | None = None,
+    ssl_certfile: str | None = None,
+    ssl_keyfile_password: str | None = None,
+    ssl_version: int = tls.DEFAULT_VERSION,
+    ssl_cert_reqs: int = 0,
+    ssl_ca_certs: str | None = None,
+    ssl_ciphers: str | None = None,
 ) -> None:
     """Serves ``app`` until SIGINT or SIGTERM. Raises :class:`StartupError` if it cannot start.
     Options are uvicorn's ``run()``'s, with its names and defaults (``graceful_timeout`` is
@@ -513,6 +576,13 @@ def run(
         ws_per_message_deflate=ws_per_message_deflate,
         metrics_port=metrics_port,
         metrics_host=metrics_host,
+        ssl_keyfile=None if ssl_keyfile is None else os.fspath(ssl_keyfile),
+        ssl_certfile=None if ssl_certfile is None else os.fspath(ssl_certfile),
+        ssl_keyfile_password=ssl_keyfile_password,
+        ssl_version=ssl_version,
+        ssl_cert_reqs=ssl_cert_reqs,
+        ssl_ca_certs=ssl_ca_certs,
+        ssl_ciphers=ssl_ciphers,
     )
     serve_forever(app, config)
 
@@ -534,6 +604,11 @@ def serve_forever(app: Any, config: Config) -> None:
                 loop.add_signal_handler(sig, server.on_signal, sig)
             except (NotImplementedError, RuntimeError, ValueError):
                 pass  # not the main thread: the caller stops the server
+        if config.ssl_certfile is not None:
+            try:
+                loop.add_signal_handler(signal.SIGHUP, server.reload_tls)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
         loop.run_until_complete(server.serve(on_ready=workers.notify_ready))
     finally:
         loop.close()
@@ -560,7 +635,8 @@ class ServerThread:
 
     @property
     def url(self) -> str:
-        return f"http://{_url_host(self.host)}:{self.port}"
+        scheme = "https" if self.server.config.ssl_certfile is not None else "http"
+        return f"{scheme}://{_url_host(self.host)}:{self.port}"
 
     def stats(self) -> dict[str, int]:
         """The engine's request counters (see :meth:`Server.stats`)."""

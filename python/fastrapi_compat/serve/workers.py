@@ -111,8 +111,13 @@ class Supervisor:
         fd: int | None = None,
         backlog: int = 2048,
         metrics_port: int | None = None,
+        tls: bool = False,
     ) -> None:
         self.worker_argv = list(worker_argv)
+        #: The workers serve TLS: the URL logged is ``https``, and SIGHUP is passed on to them
+        #: (each reloads its certificate).
+        self.tls = tls
+        self._reload_asked = False
         self.count = count
         self.host = host
         self.port = port
@@ -172,6 +177,16 @@ class Supervisor:
     def _on_signal(self, signum: int, frame: object) -> None:
         self._signalled = signum
 
+    def _on_reload(self, signum: int, frame: object) -> None:
+        self._reload_asked = True
+
+    def _pass_reload_on(self) -> None:
+        """SIGHUP with TLS: each worker reloads its certificate and key."""
+        self._reload_asked = False
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGHUP)
+
     def _listen(self) -> tuple[socket.socket | UnixSocket, str]:
         """The socket the workers serve on, or the reserved port they bind, and its name."""
         if self.uds is not None:
@@ -186,12 +201,15 @@ class Supervisor:
         reserved = reserve_port(self.host, self.port)
         self.port = reserved.getsockname()[1]
         url_host = f"[{self.host}]" if ":" in self.host else self.host
-        return reserved, f"http://{url_host}:{self.port}"
+        scheme = "https" if self.tls else "http"
+        return reserved, f"{scheme}://{url_host}:{self.port}"
 
     def run(self) -> int:
         """Serves until SIGINT/SIGTERM; returns the exit code."""
         reserved, where = self._listen()
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        if self.tls:
+            previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_reload)
         # A signal writes a byte here, which wakes the supervision loop's select().
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
@@ -209,6 +227,8 @@ class Supervisor:
             while self._signalled is None:
                 if select.select([wake_r], [], [], 0.5)[0]:
                     os.read(wake_r, 512)
+                if self._reload_asked:
+                    self._pass_reload_on()
                 self._replace_dead()
             return 0
         finally:

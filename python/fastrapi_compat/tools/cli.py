@@ -431,7 +431,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     (imported here, or by each worker)."""
     from fastrapi_compat.serve.environment import load_env_file, loop_factory
     from fastrapi_compat.serve.server import serve_forever
-    from fastrapi_compat.tools.run_flags import config_from, worker_argv
+    from fastrapi_compat.tools.run_flags import PASSWORD_ENV, config_from, worker_argv
 
     try:
         log_config = LOGGING_CONFIG if args.log_config is None else args.log_config
@@ -446,6 +446,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if workers > 1:
         from fastrapi_compat.serve.workers import Supervisor, WorkerStartupFailed
 
+        if config.ssl_keyfile_password is not None:  # for the workers, not on their command line
+            os.environ[PASSWORD_ENV] = config.ssl_keyfile_password
         supervisor = Supervisor(
             worker_argv(args),
             workers,
@@ -456,6 +458,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             fd=config.fd,
             backlog=config.backlog,
             metrics_port=config.metrics_port,
+            tls=config.ssl_certfile is not None,
         )
         try:
             return supervisor.run()

@@ -15,6 +15,7 @@ import platform
 import sys
 from typing import Any
 
+from fastrapi_compat.serve import tls
 from fastrapi_compat.serve.environment import LOOPS
 from fastrapi_compat.serve.server import Config
 
@@ -29,26 +30,21 @@ NOT_SUPPORTED: dict[str, str] = {
     "--reload-include": f"{_LATER} (--reload is not supported)",
     "--reload-exclude": f"{_LATER} (--reload is not supported)",
     "--reload-delay": f"{_LATER} (--reload is not supported)",
-    "--http2": f"{_LATER}: the engine serves HTTP/1.1; put a proxy that speaks HTTP/2 in front",
     "--timeout-worker-healthcheck": "the supervisor does not ping its workers; it replaces a worker that exits "
     "(see --workers in the README)",
-    "--ssl-keyfile": f"{_LATER} (TLS): terminate TLS in a proxy in front, and keep --proxy-headers",
-    "--ssl-certfile": f"{_LATER} (TLS): terminate TLS in a proxy in front, and keep --proxy-headers",
-    "--ssl-keyfile-password": f"{_LATER} (TLS): terminate TLS in a proxy in front, and keep --proxy-headers",
-    "--ssl-version": f"{_LATER} (TLS): terminate TLS in a proxy in front, and keep --proxy-headers",
-    "--ssl-cert-reqs": f"{_LATER} (TLS): terminate TLS in a proxy in front, and keep --proxy-headers",
-    "--ssl-ca-certs": f"{_LATER} (TLS): terminate TLS in a proxy in front, and keep --proxy-headers",
-    "--ssl-ciphers": f"{_LATER} (TLS): terminate TLS in a proxy in front, and keep --proxy-headers",
     "--reset-contextvars": f"{_LATER}: each request runs in a copy of the loop's context (uvicorn's default)",
 }
-_FLAGS_WITHOUT_VALUE = {"--reload", "--http2", "--reset-contextvars"}
+_FLAGS_WITHOUT_VALUE = {"--reload", "--reset-contextvars"}
+#: How a worker of ``run --workers N`` gets ``--ssl-keyfile-password`` (not on its command line,
+#: where ``ps`` would show it); the worker removes it from its environment.
+PASSWORD_ENV = "FASTRAPI_SSL_KEYFILE_PASSWORD"
 
 #: uvicorn flags whose value decides: the values accepted, and why the others are not.
 ACCEPTED_VALUES: dict[str, tuple[tuple[str, ...], str]] = {
     "--http": (
-        ("auto", "h11", "httptools"),
-        "the engine parses HTTP/1.1 itself (hyper, in Rust); auto, h11 and httptools are all served "
-        "that way, and HTTP/2 (zttp) is not supported yet",
+        ("auto", "h11", "httptools", "h2"),
+        "the engine serves HTTP itself (hyper, in Rust): h11 and httptools mean HTTP/1.1 only, auto "
+        "and h2 HTTP/1.1 and HTTP/2 (zttp is uvicorn's own parser)",
     ),
     "--ws": (
         ("auto",),
@@ -186,8 +182,14 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
         "--http",
         action=_AcceptedValues,
         default="auto",
-        metavar="auto|h11|httptools",
-        help="accepted for uvicorn's sake: the engine always parses HTTP/1.1 itself",
+        metavar="auto|h11|httptools|h2",
+        help="auto, h2: HTTP/1.1 and HTTP/2 (ALPN over TLS, prior knowledge in cleartext); h11, "
+        "httptools: HTTP/1.1 only (default: %(default)s)",
+    )
+    run.add_argument(
+        "--http2",
+        action="store_true",
+        help="uvicorn's switch for HTTP/2: the engine serves it with --http auto or h2 (the default)",
     )
     run.add_argument(
         "--log-level",
@@ -228,6 +230,7 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
     _add_limits(run)
     _add_headers(run)
     _add_websockets(run)
+    _add_tls(run)
     run.add_argument(
         "--workers",
         type=positive_int,
@@ -410,6 +413,35 @@ def _add_websockets(run: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_tls(run: argparse.ArgumentParser) -> None:
+    run.add_argument("--ssl-keyfile", default=None, metavar="PATH", help="TLS private key (PEM)")
+    run.add_argument("--ssl-certfile", default=None, metavar="PATH", help="TLS certificate chain (PEM): serve https")
+    run.add_argument("--ssl-keyfile-password", default=None, metavar="TEXT", help="password of an encrypted key")
+    run.add_argument(
+        "--ssl-version",
+        type=int,
+        default=tls.DEFAULT_VERSION,
+        metavar="N",
+        help="only 17 (ssl.PROTOCOL_TLS_SERVER, the default) or 2: rustls negotiates TLS 1.2 or 1.3",
+    )
+    run.add_argument(
+        "--ssl-cert-reqs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="client certificates: 0 not asked (default), 1 optional, 2 required",
+    )
+    run.add_argument(
+        "--ssl-ca-certs", default=None, metavar="PATH", help="CA certificates (PEM) client certificates must chain to"
+    )
+    run.add_argument(
+        "--ssl-ciphers",
+        default=None,
+        metavar="TEXT",
+        help="only uvicorn's default (none given, or TLSv1): rustls offers its own safe cipher suites",
+    )
+
+
 #: The words click takes for a boolean option's value (uvicorn's --ws-per-message-deflate).
 _TRUE = ("1", "true", "t", "yes", "y", "on")
 _FALSE = ("0", "false", "f", "no", "n", "off")
@@ -428,6 +460,11 @@ def config_from(args: argparse.Namespace) -> Config:
         raise UsageError("--h11-max-incomplete-event-size and --limit-request-headers set the same limit: give one.")
     if args.uds is not None and args.fd is not None:
         raise UsageError("--uds and --fd both say where to listen: give one.")
+    if args.http2 and args.http not in ("auto", "h2"):
+        raise UsageError(f"--http2 asks for HTTP/2, which --http {args.http} does not serve: give --http auto or h2.")
+    password = args.ssl_keyfile_password
+    if password is None:
+        password = os.environ.pop(PASSWORD_ENV, None)
     return Config(
         host=args.host,
         port=args.port,
@@ -462,6 +499,13 @@ def config_from(args: argparse.Namespace) -> Config:
         ws_per_message_deflate=args.ws_per_message_deflate,
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host,
+        ssl_keyfile=args.ssl_keyfile,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile_password=password,
+        ssl_version=args.ssl_version,
+        ssl_cert_reqs=args.ssl_cert_reqs,
+        ssl_ca_certs=args.ssl_ca_certs,
+        ssl_ciphers=args.ssl_ciphers,
     )
 
 
@@ -499,5 +543,8 @@ def worker_argv(args: argparse.Namespace) -> list[str]:
             "--ws-ping-interval", repr(args.ws_ping_interval),
             "--ws-ping-timeout", repr(args.ws_ping_timeout),
             "--ws-per-message-deflate", "true" if args.ws_per_message_deflate else "false",
-            "--metrics-host", args.metrics_host]  # fmt: skip
+            "--metrics-host", args.metrics_host,
+            *optional("--ssl-keyfile", args.ssl_keyfile), *optional("--ssl-certfile", args.ssl_certfile),
+            *optional("--ssl-ca-certs", args.ssl_ca_certs), "--ssl-cert-reqs", str(args.ssl_cert_reqs),
+            "--ssl-version", str(args.ssl_version), *optional("--ssl-ciphers", args.ssl_ciphers)]  # fmt: skip
     return [*argv, "--factory"] if args.factory else argv
