@@ -450,8 +450,8 @@ def config_from(args: argparse.Namespace) -> Config:
 
 
 def worker_argv(args: argparse.Namespace) -> list[str]:
-    """The command line of one worker of ``run --workers N``; the supervisor adds ``--port``
-    or ``--fd``. The environment file is not passed: the supervisor loaded it, and the
+    """The command line of one worker of ``run --workers N``; the supervisor adds ``--fd`` (the
+    listening socket it made). The environment file is not passed: the supervisor loaded it, and the
     workers inherit its environment."""
 
     def optional(flag: str, value: Any) -> list[str]:
