@@ -32,11 +32,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from fastrapi_compat.errors import StartupError
 from fastrapi_compat.serve.environment import UnixSocket, inherited_socket, socket_name
 from fastrapi_compat.serve.logs import SERVER_LOGGER
+from fastrapi_compat.serve.reload import ReloadOptions, start_watching
 
 logger = logging.getLogger(SERVER_LOGGER)
 
@@ -151,8 +153,11 @@ class Supervisor:
         uds: str | None = None,
         fd: int | None = None,
         backlog: int = 2048,
+        reload: ReloadOptions | None = None,
     ) -> None:
         self.worker_argv = list(worker_argv)
+        #: ``run --reload``: one worker, replaced when a watched file changes (``reload.py``).
+        self.reload = reload
         self.count = count
         self.host = host
         self.port = port
@@ -168,6 +173,9 @@ class Supervisor:
         #: Set by the signal handler, which does nothing else (no locks in a handler).
         self._signalled: int | None = None
         self._hangup = False
+        #: Set by the reloader's thread, which then wakes the loop through ``_wake``.
+        self._changed = False
+        self._wake = -1
 
     def _start(self) -> Worker:
         """A new worker (not yet ready)."""
@@ -236,6 +244,8 @@ class Supervisor:
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_w, False)
         previous_wakeup = signal.set_wakeup_fd(wake_w)
+        self._wake = wake_w
+        stop_watching: Callable[[], None] | None = None
         try:
             # One worker first: an app that cannot start fails there, with one error line.
             # Then the others at once (each imports the app and runs its lifespan).
@@ -245,11 +255,17 @@ class Supervisor:
             for worker in starting:
                 self._ready(worker)
             pids = ", ".join(str(w.pid) for w in self.workers)
-            logger.info("fastrapi-compat running on %s with %d workers (pids %s)", where, len(self.workers), pids)
+            if self.reload is not None:
+                logger.info("Started reloader process [%d] using WatchFiles (server on %s)", os.getpid(), where)
+                stop_watching = start_watching(self.reload, self._files_changed)
+            else:
+                logger.info("fastrapi-compat running on %s with %d workers (pids %s)", where, len(self.workers), pids)
             while self._signalled is None:
                 self._supervise(wake_r)
             return 0
         finally:
+            if stop_watching is not None:
+                stop_watching()
             self._stop_all()
             signal.set_wakeup_fd(previous_wakeup)
             for sig, handler in previous.items():
@@ -275,14 +291,25 @@ class Supervisor:
                 self._replace(worker)
             elif said == b"":  # exiting: its exit status is read below
                 worker.close_pipe()
-        if self._hangup and self._signalled is None:
-            self._hangup = False
-            logger.info("Received SIGHUP, restarting workers one by one")
+        if (self._hangup or self._changed) and self._signalled is None:
+            if self._hangup:
+                logger.info("Received SIGHUP, restarting workers one by one")
+            self._hangup = self._changed = False
             for worker in list(self.workers):
                 if self._signalled is not None or not self._replace(worker):
                     break
         self._replace_dead()
         self.retiring = [process for process in self.retiring if process.poll() is None]
+
+    def _files_changed(self, paths: list[Path]) -> None:
+        """In the reloader's thread: restart the server (from the supervision loop)."""
+        names = ", ".join(f"'{_shown(path)}'" for path in paths)
+        logger.warning("WatchFiles detected changes in %s. Reloading...", names)
+        self._changed = True
+        try:
+            os.write(self._wake, b"c")
+        except OSError:
+            pass
 
     def _replace(self, old: Worker) -> bool:
         """Starts a worker in ``old``'s place and stops ``old`` once the new one is ready (it
@@ -325,3 +352,11 @@ class Supervisor:
                 process.wait()
         for worker in self.workers:
             worker.close_pipe()
+
+
+def _shown(path: Path) -> str:
+    """A changed file as uvicorn names it: relative to the current directory when inside it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
