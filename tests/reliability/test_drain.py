@@ -18,7 +18,7 @@ to ``$DRAIN_LOG``, so a lost request can be told apart from one the server never
 The engine must show no failure at all. uvicorn's failures are reported as an expected
 failure (XFAIL, with their count) rather than passed over: it closes an idle keep-alive
 connection at once when it stops, so a request its client has just sent on it (unread yet) is
-reset (most SIGTERM runs here, 1-4 requests), and while recycling workers under load it also
+reset (most SIGTERM runs here, 1-4 requests; now and then in a SIGHUP restart), and while recycling workers under load it also
 leaves requests its app began unanswered (8-12 per run here). The engine gives a connection
 that has just answered 100 ms to send its next request, answered with ``connection: close``
 (``native/serve.rs``), and a recycled worker serves until its replacement is ready.
@@ -123,7 +123,15 @@ class Workers:
                 "--workers", "2", "--no-access-log", *flags]  # fmt: skip
         self.log = log
         with log.open("w") as err:
-            self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, cwd=TESTS_DIR)
+            self.process = subprocess.Popen(  # its own process group: see kill()
+                argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, cwd=TESTS_DIR, start_new_session=True
+            )
+
+    def kill(self) -> None:
+        """Kills the supervisor and its workers (uvicorn's outlive a killed supervisor)."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
 
     def pid_of_new_connection(self) -> int | None:
         try:
@@ -157,8 +165,7 @@ class Workers:
         try:
             return self.process.wait(60)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+            self.kill()
             raise AssertionError(f"the server did not stop: {self.log.read_text()}") from None
 
 
@@ -215,8 +222,7 @@ def test_worker_killed_under_load(kind: str, drain_log: Path, workers_log: Path)
             load.wait_for(lambda: len(load.sent) >= at_kill + 200, "traffic after the kill")
         assert server.stop() == 0, workers_log.read_text()
     finally:
-        if server.process.poll() is None:
-            server.process.kill()
+        server.kill()
     print(f"\nkill {kind}: {len(load.failed())} lost with the killed worker, {load.answered()} answered")
     assert answers == ["HTTP/1.1 200 OK"] * 20, answers
     begun = started(drain_log)
@@ -238,8 +244,7 @@ def recycled_without_failure(kind: str, drain_log: Path, workers_log: Path, *fla
             load.wait_for(lambda: len(shut_down(drain_log)) >= 3, "old workers shut down", timeout=DEADLINE)
         assert server.stop() == 0, workers_log.read_text()
     finally:
-        if server.process.poll() is None:
-            server.process.kill()
+        server.kill()
     return load, first
 
 
@@ -269,8 +274,7 @@ def test_sighup_restarts_workers_one_by_one_under_load(kind: str, drain_log: Pat
         fresh = server.wait_for_pids(2, excluding=first)
         assert server.stop() == 0, workers_log.read_text()
     finally:
-        if server.process.poll() is None:
-            server.process.kill()
+        server.kill()
     assert first <= shut_down(drain_log)
     assert len(fresh) == 2
     assert_no_failure(kind, load, drain_log, "SIGHUP")
