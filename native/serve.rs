@@ -38,6 +38,13 @@ use crate::tls;
 /// those at once).
 const FLUSH_GRACE: Duration = Duration::from_millis(300);
 
+/// After a shutdown began, how long a connection that has just answered (or was just accepted)
+/// is given to send its next request, which is answered with `connection: close`. A keep-alive
+/// client under load sends it at once, and may have sent it already: closing the connection
+/// then loses it (the client sees EOF or a reset on a request it sent). Connections idle for
+/// longer are closed at once, as uvicorn closes idle connections.
+const IDLE_GRACE: Duration = Duration::from_millis(100);
+
 /// One accepted connection as its requests see it: its addresses and site, its listener's
 /// route mirror, and its requests in flight.
 struct Connection {
@@ -46,6 +53,10 @@ struct Connection {
     /// Requests being answered: from their head to the end of their response body.
     in_flight: AtomicUsize,
     none_in_flight: Notify,
+    some_in_flight: Notify,
+    /// When it was accepted, and when (nanoseconds after that) its last response ended.
+    accepted_at: Instant,
+    idle_at: AtomicU64,
     /// Requests started on this connection.
     started: AtomicU64,
     /// Set once it answered 413 (maybe before the body came): it closes lingering.
@@ -104,6 +115,26 @@ impl Connection {
             notified.await;
         }
     }
+
+    /// After a shutdown began: resolves once a request is in flight (hyper then answers it with
+    /// `connection: close`) or the connection has been idle for [`IDLE_GRACE`] (at once if it
+    /// already was); the caller polls the connection meanwhile.
+    async fn settle(&self) {
+        let idle_at = Duration::from_nanos(self.idle_at.load(Ordering::SeqCst));
+        let deadline = tokio::time::Instant::from_std(self.accepted_at + idle_at + IDLE_GRACE);
+        loop {
+            let notified = self.some_in_flight.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.busy() {
+                return;
+            }
+            tokio::select! {
+                () = notified => {}
+                () = tokio::time::sleep_until(deadline) => return,
+            }
+        }
+    }
 }
 
 /// A request in flight on its connection (and its listener), until dropped with its
@@ -116,7 +147,9 @@ struct InFlight(
 impl InFlight {
     fn new(conn: &Arc<Connection>) -> Self {
         let held = Held::new(conn.info.site.metrics.as_ref(), Gauged::InFlight);
-        conn.in_flight.fetch_add(1, Ordering::SeqCst);
+        if conn.in_flight.fetch_add(1, Ordering::SeqCst) == 0 {
+            conn.some_in_flight.notify_waiters();
+        }
         conn.started.fetch_add(1, Ordering::SeqCst);
         conn.info
             .site
@@ -136,6 +169,10 @@ impl Drop for InFlight {
             .in_flight
             .fetch_sub(1, Ordering::Relaxed);
         if self.0.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let idle_at = self.0.accepted_at.elapsed().as_nanos();
+            self.0
+                .idle_at
+                .store(u64::try_from(idle_at).unwrap_or(u64::MAX), Ordering::SeqCst);
             self.0.none_in_flight.notify_waiters();
         }
     }
@@ -252,6 +289,9 @@ impl Accepted {
             mirror: self.mirror.clone(),
             in_flight: AtomicUsize::new(0),
             none_in_flight: Notify::new(),
+            some_in_flight: Notify::new(),
+            accepted_at: Instant::now(),
+            idle_at: AtomicU64::new(0),
             started: AtomicU64::new(0),
             lingers: AtomicBool::new(false),
             gate: Arc::new(Gate::default()),
@@ -330,9 +370,14 @@ impl Accepted {
                 let _ = connection.as_mut().await;
             }
             _ = async { let _ = self.closing.wait_for(|c| *c).await; } => {
-                // Idle connections close at once; requests in flight finish
-                // (within the listener's grace); then hyper gets a moment to
-                // flush, and a head only partly sent is dropped.
+                // Idle connections close at once (those that have just answered,
+                // after `IDLE_GRACE`); requests in flight finish (within the
+                // listener's grace); then hyper gets a moment to flush, and a
+                // head only partly sent is dropped.
+                tokio::select! {
+                    _ = connection.as_mut() => return,
+                    () = conn.settle() => {}
+                }
                 connection.as_mut().shut();
                 loop {
                     tokio::select! {

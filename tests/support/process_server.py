@@ -66,6 +66,12 @@ class ProcessServer:
     def rss(self) -> float:
         return rss_mib(self.pid)
 
+    @property
+    def returncode(self) -> int | None:
+        """The exit status once :meth:`wait` has seen the server exit."""
+        assert self._process is not None
+        return self._process.returncode
+
     def signal(self, sig: int) -> None:
         assert self._process is not None
         self._process.send_signal(sig)

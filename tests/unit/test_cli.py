@@ -418,7 +418,7 @@ def test_workers_share_the_port_and_a_dead_one_is_replaced(app_dir: Path, serve:
     first = wait_until_serving(process, base + "/pid").json()
     assert first != process.pid  # answered by a worker, not the supervisor
     seen: set[int] = set()
-    for _ in range(400):  # the kernel spreads new connections over both listening sockets
+    for _ in range(400):  # new connections wait in one accept queue, taken by either worker
         with httpx.Client(timeout=5.0) as client:
             seen.add(client.get(base + "/pid").json())
         if len(seen) == 2:

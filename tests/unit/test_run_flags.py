@@ -45,6 +45,10 @@ SAMPLES = {
     "--uds": "/tmp/x.sock",
     "--fd": "3",
     "--workers": "2",
+    "--reload-dir": "src",
+    "--reload-include": "*.toml",
+    "--reload-exclude": "tests",
+    "--reload-delay": "1.5",
     "--loop": "asyncio",
     "--ws-max-size": "1000",
     "--ws-max-queue": "4",
@@ -257,7 +261,8 @@ def test_help_lists_the_flags_it_takes(capsys: pytest.CaptureFixture[str]) -> No
     for flag in ("--uds", "--fd", "--env-file", "--log-config", "--use-colors", "--server-header", "--header",
                  "--limit-request-body", "--timeout-request-header", "--h11-max-incomplete-event-size"):  # fmt: skip
         assert flag in out, flag
-    assert "--reload" not in out  # refused flags are not advertised
+    assert "--http2" not in out  # refused flags are not advertised
+    assert "--reload-exclude" in out
 
 
 def test_missing_python_dotenv_is_one_line(

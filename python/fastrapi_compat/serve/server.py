@@ -321,7 +321,7 @@ class Server:
         try:
             self._serve_metrics(engine)
             dispatcher = Dispatcher(self.app, lifespan.state, logger)
-            dispatcher.on_max_requests = self.request_shutdown
+            dispatcher.on_max_requests = self._max_requests_reached
             fd: int | None = None
             where = ""
             if config.uds is not None:
@@ -454,6 +454,12 @@ class Server:
         if limit is None:
             return None
         return limit + random.randint(0, self.config.limit_max_requests_jitter)
+
+    def _max_requests_reached(self) -> None:
+        """``limit_max_requests`` served: a worker of ``run --workers N`` serves on until the
+        supervisor stops it, once its replacement is ready; a lone server stops now."""
+        if not workers.ask_to_retire():
+            self.request_shutdown()
 
     def request_shutdown(self, force: bool = False) -> None:
         """Asks :meth:`serve` to stop (``force``: without waiting for what is in flight, nor the
@@ -589,8 +595,8 @@ def run(
 
 def serve_forever(app: Any, config: Config) -> None:
     """Serves ``app`` with ``config`` on a new loop (``config.loop``) until SIGINT or SIGTERM;
-    logging is the caller's. A worker of ``run --workers N`` binds with ``SO_REUSEPORT`` and
-    tells its supervisor when it is ready."""
+    logging is the caller's. A worker of ``run --workers N`` serves on the socket its
+    supervisor made (``--fd``) and tells it when it is ready (``workers.py``)."""
     is_worker = workers.READY_FD_ENV in os.environ
     if is_worker:
         workers.die_with_parent()

@@ -443,11 +443,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         loop_factory(config.loop)  # a bad --loop fails now, not in each worker
     except (StartupError, UsageError) as exc:
         return _fail(str(exc))
-    if workers > 1:
+    if workers > 1 or args.reload:
+        from fastrapi_compat.serve.reload import ReloadOptions
         from fastrapi_compat.serve.workers import Supervisor, WorkerStartupFailed
 
         if config.ssl_keyfile_password is not None:  # for the workers, not on their command line
             os.environ[PASSWORD_ENV] = config.ssl_keyfile_password
+        reload = None
+        if args.reload:
+            if workers > 1:
+                logging.getLogger(SERVER_LOGGER).warning('"workers" flag is ignored when reloading is enabled.')
+            workers = 1
+            try:
+                reload = ReloadOptions.from_flags(
+                    args.reload_dir, args.reload_include, args.reload_exclude, args.reload_delay
+                )
+            except StartupError as exc:
+                return _fail(str(exc))
         supervisor = Supervisor(
             worker_argv(args),
             workers,
@@ -459,6 +471,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             backlog=config.backlog,
             metrics_port=config.metrics_port,
             tls=config.ssl_certfile is not None,
+            reload=reload,
         )
         try:
             return supervisor.run()

@@ -25,16 +25,11 @@ LIFESPAN_MODES = ("auto", "on", "off")
 _LATER = "not supported yet"
 #: uvicorn flags that always give the one-line error, and why.
 NOT_SUPPORTED: dict[str, str] = {
-    "--reload": f"{_LATER} (restart the server yourself, or run the app under uvicorn --reload while developing)",
-    "--reload-dir": f"{_LATER} (--reload is not supported)",
-    "--reload-include": f"{_LATER} (--reload is not supported)",
-    "--reload-exclude": f"{_LATER} (--reload is not supported)",
-    "--reload-delay": f"{_LATER} (--reload is not supported)",
     "--timeout-worker-healthcheck": "the supervisor does not ping its workers; it replaces a worker that exits "
     "(see --workers in the README)",
     "--reset-contextvars": f"{_LATER}: each request runs in a copy of the loop's context (uvicorn's default)",
 }
-_FLAGS_WITHOUT_VALUE = {"--reload", "--reset-contextvars"}
+_FLAGS_WITHOUT_VALUE = {"--reset-contextvars"}
 #: How a worker of ``run --workers N`` gets ``--ssl-keyfile-password`` (not on its command line,
 #: where ``ps`` would show it); the worker removes it from its environment.
 PASSWORD_ENV = "FASTRAPI_SSL_KEYFILE_PASSWORD"
@@ -237,12 +232,33 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
         default=None,
         help="worker processes sharing the port (default: $WEB_CONCURRENCY or 1)",
     )
+    _add_reload(run)
     run.add_argument("--version", action=_Version, nargs=0, default=False, help="print the version and exit")
     for flag in NOT_SUPPORTED:
         nargs = 0 if flag in _FLAGS_WITHOUT_VALUE else "?"
         run.add_argument(flag, action=_NotSupported, nargs=nargs, help=argparse.SUPPRESS)
     for flag, default in (("--ws", "auto"), ("--interface", "auto")):
         run.add_argument(flag, action=_AcceptedValues, default=default, help=argparse.SUPPRESS)
+
+
+def _add_reload(run: argparse.ArgumentParser) -> None:
+    """uvicorn's ``--reload`` flags (``serve/reload.py``)."""
+    run.add_argument("--reload", action="store_true", help="restart the server when a watched file changes")
+    for flag, what in (
+        ("--reload-dir", "a directory to watch (repeatable; default: the current directory)"),
+        ("--reload-include", "a glob of files to watch (repeatable; default: *.py)"),
+        ("--reload-exclude", "a glob or directory not to watch (repeatable; default: .*, .py[cod], .sw.*, ~*)"),
+    ):
+        run.add_argument(
+            flag, action="append", default=[], metavar="PATH" if flag == "--reload-dir" else "GLOB", help=what
+        )
+    run.add_argument(
+        "--reload-delay",
+        type=float,
+        default=0.25,
+        metavar="SECONDS",
+        help="seconds between checks for changes (default: %(default)s)",
+    )
 
 
 def _add_limits(run: argparse.ArgumentParser) -> None:
@@ -510,9 +526,9 @@ def config_from(args: argparse.Namespace) -> Config:
 
 
 def worker_argv(args: argparse.Namespace) -> list[str]:
-    """The command line of one worker of ``run --workers N``; the supervisor adds ``--port``
-    or ``--fd``, and each worker's ``--metrics-port``. The environment file is not passed: the supervisor loaded it, and the
-    workers inherit its environment."""
+    """The command line of one worker of ``run --workers N``; the supervisor adds ``--fd`` (the
+    listening socket it made) and each worker's ``--metrics-port``. The environment file is not
+    passed: the supervisor loaded it, and the workers inherit its environment."""
 
     def optional(flag: str, value: Any) -> list[str]:
         return [] if value is None else [flag, str(value)]
