@@ -25,7 +25,18 @@ from support import guide  # noqa: E402
 # comes first; collecting the strict xfails imports the differential tests.
 pytestmark = pytest.mark.timeout(900)
 
-PAGES = ("index", "migrate", "native", "middleware", "production", "differences", "versions", "faq")
+PAGES = (
+    "index",
+    "migrate",
+    "native",
+    "middleware",
+    "production",
+    "differences",
+    "versions",
+    "faq",
+    "architecture",
+    "benchmarks",
+)
 
 
 @pytest.fixture(scope="module")
