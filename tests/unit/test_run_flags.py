@@ -261,7 +261,8 @@ def test_help_lists_the_flags_it_takes(capsys: pytest.CaptureFixture[str]) -> No
     for flag in ("--uds", "--fd", "--env-file", "--log-config", "--use-colors", "--server-header", "--header",
                  "--limit-request-body", "--timeout-request-header", "--h11-max-incomplete-event-size"):  # fmt: skip
         assert flag in out, flag
-    assert "--http2" not in out  # refused flags are not advertised
+    assert "--http2" in out
+    assert "--reset-contextvars" not in out  # refused flags are not advertised
     assert "--reload-exclude" in out
 
 
