@@ -159,6 +159,16 @@ def test_sentry_records_the_same_through_the_direct_call_next() -> None:
     assert engine["events"] == stock["events"]
     assert len(stock["spans"]) >= 6
     assert engine["spans"] == stock["spans"]
-    # The timer's layer takes the direct call_next inside Sentry's wrapper, every route native.
-    assert engine["direct"] == 1
+    # The timer's layer takes the direct call_next inside Sentry's wrapper, every route native;
+    # with another Starlette than the one verified (1.7 is the newest on Python 3.10), the
+    # engine keeps Starlette's own call_next, inside Sentry's wrapper as on stock.
+    assert engine["direct"] == (1 if _starlette_call_next_reproduced() else 0)
     assert engine["native"] == 6
+
+
+def _starlette_call_next_reproduced() -> bool:
+    from starlette.middleware.base import BaseHTTPMiddleware
+
+    from fastrapi_compat.plan import internals
+
+    return bool(internals.direct_call_next(BaseHTTPMiddleware(app=None, dispatch=None)))  # type: ignore[arg-type]

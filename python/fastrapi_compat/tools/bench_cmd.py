@@ -29,6 +29,8 @@ def _fail(message: str) -> int:
 def check_args(args: argparse.Namespace, missing_for_check: str) -> str:
     """Why the run cannot start ("" when it can), before the app is imported;
     ``missing_for_check`` is why requests cannot be generated here ("" when they can)."""
+    if not os.path.isdir(args.app_dir):
+        return f"--app-dir {args.app_dir!r} is not a directory."
     if not args.no_plot:
         missing = missing_for_plot()
         if missing:
@@ -45,8 +47,6 @@ def check_args(args: argparse.Namespace, missing_for_check: str) -> str:
             )
     elif not os.path.isfile(args.requests):
         return f"--requests {args.requests!r} is not a file."
-    if not os.path.isdir(args.app_dir):
-        return f"--app-dir {args.app_dir!r} is not a directory."
     try:
         uvicorn_description()
     except BenchError as exc:
