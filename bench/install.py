@@ -120,15 +120,20 @@ def instrument_versions() -> dict[str, str | None]:
 def ensure_wrk() -> str | None:
     if shutil.which("wrk"):
         return None
+    return _apt_install("wrk", "wrk")
+
+
+def _apt_install(package: str, command: str) -> str | None:
+    """Installs Debian's ``package`` with apt-get; why not (``None`` once ``command`` is there)."""
     if not shutil.which("apt-get"):
-        return "wrk is not installed and there is no apt-get to install it"
-    for argv in (["apt-get", "update"], ["apt-get", "install", "-y", "wrk"]):
+        return f"{package} is not installed and there is no apt-get to install it"
+    for argv in (["apt-get", "update"], ["apt-get", "install", "-y", package]):
         _log(" ".join(argv))
         done = subprocess.run(argv, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             lines = (done.stderr or done.stdout).strip().splitlines()
             return f"{' '.join(argv)} failed: {lines[-1] if lines else done.returncode}"
-    return None if shutil.which("wrk") else "apt-get install wrk did not provide wrk"
+    return None if shutil.which(command) else f"apt-get install {package} did not provide {command}"
 
 
 def ensure_taskset() -> str | None:
@@ -157,12 +162,4 @@ def ensure_valgrind() -> str | None:
     missing (as wrk)."""
     if shutil.which("valgrind") and shutil.which("callgrind_control"):
         return None
-    if not shutil.which("apt-get"):
-        return "valgrind is not installed and there is no apt-get to install it"
-    for argv in (["apt-get", "update"], ["apt-get", "install", "-y", "valgrind"]):
-        _log(" ".join(argv))
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            lines = (done.stderr or done.stdout).strip().splitlines()
-            return f"{' '.join(argv)} failed: {lines[-1] if lines else done.returncode}"
-    return None if shutil.which("callgrind_control") else "apt-get install valgrind did not provide callgrind_control"
+    return _apt_install("valgrind", "callgrind_control")
