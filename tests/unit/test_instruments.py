@@ -9,13 +9,15 @@ client's address and port), status and events."""
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from support.scripts import run_script  # noqa: E402
 
 pytest.importorskip("opentelemetry.instrumentation.fastapi")
 
@@ -115,16 +117,7 @@ SCRIPT = textwrap.dedent(
 
 
 def run(side: str, mode: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, side, mode],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={"FASTRAPI_TIER": "auto", "PATH": "", "HOME": "/tmp", "OTEL_SDK_DISABLED": "false"},
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return run_script(SCRIPT, side, mode, env={"OTEL_SDK_DISABLED": "false"})
 
 
 #: Requests answered natively: all 7, the 404 of an unknown path included (a miss the mirror

@@ -7,13 +7,15 @@ Each case runs in a process of its own: ``sentry_sdk.init`` patches Starlette fo
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from support.scripts import run_script  # noqa: E402
 
 SCRIPT = textwrap.dedent(
     """
@@ -72,16 +74,7 @@ SCRIPT = textwrap.dedent(
 
 
 def run(side: str, sdk: str) -> dict[str, object]:
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, side, sdk],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={"FASTRAPI_TIER": "auto", "PATH": "", "HOME": "/tmp"},
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return run_script(SCRIPT, side, sdk)
 
 
 def test_sentry_sees_on_the_engine_what_it_sees_on_stock_fastapi() -> None:

@@ -9,13 +9,15 @@ Each case runs in a process of its own (``sentry_sdk.init`` patches Starlette fo
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from support.scripts import run_script  # noqa: E402
 
 pytest.importorskip("sentry_sdk")
 
@@ -137,16 +139,7 @@ SCRIPT = textwrap.dedent(
 
 
 def run(side: str) -> dict[str, Any]:
-    done = subprocess.run(
-        [sys.executable, "-c", SCRIPT, side],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={"FASTRAPI_TIER": "auto", "PATH": "", "HOME": "/tmp"},
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+    return run_script(SCRIPT, side)
 
 
 def test_sentry_records_the_same_through_the_direct_call_next() -> None:
