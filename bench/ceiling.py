@@ -73,16 +73,19 @@ def ceiling_lines(results: BenchResults, labels: dict[str, str]) -> list[str]:
         "The same hyper and tokio as the engine, one thread, answering every request with the "
         "engine's `/plain` bytes and doing nothing else: what HTTP/1.1 over loopback TCP costs "
         "on this machine. Each row's req/s as a share of it (measured in this run, after the "
-        "default app's runs).",
+        "default app's runs). *p99 / Rust only*: each row's p99 over the p99 of the native "
+        "tier's Rust-only answer (the preflight) in the same run.",
         "",
-        "| server | req/s | share of bare hyper | p99 ms |",
-        "|---|--:|--:|--:|",
+        "| server | req/s | share of bare hyper | p99 ms | p99 / Rust only |",
+        "|---|--:|--:|--:|--:|",
     ]
     top = hyper.requests_per_sec
+    floor = preflight.p99_ms if preflight is not None and preflight.requests_per_sec else None
     for name, m in rows:
         rps = m.requests_per_sec or 0.0
         p99 = f"{m.p99_ms:.2f}" if m.p99_ms is not None else "—"
-        lines.append(f"| {name} | {rps:,.0f} | {rps / top:.2f} | {p99} |")
+        versus = f"{m.p99_ms / floor:.2f}" if m.p99_ms is not None and floor else "—"
+        lines.append(f"| {name} | {rps:,.0f} | {rps / top:.2f} | {p99} | {versus} |")
     return lines
 
 
