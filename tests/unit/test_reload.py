@@ -78,6 +78,42 @@ def test_an_edit_is_served_and_an_excluded_file_is_not_watched(tmp_path: Path) -
     assert "skip_me.py" not in logged
 
 
+def wait_for_log(log: Path, text: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while text not in log.read_text():
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+
+
+def test_an_app_that_does_not_start_is_started_at_the_next_change(tmp_path: Path) -> None:
+    """As uvicorn's reloader: a broken app at startup prints its error and the reloader keeps
+    watching (no exit, no restart loop); a broken edit later leaves the running server serving."""
+    (tmp_path / "main.py").write_text("from fastapi import FastAPI\napp = FastAPI(\n")
+    log, port = tmp_path / "server.log", free_port()
+    argv = [sys.executable, "-m", "fastrapi_compat", "run", "main:app", "--port", str(port),
+            "--reload", "--reload-delay", "0.1"]  # fmt: skip
+    with log.open("w") as err:
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err, cwd=tmp_path)
+    try:
+        wait_for_log(log, "waiting for a change to start it again", process)
+        assert "SyntaxError" in log.read_text()
+        assert version(port) is None
+        (tmp_path / "main.py").write_text(APP.format(version=1))
+        wait_for_version(port, 1, process, log)
+        (tmp_path / "main.py").write_text("raise RuntimeError('broken edit')\n")
+        wait_for_log(log, "RuntimeError: broken edit", process)
+        wait_for_log(log, "keeps serving", process)
+        assert version(port) == 1
+        (tmp_path / "main.py").write_text(APP.format(version=2))
+        wait_for_version(port, 2, process, log)
+    finally:
+        process.terminate()
+        process.wait(30)
+    assert process.returncode == 0, log.read_text()
+    assert log.read_text().count("SyntaxError") == 1, log.read_text()  # started once, not in a loop
+
+
 def test_uvicorns_filters(tmp_path: Path) -> None:
     (tmp_path / "build").mkdir()
     options = ReloadOptions.from_flags([str(tmp_path)], ["*.txt"], [".*", str(tmp_path / "build")], 0.25)

@@ -6,7 +6,9 @@ uvicorn's options and defaults: ``--reload-dir`` (default: the current directory
 ``.sw.*``, ``~*``; a pattern naming an existing directory excludes that directory),
 ``--reload-delay`` (0.25 s between checks). The new server is started, and the old one stopped
 once the new one serves: an edit that breaks the app leaves the old one serving (uvicorn stops
-it first and serves nothing until the next edit).
+it first and serves nothing until the next edit). An app that does not start at all (or a
+server that exits) is started again at the next change, as uvicorn's reloader does: the
+reloader prints the error and keeps watching.
 """
 
 from __future__ import annotations

@@ -262,18 +262,21 @@ class Supervisor:
         self._wake = wake_w
         stop_watching: Callable[[], None] | None = None
         try:
-            # One worker first: an app that cannot start fails there, with one error line.
-            # Then the others at once (each imports the app and runs its lifespan).
-            self.workers.append(self._spawn(0))
-            starting = [self._start(index) for index in range(1, self.count)]
-            self.workers.extend(starting)
-            for worker in starting:
-                self._ready(worker)
-            pids = ", ".join(str(w.pid) for w in self.workers)
             if self.reload is not None:
+                # As uvicorn's reloader: an app that cannot start (its error is printed) is
+                # started again at the next change, the reloader keeps watching.
                 logger.info("Started reloader process [%d] using WatchFiles (server on %s)", os.getpid(), where)
                 stop_watching = start_watching(self.reload, self._files_changed)
+                self._start_reloaded()
             else:
+                # One worker first: an app that cannot start fails there, with one error line.
+                # Then the others at once (each imports the app and runs its lifespan).
+                self.workers.append(self._spawn(0))
+                starting = [self._start(index) for index in range(1, self.count)]
+                self.workers.extend(starting)
+                for worker in starting:
+                    self._ready(worker)
+                pids = ", ".join(str(w.pid) for w in self.workers)
                 logger.info("fastrapi-compat running on %s with %d workers (pids %s)", where, len(self.workers), pids)
             while self._signalled is None:
                 self._supervise(wake_r)
@@ -311,6 +314,8 @@ class Supervisor:
             if hangup:
                 logger.info("Received SIGHUP, restarting workers one by one")
             self._hangup = self._changed = False
+            if self.reload is not None and not self.workers:
+                self._start_reloaded()
             for worker in list(self.workers):
                 if self._signalled is not None or not self._replace(worker):
                     break
@@ -320,6 +325,18 @@ class Supervisor:
                     logger.info("Restarted the workers (pids %s)", pids)
         self._replace_dead()
         self.retiring = [process for process in self.retiring if process.poll() is None]
+
+    def _start_reloaded(self) -> None:
+        """``--reload`` with no server running (the first start, or the app failed to start
+        or exited): starts one; if the app fails, the reloader waits for the next change."""
+        try:
+            self.workers.append(self._spawn(0))
+        except WorkerStartupFailed as exc:
+            if exc.code != 1:  # 1: the worker printed its error already
+                logger.error("%s", exc)
+            logger.warning("The app did not start; waiting for a change to start it again")
+        except StartupError as exc:
+            logger.error("%s; waiting for a change to start it again", exc)
 
     def _files_changed(self, paths: list[Path]) -> None:
         """In the reloader's thread: restart the server (from the supervision loop)."""
@@ -352,6 +369,10 @@ class Supervisor:
             if code is None or self._signalled is not None:
                 continue
             worker.close_pipe()
+            if self.reload is not None:  # as uvicorn's reloader: started again at the next change
+                logger.warning("The server exited (code %s); waiting for a change to start it again", code)
+                self.workers.remove(worker)
+                return
             logger.warning("worker %d exited (code %s); starting another", worker.pid, code)
             try:
                 self.workers[index] = self._spawn(worker.index)
