@@ -5,7 +5,9 @@
 //!
 //! `MiddlewareStack.enter(scope)` runs the request phases: `None` (the case is one the engine
 //! leaves to Starlette's classes: Python runs them), the answer's messages (a preflight, a
-//! redirect, an invalid host), or a [`PyLayerCall`] for the request's response phases:
+//! redirect, an invalid host), or a [`PyLayerCall`] for the request's response phases. A
+//! `SessionMiddleware` the request passed has put its `Session` in `scope["session"]`, as
+//! Starlette's does before the layers inside it run. The response phases:
 //! `start` for `http.response.start` (with the first body message when a `GZipMiddleware`
 //! needs it, see `holds`), `chunk` for each later body message. Failures are [`LayerError`]
 //! values, turned into Python exceptions once, here.
@@ -134,14 +136,24 @@ pub(super) fn enter<'py>(
     let Some(parsed) = ScopeHead::read(scope) else {
         return Ok(py.None().into_bound(py));
     };
-    match stack.on_head(&parsed.head()) {
+    let flow = stack.on_head(&parsed.head());
+    let pending = match &flow {
+        Flow::Punt => return Ok(py.None().into_bound(py)),
+        Flow::Answer(answer) => &answer.pending,
+        Flow::Next(pending) => pending,
+    };
+    let session = stack.open_session(py, pending)?;
+    if let Some(session) = &session {
+        scope.set_item("session", &session.object)?;
+    }
+    match flow {
         Flow::Punt => Ok(py.None().into_bound(py)),
         Flow::Answer(answer) => {
             let mut headers = RawHeaders::from(&answer.headers);
             let body = stack.complete(
                 Some(py),
                 &answer.pending,
-                None,
+                session.as_ref(),
                 answer.status,
                 &mut headers,
                 answer.body,
@@ -158,7 +170,7 @@ pub(super) fn enter<'py>(
                 stack: stack.clone(),
                 state: Mutex::new(CallState {
                     pending,
-                    initial_empty: true,
+                    initial_empty: session.is_none_or(|s| s.initial_empty),
                     encoders: Encoders::default(),
                 }),
             },
@@ -229,17 +241,6 @@ impl PyLayerCall {
 
 #[pymethods]
 impl PyLayerCall {
-    /// The `Session` for the scope's `session` (`SessionMiddleware`), None without that
-    /// layer; raises what Starlette's would on a payload it cannot load.
-    fn session(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
-        let mut state = self.state()?;
-        let opened = self.stack.open_session(py, &state.pending)?;
-        Ok(opened.map(|session| {
-            state.initial_empty = session.initial_empty;
-            session.object
-        }))
-    }
-
     /// Whether `http.response.start` waits for the first body message (a `GZipMiddleware`
     /// that acts on this response decides with the body).
     fn holds(&self, status_code: u16, headers: &Bound<'_, PyAny>) -> PyResult<bool> {

@@ -147,7 +147,6 @@ class MiddlewareStack:
 @final
 class LayerCall:
     """One request inside the Rust layers: its response phases."""
-    def session(self) -> Any: ...
     def holds(self, status_code: int, headers: Any) -> bool: ...
     def start(
         self, status_code: int, headers: Any, body: bytes, more: bool, session: Any = None

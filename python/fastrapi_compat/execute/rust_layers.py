@@ -61,8 +61,6 @@ class RustLayers:
                 await send(message)
             return
         call: LayerCall = entered  # type: ignore[assignment]
-        if self.sessions:
-            scope["session"] = call.session()
         await self.last.app(scope, receive, _Responder(call, send, scope if self.sessions else None, self.gzip))
 
 

@@ -78,6 +78,14 @@ class Compiled:
     #: The app router's ``redirect_slashes``.
     redirect_slashes: bool = True
 
+    @property
+    def under_summary(self) -> str:
+        """``under``, naming the middleware that run in Rust inside the Python ones."""
+        if self.inner_layers is None:
+            return self.under
+        in_rust = [layer.name for layer in self.inner_layers if layer.spec is not None]
+        return f"{self.under}; in Rust inside them: {', '.join(in_rust)}" if in_rust else self.under
+
     def as_json(self) -> dict[str, Any]:
         return {
             "routes": [dataclasses.asdict(route) for route in self.routes],
