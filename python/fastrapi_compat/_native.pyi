@@ -13,6 +13,7 @@ __all__ = [
     "ClientDisconnected",
     "Engine",
     "HTTPProtocol",
+    "LayerCall",
     "MiddlewareStack",
     "Ready",
     "RouteMirror",

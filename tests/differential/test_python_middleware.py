@@ -131,7 +131,8 @@ def test_explain_names_the_middleware_around_native_routes() -> None:
     ]
     # CORS runs in Rust in the app's own stack, between its Python middleware; not around it
     assert compiled.stack is None
-    assert {m.name: m.reason for m in compiled.middleware}["CORSMiddleware"] == "runs in Rust, inside BaseHTTPMiddleware"
+    reasons = {m.name: m.reason for m in compiled.middleware}
+    assert reasons["CORSMiddleware"] == "runs in Rust, inside BaseHTTPMiddleware"
 
 
 def test_a_middleware_that_changes_the_path_gets_the_router(rewrite: PairClients) -> None:

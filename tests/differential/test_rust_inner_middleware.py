@@ -157,7 +157,8 @@ def test_body_layers_under_a_recording_asgi_middleware(watched: Any, req: Req) -
     record = _same_view(*watched, req, reader=False)
     (entry,) = [entry for entry in record if entry["by"] == "recorder"]
     # the 500 of an unhandled exception comes from ServerErrorMiddleware, outside the recorder
-    assert (entry["raised"], bool(entry["messages"])) == (("RuntimeError", False) if req.path == "/boom" else (None, True))
+    expected = ("RuntimeError", False) if req.path == "/boom" else (None, True)
+    assert (entry["raised"], bool(entry["messages"])) == expected
 
 
 @pytest.mark.parametrize("watched", ["body_read"], indirect=True)

@@ -134,7 +134,7 @@ def under_reason(app: Any, layers: list[native_middleware.Layer]) -> str:
 
 
 def _python_middleware(layers: list[native_middleware.Layer]) -> str:
-    """"under N Python middleware: ..." when some of ``layers`` run in Python, else ""."""
+    """``under N Python middleware: ...`` when some of ``layers`` run in Python, else ""."""
     in_python = [layer.name for layer in layers if layer.spec is None]
     return f"under {len(in_python)} Python middleware: {', '.join(in_python)}" if in_python else ""
 
