@@ -151,6 +151,8 @@ def _routes(app: FastAPI) -> None:
 
 
 def _app(layers: str, reader: bool) -> FastAPI:
+    """``layers``: ``body``, ``hosts``, or ``split`` (CORS outermost, then the recorder, then
+    GZip: two runs of Rust layers, one on each side of a Python middleware)."""
     app = FastAPI()
     app.state.seen = []
     _routes(app)
@@ -159,6 +161,11 @@ def _app(layers: str, reader: bool) -> FastAPI:
     async def on_teapot(request: Request, exc: Teapot) -> JSONResponse:
         return JSONResponse({"teapot": True}, status_code=418)
 
+    if layers == "split":
+        app.add_middleware(GZipMiddleware, minimum_size=100)
+        app.add_middleware(Recorder)
+        app.add_middleware(CORSMiddleware, allow_origins=[GOOD], allow_methods=["GET"], expose_headers=["x-route"])
+        return app
     if layers == "body":
         app.add_middleware(GZipMiddleware, minimum_size=100)
         app.add_middleware(
@@ -196,6 +203,11 @@ def create_body_recorded() -> FastAPI:
 def create_body_read() -> FastAPI:
     """Recorder, the header-reading ``@app.middleware("http")``, then Session, CORS and GZip."""
     return _app("body", reader=True)
+
+
+def create_split() -> FastAPI:
+    """CORS, Recorder, GZip: Rust layers around and inside a Python middleware."""
+    return _app("split", reader=False)
 
 
 def create_hosts_recorded() -> FastAPI:

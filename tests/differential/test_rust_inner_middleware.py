@@ -31,6 +31,9 @@ body_recorded = pair_fixture(rust_inner.create_body_recorded)
 body_read = pair_fixture(rust_inner.create_body_read)
 hosts_recorded = pair_fixture(rust_inner.create_hosts_recorded)
 hosts_read = pair_fixture(rust_inner.create_hosts_read)
+split = pair_fixture(rust_inner.create_split)
+#: How many runs of Rust layers each app's stack gets.
+RUNS = {"split": 2}
 
 GOOD = rust_inner.GOOD
 MASK = (r"\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+(?=;)",)  # a session cookie's timestamp and signature
@@ -115,7 +118,7 @@ def watched(request: pytest.FixtureRequest) -> Iterator[tuple[PairClients, list[
     pair: PairClients = request.getfixturevalue(request.param)
     pair.compare(Req("GET", "/seen", headers={"host": "good.example"}))  # installs the layers
     layers = _rust_layers(pair.pair.engine_app)
-    assert len(layers) == 1, "the engine did not put its Rust layers in the app's stack"
+    assert len(layers) == RUNS.get(request.param, 1), "the engine did not put its Rust layers in the app's stack"
     counters = []
     for layer in layers:
         if type(layer.python) is not _Fallbacks:
@@ -137,12 +140,16 @@ def _settle(pair: PairClients, waits_for: set[str]) -> tuple[list[Any], list[Any
         time.sleep(0.01)
 
 
-def _same_view(pair: PairClients, counters: list[_Fallbacks], req: Req, reader: bool) -> list[Any]:
+def _same_view(
+    pair: PairClients, counters: list[_Fallbacks], req: Req, reader: bool, recorded: bool = True
+) -> list[Any]:
     for app in (pair.pair.reference_app, pair.pair.engine_app):
         rust_inner.seen(app).clear()
     before = [c.calls for c in counters]
     pair.compare(req)
-    waits_for = {"recorder"} | ({"background"} if "background" in req.path else set())
+    waits_for = {"recorder"} if recorded else set()
+    if "background" in req.path:
+        waits_for.add("background")
     if reader and req.path != "/boom":
         waits_for.add("reader")
     stock, engine = _settle(pair, waits_for)
@@ -188,6 +195,23 @@ def test_routes_stay_native_under_them(request: pytest.FixtureRequest, body_read
     expect_native(body_read, req, request)
 
 
+@pytest.mark.parametrize("watched", ["split"], indirect=True)
+@pytest.mark.parametrize(
+    "req",
+    [
+        Req("GET", "/big", headers={"origin": GOOD, "accept-encoding": "gzip"}, id="gzip'd inside, CORS outside"),
+        Req("GET", "/stream", headers={"origin": GOOD, "accept-encoding": "gzip"}, id="streamed"),
+        Req("OPTIONS", "/plain", headers={"origin": GOOD, "access-control-request-method": "GET"}, id="preflight"),
+        Req("GET", "/teapot", headers={"origin": GOOD}, id="handled exception"),
+    ],
+    ids=Req.label,
+)
+def test_layers_on_both_sides_of_a_python_middleware(watched: Any, req: Req) -> None:
+    outside = req.method == "OPTIONS"  # answered by CORS, outside the recorder: it never runs
+    record = _same_view(*watched, req, reader=False, recorded=not outside)
+    assert (record == []) is outside
+
+
 def test_the_order_is_observable() -> None:
     """What the test above compares is what makes the order visible: the recorder sees the CORS
     headers and the gzip'd body; the reader sees them in ``call_next``'s response."""
@@ -202,6 +226,15 @@ def test_the_order_is_observable() -> None:
     assert {"access-control-allow-origin", "content-encoding", "vary"} <= set(names), names
     recorder = next(entry for entry in rust_inner.seen(app) if entry["by"] == "recorder")
     assert recorder["messages"][1]["body"].startswith("1f8b")  # gzip's magic: compressed inside
+
+
+def test_explain_names_the_python_middleware_next_to_them() -> None:
+    compiled = compile_app(rust_inner.create_split())
+    assert [(m.name, m.native, m.reason) for m in compiled.middleware] == [
+        ("CORSMiddleware", True, "runs in Rust, around Recorder"),
+        ("Recorder", False, "runs in Python, around the native routes"),
+        ("GZipMiddleware", True, "runs in Rust, inside Recorder"),
+    ]
 
 
 def test_explain_says_they_run_in_rust_inside_the_python_middleware() -> None:

@@ -29,7 +29,7 @@ class RustLayers:
     """A run of native-capable middleware (``python``: its outermost instance, whose chain of
     ``app`` leads to ``last``, the innermost) served by the engine's ``stack``."""
 
-    __slots__ = ("gzip", "last", "python", "sessions", "stack")
+    __slots__ = ("gzip", "last", "python", "responds", "sessions", "stack")
 
     def __init__(self, python: Any, last: Any, stack: MiddlewareStack, kinds: list[str]) -> None:
         self.python = python
@@ -37,6 +37,8 @@ class RustLayers:
         self.stack = stack
         self.sessions = "session" in kinds
         self.gzip = "gzip" in kinds
+        # TrustedHost and HTTPSRedirect alone leave the response as it is (no send wrapper)
+        self.responds = bool({"cors", "gzip", "session"} & set(kinds))
 
     @property
     def app(self) -> Any:
@@ -59,6 +61,9 @@ class RustLayers:
         if type(entered) is list:  # answered by a layer: a preflight, a redirect, a 400
             for message in entered:
                 await send(message)
+            return
+        if not self.responds:
+            await self.last.app(scope, receive, send)
             return
         call: LayerCall = entered  # type: ignore[assignment]
         await self.last.app(scope, receive, _Responder(call, send, scope if self.sessions else None, self.gzip))
