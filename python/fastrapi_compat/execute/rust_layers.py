@@ -20,6 +20,7 @@ from typing import Any
 from starlette.middleware.exceptions import ExceptionMiddleware
 
 from fastrapi_compat._native import LayerCall, MiddlewareStack
+from fastrapi_compat.execute.call_next import DirectCallNext
 from fastrapi_compat.plan.middleware import Layer
 
 Message = dict[str, Any]
@@ -145,7 +146,7 @@ def install(app: Any, layers: list[Layer]) -> int:
     entries = list(getattr(app, "user_middleware", None) or [])
     if len(entries) != len(layers) or not any(layer.spec is not None for layer in layers):
         return 0
-    bare = [getattr(layer, "layer", layer) for layer in chain]  # a DirectCallNext's own layer
+    bare = [layer.layer if type(layer) is DirectCallNext else layer for layer in chain]
     end = next((i for i, layer in enumerate(bare) if isinstance(layer, ExceptionMiddleware)), -1)
     first = end - len(entries)
     if first < 1:  # the entries sit right outside ExceptionMiddleware, inside another layer
