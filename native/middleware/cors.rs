@@ -5,8 +5,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use regex::bytes::Regex;
 
-use super::Head;
-use super::{first, header_pair, latin1, option, plain_text, HeaderList, Pending, Step};
+use super::{first, header_pair, latin1, option, plain_text, Head, HeaderList, Pending, Step};
 use crate::errors::EngineError;
 
 type Pairs = Vec<(HeaderName, HeaderValue)>;

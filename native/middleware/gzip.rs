@@ -8,8 +8,7 @@ use http::{HeaderValue, StatusCode};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use super::Head;
-use super::{add_vary, first, option, py_strip, HeaderList, Pending, Step};
+use super::{add_vary, first, option, py_strip, Head, HeaderList, Pending, Step};
 
 pub struct GZip {
     minimum_size: usize,

@@ -13,8 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use regex::bytes::Regex;
 
-use super::Head;
-use super::{first, option, plain_text, Pending, Step};
+use super::{first, option, plain_text, Head, Pending, Step};
 
 /// Starlette's `_HOST_RE` (`starlette._utils`), case-insensitive, ASCII only as the latin-1
 /// text it is matched against has no other case pairs with ASCII.

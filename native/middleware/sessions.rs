@@ -18,8 +18,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use sha1::Sha1;
 
-use super::Head;
-use super::{add_vary, latin1, option, py_strip, HeaderList, Pending, Step};
+use super::{add_vary, latin1, option, py_strip, Head, HeaderList, Pending, Step};
 use crate::errors::EngineError;
 
 /// itsdangerous' `base64_encode`/`base64_decode`: URL-safe alphabet, no padding written, any
