@@ -179,7 +179,8 @@ def _app(layers: str, reader: bool) -> FastAPI:
         app.add_middleware(SessionMiddleware, secret_key=SECRET)
     else:
         app.add_middleware(HTTPSRedirectMiddleware)
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=["good.example", "*.trusted.example"])
+        hosts = ["good.example", "*.trusted.example", "www.moved.example"]
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)
     if reader:
 
         @app.middleware("http")

@@ -90,6 +90,17 @@ HOST_REQUESTS = [
 ]
 
 
+#: Cases the engine leaves to Starlette's classes (linked below the Rust layers), per app.
+PUNTS = {
+    "body_recorded": [
+        Req("GET", "/session", headers={"cookie": 'session="a.b.c"'}, id="quoted session cookie"),
+    ],
+    "hosts_recorded": [
+        Req("GET", "/plain", headers={"host": "moved.example"}, id="www redirect"),
+    ],
+}
+
+
 class _Fallbacks:
     """Counts the requests a :class:`RustLayers` handed to Starlette's classes."""
 
@@ -210,6 +221,23 @@ def test_layers_on_both_sides_of_a_python_middleware(watched: Any, req: Req) -> 
     outside = req.method == "OPTIONS"  # answered by CORS, outside the recorder: it never runs
     record = _same_view(*watched, req, reader=False, recorded=not outside)
     assert (record == []) is outside
+
+
+@pytest.mark.parametrize(
+    ("watched", "req"),
+    [(name, req) for name, reqs in PUNTS.items() for req in reqs],
+    indirect=["watched"],
+    ids=lambda value: value if isinstance(value, str) else value.label(),
+)
+def test_cases_left_to_starlette_go_to_its_classes(watched: Any, req: Req) -> None:
+    pair, counters = watched
+    before = sum(c.calls for c in counters)
+    for app in (pair.pair.reference_app, pair.pair.engine_app):
+        rust_inner.seen(app).clear()
+    pair.compare(req)
+    stock, engine = _settle(pair, {"recorder"})
+    assert engine == stock
+    assert sum(c.calls for c in counters) == before + 1
 
 
 def test_the_order_is_observable() -> None:
