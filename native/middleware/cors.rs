@@ -5,9 +5,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use regex::bytes::Regex;
 
-use super::{first, header_pair, latin1, option, plain_text, Pending, Step};
+use super::{first, header_pair, latin1, option, plain_text, Head, HeaderList, Pending, Step};
 use crate::errors::EngineError;
-use crate::request::RequestHead;
 
 type Pairs = Vec<(HeaderName, HeaderValue)>;
 
@@ -74,11 +73,11 @@ impl Cors {
         Some(self.allow_origins.iter().any(|o| o == origin))
     }
 
-    pub(super) fn on_request(&self, head: &RequestHead) -> Step {
+    pub(super) fn on_request(&self, head: &Head<'_>) -> Step {
         let headers = &head.headers;
         let origin = headers.get("origin");
         if let Some(origin) = origin {
-            if head.method == http::Method::OPTIONS
+            if *head.method == http::Method::OPTIONS
                 && headers.contains_key("access-control-request-method")
             {
                 return self.preflight(origin.as_bytes(), headers);
@@ -161,11 +160,11 @@ impl Cors {
         &self,
         origin: Option<&HeaderValue>,
         allowed: bool,
-        headers: &mut HeaderMap,
+        headers: &mut impl HeaderList,
     ) {
         if origin.is_some() {
             for (name, value) in &self.simple_headers {
-                headers.insert(name.clone(), value.clone());
+                headers.set(name.clone(), value.clone());
             }
         }
         let explicit = match origin {
@@ -174,7 +173,7 @@ impl Cors {
             _ => None,
         };
         if let Some(origin) = explicit {
-            headers.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+            headers.set(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
         }
         super::add_vary(headers, "Origin");
     }

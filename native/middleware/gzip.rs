@@ -4,12 +4,11 @@
 use bytes::Bytes;
 use flate2::{Compress, Compression, FlushCompress};
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderValue, StatusCode};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-use super::{add_vary, first, option, py_strip, Pending, Step};
-use crate::request::RequestHead;
+use super::{add_vary, first, option, py_strip, Head, HeaderList, Pending, Step};
 
 pub struct GZip {
     minimum_size: usize,
@@ -33,18 +32,18 @@ impl GZip {
         })
     }
 
-    pub(super) fn on_request(&self, head: &RequestHead) -> Step {
-        let accept = first(&head.headers, "accept-encoding").unwrap_or_default();
+    pub(super) fn on_request(&self, head: &Head<'_>) -> Step {
+        let accept = first(head.headers, "accept-encoding").unwrap_or_default();
         let gzip = accept.windows(4).any(|w| w == b"gzip");
         Step::Next(Pending::GZip { gzip })
     }
 
     /// Whether the response passes untouched: already encoded, partial, or an excluded type.
-    fn passes(&self, status: StatusCode, headers: &HeaderMap) -> bool {
-        if headers.contains_key(CONTENT_ENCODING) || status.as_u16() == 206 {
+    pub(super) fn passes(&self, status: StatusCode, headers: &impl HeaderList) -> bool {
+        if headers.first(CONTENT_ENCODING.as_str()).is_some() || status.as_u16() == 206 {
             return true;
         }
-        let content_type = first(headers, CONTENT_TYPE.as_str()).unwrap_or_default();
+        let content_type = headers.first(CONTENT_TYPE.as_str()).unwrap_or_default();
         let media = content_type
             .split(|&b| b == b';')
             .next()
@@ -64,7 +63,7 @@ impl GZip {
         &self,
         gzip: bool,
         status: StatusCode,
-        headers: &mut HeaderMap,
+        headers: &mut impl HeaderList,
         body: Bytes,
         more: bool,
     ) -> (Bytes, Option<Encoder>) {
@@ -79,12 +78,12 @@ impl GZip {
             compress: Compress::new_gzip(Compression::new(self.level), 15),
         };
         let out = encoder.chunk(&body, more);
-        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        headers.set(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         if more {
-            headers.remove(CONTENT_LENGTH);
+            headers.remove(CONTENT_LENGTH.as_str());
             (out, Some(encoder))
         } else {
-            headers.insert(CONTENT_LENGTH, HeaderValue::from(out.len()));
+            headers.set(CONTENT_LENGTH, HeaderValue::from(out.len()));
             (out, None)
         }
     }

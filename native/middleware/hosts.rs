@@ -13,8 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use regex::bytes::Regex;
 
-use super::{first, option, plain_text, Pending, Step};
-use crate::request::RequestHead;
+use super::{first, option, plain_text, Head, Pending, Step};
 
 /// Starlette's `_HOST_RE` (`starlette._utils`), case-insensitive, ASCII only as the latin-1
 /// text it is matched against has no other case pairs with ASCII.
@@ -83,11 +82,11 @@ impl TrustedHost {
         })
     }
 
-    pub(super) fn on_request(&self, head: &RequestHead) -> Step {
+    pub(super) fn on_request(&self, head: &Head<'_>) -> Step {
         if self.allow_any {
             return Step::Next(Pending::Nothing);
         }
-        let Ok(parsed) = parse_host(first(&head.headers, "host")) else {
+        let Ok(parsed) = parse_host(first(head.headers, "host")) else {
             return Step::Punt;
         };
         let Some((host, _)) = parsed else {
@@ -123,7 +122,7 @@ fn invalid_host() -> Step {
 }
 
 /// `HTTPSRedirectMiddleware`: `https` requests pass; `http` ones get the 307.
-pub(super) fn https_redirect(head: &RequestHead) -> Step {
+pub(super) fn https_redirect(head: &Head<'_>) -> Step {
     if head.headers.contains_key(super::TEST_CLIENT) {
         return Step::Punt; // a test client's request: its scheme is the one the client promised
     }
@@ -143,8 +142,8 @@ pub(super) fn https_redirect(head: &RequestHead) -> Step {
 
 /// `URL(scope=scope)` with the scheme `https` and the default port dropped, through
 /// `RedirectResponse`'s `quote`; `None` when Python's URL handling could reshape the text.
-fn redirect_location(head: &RequestHead) -> Option<HeaderValue> {
-    let parsed = parse_host(first(&head.headers, "host")).ok()?;
+fn redirect_location(head: &Head<'_>) -> Option<HeaderValue> {
+    let parsed = parse_host(first(head.headers, "host")).ok()?;
     let (netloc, hostname, port) = match parsed.and_then(|(h, p)| Some((h, p, valid_port(p)?))) {
         Some((host, written, port)) => {
             let mut netloc = host.to_vec();
@@ -155,9 +154,7 @@ fn redirect_location(head: &RequestHead) -> Option<HeaderValue> {
             (netloc, host.to_ascii_lowercase(), port)
         }
         None => {
-            let crate::site::Local::Inet(server) = &head.server else {
-                return None;
-            };
+            let server = head.server?;
             let std::net::IpAddr::V4(ip) = server.ip() else {
                 return None;
             };
@@ -174,10 +171,7 @@ fn redirect_location(head: &RequestHead) -> Option<HeaderValue> {
     };
     // `urlsplit` drops tabs and newlines and trims control characters: leave those to Python.
     let plain = |b: &u8| *b >= 0x20 && *b != 0x7f;
-    let decoded = percent_encoding::percent_decode(&head.raw_path).decode_utf8_lossy();
-    let mut path = String::with_capacity(head.site.root_path.len() + decoded.len());
-    path.push_str(&head.site.root_path);
-    path.push_str(&decoded);
+    let path = head.full_path();
     if !path.bytes().all(|b| plain(&b)) || !head.query.iter().all(plain) || !head.query.is_ascii() {
         return None;
     }
@@ -194,7 +188,7 @@ fn redirect_location(head: &RequestHead) -> Option<HeaderValue> {
     url.extend_from_slice(path.as_bytes());
     if !head.query.is_empty() {
         url.push(b'?');
-        url.extend_from_slice(&head.query);
+        url.extend_from_slice(head.query);
     }
     HeaderValue::from_bytes(&quote(&url)).ok()
 }

@@ -14,21 +14,76 @@
 //! response phases innermost first ([`Armed::on_response`]), as ASGI `send` wrappers would.
 //! `ServerErrorMiddleware` sits outside every user middleware: its 500 skips them all.
 
+mod asgi;
 mod cors;
 mod gzip;
+mod headers;
 mod hosts;
 mod sessions;
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
 use crate::errors::EngineError;
 use crate::request::RequestHead;
 
+pub use headers::{HeaderList, RawHeaders};
 pub use sessions::{Cookie, Session};
+
+/// What the layers' request phases read of a request: the engine's own parse of it (the
+/// native tier) or an ASGI scope (the layers inside the app's Python middleware).
+pub struct Head<'a> {
+    pub method: &'a Method,
+    pub headers: &'a HeaderMap,
+    pub scheme: &'a str,
+    /// `root_path`, and the path as the scope has it (decoded) or as the request line had it.
+    pub root_path: &'a str,
+    pub path: PathText<'a>,
+    pub query: &'a [u8],
+    /// The server's address (`None`: not an IP address, or a unix socket).
+    pub server: Option<std::net::SocketAddr>,
+}
+
+/// The request path, as written (percent-encoded) or decoded.
+pub enum PathText<'a> {
+    Raw(&'a [u8]),
+    Decoded(&'a str),
+}
+
+impl Head<'_> {
+    /// `scope["root_path"] + scope["path"]`, as Starlette's `URL(scope=...)` joins them.
+    fn full_path(&self) -> String {
+        let decoded = match &self.path {
+            PathText::Raw(raw) => percent_encoding::percent_decode(raw).decode_utf8_lossy(),
+            PathText::Decoded(path) => std::borrow::Cow::Borrowed(*path),
+        };
+        let mut path = String::with_capacity(self.root_path.len() + decoded.len());
+        path.push_str(self.root_path);
+        path.push_str(&decoded);
+        path
+    }
+}
+
+impl RequestHead {
+    /// The view of this request the layers read.
+    pub fn layer_head(&self) -> Head<'_> {
+        Head {
+            method: &self.method,
+            headers: &self.headers,
+            scheme: self.scheme,
+            root_path: &self.site.root_path,
+            path: PathText::Raw(&self.raw_path),
+            query: &self.query,
+            server: match &self.server {
+                crate::site::Local::Inet(addr) => Some(*addr),
+                _ => None,
+            },
+        }
+    }
+}
 
 /// One of Starlette's middleware, configured.
 enum Layer {
@@ -79,6 +134,11 @@ pub struct Stack {
 
 impl Stack {
     pub fn on_request(&self, head: &RequestHead) -> Flow {
+        self.on_head(&head.layer_head())
+    }
+
+    /// The request phases, outermost first, for any [`Head`].
+    pub fn on_head(&self, head: &Head<'_>) -> Flow {
         // A test client's request that had no `Host` of its own travels with one added; the app
         // will not see it, so nothing here may decide from it.
         if head.headers.contains_key(SYNTHETIC_HOST) {
@@ -129,7 +189,7 @@ impl Stack {
         pending: &[Pending],
         session: Option<&Session>,
         status: StatusCode,
-        headers: &mut HeaderMap,
+        headers: &mut impl HeaderList,
         body: Bytes,
     ) -> PyResult<Bytes> {
         let (body, encoders) = self.start(py, pending, session, status, headers, body, false)?;
@@ -146,7 +206,7 @@ impl Stack {
         pending: &[Pending],
         session: Option<&Session>,
         status: StatusCode,
-        headers: &mut HeaderMap,
+        headers: &mut impl HeaderList,
         mut body: Bytes,
         more: bool,
     ) -> PyResult<(Bytes, Encoders)> {
@@ -232,15 +292,15 @@ fn py_strip(value: &[u8]) -> &[u8] {
 
 /// `MutableHeaders.add_vary_header`: every `vary` value and the new one, joined, set as the
 /// only one.
-fn add_vary(headers: &mut HeaderMap, vary: &str) {
+fn add_vary(headers: &mut impl HeaderList, vary: &str) {
     let mut joined: Vec<u8> = Vec::new();
-    for value in headers.get_all(http::header::VARY) {
-        joined.extend_from_slice(value.as_bytes());
+    for value in headers.all(http::header::VARY.as_str()) {
+        joined.extend_from_slice(value);
         joined.extend_from_slice(b", ");
     }
     joined.extend_from_slice(vary.as_bytes());
     if let Ok(value) = HeaderValue::from_bytes(&joined) {
-        headers.insert(http::header::VARY, value);
+        headers.set(http::header::VARY, value);
     }
 }
 
@@ -313,6 +373,17 @@ impl PyMiddlewareStack {
         })
     }
 
+    /// The request phases for an `http` scope, inside the app's Python middleware: `None`
+    /// (Starlette's classes serve it), the answer's ASGI messages, or a `LayerCall` (see
+    /// [`asgi`]).
+    fn enter<'py>(
+        &self,
+        py: Python<'py>,
+        scope: &Bound<'py, PyDict>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        asgi::enter(&self.inner, py, scope)
+    }
+
     fn __len__(&self) -> usize {
         self.inner.layers.len()
     }
@@ -320,6 +391,7 @@ impl PyMiddlewareStack {
 
 pub fn init_pymodule(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyMiddlewareStack>()?;
+    m.add_class::<asgi::PyLayerCall>()?;
     m.add("SYNTHETIC_HOST_HEADER", SYNTHETIC_HOST)?;
     m.add("TEST_CLIENT_HEADER", TEST_CLIENT)?;
     Ok(())

@@ -18,9 +18,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use sha1::Sha1;
 
-use super::{add_vary, latin1, option, py_strip, Pending, Step};
+use super::{add_vary, latin1, option, py_strip, Head, HeaderList, Pending, Step};
 use crate::errors::EngineError;
-use crate::request::RequestHead;
 
 /// itsdangerous' `base64_encode`/`base64_decode`: URL-safe alphabet, no padding written, any
 /// padding and trailing bits accepted on the way in.
@@ -76,8 +75,8 @@ impl Sessions {
         })
     }
 
-    pub(super) fn on_request(&self, head: &RequestHead) -> Step {
-        match self.find(&head.headers) {
+    pub(super) fn on_request(&self, head: &Head<'_>) -> Step {
+        match self.find(head.headers) {
             Some(cookie) => Step::Next(Pending::Session(cookie)),
             None => Step::Punt,
         }
@@ -185,7 +184,7 @@ impl Sessions {
         &self,
         py: Python<'_>,
         session: &Session,
-        headers: &mut HeaderMap,
+        headers: &mut impl HeaderList,
     ) -> PyResult<()> {
         let object = session.object.bind(py);
         if object.getattr(pyo3::intern!(py, "accessed"))?.is_truthy()? {

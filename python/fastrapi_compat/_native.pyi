@@ -13,6 +13,7 @@ __all__ = [
     "ClientDisconnected",
     "Engine",
     "HTTPProtocol",
+    "LayerCall",
     "MiddlewareStack",
     "Ready",
     "RouteMirror",
@@ -140,7 +141,18 @@ class MiddlewareStack:
     """Starlette's standard middleware as the engine runs them: ``[(kind, options)]``,
     outermost first (see ``fastrapi_compat.middleware``)."""
     def __new__(cls, layers: list[tuple[str, dict[str, Any]]]) -> MiddlewareStack: ...
+    def enter(self, scope: dict[str, Any]) -> LayerCall | list[dict[str, Any]] | None:
+        """The request phases for an ``http`` scope (see ``fastrapi_compat.execute.rust_layers``)."""
     def __len__(self) -> int: ...
+
+@final
+class LayerCall:
+    """One request inside the Rust layers: its response phases."""
+    def holds(self, status_code: int, headers: Any) -> bool: ...
+    def start(
+        self, status_code: int, headers: Any, body: bytes, more: bool, session: Any = None
+    ) -> tuple[list[tuple[bytes, bytes]], bytes]: ...
+    def chunk(self, body: bytes, more: bool) -> bytes: ...
 
 MISS_METHOD_NOT_ALLOWED: int
 MISS_REDIRECT: int

@@ -1,6 +1,6 @@
 """Apps whose own middleware run in Python around routes the engine serves natively: a
 pure-ASGI class, ``BaseHTTPMiddleware`` and ``@app.middleware("http")``, with Starlette's
-CORSMiddleware between them (then run in Python, its own class).
+CORSMiddleware between them (which the engine runs in Rust there).
 
 Each middleware writes down what it saw into ``app.state.seen`` (per app instance: the two
 servers of a pair never share it): the scope's keys and the values the router and route set

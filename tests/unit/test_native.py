@@ -419,7 +419,7 @@ def test_explain_reasons() -> None:
     assert (route.tier, route.reason, route.under) == ("native", "", "under 1 Python middleware: BaseHTTPMiddleware")
     assert [(m.name, m.native, m.reason) for m in compiled.middleware] == [
         ("BaseHTTPMiddleware", False, "runs in Python, around the native routes"),
-        ("CORSMiddleware", False, "runs in Python: native routes run under 1 Python middleware: BaseHTTPMiddleware"),
+        ("CORSMiddleware", True, "runs in Rust, inside BaseHTTPMiddleware"),
     ]
 
     class Custom(APIRouter):

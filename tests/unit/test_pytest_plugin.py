@@ -287,6 +287,43 @@ def test_summary_names_the_middleware_native_routes_run_under(pytester: pytest.P
     )
 
 
+def test_summary_names_the_middleware_run_in_rust_inside_them(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_cors_inside="""
+        from fastapi import FastAPI
+        from fastapi.middleware.cors import CORSMiddleware
+        from fastapi.testclient import TestClient
+
+        app = FastAPI()
+        app.add_middleware(CORSMiddleware, allow_origins=["https://a.example"])
+
+        @app.middleware("http")
+        async def timer(request, call_next):
+            response = await call_next(request)
+            response.headers["x-timer"] = response.headers.get("access-control-allow-origin", "-")
+            return response
+
+        @app.get("/items/{item_id}")
+        async def item(item_id: int):
+            return {"item_id": item_id}
+
+        def test_cors_inside():
+            client = TestClient(app)
+            for i in range(2):
+                answer = client.get(f"/items/{i}", headers={"origin": "https://a.example"})
+                assert answer.headers["x-timer"] == "https://a.example"
+        """
+    )
+    result = pytester.runpytest(*plugin_args(), "--fastrapi-engine")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "native tier: 2 of 2 HTTP requests (100%)",
+            "       2  under 1 Python middleware: BaseHTTPMiddleware; in Rust inside them: CORSMiddleware",
+        ]
+    )
+
+
 def test_xdist_workers_add_up(inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("xdist")
     source_root = Path(fastrapi_compat.__file__).resolve().parent.parent

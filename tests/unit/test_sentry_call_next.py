@@ -9,6 +9,7 @@ Each case runs in a process of its own (``sentry_sdk.init`` patches Starlette fo
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -131,19 +132,44 @@ SCRIPT = textwrap.dedent(
             if layer is app.router:
                 break
     print(json.dumps({
-        "answers": answers, "events": events, "spans": sorted(spans, key=json.dumps), "seen": seen, "done": done,
+        "version": sentry_sdk.VERSION, "answers": answers, "events": events, "spans": sorted(spans, key=json.dumps), "seen": seen, "done": done,
         "direct": direct, "native": engine_stats()["native"] if sys.argv[1] == "engine" else None,
     }))
     """
 )
 
 
-def run(side: str) -> dict[str, Any]:
-    return run_script(SCRIPT, side)
+#: The newest sentry-sdk 2.x: its ``_create_span_call`` has 3.0's shape (digest known).
+SENTRY_2 = "2.76.0"
+
+
+def run(side: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    return run_script(SCRIPT, side, env=env)
+
+
+@pytest.fixture(scope="module")
+def sentry_2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """sentry-sdk 2.x alone in a folder put first on ``PYTHONPATH`` (its dependencies are 3.0's)."""
+    target = tmp_path_factory.mktemp("sentry-2")
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
+               f"sentry-sdk=={SENTRY_2}"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return target
 
 
 def test_sentry_records_the_same_through_the_direct_call_next() -> None:
-    stock, engine = run("stock"), run("engine")
+    _same_records(run("stock"), run("engine"))
+
+
+def test_sentry_2_records_the_same_through_the_direct_call_next(sentry_2: Path) -> None:
+    env = {"PYTHONPATH": str(sentry_2)}
+    stock, engine = run("stock", env), run("engine", env)
+    assert stock["version"] == engine["version"] == SENTRY_2
+    _same_records(stock, engine)
+
+
+def _same_records(stock: dict[str, Any], engine: dict[str, Any]) -> None:
     assert [answer[1] for answer in stock["answers"]] == [200, 200, 500, 404, 200, 200]
     assert engine["answers"] == stock["answers"]
     assert engine["seen"] == stock["seen"]

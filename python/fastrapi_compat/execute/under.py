@@ -28,7 +28,9 @@ from fastrapi_compat.execute.call import NativeCall, prepare_scope
 from fastrapi_compat.execute.call_next import DirectCallNext, serve
 from fastrapi_compat.execute.layers import run_route
 from fastrapi_compat.execute.match import MATCH, Matched
+from fastrapi_compat.execute.rust_layers import install as install_rust_layers
 from fastrapi_compat.plan import internals
+from fastrapi_compat.plan.middleware import Layer
 
 try:  # FastAPI 0.118+: the innermost layer, inside ExceptionMiddleware
     from fastapi.middleware.asyncexitstack import AsyncExitStackMiddleware
@@ -89,16 +91,20 @@ class UnderStack:
             self.matched.finish()
 
 
-def install(app: Any) -> str:
+def install(app: Any, layers: list[Layer] | None = None) -> str:
     """Puts a :class:`NativeRouter` at the bottom of ``app``'s middleware stack (building the
     stack first, as Starlette's ``__call__`` would, when the app has not yet), and a
     :class:`~fastrapi_compat.execute.call_next.DirectCallNext` in place of each
     ``BaseHTTPMiddleware`` whose ``call_next`` native requests may take directly; "" when it is
-    done, else why it cannot be."""
+    done, else why it cannot be. ``layers``: the app's middleware as compiled, when Starlette's
+    standard ones among them run in Rust inside its Python ones
+    (:func:`fastrapi_compat.execute.rust_layers.install`)."""
     router = app.router
     stack = app.middleware_stack
     if stack is None:
         stack = app.middleware_stack = app.build_middleware_stack()
+    if layers is not None:
+        install_rust_layers(app, layers)
     seen: set[int] = set()
     layer = stack
     while layer is not None and id(layer) not in seen:

@@ -67,12 +67,24 @@ class Compiled:
     stack: MiddlewareStack | None = None
     #: Why native routes run under the app's own middleware stack ("" when directly).
     under: str = ""
+    #: The app's middleware when native routes run under its Python middleware and some of
+    #: Starlette's standard ones run in Rust inside them (see
+    #: :mod:`fastrapi_compat.execute.rust_layers`); None otherwise.
+    inner_layers: list[native_middleware.Layer] | None = None
     #: The plans of the requests no route takes, when the mirror answers them (else None,
     #: and ``misses_reason`` says why).
     misses: Misses | None = None
     misses_reason: str = ""
     #: The app router's ``redirect_slashes``.
     redirect_slashes: bool = True
+
+    @property
+    def under_summary(self) -> str:
+        """``under``, naming the middleware that run in Rust inside the Python ones."""
+        if self.inner_layers is None:
+            return self.under
+        in_rust = [layer.name for layer in self.inner_layers if layer.spec is not None]
+        return f"{self.under}; in Rust inside them: {', '.join(in_rust)}" if in_rust else self.under
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -113,12 +125,18 @@ def under_reason(app: Any, layers: list[native_middleware.Layer]) -> str:
     if replaced is not None:  # e.g. OpenTelemetry's instrument_app
         where = internals.code_origin(replaced)
         return "under the app's stack: build_middleware_stack replaced on the app" + (f" ({where})" if where else "")
-    in_python = [layer.name for layer in layers if layer.spec is None]
+    in_python = _python_middleware(layers)
     if in_python:
-        return f"under {len(in_python)} Python middleware: {', '.join(in_python)}"
+        return in_python
     if getattr(app, "max_body_size", None) is not None:
         return "under the app's stack: app-wide max_body_size"
     return ""
+
+
+def _python_middleware(layers: list[native_middleware.Layer]) -> str:
+    """``under N Python middleware: ...`` when some of ``layers`` run in Python, else ""."""
+    in_python = [layer.name for layer in layers if layer.spec is None]
+    return f"under {len(in_python)} Python middleware: {', '.join(in_python)}" if in_python else ""
 
 
 def route_reason(leaf: internals.Leaf, form_limits: bool) -> tuple[str, str, Any]:
@@ -201,6 +219,8 @@ def compile_app(app: Any) -> Compiled:
             stack = native_middleware.stack(layers)
         except ValueError as exc:  # each layer was checked alone; keep the app correct anyway
             reason_for_app = f"middleware stack: {exc}"
+    # Under Python middleware only (the stack Starlette builds): the others run in Rust inside
+    inner_layers = layers if under and under == _python_middleware(layers) else None
     runtime = AppRuntime(app) if not reason_for_app else None
     if runtime is not None and stack is not None:
         runtime.native_sessions = any(layer.spec is not None and layer.spec[0] == "session" for layer in layers)
@@ -260,8 +280,8 @@ def compile_app(app: Any) -> Compiled:
     middleware = [
         MiddlewareReport(
             name=layer.name,
-            native=stack is not None and layer.spec is not None,
-            reason=_layer_reason(layer, reason_for_app, under),
+            native=layer.spec is not None and (stack is not None or inner_layers is not None),
+            reason=_layer_reason(layer, reason_for_app, under, layers if inner_layers is not None else None),
         )
         for layer in layers
     ]
@@ -276,17 +296,30 @@ def compile_app(app: Any) -> Compiled:
         app_reason=reason_for_app,
         stack=stack,
         under=under,
+        inner_layers=inner_layers,
         misses=misses,
         misses_reason=why_not,
         redirect_slashes=bool(getattr(getattr(app, "router", None), "redirect_slashes", True)),
     )
 
 
-def _layer_reason(layer: native_middleware.Layer, reason_for_app: str, under: str) -> str:
+def _layer_reason(
+    layer: native_middleware.Layer,
+    reason_for_app: str,
+    under: str,
+    inner_layers: list[native_middleware.Layer] | None = None,
+) -> str:
     if reason_for_app:
         return layer.reason or "the app is served by the ASGI tier"
     if layer.spec is None:
         return layer.reason
+    if inner_layers is not None:  # in Rust, in the app's stack next to its Python middleware
+        index = next(i for i, entry in enumerate(inner_layers) if entry is layer)
+        outside = [entry.name for entry in inner_layers[:index] if entry.spec is None]
+        if outside:
+            return f"runs in Rust, inside {outside[-1]}"
+        inside = [entry.name for entry in inner_layers[index:] if entry.spec is None]
+        return f"runs in Rust, around {inside[0]}"
     if under:
         return f"runs in Python: native routes run {under}"
     return ""

@@ -25,7 +25,12 @@ from typing import Any
 #: sha256 of ``_create_span_call``'s source (``inspect.getsource``), per sentry-sdk release whose
 #: wrapper awaits ``old_call(app, scope, receive, send, **kwargs)`` once, with the same ``app``
 #: and ``scope``, its own ``receive`` and ``send`` or the ones it was given.
-_KNOWN_SENTRY = frozenset({"a54b8c5e5ed9c6742c5e14d04982bb44ecc5800880e3a4a1d24a7857c5b7e9ee"})  # 3.0.0
+_KNOWN_SENTRY = frozenset(
+    {
+        "a54b8c5e5ed9c6742c5e14d04982bb44ecc5800880e3a4a1d24a7857c5b7e9ee",  # 3.0.0, 3.0.1
+        "9de556405e8a73326b87818be404bd4c99e3459220ddba349556ebee053a084f",  # 2.76.0
+    }
+)
 _SENTRY_FILE = os.path.join("sentry_sdk", "integrations", "starlette.py")
 
 _digests: dict[types.CodeType, bool] = {}

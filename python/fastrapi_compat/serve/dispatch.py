@@ -237,7 +237,7 @@ class Dispatcher:
         known = self._under
         if known is not None and known[0] is stack and stack is not None:
             return known[1]
-        reason = install(app)
+        reason = install(app, native.compiled.inner_layers)
         self._under = (app.middleware_stack, reason)
         return reason
 

@@ -285,7 +285,7 @@ def _record_under(native: NativeApp, matched: Matched) -> None:
     if not matched.served:
         _record_reason(matched.declined or NOT_REACHED)
         return
-    what = native.compiled.under or "under the app's stack: FastAPI's native telemetry is active"
+    what = native.compiled.under_summary or "under the app's stack: FastAPI's native telemetry is active"
     with _reasons_lock:
         _under[what] += 1
 

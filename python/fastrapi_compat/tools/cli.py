@@ -335,7 +335,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     print()
     if compiled.middleware:
         for m in compiled.middleware:
-            where = "native (run by the engine in Rust)" if m.native else f"python ({m.reason})"
+            where = f"native ({m.reason or 'run by the engine in Rust'})" if m.native else f"python ({m.reason})"
             print(f"middleware {m.name}: {where}")
     else:
         print("middleware: none besides FastAPI's own")
