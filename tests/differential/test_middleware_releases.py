@@ -4,8 +4,10 @@
 HTTPSRedirect, Sessions) runs once per release below, in a subprocess that finds that
 release's FastAPI, Starlette (and anyio) first on ``sys.path``: ``pip install --target`` into
 ``.cache/starlette-releases/`` (kept between runs), everything else from this environment. The
-releases are the supported range's low end (FastAPI 0.115.0, Starlette 0.38.6) and FastAPI
-0.128.0 with its Starlette (0.50.0); the high end (1.10) is what every other test here runs.
+releases are the supported range's low end (FastAPI 0.115.0, Starlette 0.38.6), FastAPI 0.128.0
+with its Starlette (0.50.0) and releases between whose middleware differ in other ways; the high
+end (1.10) is what every other test here runs. (Every other distinct source, 0.38.0 to 1.7.0,
+passed the same tests when the switches were written; see ``plan/middleware.py``.)
 """
 
 from __future__ import annotations
@@ -25,8 +27,11 @@ RUN_TIMEOUT = 300.0
 
 #: (FastAPI, Starlette, other pins): the releases the subprocess runs on.
 RELEASES = [
-    ("0.115.0", "0.38.6", ["anyio==4.6.2"]),
-    ("0.128.0", "0.50.0", []),
+    ("0.115.0", "0.38.6", ["anyio==4.6.2"]),  # GzipFile, no IdentityResponder, plain-dict sessions
+    ("0.116.0", "0.45.3", []),
+    ("0.128.0", "0.50.0", []),  # IdentityResponder, event streams excluded by prefix
+    ("0.150.0", "1.4.1", []),  # zlib framing without Z_SYNC_FLUSH, Session objects
+    ("0.165.0", "1.8.0", []),  # Host validated but not lower-cased, URL text as it is
 ]
 
 
