@@ -17,6 +17,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use super::{add_vary, first, option, py_strip, Pending, Step};
+use crate::errors::EngineError;
 use crate::request::RequestHead;
 
 pub struct GZip {
@@ -50,6 +51,18 @@ impl GZip {
         let exclude: Vec<String> = option(options, "exclude_content_types")?;
         let exclude_mode: String = option(options, "exclude_mode")?;
         let framing: String = option(options, "framing")?;
+        for (key, value, known) in [
+            (
+                "exclude_mode",
+                &exclude_mode,
+                &["media", "prefix", "none"][..],
+            ),
+            ("framing", &framing, &["zlib", "gzipfile"][..]),
+        ] {
+            if !known.contains(&value.as_str()) {
+                return Err(EngineError::OptionValue(key.to_owned(), value.clone()).into());
+            }
+        }
         Ok(Self {
             minimum_size: option(options, "minimum_size")?,
             level: option(options, "compresslevel")?,
