@@ -23,7 +23,7 @@ MIDDLEWARE_NATIVE = True
 
 def unreproduced(app: object) -> list[str]:
     """Standard middleware of ``app`` whose installed Starlette version the engine does not
-    reproduce (run in Python instead: on Python 3.10, Starlette 1.7's HTTPSRedirectMiddleware)."""
+    reproduce (run in Python instead: a release outside 0.38.0-1.10.0)."""
     from fastrapi_compat.plan.compiler import compile_app
 
     return [
