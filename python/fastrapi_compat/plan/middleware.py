@@ -4,9 +4,10 @@ Starlette's ``CORSMiddleware``, ``GZipMiddleware``, ``TrustedHostMiddleware``,
 ``HTTPSRedirectMiddleware`` and ``SessionMiddleware`` run natively when their module's source is
 one the engine was verified against: every release from 0.38.0 to 1.10.0 (``VERIFIED_SOURCES``
 maps each source's digest to how it differs: older ones add other ``Vary`` values, compress with
-``gzip.GzipFile``, keep sessions in plain dicts; the spec carries those switches). Each is instantiated exactly as Starlette's ``build_middleware_stack`` would, and the layer is
-configured from that instance's attributes, so defaults, ``"*"`` handling, sorting and header
-text are Starlette's own. Anything else (another class, a subclass, an unverified Starlette, an
+``gzip.GzipFile``, keep sessions in plain dicts; the spec carries those switches). Each is
+instantiated exactly as Starlette's ``build_middleware_stack`` would, and the layer is configured
+from that instance's attributes, so defaults, ``"*"`` handling, sorting and header text are
+Starlette's own. Anything else (another class, a subclass, an unverified Starlette, an
 option the engine cannot reproduce) keeps the app on the ASGI tier, with the reason.
 """
 
@@ -138,7 +139,7 @@ VERIFIED_SOURCES: dict[str, dict[str, dict[str, Any]]] = {
         },
     },
     "starlette.middleware.httpsredirect": {
-        # The URL's text comes from `starlette.datastructures.URL` (see `_plain_url`).
+        # The URL's text comes from `starlette.datastructures.URL`: see `_helpers`' `plain_url`.
         "48d4e579a6002c6a084d5ef1c1b89ce2007a55874cf1895e6bfca4722533df58": {},  # 0.38.0-1.6.0
         "7e88112b2a4cc7780ace81e026928f2084c674ac4575408402ab244479dd6414": {},  # 1.7.0-1.10.0
     },
