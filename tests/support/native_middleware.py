@@ -31,6 +31,18 @@ def unreproduced(app: object) -> list[str]:
     ]
 
 
+def lowercases_hosts() -> bool:
+    """Whether the installed ``TrustedHostMiddleware`` lower-cases hosts (Starlette 1.9+; the
+    engine reproduces the older ones too, which compare hosts as written)."""
+    import starlette.middleware.trustedhost  # noqa: F401
+
+    from fastrapi_compat.plan import middleware
+
+    module = "starlette.middleware.trustedhost"
+    release = middleware.VERIFIED_SOURCES[module].get(middleware._source_hash(module))
+    return bool(release and release["lowercase"])
+
+
 def engine_stats(pair: PairClients) -> dict[str, int]:
     """The engine's request counters for this pair: ``{"http", "websocket", "native"}``."""
     engine = pair.pair.engine
