@@ -81,6 +81,8 @@ pub enum EngineError {
     },
     /// A middleware option missing from its options dict.
     MissingOption(String),
+    /// A middleware option's value is none of the ones the layer knows: (option, value).
+    OptionValue(String, String),
     /// A middleware kind the engine does not run.
     UnknownMiddleware(String),
     /// More than one session middleware.
@@ -155,6 +157,9 @@ impl fmt::Display for EngineError {
                 error,
             } => write!(f, "route {index} pattern {pattern:?}: {error}"),
             Self::MissingOption(key) => write!(f, "middleware option {key:?} missing"),
+            Self::OptionValue(key, value) => {
+                write!(f, "middleware option {key:?}: unknown value {value:?}")
+            }
             Self::UnknownMiddleware(kind) => write!(f, "unknown middleware kind {kind:?}"),
             Self::TwoSessions => f.write_str("two session middleware"),
             Self::HeaderName(name) => write!(f, "invalid header name {name:?}"),
@@ -185,6 +190,7 @@ impl From<EngineError> for PyErr {
             | EngineError::InvalidTimeout
             | EngineError::RoutePattern { .. }
             | EngineError::MissingOption(_)
+            | EngineError::OptionValue(..)
             | EngineError::UnknownMiddleware(_)
             | EngineError::TwoSessions
             | EngineError::HeaderName(_)

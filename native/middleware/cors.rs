@@ -1,4 +1,10 @@
 //! `CORSMiddleware`: preflight answers and the headers of simple responses.
+//!
+//! Releases differ (the Python side sets the switches from the module's source digest):
+//! before Starlette 1.7 a request without `Origin` passes untouched and `Vary: Origin` is
+//! added only with an explicit `Access-Control-Allow-Origin` (through `add_vary_header`);
+//! before 1.0 `"*"` origins are mirrored when the request has a cookie (not when credentials
+//! are allowed); before 0.51 `Access-Control-Request-Private-Network` is not looked at.
 
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use pyo3::prelude::*;
@@ -25,6 +31,16 @@ pub struct Cors {
     preflight_explicit_allow_origin: bool,
     simple_headers: Pairs,
     preflight_headers: Pairs,
+    /// Starlette < 1.7: no `Origin`, nothing to do.
+    origin_only: bool,
+    /// Starlette < 1.0: with `"*"` origins, a request with a cookie gets its origin mirrored.
+    mirror_on_cookie: bool,
+    /// Starlette >= 0.51 answers `Access-Control-Request-Private-Network`.
+    private_network: bool,
+    /// Starlette >= 1.7 adds `Vary: Origin` to every simple response.
+    vary_always: bool,
+    /// How `Vary` is extended (`add_vary`'s `all`).
+    vary_join_all: bool,
 }
 
 fn pairs(list: Vec<(String, String)>) -> Result<Pairs, EngineError> {
@@ -54,6 +70,11 @@ impl Cors {
             preflight_explicit_allow_origin: option(options, "preflight_explicit_allow_origin")?,
             simple_headers: pairs(option(options, "simple_headers")?)?,
             preflight_headers: pairs(option(options, "preflight_headers")?)?,
+            origin_only: option(options, "origin_only")?,
+            mirror_on_cookie: option(options, "mirror_on_cookie")?,
+            private_network: option(options, "private_network")?,
+            vary_always: option(options, "vary_always")?,
+            vary_join_all: option(options, "vary_join_all")?,
         })
     }
 
@@ -83,15 +104,24 @@ impl Cors {
                 return self.preflight(origin.as_bytes(), headers);
             }
         }
+        if origin.is_none() && self.origin_only {
+            return Step::Next(Pending::Nothing);
+        }
         // The simple response's decision needs nothing from the response: made once, here.
-        let allowed = match origin.map(|o| self.is_allowed_origin(o.as_bytes())) {
-            Some(None) => return Step::Punt,
-            Some(Some(allowed)) => allowed,
+        let mirror = match origin {
             None => false,
+            Some(_) if self.allow_all_origins && self.mirror_on_cookie => {
+                headers.contains_key(http::header::COOKIE)
+            }
+            Some(_) if self.allow_all_origins => self.allow_credentials,
+            Some(origin) => match self.is_allowed_origin(origin.as_bytes()) {
+                None => return Step::Punt,
+                Some(allowed) => allowed,
+            },
         };
         Step::Next(Pending::Cors {
             origin: origin.cloned(),
-            allowed,
+            mirror,
         })
     }
 
@@ -137,7 +167,7 @@ impl Cors {
                 }
             }
         }
-        if request.contains_key("access-control-request-private-network") {
+        if self.private_network && request.contains_key("access-control-request-private-network") {
             if self.allow_private_network {
                 headers.insert(
                     "access-control-allow-private-network",
@@ -155,11 +185,12 @@ impl Cors {
         }
     }
 
-    /// `CORSMiddleware.send` for `http.response.start`; `allowed` is `is_allowed_origin(origin)`.
+    /// `CORSMiddleware.send` for `http.response.start`; `mirror`: the origin is named in
+    /// `Access-Control-Allow-Origin` (`allow_explicit_origin`).
     pub(super) fn on_response(
         &self,
         origin: Option<&HeaderValue>,
-        allowed: bool,
+        mirror: bool,
         headers: &mut impl HeaderList,
     ) {
         if origin.is_some() {
@@ -167,14 +198,13 @@ impl Cors {
                 headers.set(name.clone(), value.clone());
             }
         }
-        let explicit = match origin {
-            Some(origin) if self.allow_all_origins && self.allow_credentials => Some(origin),
-            Some(origin) if !self.allow_all_origins && allowed => Some(origin),
-            _ => None,
-        };
-        if let Some(origin) = explicit {
-            headers.set(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        match origin {
+            Some(origin) if mirror => {
+                headers.set(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+            }
+            _ if self.vary_always => {}
+            _ => return,
         }
-        super::add_vary(headers, "Origin");
+        super::add_vary(headers, "Origin", self.vary_join_all);
     }
 }

@@ -3,6 +3,12 @@
 //! The common answers are made here (a trusted host passes, an untrusted one gets Starlette's
 //! 400, a plain `http` URL its 307); the `www` redirect and URLs whose text Python's
 //! `urlsplit`/`quote` would reshape (IPv6 literals, control characters) punt to the ASGI tier.
+//!
+//! Before Starlette 1.7, `TrustedHostMiddleware` takes the `Host` header up to its first `:`
+//! as it is (no validation, no lower-casing: `split_host`); 1.7 and 1.8 validate it but do not
+//! lower-case it. `URL(scope=...)` before 1.9 puts the `Host` header and the path into the URL
+//! text as they are: with `plain_url`, the redirect is built here only where every release
+//! gives the same URL (a plain `host[:port]`, a path without `?` or `#`).
 
 use std::sync::LazyLock;
 
@@ -66,19 +72,29 @@ fn valid_port(port: Option<&[u8]>) -> Option<Option<u32>> {
 }
 
 pub struct TrustedHost {
-    /// Lower-cased patterns.
+    /// The instance's patterns (lower-cased from Starlette 1.9), as latin-1 bytes.
     allowed: Vec<Vec<u8>>,
     allow_any: bool,
     www_redirect: bool,
+    /// Starlette < 1.7: `headers.get("host", "").split(":")[0]`.
+    split_host: bool,
+    /// Starlette >= 1.9 lower-cases the host.
+    lowercase: bool,
 }
 
 impl TrustedHost {
     pub fn from_options(options: &Bound<'_, PyDict>) -> PyResult<Self> {
         let allowed: Vec<String> = option(options, "allowed_hosts")?;
         Ok(Self {
-            allowed: allowed.into_iter().map(String::into_bytes).collect(),
+            // A pattern that is not latin-1 text matches no header.
+            allowed: allowed
+                .iter()
+                .filter_map(|p| super::latin1(p).ok())
+                .collect(),
             allow_any: option(options, "allow_any")?,
             www_redirect: option(options, "www_redirect")?,
+            split_host: option(options, "split_host")?,
+            lowercase: option(options, "lowercase")?,
         })
     }
 
@@ -86,13 +102,26 @@ impl TrustedHost {
         if self.allow_any {
             return Step::Next(Pending::Nothing);
         }
-        let Ok(parsed) = parse_host(first(head.headers, "host")) else {
-            return Step::Punt;
+        let host = if self.split_host {
+            let value = first(head.headers, "host").unwrap_or_default();
+            value
+                .split(|&b| b == b':')
+                .next()
+                .unwrap_or_default()
+                .to_vec()
+        } else {
+            let Ok(parsed) = parse_host(first(head.headers, "host")) else {
+                return Step::Punt;
+            };
+            let Some((host, _)) = parsed else {
+                return invalid_host();
+            };
+            if self.lowercase {
+                host.to_ascii_lowercase()
+            } else {
+                host.to_vec()
+            }
         };
-        let Some((host, _)) = parsed else {
-            return invalid_host();
-        };
-        let host = host.to_ascii_lowercase();
         let mut www = false;
         for pattern in &self.allowed {
             if *pattern == host || (pattern.starts_with(b"*") && host.ends_with(&pattern[1..])) {
@@ -121,13 +150,17 @@ fn invalid_host() -> Step {
     )
 }
 
-/// `HTTPSRedirectMiddleware`: `https` requests pass; `http` ones get the 307.
-pub(super) fn https_redirect(head: &Head<'_>) -> Step {
+/// `HTTPSRedirectMiddleware`: `https` requests pass; `http` ones get the 307 (`plain_url`: a
+/// release whose `URL` takes the text as it is, see the module's note).
+pub(super) fn https_redirect(head: &Head<'_>, plain_url: bool) -> Step {
     if head.headers.contains_key(super::TEST_CLIENT) {
         return Step::Punt; // a test client's request: its scheme is the one the client promised
     }
     if head.scheme != "http" {
         return Step::Next(Pending::Nothing);
+    }
+    if plain_url && !plain_request(head) {
+        return Step::Punt;
     }
     match redirect_location(head) {
         Some(location) => {
@@ -138,6 +171,28 @@ pub(super) fn https_redirect(head: &Head<'_>) -> Step {
         }
         None => Step::Punt,
     }
+}
+
+/// Whether every release's `URL(scope=...)` reads this request the same: no `Host` header, or
+/// a plain `name[:digits]` one; a path without `?` or `#` (the newer `URL` escapes those).
+fn plain_request(head: &Head<'_>) -> bool {
+    if let Some(host) = first(head.headers, "host") {
+        let (name, port) = match host.iter().position(|&b| b == b':') {
+            Some(i) => (&host[..i], Some(&host[i + 1..])),
+            None => (host, None),
+        };
+        let name_ok = !name.is_empty()
+            && name
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'));
+        let port_ok = port.is_none_or(|p| {
+            !p.is_empty() && p.iter().all(u8::is_ascii_digit) && valid_port(Some(p)).is_some()
+        });
+        if !name_ok || !port_ok {
+            return false;
+        }
+    }
+    !head.full_path().contains(['?', '#'])
 }
 
 /// `URL(scope=scope)` with the scheme `https` and the default port dropped, through

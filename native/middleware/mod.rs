@@ -90,20 +90,24 @@ enum Layer {
     Cors(cors::Cors),
     GZip(gzip::GZip),
     TrustedHost(hosts::TrustedHost),
-    HttpsRedirect,
+    /// Whether the release's `URL` takes the request's text as it is (`hosts::https_redirect`).
+    HttpsRedirect(bool),
     Session(sessions::Sessions),
 }
 
 /// What a layer left for the response phase of one request.
 pub enum Pending {
     Nothing,
-    /// The request's `Origin`, and whether the middleware allows it.
+    /// The request's `Origin`, and whether the response names it in
+    /// `Access-Control-Allow-Origin`.
     Cors {
         origin: Option<HeaderValue>,
-        allowed: bool,
+        mirror: bool,
     },
+    /// Whether the client takes gzip; the request's time (a `GzipFile` header's mtime).
     GZip {
         gzip: bool,
+        mtime: u32,
     },
     Session(Cookie),
 }
@@ -150,7 +154,7 @@ impl Stack {
                 Layer::Cors(cors) => cors.on_request(head),
                 Layer::GZip(gzip) => gzip.on_request(head),
                 Layer::TrustedHost(hosts) => hosts.on_request(head),
-                Layer::HttpsRedirect => hosts::https_redirect(head),
+                Layer::HttpsRedirect(plain_url) => hosts::https_redirect(head, *plain_url),
                 Layer::Session(sessions) => sessions.on_request(head),
             };
             match step {
@@ -213,11 +217,18 @@ impl Stack {
         let mut encoders = Vec::new();
         for (layer, note) in self.layers.iter().zip(pending).rev() {
             match (layer, note) {
-                (Layer::Cors(cors), Pending::Cors { origin, allowed }) => {
-                    cors.on_response(origin.as_ref(), *allowed, headers)
+                (Layer::Cors(cors), Pending::Cors { origin, mirror }) => {
+                    cors.on_response(origin.as_ref(), *mirror, headers)
                 }
-                (Layer::GZip(gzip), Pending::GZip { gzip: accepts }) => {
-                    let (out, encoder) = gzip.on_start(*accepts, status, headers, body, more);
+                (
+                    Layer::GZip(gzip),
+                    Pending::GZip {
+                        gzip: accepts,
+                        mtime,
+                    },
+                ) => {
+                    let (out, encoder) =
+                        gzip.on_start(*accepts, *mtime, status, headers, body, more);
                     body = out;
                     if let Some(encoder) = encoder {
                         encoders.push(encoder);
@@ -290,11 +301,15 @@ fn py_strip(value: &[u8]) -> &[u8] {
     &value[start..end]
 }
 
-/// `MutableHeaders.add_vary_header`: every `vary` value and the new one, joined, set as the
-/// only one.
-fn add_vary(headers: &mut impl HeaderList, vary: &str) {
+/// `MutableHeaders.add_vary_header`: every `vary` value (Starlette 1.9+; only the first
+/// before, `all == false`) and the new one, joined, set as the only one.
+fn add_vary(headers: &mut impl HeaderList, vary: &str, all: bool) {
     let mut joined: Vec<u8> = Vec::new();
-    for value in headers.all(http::header::VARY.as_str()) {
+    for value in headers
+        .all(http::header::VARY.as_str())
+        .into_iter()
+        .take(if all { usize::MAX } else { 1 })
+    {
         joined.extend_from_slice(value);
         joined.extend_from_slice(b", ");
     }
@@ -354,7 +369,7 @@ impl PyMiddlewareStack {
                 "cors" => Layer::Cors(cors::Cors::from_options(options)?),
                 "gzip" => Layer::GZip(gzip::GZip::from_options(options)?),
                 "trustedhost" => Layer::TrustedHost(hosts::TrustedHost::from_options(options)?),
-                "httpsredirect" => Layer::HttpsRedirect,
+                "httpsredirect" => Layer::HttpsRedirect(option(options, "plain_url")?),
                 "session" => {
                     if session.is_some() {
                         return Err(EngineError::TwoSessions.into());
@@ -411,13 +426,19 @@ mod tests {
     #[test]
     fn vary_extends_the_first_value() {
         let mut headers = HeaderMap::new();
-        add_vary(&mut headers, "Accept-Encoding");
+        add_vary(&mut headers, "Accept-Encoding", true);
         assert_eq!(headers["vary"], "Accept-Encoding");
         headers.append(http::header::VARY, HeaderValue::from_static("Cookie"));
-        add_vary(&mut headers, "Origin");
+        let mut first_only = headers.clone();
+        add_vary(&mut headers, "Origin", true);
         assert_eq!(
             headers.get_all("vary").iter().collect::<Vec<_>>(),
             ["Accept-Encoding, Cookie, Origin"]
+        );
+        add_vary(&mut first_only, "Origin", false);
+        assert_eq!(
+            first_only.get_all("vary").iter().collect::<Vec<_>>(),
+            ["Accept-Encoding, Origin"]
         );
     }
 }

@@ -4,6 +4,11 @@
 //! payload (base64 of the JSON) goes to Python, which makes Starlette's own `Session` object
 //! from it. The response phase reads that object (`accessed`, `modified`, empty or not) and
 //! writes the `Set-Cookie` Starlette would, signing the payload Python serialised.
+//!
+//! Before Starlette 1.0 the session is a plain `dict` (`tracks_access` off): no `Vary: Cookie`,
+//! and the cookie is written for every non-empty session, cleared for every emptied one.
+//! Before 1.8 `max_age=0` writes no `Max-Age`; before 0.49 only the first `Cookie` header is
+//! read.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -42,6 +47,13 @@ pub struct Sessions {
     factory: Py<PyAny>,
     /// `b64encode(json.dumps(session).encode("utf-8"))`.
     dump: Py<PyAny>,
+    /// Starlette's `Session` (1.0+): `accessed` and `modified` decide; else a plain dict.
+    tracks_access: bool,
+    /// Starlette < 1.8: `Max-Age` only for a truthy `max_age`.
+    max_age_truthy: bool,
+    /// Starlette >= 0.49 reads every `Cookie` header.
+    all_cookie_headers: bool,
+    vary_join_all: bool,
 }
 
 /// The session of one native request: the object the app sees, and whether a valid cookie
@@ -72,6 +84,10 @@ impl Sessions {
             security_flags: latin1(&flags)?,
             factory: option(options, "factory")?,
             dump: option(options, "dump")?,
+            tracks_access: option(options, "tracks_access")?,
+            max_age_truthy: option(options, "max_age_truthy")?,
+            all_cookie_headers: option(options, "all_cookie_headers")?,
+            vary_join_all: option(options, "vary_join_all")?,
         })
     }
 
@@ -86,7 +102,12 @@ impl Sessions {
     /// chunk with this name winning (`None`: a form the engine leaves to Python).
     pub fn find(&self, headers: &HeaderMap) -> Option<Cookie> {
         let mut value: Option<&[u8]> = None;
-        for raw in headers.get_all("cookie") {
+        let read = if self.all_cookie_headers {
+            usize::MAX
+        } else {
+            1
+        };
+        for raw in headers.get_all("cookie").iter().take(read) {
             let raw = raw.as_bytes();
             if !raw.is_ascii() {
                 return None;
@@ -187,11 +208,13 @@ impl Sessions {
         headers: &mut impl HeaderList,
     ) -> PyResult<()> {
         let object = session.object.bind(py);
-        if object.getattr(pyo3::intern!(py, "accessed"))?.is_truthy()? {
-            add_vary(headers, "Cookie");
-        }
-        if !object.getattr(pyo3::intern!(py, "modified"))?.is_truthy()? {
-            return Ok(());
+        if self.tracks_access {
+            if object.getattr(pyo3::intern!(py, "accessed"))?.is_truthy()? {
+                add_vary(headers, "Cookie", self.vary_join_all);
+            }
+            if !object.getattr(pyo3::intern!(py, "modified"))?.is_truthy()? {
+                return Ok(());
+            }
         }
         let mut cookie = self.cookie.clone();
         cookie.push(b'=');
@@ -202,7 +225,7 @@ impl Sessions {
             cookie.extend_from_slice(b"; path=");
             cookie.extend_from_slice(&self.path);
             cookie.extend_from_slice(b"; ");
-            if let Some(max_age) = self.max_age {
+            if let Some(max_age) = self.max_age.filter(|&age| !self.max_age_truthy || age != 0) {
                 cookie.extend_from_slice(format!("Max-Age={max_age}; ").as_bytes());
             }
         } else if !session.initial_empty {
@@ -255,6 +278,10 @@ mod tests {
             security_flags: b"httponly; samesite=lax".to_vec(),
             factory: py.None(),
             dump: py.None(),
+            tracks_access: true,
+            max_age_truthy: false,
+            all_cookie_headers: true,
+            vary_join_all: true,
         })
     }
 

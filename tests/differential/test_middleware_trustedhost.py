@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from apps import middleware_trustedhost as apps
 from support.compare import PairClients, Req, compare_ws, recv, recv_close
-from support.native_middleware import expect_native, unreproduced
+from support.native_middleware import expect_native, lowercases_hosts, unreproduced
 from support.wire import Wire, compare_wire
 
 from .conftest import pair_fixture
@@ -165,6 +165,8 @@ def test_redirect_and_refusal(exact_pair: PairClients) -> None:
     python_only = unreproduced(exact_pair.pair.engine_app)
     if python_only:  # Starlette's own code on both sides; the values below are Starlette 1.10's
         pytest.skip(f"{', '.join(python_only)} of this Starlette runs in Python (answers compared)")
+    if not lowercases_hosts():  # Starlette < 1.9 (Python 3.10's 1.7): "OTHER.ORG" is refused
+        pytest.skip("this Starlette does not lower-case the host; the values below are 1.9+'s (answers compared)")
     assert redirect.status == 307
     assert redirect.header("location") == "http://www.OTHER.ORG:8080/echo/a/b?x=1"
     bad_port = exact_pair.compare(host("other.org:99999", "/items/1"))

@@ -23,12 +23,24 @@ MIDDLEWARE_NATIVE = True
 
 def unreproduced(app: object) -> list[str]:
     """Standard middleware of ``app`` whose installed Starlette version the engine does not
-    reproduce (run in Python instead: on Python 3.10, Starlette 1.7's HTTPSRedirectMiddleware)."""
+    reproduce (run in Python instead: a release outside 0.38.0-1.10.0)."""
     from fastrapi_compat.plan.compiler import compile_app
 
     return [
         m.name for m in compile_app(app).middleware if not m.native and "not the one the engine reproduces" in m.reason
     ]
+
+
+def lowercases_hosts() -> bool:
+    """Whether the installed ``TrustedHostMiddleware`` lower-cases hosts (Starlette 1.9+; the
+    engine reproduces the older ones too, which compare hosts as written)."""
+    import starlette.middleware.trustedhost  # noqa: F401
+
+    from fastrapi_compat.plan import middleware
+
+    module = "starlette.middleware.trustedhost"
+    release = middleware.VERIFIED_SOURCES[module].get(middleware._source_hash(module))
+    return bool(release and release["lowercase"])
 
 
 def engine_stats(pair: PairClients) -> dict[str, int]:
