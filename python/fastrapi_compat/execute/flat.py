@@ -46,6 +46,8 @@ async def answer_flat(call: NativeCall, flat: FlatPlan) -> None:
     body: Any = Undefined
     if flat.has_body:
         body = await read_json_body(call, flat)
+        if body is Undefined and flat.legacy:
+            body = None  # what a legacy release's handler validates for an empty body
     values: dict[str, Any]
     errors: list[Any]
     if flat.solves:
@@ -55,7 +57,7 @@ async def answer_flat(call: NativeCall, flat: FlatPlan) -> None:
     if flat.has_body:
         if flat.single_body is not None:  # request_body_to_args' single, not embedded field
             core = flat.single_body_core
-            if core is not None and body is not Undefined:
+            if core is not None and body is not Undefined and body is not None:
                 found_value, failed = validate_directly(core, body, ("body",))
             else:
                 found_value, failed = helpers.validate_value(
@@ -95,8 +97,7 @@ async def answer_flat(call: NativeCall, flat: FlatPlan) -> None:
             response_content=raw,
             is_coroutine=flat.is_coroutine,
             endpoint_ctx=endpoint_ctx(flat, call),
-            dump_json=flat.use_dump_json,
-            **flat.serialize_kwargs,
+            **flat.serialize_options,
         )
     answer = make_answer(flat, raw, content)
     if isinstance(answer, Response):

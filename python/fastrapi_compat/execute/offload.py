@@ -66,8 +66,7 @@ def answer_flat_sync(call: NativeCall, flat: FlatPlan, context: contextvars.Cont
                 response_content=raw,
                 is_coroutine=True,
                 endpoint_ctx=endpoint_ctx(flat, call),
-                dump_json=flat.use_dump_json,
-                **flat.serialize_kwargs,
+                **flat.serialize_options,
             )
         )
     answer = make_answer(flat, raw, content)

@@ -52,11 +52,12 @@ class Param:
         self.name = field.name
         self.keys = [key for _, key in helpers.get_param_aliases(field)]
         self.location = field.field_info.in_.value
-        self.sequence = bool(helpers.is_sequence(field.field_info.annotation))
+        self.sequence = helpers.is_sequence(field)
         self.getlist = self.sequence and not helpers.is_json_field(field)
         # A missing optional value is ``deepcopy(field.default)`` unvalidated: for a plain
         # default (no factory: ``field.default`` would call it) that is an immutable scalar,
-        # that is the default itself, so FastAPI's helper need not be called.
+        # that is the default itself, so FastAPI's helper need not be called. (Legacy
+        # releases validate a default other than ``None``: only ``None`` is plain there.)
         info = field.field_info
         self.default = info.default
         self.plain_default = (
@@ -64,6 +65,7 @@ class Param:
             and not info.is_required()
             and not info.validate_default
             and type(self.default) in _IMMUTABLE_SCALARS
+            and (self.default is None or not helpers.legacy)
         )
         # A present value: what ``field.validate`` calls, without the three Python frames
         # around pydantic-core (None: FastAPI's helper validates it).
@@ -79,7 +81,7 @@ def _params(fields: list[Any]) -> list[Param] | None:
     ``request_params_to_args`` handles the location)."""
     helpers = internals.FLAT
     assert helpers is not None
-    if any(helpers.get_param_model(field) is not None for field in fields):
+    if helpers.location_model(fields):
         return None
     return [Param(field) for field in fields]
 
@@ -116,7 +118,7 @@ class Node:
         assert helpers is not None
         self.call = dependant.call
         self.name = dependant.name
-        self.is_coroutine = helpers.is_coroutine(dependant.call)
+        self.is_coroutine = helpers.is_coroutine(dependant)
         self.use_cache = dependant.use_cache
         self.cache_key = helpers.cache_key(dependant=dependant)
         self.path_fields = list(dependant.path_params)
@@ -164,7 +166,7 @@ def _node_reason(dependant: Any, top: bool) -> str:
         return "security scopes"
     call = dependant.call
     if not top:
-        if call is None or helpers.is_gen(call) or helpers.is_async_gen(call):
+        if call is None or helpers.is_gen(dependant) or helpers.is_async_gen(dependant):
             return "dependency with yield"
         if dependant.body_params:
             return "body parameter in a dependency"
@@ -194,12 +196,14 @@ class FlatPlan:
         "has_body",
         "is_coroutine",
         "json_class",
+        "legacy",
         "node",
         "offload",
         "overrides_provider",
         "response_class",
         "response_field",
         "serialize_kwargs",
+        "serialize_options",
         "single_body",
         "single_body_core",
         "response_serializer",
@@ -219,8 +223,10 @@ class FlatPlan:
         self.body_fields = list(dependant.body_params)
         self.has_body = like.body_field is not None
         self.embed_body_fields = internals.embed_body_fields(like)
-        strict = getattr(like, "strict_content_type", True)
+        # Legacy releases parse a body without a content type as JSON (no such setting).
+        strict = getattr(like, "strict_content_type", True) if not helpers.legacy else False
         self.strict_content_type = strict.value if isinstance(strict, DefaultPlaceholder) else strict
+        self.legacy = helpers.legacy
         self.status_code = like.status_code
         self.body_allowed = is_body_allowed_for_status_code(like.status_code or 200)
         self.response_field = like.response_field
@@ -233,7 +239,13 @@ class FlatPlan:
             "exclude_none": like.response_model_exclude_none,
         }
         response_class = like.response_class
-        self.use_dump_json = self.response_field is not None and isinstance(response_class, DefaultPlaceholder)
+        self.use_dump_json = (
+            self.response_field is not None and isinstance(response_class, DefaultPlaceholder) and not helpers.legacy
+        )
+        #: What ``serialize_response`` is called with besides the field, content and context.
+        self.serialize_options = dict(self.serialize_kwargs)
+        if not helpers.legacy:
+            self.serialize_options["dump_json"] = self.use_dump_json
         actual = response_class.value if isinstance(response_class, DefaultPlaceholder) else response_class
         self.response_class = actual
         # Starlette's JSONResponse itself (not a subclass): its bytes are rendered here.
@@ -285,7 +297,7 @@ def flat_reason(like: Any) -> str:
     if reason:
         return reason
     call = dependant.call
-    if call is None or helpers.is_gen(call) or helpers.is_async_gen(call):
+    if call is None or helpers.is_gen(dependant) or helpers.is_async_gen(dependant):
         return "streaming endpoint"
     if getattr(like, "is_json_stream", False) or getattr(like, "stream_item_field", None) is not None:
         return "streaming endpoint"
