@@ -7,14 +7,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi.exceptions import RequestValidationError, ResponseValidationError
+from fastapi.exceptions import ResponseValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from fastrapi_compat.execute.body import read_json_body
 from fastrapi_compat.execute.call import NativeCall
 from fastrapi_compat.execute.params import solve
-from fastrapi_compat.execute.respond import UNSERIALIZED, EndpointContext, endpoint_ctx, make_answer, validate_directly
+from fastrapi_compat.execute.respond import (
+    UNSERIALIZED,
+    EndpointContext,
+    endpoint_ctx,
+    make_answer,
+    request_error,
+    serialize_context,
+    validate_directly,
+)
 from fastrapi_compat.plan import internals
 from fastrapi_compat.plan.flat import FlatPlan
 from fastrapi_compat.plan.plans import Plan
@@ -72,9 +80,7 @@ async def answer_flat(call: NativeCall, flat: FlatPlan) -> None:
             values.update(found)
             errors.extend(failed)
     if errors:
-        raise RequestValidationError(
-            errors, body=None if body is Undefined else body, endpoint_ctx=endpoint_ctx(flat, call)
-        )
+        raise request_error(flat, call, errors, None if body is Undefined else body)
     if flat.is_coroutine:
         raw = await flat.call(**values)
     else:
@@ -96,7 +102,7 @@ async def answer_flat(call: NativeCall, flat: FlatPlan) -> None:
             field=flat.response_field,
             response_content=raw,
             is_coroutine=flat.is_coroutine,
-            endpoint_ctx=endpoint_ctx(flat, call),
+            **serialize_context(flat, call),
             **flat.serialize_options,
         )
     answer = make_answer(flat, raw, content)

@@ -13,6 +13,7 @@ import fastapi.exceptions
 import fastapi.params
 import fastapi.responses
 from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.utils import is_body_allowed_for_status_code
 from pydantic import ValidationError
 from starlette.responses import Response
@@ -75,6 +76,19 @@ def make_answer(flat: FlatPlan, raw: Any, content: Any) -> Response | tuple[int,
     if not flat.body_allowed:
         rendered = b""
     return status, headers, rendered
+
+
+def request_error(flat: FlatPlan, call: NativeCall, errors: list[Any], body: Any) -> RequestValidationError:
+    """The ``RequestValidationError`` FastAPI's handler raises, with the endpoint context on
+    releases whose errors carry one."""
+    if flat.error_context:
+        return RequestValidationError(errors, body=body, endpoint_ctx=endpoint_ctx(flat, call))
+    return RequestValidationError(errors, body=body)
+
+
+def serialize_context(flat: FlatPlan, call: NativeCall) -> dict[str, Any]:
+    """``serialize_response``'s ``endpoint_ctx`` argument, on releases that take one."""
+    return {"endpoint_ctx": endpoint_ctx(flat, call)} if flat.error_context else {}
 
 
 def endpoint_ctx(flat: FlatPlan, call: NativeCall) -> Any:

@@ -113,12 +113,13 @@ class Node:
         "use_cache",
     )
 
-    def __init__(self, dependant: Any) -> None:
+    def __init__(self, dependant: Any, top: bool = False) -> None:
         helpers = internals.FLAT
         assert helpers is not None
         self.call = dependant.call
         self.name = dependant.name
-        self.is_coroutine = helpers.is_coroutine(dependant)
+        # The endpoint's own test at the top (it may differ from the dependencies' one).
+        self.is_coroutine = (helpers.endpoint_is_coroutine if top else helpers.is_coroutine)(dependant)
         self.use_cache = dependant.use_cache
         self.cache_key = helpers.cache_key(dependant=dependant)
         self.path_fields = list(dependant.path_params)
@@ -192,6 +193,7 @@ class FlatPlan:
         "contexts",
         "dependant_path",
         "embed_body_fields",
+        "error_context",
         "endpoint_ctx",
         "has_body",
         "is_coroutine",
@@ -217,7 +219,7 @@ class FlatPlan:
         helpers = internals.FLAT
         assert helpers is not None
         dependant = like.dependant
-        self.node = Node(dependant)
+        self.node = Node(dependant, top=True)
         self.call = dependant.call
         self.is_coroutine = self.node.is_coroutine
         self.body_fields = list(dependant.body_params)
@@ -227,6 +229,7 @@ class FlatPlan:
         strict = getattr(like, "strict_content_type", True) if not helpers.legacy else False
         self.strict_content_type = strict.value if isinstance(strict, DefaultPlaceholder) else strict
         self.legacy = helpers.legacy
+        self.error_context = helpers.error_context
         self.status_code = like.status_code
         self.body_allowed = is_body_allowed_for_status_code(like.status_code or 200)
         self.response_field = like.response_field

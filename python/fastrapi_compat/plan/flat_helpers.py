@@ -2,22 +2,29 @@
 
 Flat plans (:mod:`fastrapi_compat.plan.flat`, run by :mod:`fastrapi_compat.execute.flat`)
 replicate ``get_request_handler``, ``solve_dependencies`` and ``request_params_to_args`` step
-by step. Two generations are known:
+by step. Three generations are known:
 
 - ``current`` (0.130 and later): the helpers those functions are made of exist by name
   (``_get_param_aliases``, ``_get_cache_key``...), and ``serialize_response`` takes
   ``dump_json``; a missing value is ``Undefined``, and a default is not validated.
-- ``legacy`` (0.128): the same handler shape (the request's exit stacks, the endpoint
-  context), but the helpers live on ``Dependant`` (``cache_key``, ``is_coroutine_callable``),
-  an absent body is ``None``, a missing parameter's non-``None`` default *is* validated, a
-  body without a content type is parsed as JSON, and the response is serialized to Python and
-  rendered by the response class. A release gets this generation only when the source of every
-  function whose body the plan replicates is one read and compared here (see
-  :data:`_LEGACY_DIGESTS`); any other release keeps FastAPI's own handler for every route.
+- ``0.128``: the same handler shape (FastAPI's ``request_response`` with the request's exit
+  stacks, errors with an endpoint context), but the helpers live on ``Dependant``
+  (``cache_key``, ``is_coroutine_callable``), an absent body is ``None``, a missing
+  parameter's non-``None`` default *is* validated, a body without a content type is parsed as
+  JSON, and the response is serialized to Python and rendered by the response class.
+- ``0.115``: as ``0.128``, but the route's handler sits in Starlette's ``request_response``,
+  errors carry no endpoint context, parameters are read by their ``alias``, and the endpoint
+  is awaited when ``asyncio.iscoroutinefunction`` says so (dependencies by
+  ``is_coroutine_callable``).
+
+An older release gets its generation only when the source of every function whose body the
+plan replicates is one read and compared here (see :data:`_LEGACY_DIGESTS`); any other
+release keeps FastAPI's own handler for every route.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import inspect
@@ -25,6 +32,7 @@ from collections.abc import Callable
 from typing import Any
 
 import fastapi
+import fastapi._compat
 import fastapi.dependencies.models as _dep_models
 import fastapi.dependencies.utils as _dep_utils
 import fastapi.routing
@@ -39,6 +47,13 @@ class FlatHelpers:
     ``Dependant`` predicates take the dependant."""
 
     legacy: bool
+    #: The ``request_response`` flavour around the handlers this generation replicates.
+    handler_kind: str
+    #: Whether the release's validation errors and ``serialize_response`` take an endpoint
+    #: context.
+    error_context: bool
+    #: The endpoint's own test (``get_request_handler``'s ``is_coroutine``).
+    endpoint_is_coroutine: Callable[[Any], bool]
     is_coroutine: Callable[[Any], bool]
     is_gen: Callable[[Any], bool]
     is_async_gen: Callable[[Any], bool]
@@ -107,6 +122,9 @@ def _current() -> tuple[FlatHelpers | None, str]:
     sequence: Any = names.pop("is_sequence")
     return FlatHelpers(
         legacy=False,
+        handler_kind="fastapi",
+        error_context=True,
+        endpoint_is_coroutine=lambda dependant: bool(is_coroutine(dependant.call)),
         is_coroutine=lambda dependant: bool(is_coroutine(dependant.call)),
         is_gen=lambda dependant: bool(is_gen(dependant.call)),
         is_async_gen=lambda dependant: bool(is_async_gen(dependant.call)),
@@ -117,20 +135,18 @@ def _current() -> tuple[FlatHelpers | None, str]:
     ), ""
 
 
-#: What a legacy release's flat plan replicates, and the sha256 of each function's source
-#: (whitespace removed) per release read: ``get_request_handler`` (the body read with no
-#: content type parsed as JSON, ``None`` for an empty body, the response made by
-#: ``serialize_response`` to Python and rendered by the response class), ``solve_dependencies``
-#: (sub-dependencies in order, ``Dependant.cache_key`` and ``is_coroutine_callable``),
-#: ``request_params_to_args`` (a lone ``BaseModel`` field as a model, else each field by its
-#: validation alias), ``request_body_to_args`` (one field not embedded: the whole body
-#: validated), ``_get_multidict_value`` and ``_validate_value_with_model_field`` (a
-#: missing optional parameter's default is validated unless it is ``None``),
-#: ``run_endpoint_function``, ``get_validation_alias``, ``is_sequence_field``, and
-#: ``ModelField.validate`` (one ``validate_python`` call,
-#: checked by :func:`fastrapi_compat.plan.internals.core_validator`). The same in fastapi
-#: 0.128.0 (0.122 differs in ``get_request_handler``: no endpoint context; 0.130 in
-#: ``serialize_response``: ``dump_json``).
+#: What an older release's flat plan replicates, and the sha256 of each function's source
+#: (whitespace removed) per release read ("" where the release has no such function):
+#: ``get_request_handler`` (the body read with no content type parsed as JSON, ``None`` for an
+#: empty body, the response made by ``serialize_response`` to Python and rendered by the
+#: response class), ``solve_dependencies`` (sub-dependencies in order, ``Dependant.cache_key``
+#: and the coroutine test), ``request_params_to_args`` (a lone ``BaseModel`` field as a model,
+#: else each field by its validation alias or alias), ``request_body_to_args`` (one field not
+#: embedded: the whole body validated), ``_get_multidict_value`` and
+#: ``_validate_value_with_model_field`` (a missing optional parameter's default is validated
+#: unless it is ``None``), ``run_endpoint_function``, the alias, list-ness and coroutine tests,
+#: and ``ModelField.validate`` (one ``validate_python`` call, checked by
+#: :func:`fastrapi_compat.plan.internals.core_validator`).
 _LEGACY_FUNCTIONS: tuple[tuple[str, Any, str], ...] = (
     ("get_request_handler", fastapi.routing, "get_request_handler"),
     ("run_endpoint_function", fastapi.routing, "run_endpoint_function"),
@@ -142,19 +158,49 @@ _LEGACY_FUNCTIONS: tuple[tuple[str, Any, str], ...] = (
     ("_validate_value_with_model_field", _dep_utils, "_validate_value_with_model_field"),
     ("get_validation_alias", _dep_utils, "get_validation_alias"),
     ("is_sequence_field", _dep_utils, "is_sequence_field"),
+    ("is_coroutine_callable", _dep_utils, "is_coroutine_callable"),
+    ("is_gen_callable", _dep_utils, "is_gen_callable"),
+    ("is_async_gen_callable", _dep_utils, "is_async_gen_callable"),
 )
-_LEGACY_DIGESTS: dict[str, tuple[str, ...]] = {
+#: Per release read: its generation and the digests of :data:`_LEGACY_FUNCTIONS`, in order.
+#: 0.118 and 0.122 differ from 0.128 in ``get_request_handler`` (no endpoint context) and
+#: keep FastAPI's handler; 0.130 is the ``current`` generation.
+_LEGACY_DIGESTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "0.115.0": (
+        "0.115",
+        (
+            "1d3e6ccba0803a4c3923d2815edd10062ba598ab4f5570ac6d804333a38630e2",
+            "d654af58a37242a2a0a4874892c939378bb1263d84749535cac1471d1c47d8c4",
+            "2cef4e0450f14604eaffd4d8e4a6b3c3eb87bdab50bfe9f864764d8f4afda4ab",
+            "40924d035e79a16bbb437b20b33df6a995f8c4ac12c829fa524423af1ca9d273",
+            "23db64b4146244bd922cbe77ff2f9abe55db1c800264733f9b8fda04f76ffbde",
+            "cb922a6c27b84c015ef08c437262bfebc0ca387287dd5278f735bc4f65b17240",
+            "303b5a0e81ee59680c42f35881882a4d6a93b7df660135ef03cb76da2018e8d1",
+            "2c55e2d27c7a3e8c16c61f5d0f8ee809879357ee930b40667860353027c689c3",
+            "",
+            "d6b524fc1d7f2dfd3725333ec5f368c0661cbe34893803e757d4953decf3ddc8",
+            "f79a27785765700433e5533d71ad6ff79f037938a3a3e60ac1d397ab99c97938",
+            "5c9dfd0824f8b792403c0a775146e6e1867bfbf7b4b24c95883bb3dac0349645",
+            "729468edb86035829779abb348f33d735301a3bf68d9e2f13c7f4fb105cadff0",
+        ),
+    ),
     "0.128.0": (
-        "0dff7fc1e954cddb0dff0bf5137d9728cad3995955198ba00dc2f50fcc018479",
-        "ef8948cdcb5ef2ff1c5f0c135130eafd754886f647b15cb46247df7752644506",
-        "8539c2b6d309db6365beb658faa121d1d70fa94a4fe403d629e36e0bbf702832",
-        "a591be44fe0f341cdd4aabd10ab5157e6c7bfcf72962afd84c04607d53b137b4",
-        "42d1c3e2bcf6a9f2c6082c075276fc066ecf2478374dc3f6f874d107fc24448c",
-        "d1511ca219895ac55d77dc654e805eb47fef510ab45f88679f38a56398cf94ec",
-        "f7ae9dfa4d6b41fd1d4c2b103dff497071e9eed1be65c0731f11dd1f1e3de717",
-        "5d4b6d14c7ef109bd20333369b733928a2b1a46a8271751df0113af3d203bce7",
-        "0fca9d1a57f3738334fd582964284ca942aa5e9637d91ca28b2bee86d7e308d2",
-        "35f36e8d90f00ad76354e2c5d26f4b01b2478484ac1979b13899e0186fd2b8ca",
+        "0.128",
+        (
+            "0dff7fc1e954cddb0dff0bf5137d9728cad3995955198ba00dc2f50fcc018479",
+            "ef8948cdcb5ef2ff1c5f0c135130eafd754886f647b15cb46247df7752644506",
+            "8539c2b6d309db6365beb658faa121d1d70fa94a4fe403d629e36e0bbf702832",
+            "a591be44fe0f341cdd4aabd10ab5157e6c7bfcf72962afd84c04607d53b137b4",
+            "42d1c3e2bcf6a9f2c6082c075276fc066ecf2478374dc3f6f874d107fc24448c",
+            "d1511ca219895ac55d77dc654e805eb47fef510ab45f88679f38a56398cf94ec",
+            "f7ae9dfa4d6b41fd1d4c2b103dff497071e9eed1be65c0731f11dd1f1e3de717",
+            "5d4b6d14c7ef109bd20333369b733928a2b1a46a8271751df0113af3d203bce7",
+            "0fca9d1a57f3738334fd582964284ca942aa5e9637d91ca28b2bee86d7e308d2",
+            "35f36e8d90f00ad76354e2c5d26f4b01b2478484ac1979b13899e0186fd2b8ca",
+            "",
+            "",
+            "",
+        ),
     ),
 }
 
@@ -164,35 +210,55 @@ def _legacy(reason: str) -> tuple[FlatHelpers | None, str]:
     for _, owner, attribute in _LEGACY_FUNCTIONS:
         function = getattr(owner, attribute, None)
         found.append(_digest(function) if function is not None else "")
-    if tuple(found) not in _LEGACY_DIGESTS.values():
+    generation = next((name for name, digests in _LEGACY_DIGESTS.values() if digests == tuple(found)), None)
+    if generation is None or not getattr(fastapi._compat, "PYDANTIC_V2", True):
         return None, reason
     utils: Any = _dep_utils
     routing: Any = fastapi.routing
-    validation_alias = utils.get_validation_alias
     is_sequence_field = utils.is_sequence_field
 
     def location_model(fields: list[Any]) -> bool:
         return len(fields) == 1 and lenient_issubclass(fields[0].type_, BaseModel)
 
+    common: dict[str, Any] = {
+        "legacy": True,
+        "serialize_response": routing.serialize_response,
+        "request_params_to_args": utils.request_params_to_args,
+        "request_body_to_args": utils.request_body_to_args,
+        "location_model": location_model,
+        "is_json_field": lambda field: False,  # the list-ness test is is_sequence_field alone
+        "is_sequence": lambda field: bool(is_sequence_field(field)),
+        "validate_value": utils._validate_value_with_model_field,
+        "missing_value": utils._get_multidict_value,
+        "cache_key": lambda dependant: dependant.cache_key,
+        "should_embed": lambda fields: False,  # request_body_to_args: embed_body_fields alone
+        "form_models": lambda field: None,
+    }
+    if generation == "0.128":
+        validation_alias = utils.get_validation_alias
+        return FlatHelpers(
+            handler_kind="fastapi",
+            error_context=True,
+            endpoint_is_coroutine=lambda dependant: bool(dependant.is_coroutine_callable),
+            is_coroutine=lambda dependant: bool(dependant.is_coroutine_callable),
+            is_gen=lambda dependant: bool(dependant.is_gen_callable),
+            is_async_gen=lambda dependant: bool(dependant.is_async_gen_callable),
+            endpoint_context=routing._extract_endpoint_context,
+            get_param_aliases=lambda field: [(None, validation_alias(field))],
+            oauth_scopes=lambda dependant: dependant.oauth_scopes,
+            **common,
+        ), ""
     return FlatHelpers(
-        legacy=True,
-        is_coroutine=lambda dependant: bool(dependant.is_coroutine_callable),
-        is_gen=lambda dependant: bool(dependant.is_gen_callable),
-        is_async_gen=lambda dependant: bool(dependant.is_async_gen_callable),
-        endpoint_context=routing._extract_endpoint_context,
-        serialize_response=routing.serialize_response,
-        request_params_to_args=utils.request_params_to_args,
-        request_body_to_args=utils.request_body_to_args,
-        location_model=location_model,
-        get_param_aliases=lambda field: [(None, validation_alias(field))],
-        is_json_field=lambda field: False,  # the list-ness test is is_sequence_field alone
-        is_sequence=lambda field: bool(is_sequence_field(field)),
-        validate_value=utils._validate_value_with_model_field,
-        missing_value=utils._get_multidict_value,
-        cache_key=lambda dependant: dependant.cache_key,
-        should_embed=lambda fields: False,  # request_body_to_args: embed_body_fields alone
-        form_models=lambda field: None,
-        oauth_scopes=lambda dependant: dependant.oauth_scopes,
+        handler_kind="starlette",
+        error_context=False,
+        endpoint_is_coroutine=lambda dependant: asyncio.iscoroutinefunction(dependant.call),
+        is_coroutine=lambda dependant: bool(utils.is_coroutine_callable(dependant.call)),
+        is_gen=lambda dependant: bool(utils.is_gen_callable(dependant.call)),
+        is_async_gen=lambda dependant: bool(utils.is_async_gen_callable(dependant.call)),
+        endpoint_context=lambda call: {},
+        get_param_aliases=lambda field: [(None, field.alias)],
+        oauth_scopes=lambda dependant: dependant.security_scopes or [],
+        **common,
     ), ""
 
 
