@@ -78,12 +78,36 @@ class Param:
 
 def _params(fields: list[Any]) -> list[Param] | None:
     """The fields of one location, or None when one is a parameter model (then FastAPI's
-    ``request_params_to_args`` handles the location)."""
+    ``request_params_to_args`` handles the location). Legacy releases also copy every field's
+    default on each request before reading the values: a location where that may be seen (a
+    default factory, a default that is not plain data) is left to their function too."""
     helpers = internals.FLAT
     assert helpers is not None
     if helpers.location_model(fields):
         return None
+    if helpers.legacy and not all(_plain_default(field.field_info) for field in fields):
+        return None
     return [Param(field) for field in fields]
+
+
+def _plain_default(info: Any) -> bool:
+    """No default factory, and a default that is required, or immutable data, or a list,
+    tuple, set or dict of it: copying it calls nothing of the app's."""
+    if info.default_factory is not None:
+        return False
+    if info.is_required():
+        return True
+    return _plain_data(info.default)
+
+
+def _plain_data(value: Any) -> bool:
+    if type(value) in _IMMUTABLE_SCALARS:
+        return True
+    if type(value) in (list, tuple, set, frozenset):
+        return all(type(item) in _IMMUTABLE_SCALARS for item in value)
+    if type(value) is dict:
+        return all(type(k) in _IMMUTABLE_SCALARS and type(v) in _IMMUTABLE_SCALARS for k, v in value.items())
+    return False
 
 
 _SPECIAL_PARAMETERS = ("request", "websocket", "http_connection", "response", "background_tasks", "security_scopes")
@@ -263,6 +287,7 @@ class FlatPlan:
             and not self.embed_body_fields
             and not helpers.should_embed(fields)
             and not helpers.form_models(fields[0])
+            and helpers.direct_single_body
             else None
         )
         self.single_body_core = internals.core_validator(self.single_body) if self.single_body is not None else None
@@ -278,7 +303,8 @@ class FlatPlan:
         )
         self.contexts: dict[tuple[str, str], Any] = {}  # endpoint context per (method, root path)
         # No body and no ``async`` function anywhere: the whole plan may run on a pool thread.
-        self.offload = not self.has_body and _synchronous(self.node)
+        # (Not with an anyio whose worker threads need a cancel scope: anyio.from_thread.)
+        self.offload = not self.has_body and _synchronous(self.node) and internals.POOL_WORKERS
 
     def overridden(self) -> bool:
         """``dependency_overrides`` are set: FastAPI's own solver must run the route."""

@@ -15,7 +15,12 @@ by step. Three generations are known:
 - ``0.115``: as ``0.128``, but the route's handler sits in Starlette's ``request_response``,
   errors carry no endpoint context, parameters are read by their ``alias``, and the endpoint
   is awaited when ``asyncio.iscoroutinefunction`` says so (dependencies by
-  ``is_coroutine_callable``).
+  ``is_coroutine_callable``), and a single body field goes through its own
+  ``request_body_to_args`` (which builds the model's fields first).
+
+In both older generations ``request_params_to_args`` copies every field's default before
+reading the values; a location where that copy could be seen (a default factory, a default
+that is not plain data) goes through the release's own function.
 
 An older release gets its generation only when the source of every function whose body the
 plan replicates is one read and compared here (see :data:`_LEGACY_DIGESTS`); any other
@@ -75,6 +80,9 @@ class FlatHelpers:
     cache_key: Callable[..., Any]
     should_embed: Callable[..., Any]
     form_models: Callable[..., Any]
+    #: Whether a single body field not embedded is validated directly (0.115's
+    #: ``request_body_to_args`` also builds the model's fields then: its own function runs).
+    direct_single_body: bool
     oauth_scopes: Callable[..., Any]
 
 
@@ -124,6 +132,7 @@ def _current() -> tuple[FlatHelpers | None, str]:
         legacy=False,
         handler_kind="fastapi",
         error_context=True,
+        direct_single_body=True,
         endpoint_is_coroutine=lambda dependant: bool(is_coroutine(dependant.call)),
         is_coroutine=lambda dependant: bool(is_coroutine(dependant.call)),
         is_gen=lambda dependant: bool(is_gen(dependant.call)),
@@ -239,6 +248,7 @@ def _legacy(reason: str) -> tuple[FlatHelpers | None, str]:
         return FlatHelpers(
             handler_kind="fastapi",
             error_context=True,
+            direct_single_body=True,
             endpoint_is_coroutine=lambda dependant: bool(dependant.is_coroutine_callable),
             is_coroutine=lambda dependant: bool(dependant.is_coroutine_callable),
             is_gen=lambda dependant: bool(dependant.is_gen_callable),
@@ -251,6 +261,7 @@ def _legacy(reason: str) -> tuple[FlatHelpers | None, str]:
     return FlatHelpers(
         handler_kind="starlette",
         error_context=False,
+        direct_single_body=False,
         endpoint_is_coroutine=lambda dependant: asyncio.iscoroutinefunction(dependant.call),
         is_coroutine=lambda dependant: bool(utils.is_coroutine_callable(dependant.call)),
         is_gen=lambda dependant: bool(utils.is_gen_callable(dependant.call)),

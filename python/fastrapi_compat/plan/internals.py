@@ -432,6 +432,24 @@ def included_scope(leaf: Leaf) -> dict[str, Any] | None:
 # --- anyio's worker threads ------------------------------------------------------------------------
 
 
+def _scopeless_workers() -> bool:
+    """Whether a thread claimed by :func:`claim_anyio_worker` (no cancel scope) may call back
+    into the loop: anyio's ``run_async_from_thread`` reads the thread's cancel scope when it
+    has one (``getattr(..., None)``); older releases (4.6) require one, and ``anyio.from_thread``
+    would fail there."""
+    try:
+        from anyio._backends._asyncio import AsyncIOBackend
+        from anyio._core._eventloop import claim_worker_thread, threadlocals  # noqa: F401
+    except ImportError:
+        return False
+    source = _normalized_source(AsyncIOBackend.run_async_from_thread)
+    return 'getattr(threadlocals,"current_cancel_scope",None)' in source
+
+
+#: Whether flat plans may run whole on the engine's pool (see :func:`_scopeless_workers`).
+POOL_WORKERS = _scopeless_workers()
+
+
 def claim_anyio_worker(loop: Any) -> Any:
     """A context manager making the calling thread what anyio calls a worker thread of
     ``loop`` (as ``anyio.to_thread.run_sync`` does for its own), so that code run on the engine's
