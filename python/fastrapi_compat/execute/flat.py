@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi.exceptions import ResponseValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -16,10 +15,9 @@ from fastrapi_compat.execute.call import NativeCall
 from fastrapi_compat.execute.params import solve
 from fastrapi_compat.execute.respond import (
     UNSERIALIZED,
-    EndpointContext,
-    endpoint_ctx,
     make_answer,
     request_error,
+    response_error,
     serialize_context,
     validate_directly,
 )
@@ -64,6 +62,8 @@ async def answer_flat(call: NativeCall, flat: FlatPlan) -> None:
         values, errors = {}, []
     if flat.has_body:
         if flat.single_body is not None:  # request_body_to_args' single, not embedded field
+            if flat.body_model_fields is not None:
+                flat.body_model_fields(flat.single_body)
             core = flat.single_body_core
             if core is not None and body is not Undefined and body is not None:
                 found_value, failed = validate_directly(core, body, ("body",))
@@ -93,9 +93,7 @@ async def answer_flat(call: NativeCall, flat: FlatPlan) -> None:
     if serializer is not None:  # serialize_response's steps (see internals.response_serializer)
         value, invalid = validate_directly(serializer[0], raw, ("response",))
         if invalid:  # raised outside any except block, as FastAPI raises it
-            raise ResponseValidationError(
-                errors=invalid, body=raw, endpoint_ctx=endpoint_ctx(flat, call) or EndpointContext()
-            )
+            raise response_error(flat, call, invalid, raw)
         content = serializer[1](value, **flat.serialize_kwargs)
     elif flat.response_field is not None:
         content = await helpers.serialize_response(

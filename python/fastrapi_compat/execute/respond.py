@@ -13,7 +13,7 @@ import fastapi.exceptions
 import fastapi.params
 import fastapi.responses
 from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
+from fastapi.exceptions import RequestValidationError, ResponseValidationError
 from fastapi.utils import is_body_allowed_for_status_code
 from pydantic import ValidationError
 from starlette.responses import Response
@@ -55,6 +55,10 @@ def make_answer(flat: FlatPlan, raw: Any, content: Any) -> Response | tuple[int,
             content = jsonable_encoder(raw) if rendered is None else None
         else:
             content = jsonable_encoder(raw)
+    elif flat.json_class and not flat.use_dump_json:
+        # A response model's content as Python data (older releases): plain data renders to
+        # the bytes json.dumps gives it (jsonable_encoder leaves plain data as it is).
+        rendered = dumps_plain(content)
     status = flat.status_code
     if flat.use_dump_json:
         rendered = content
@@ -84,6 +88,16 @@ def request_error(flat: FlatPlan, call: NativeCall, errors: list[Any], body: Any
     if flat.error_context:
         return RequestValidationError(errors, body=body, endpoint_ctx=endpoint_ctx(flat, call))
     return RequestValidationError(errors, body=body)
+
+
+def response_error(flat: FlatPlan, call: NativeCall, errors: list[Any], raw: Any) -> ResponseValidationError:
+    """The ``ResponseValidationError`` ``serialize_response`` raises (the endpoint context, or
+    an empty one, on releases whose errors carry one)."""
+    if flat.error_context:
+        return ResponseValidationError(
+            errors=errors, body=raw, endpoint_ctx=endpoint_ctx(flat, call) or EndpointContext()
+        )
+    return ResponseValidationError(errors=errors, body=raw)
 
 
 def serialize_context(flat: FlatPlan, call: NativeCall) -> dict[str, Any]:

@@ -232,6 +232,7 @@ class FlatPlan:
         "serialize_options",
         "single_body",
         "single_body_core",
+        "body_model_fields",
         "response_serializer",
         "solves",
         "status_code",
@@ -287,15 +288,16 @@ class FlatPlan:
             and not self.embed_body_fields
             and not helpers.should_embed(fields)
             and not helpers.form_models(fields[0])
-            and helpers.direct_single_body
             else None
         )
         self.single_body_core = internals.core_validator(self.single_body) if self.single_body is not None else None
-        self.response_serializer = (
-            internals.response_serializer(self.response_field)
-            if self.response_field is not None and self.is_coroutine and self.use_dump_json
-            else None
-        )
+        self.body_model_fields = helpers.body_model_fields if self.single_body is not None else None
+        self.response_serializer = None
+        if self.response_field is not None and self.is_coroutine:
+            if self.use_dump_json:
+                self.response_serializer = internals.response_serializer(self.response_field)
+            elif helpers.legacy:  # the content as Python data, rendered by the response class
+                self.response_serializer = internals.legacy_response_serializer(self.response_field)
         # Whether the dependant has anything to solve (dependencies or parameters).
         node = self.node
         self.solves = bool(

@@ -15,8 +15,8 @@ by step. Three generations are known:
 - ``0.115``: as ``0.128``, but the route's handler sits in Starlette's ``request_response``,
   errors carry no endpoint context, parameters are read by their ``alias``, and the endpoint
   is awaited when ``asyncio.iscoroutinefunction`` says so (dependencies by
-  ``is_coroutine_callable``), and a single body field goes through its own
-  ``request_body_to_args`` (which builds the model's fields first).
+  ``is_coroutine_callable``), and a single body field's model fields are built (cached)
+  before it is validated, as its ``request_body_to_args`` does.
 
 In both older generations ``request_params_to_args`` copies every field's default before
 reading the values; a location where that copy could be seen (a default factory, a default
@@ -80,9 +80,10 @@ class FlatHelpers:
     cache_key: Callable[..., Any]
     should_embed: Callable[..., Any]
     form_models: Callable[..., Any]
-    #: Whether a single body field not embedded is validated directly (0.115's
-    #: ``request_body_to_args`` also builds the model's fields then: its own function runs).
-    direct_single_body: bool
+    #: What ``request_body_to_args`` calls for a single body field not embedded before
+    #: validating it (0.115: ``get_cached_model_fields`` of a model type, which may warn the
+    #: first time), else None.
+    body_model_fields: Callable[[Any], Any] | None
     oauth_scopes: Callable[..., Any]
 
 
@@ -132,7 +133,7 @@ def _current() -> tuple[FlatHelpers | None, str]:
         legacy=False,
         handler_kind="fastapi",
         error_context=True,
-        direct_single_body=True,
+        body_model_fields=None,
         endpoint_is_coroutine=lambda dependant: bool(is_coroutine(dependant.call)),
         is_coroutine=lambda dependant: bool(is_coroutine(dependant.call)),
         is_gen=lambda dependant: bool(is_gen(dependant.call)),
@@ -229,6 +230,11 @@ def _legacy(reason: str) -> tuple[FlatHelpers | None, str]:
     def location_model(fields: list[Any]) -> bool:
         return len(fields) == 1 and lenient_issubclass(fields[0].type_, BaseModel)
 
+    def body_model_fields(field: Any) -> Any:
+        if lenient_issubclass(field.type_, BaseModel):
+            return utils.get_cached_model_fields(field.type_)
+        return None
+
     common: dict[str, Any] = {
         "legacy": True,
         "serialize_response": routing.serialize_response,
@@ -248,7 +254,7 @@ def _legacy(reason: str) -> tuple[FlatHelpers | None, str]:
         return FlatHelpers(
             handler_kind="fastapi",
             error_context=True,
-            direct_single_body=True,
+            body_model_fields=None,
             endpoint_is_coroutine=lambda dependant: bool(dependant.is_coroutine_callable),
             is_coroutine=lambda dependant: bool(dependant.is_coroutine_callable),
             is_gen=lambda dependant: bool(dependant.is_gen_callable),
@@ -261,7 +267,7 @@ def _legacy(reason: str) -> tuple[FlatHelpers | None, str]:
     return FlatHelpers(
         handler_kind="starlette",
         error_context=False,
-        direct_single_body=False,
+        body_model_fields=body_model_fields,
         endpoint_is_coroutine=lambda dependant: asyncio.iscoroutinefunction(dependant.call),
         is_coroutine=lambda dependant: bool(utils.is_coroutine_callable(dependant.call)),
         is_gen=lambda dependant: bool(utils.is_gen_callable(dependant.call)),

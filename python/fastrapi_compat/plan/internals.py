@@ -289,6 +289,21 @@ def response_serializer(
     return core, adapter.dump_json
 
 
+def legacy_response_serializer(
+    field: Any,
+) -> tuple[tuple[Callable[..., Any], Callable[..., list[Any]]], Callable[..., Any]] | None:
+    """:func:`response_serializer` for the older generations (``plan/flat_helpers.py``), whose
+    ``serialize_response`` (its digest part of the generation's) validates the content with
+    ``field.validate(content, {}, loc=("response",))``, raises ``ResponseValidationError`` with
+    the errors, else returns ``field.serialize(value, **options)``: Python data the response
+    class renders. The validator as :func:`core_validator` gives it, and the field's own
+    ``serialize``; None for another field class."""
+    core = core_validator(field)
+    if core is None:
+        return None
+    return core, field.serialize
+
+
 @functools.cache
 def _is_known_serialize_response(serialize: Any) -> bool:
     import hashlib
