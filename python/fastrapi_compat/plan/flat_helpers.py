@@ -4,9 +4,11 @@ Flat plans (:mod:`fastrapi_compat.plan.flat`, run by :mod:`fastrapi_compat.execu
 replicate ``get_request_handler``, ``solve_dependencies`` and ``request_params_to_args`` step
 by step. Three generations are known:
 
-- ``current`` (0.130 and later): the helpers those functions are made of exist by name
-  (``_get_param_aliases``, ``_get_cache_key``...), and ``serialize_response`` takes
-  ``dump_json``; a missing value is ``Undefined``, and a default is not validated.
+- ``current`` (0.165, and any release where the helpers those functions are made of exist by
+  name: ``_get_param_aliases``, ``_get_cache_key``... and ``serialize_response`` takes
+  ``dump_json``; 0.130 has neither): a missing value is ``Undefined``, a default is not
+  validated. Its gate is the helpers' presence and, for the direct response serializer, the
+  digest of ``serialize_response`` (:mod:`fastrapi_compat.plan.internals`).
 - ``0.128``: the same handler shape (FastAPI's ``request_response`` with the request's exit
   stacks, errors with an endpoint context), but the helpers live on ``Dependant``
   (``cache_key``, ``is_coroutine_callable``), an absent body is ``None``, a missing
