@@ -96,6 +96,8 @@ TARGETS: tuple[Target, ...] = (
     Target("native POST /items", "native", "app", endpoint_by_name("POST /items")),
     Target("native /deps", "native", "app", endpoint_by_name("/deps")),
     Target("native /deps-def", "native", "app", endpoint_by_name("/deps-def")),
+    Target("native /sync", "native", "app", endpoint_by_name("/sync")),
+    Target("native /big", "native", "app", endpoint_by_name("/big")),
     Target("native preflight (Rust only)", "native", "app_middleware", PREFLIGHT),
     Target("bare hyper /plain", "hyper", "", PLAIN),
 )

@@ -8,11 +8,10 @@ import email.message
 import json
 from typing import Any
 
-from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
 from fastrapi_compat.execute.call import NativeCall
-from fastrapi_compat.execute.respond import endpoint_ctx
+from fastrapi_compat.execute.respond import request_error
 from fastrapi_compat.plan import internals
 from fastrapi_compat.plan.flat import FlatPlan
 
@@ -56,7 +55,9 @@ async def read_json_body(call: NativeCall, flat: FlatPlan) -> Any:
             json_body = json.loads(body_bytes)
         return json_body if json_body is not Undefined else body_bytes
     except json.JSONDecodeError as e:
-        raise RequestValidationError(
+        raise request_error(
+            flat,
+            call,
             [
                 {
                     "type": "json_invalid",
@@ -66,8 +67,7 @@ async def read_json_body(call: NativeCall, flat: FlatPlan) -> Any:
                     "ctx": {"error": e.msg},
                 }
             ],
-            body=e.doc,
-            endpoint_ctx=endpoint_ctx(flat, call),
+            e.doc,
         ) from e
     except HTTPException:
         raise

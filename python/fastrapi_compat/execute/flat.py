@@ -7,14 +7,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi.exceptions import RequestValidationError, ResponseValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from fastrapi_compat.execute.body import read_json_body
 from fastrapi_compat.execute.call import NativeCall
 from fastrapi_compat.execute.params import solve
-from fastrapi_compat.execute.respond import UNSERIALIZED, EndpointContext, endpoint_ctx, make_answer, validate_directly
+from fastrapi_compat.execute.respond import (
+    UNSERIALIZED,
+    make_answer,
+    request_error,
+    response_error,
+    serialize_context,
+    validate_directly,
+)
 from fastrapi_compat.plan import internals
 from fastrapi_compat.plan.flat import FlatPlan
 from fastrapi_compat.plan.plans import Plan
@@ -46,6 +52,8 @@ async def answer_flat(call: NativeCall, flat: FlatPlan) -> None:
     body: Any = Undefined
     if flat.has_body:
         body = await read_json_body(call, flat)
+        if body is Undefined and flat.legacy:
+            body = None  # what a legacy release's handler validates for an empty body
     values: dict[str, Any]
     errors: list[Any]
     if flat.solves:
@@ -54,8 +62,10 @@ async def answer_flat(call: NativeCall, flat: FlatPlan) -> None:
         values, errors = {}, []
     if flat.has_body:
         if flat.single_body is not None:  # request_body_to_args' single, not embedded field
+            if flat.body_model_fields is not None:
+                flat.body_model_fields(flat.single_body)
             core = flat.single_body_core
-            if core is not None and body is not Undefined:
+            if core is not None and body is not Undefined and body is not None:
                 found_value, failed = validate_directly(core, body, ("body",))
             else:
                 found_value, failed = helpers.validate_value(
@@ -70,9 +80,7 @@ async def answer_flat(call: NativeCall, flat: FlatPlan) -> None:
             values.update(found)
             errors.extend(failed)
     if errors:
-        raise RequestValidationError(
-            errors, body=None if body is Undefined else body, endpoint_ctx=endpoint_ctx(flat, call)
-        )
+        raise request_error(flat, call, errors, None if body is Undefined else body)
     if flat.is_coroutine:
         raw = await flat.call(**values)
     else:
@@ -85,18 +93,15 @@ async def answer_flat(call: NativeCall, flat: FlatPlan) -> None:
     if serializer is not None:  # serialize_response's steps (see internals.response_serializer)
         value, invalid = validate_directly(serializer[0], raw, ("response",))
         if invalid:  # raised outside any except block, as FastAPI raises it
-            raise ResponseValidationError(
-                errors=invalid, body=raw, endpoint_ctx=endpoint_ctx(flat, call) or EndpointContext()
-            )
+            raise response_error(flat, call, invalid, raw)
         content = serializer[1](value, **flat.serialize_kwargs)
     elif flat.response_field is not None:
         content = await helpers.serialize_response(
             field=flat.response_field,
             response_content=raw,
             is_coroutine=flat.is_coroutine,
-            endpoint_ctx=endpoint_ctx(flat, call),
-            dump_json=flat.use_dump_json,
-            **flat.serialize_kwargs,
+            **serialize_context(flat, call),
+            **flat.serialize_options,
         )
     answer = make_answer(flat, raw, content)
     if isinstance(answer, Response):

@@ -7,13 +7,12 @@ from __future__ import annotations
 import contextvars
 from typing import Any
 
-from fastapi.exceptions import RequestValidationError
 from starlette.responses import Response
 
 from fastrapi_compat.execute.call import NativeCall, plain_call
 from fastrapi_compat.execute.layers import Resume
 from fastrapi_compat.execute.params import solve_sync
-from fastrapi_compat.execute.respond import UNSERIALIZED, endpoint_ctx, make_answer
+from fastrapi_compat.execute.respond import UNSERIALIZED, make_answer, request_error, serialize_context
 from fastrapi_compat.plan import internals
 from fastrapi_compat.plan.flat import FlatPlan
 
@@ -53,7 +52,7 @@ def answer_flat_sync(call: NativeCall, flat: FlatPlan, context: contextvars.Cont
     assert helpers is not None
     values, errors = solve_sync(flat.node, call, {}, context) if flat.solves else ({}, [])
     if errors:
-        raise RequestValidationError(errors, body=None, endpoint_ctx=endpoint_ctx(flat, call))
+        raise request_error(flat, call, errors, None)
     raw = context.copy().run(flat.call, **values)
     if isinstance(raw, Response):
         return raw
@@ -65,9 +64,8 @@ def answer_flat_sync(call: NativeCall, flat: FlatPlan, context: contextvars.Cont
                 field=flat.response_field,
                 response_content=raw,
                 is_coroutine=True,
-                endpoint_ctx=endpoint_ctx(flat, call),
-                dump_json=flat.use_dump_json,
-                **flat.serialize_kwargs,
+                **serialize_context(flat, call),
+                **flat.serialize_options,
             )
         )
     answer = make_answer(flat, raw, content)

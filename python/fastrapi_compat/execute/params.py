@@ -40,7 +40,7 @@ def _params_to_args(
             if param.plain_default:
                 values[param.name] = param.default
                 continue
-            value = Undefined
+            value = helpers.missing_value(param.field, received)
         elif param.validate is not None:
             try:
                 values[param.name] = param.validate(value, from_attributes=True)

@@ -13,6 +13,7 @@ import fastapi.exceptions
 import fastapi.params
 import fastapi.responses
 from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError, ResponseValidationError
 from fastapi.utils import is_body_allowed_for_status_code
 from pydantic import ValidationError
 from starlette.responses import Response
@@ -54,6 +55,12 @@ def make_answer(flat: FlatPlan, raw: Any, content: Any) -> Response | tuple[int,
             content = jsonable_encoder(raw) if rendered is None else None
         else:
             content = jsonable_encoder(raw)
+    elif flat.legacy and flat.json_class:
+        # Older releases give a response model's content as Python data for the response class
+        # to render: plain data takes the same shortcut as a return value without a model above
+        # (the same bytes json.dumps gives it). 0.165 renders an explicit JSONResponse's content
+        # with json.dumps, as its suite checks.
+        rendered = dumps_plain(content)
     status = flat.status_code
     if flat.use_dump_json:
         rendered = content
@@ -75,6 +82,29 @@ def make_answer(flat: FlatPlan, raw: Any, content: Any) -> Response | tuple[int,
     if not flat.body_allowed:
         rendered = b""
     return status, headers, rendered
+
+
+def request_error(flat: FlatPlan, call: NativeCall, errors: list[Any], body: Any) -> RequestValidationError:
+    """The ``RequestValidationError`` FastAPI's handler raises, with the endpoint context on
+    releases whose errors carry one."""
+    if flat.error_context:
+        return RequestValidationError(errors, body=body, endpoint_ctx=endpoint_ctx(flat, call))
+    return RequestValidationError(errors, body=body)
+
+
+def response_error(flat: FlatPlan, call: NativeCall, errors: list[Any], raw: Any) -> ResponseValidationError:
+    """The ``ResponseValidationError`` ``serialize_response`` raises (the endpoint context, or
+    an empty one, on releases whose errors carry one)."""
+    if flat.error_context:
+        return ResponseValidationError(
+            errors=errors, body=raw, endpoint_ctx=endpoint_ctx(flat, call) or EndpointContext()
+        )
+    return ResponseValidationError(errors=errors, body=raw)
+
+
+def serialize_context(flat: FlatPlan, call: NativeCall) -> dict[str, Any]:
+    """``serialize_response``'s ``endpoint_ctx`` argument, on releases that take one."""
+    return {"endpoint_ctx": endpoint_ctx(flat, call)} if flat.error_context else {}
 
 
 def endpoint_ctx(flat: FlatPlan, call: NativeCall) -> Any:

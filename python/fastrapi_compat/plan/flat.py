@@ -52,11 +52,12 @@ class Param:
         self.name = field.name
         self.keys = [key for _, key in helpers.get_param_aliases(field)]
         self.location = field.field_info.in_.value
-        self.sequence = bool(helpers.is_sequence(field.field_info.annotation))
+        self.sequence = helpers.is_sequence(field)
         self.getlist = self.sequence and not helpers.is_json_field(field)
         # A missing optional value is ``deepcopy(field.default)`` unvalidated: for a plain
         # default (no factory: ``field.default`` would call it) that is an immutable scalar,
-        # that is the default itself, so FastAPI's helper need not be called.
+        # that is the default itself, so FastAPI's helper need not be called. (Legacy
+        # releases validate a default other than ``None``: only ``None`` is plain there.)
         info = field.field_info
         self.default = info.default
         self.plain_default = (
@@ -64,6 +65,7 @@ class Param:
             and not info.is_required()
             and not info.validate_default
             and type(self.default) in _IMMUTABLE_SCALARS
+            and (self.default is None or not helpers.legacy)
         )
         # A present value: what ``field.validate`` calls, without the three Python frames
         # around pydantic-core (None: FastAPI's helper validates it).
@@ -76,12 +78,36 @@ class Param:
 
 def _params(fields: list[Any]) -> list[Param] | None:
     """The fields of one location, or None when one is a parameter model (then FastAPI's
-    ``request_params_to_args`` handles the location)."""
+    ``request_params_to_args`` handles the location). Legacy releases also copy every field's
+    default on each request before reading the values: a location where that may be seen (a
+    default factory, a default that is not plain data) is left to their function too."""
     helpers = internals.FLAT
     assert helpers is not None
-    if any(helpers.get_param_model(field) is not None for field in fields):
+    if helpers.location_model(fields):
+        return None
+    if helpers.legacy and not all(_plain_default(field.field_info) for field in fields):
         return None
     return [Param(field) for field in fields]
+
+
+def _plain_default(info: Any) -> bool:
+    """No default factory, and a default that is required, or immutable data, or a list,
+    tuple, set or dict of it: copying it calls nothing of the app's."""
+    if info.default_factory is not None:
+        return False
+    if info.is_required():
+        return True
+    return _plain_data(info.default)
+
+
+def _plain_data(value: Any) -> bool:
+    if type(value) in _IMMUTABLE_SCALARS:
+        return True
+    if type(value) in (list, tuple, set, frozenset):
+        return all(type(item) in _IMMUTABLE_SCALARS for item in value)
+    if type(value) is dict:
+        return all(type(k) in _IMMUTABLE_SCALARS and type(v) in _IMMUTABLE_SCALARS for k, v in value.items())
+    return False
 
 
 _SPECIAL_PARAMETERS = ("request", "websocket", "http_connection", "response", "background_tasks", "security_scopes")
@@ -111,12 +137,13 @@ class Node:
         "use_cache",
     )
 
-    def __init__(self, dependant: Any) -> None:
+    def __init__(self, dependant: Any, top: bool = False) -> None:
         helpers = internals.FLAT
         assert helpers is not None
         self.call = dependant.call
         self.name = dependant.name
-        self.is_coroutine = helpers.is_coroutine(dependant.call)
+        # The endpoint's own test at the top (it may differ from the dependencies' one).
+        self.is_coroutine = (helpers.endpoint_is_coroutine if top else helpers.is_coroutine)(dependant)
         self.use_cache = dependant.use_cache
         self.cache_key = helpers.cache_key(dependant=dependant)
         self.path_fields = list(dependant.path_params)
@@ -164,7 +191,7 @@ def _node_reason(dependant: Any, top: bool) -> str:
         return "security scopes"
     call = dependant.call
     if not top:
-        if call is None or helpers.is_gen(call) or helpers.is_async_gen(call):
+        if call is None or helpers.is_gen(dependant) or helpers.is_async_gen(dependant):
             return "dependency with yield"
         if dependant.body_params:
             return "body parameter in a dependency"
@@ -190,18 +217,22 @@ class FlatPlan:
         "contexts",
         "dependant_path",
         "embed_body_fields",
+        "error_context",
         "endpoint_ctx",
         "has_body",
         "is_coroutine",
         "json_class",
+        "legacy",
         "node",
         "offload",
         "overrides_provider",
         "response_class",
         "response_field",
         "serialize_kwargs",
+        "serialize_options",
         "single_body",
         "single_body_core",
+        "body_model_fields",
         "response_serializer",
         "solves",
         "status_code",
@@ -213,14 +244,17 @@ class FlatPlan:
         helpers = internals.FLAT
         assert helpers is not None
         dependant = like.dependant
-        self.node = Node(dependant)
+        self.node = Node(dependant, top=True)
         self.call = dependant.call
         self.is_coroutine = self.node.is_coroutine
         self.body_fields = list(dependant.body_params)
         self.has_body = like.body_field is not None
         self.embed_body_fields = internals.embed_body_fields(like)
-        strict = getattr(like, "strict_content_type", True)
+        # Legacy releases parse a body without a content type as JSON (no such setting).
+        strict = getattr(like, "strict_content_type", True) if not helpers.legacy else False
         self.strict_content_type = strict.value if isinstance(strict, DefaultPlaceholder) else strict
+        self.legacy = helpers.legacy
+        self.error_context = helpers.error_context
         self.status_code = like.status_code
         self.body_allowed = is_body_allowed_for_status_code(like.status_code or 200)
         self.response_field = like.response_field
@@ -233,7 +267,13 @@ class FlatPlan:
             "exclude_none": like.response_model_exclude_none,
         }
         response_class = like.response_class
-        self.use_dump_json = self.response_field is not None and isinstance(response_class, DefaultPlaceholder)
+        self.use_dump_json = (
+            self.response_field is not None and isinstance(response_class, DefaultPlaceholder) and not helpers.legacy
+        )
+        #: What ``serialize_response`` is called with besides the field, content and context.
+        self.serialize_options = dict(self.serialize_kwargs)
+        if not helpers.legacy:
+            self.serialize_options["dump_json"] = self.use_dump_json
         actual = response_class.value if isinstance(response_class, DefaultPlaceholder) else response_class
         self.response_class = actual
         # Starlette's JSONResponse itself (not a subclass): its bytes are rendered here.
@@ -251,11 +291,13 @@ class FlatPlan:
             else None
         )
         self.single_body_core = internals.core_validator(self.single_body) if self.single_body is not None else None
-        self.response_serializer = (
-            internals.response_serializer(self.response_field)
-            if self.response_field is not None and self.is_coroutine and self.use_dump_json
-            else None
-        )
+        self.body_model_fields = helpers.body_model_fields if self.single_body is not None else None
+        self.response_serializer = None
+        if self.response_field is not None and self.is_coroutine:
+            if self.use_dump_json:
+                self.response_serializer = internals.response_serializer(self.response_field)
+            elif helpers.legacy:  # the content as Python data, rendered by the response class
+                self.response_serializer = internals.legacy_response_serializer(self.response_field)
         # Whether the dependant has anything to solve (dependencies or parameters).
         node = self.node
         self.solves = bool(
@@ -263,7 +305,8 @@ class FlatPlan:
         )
         self.contexts: dict[tuple[str, str], Any] = {}  # endpoint context per (method, root path)
         # No body and no ``async`` function anywhere: the whole plan may run on a pool thread.
-        self.offload = not self.has_body and _synchronous(self.node)
+        # (Not with an anyio whose worker threads need a cancel scope: anyio.from_thread.)
+        self.offload = not self.has_body and _synchronous(self.node) and internals.POOL_WORKERS
 
     def overridden(self) -> bool:
         """``dependency_overrides`` are set: FastAPI's own solver must run the route."""
@@ -285,7 +328,7 @@ def flat_reason(like: Any) -> str:
     if reason:
         return reason
     call = dependant.call
-    if call is None or helpers.is_gen(call) or helpers.is_async_gen(call):
+    if call is None or helpers.is_gen(dependant) or helpers.is_async_gen(dependant):
         return "streaming endpoint"
     if getattr(like, "is_json_stream", False) or getattr(like, "stream_item_field", None) is not None:
         return "streaming endpoint"

@@ -9,7 +9,6 @@ the app's own table.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -231,65 +230,10 @@ def form_limits_configured(app: Any) -> bool:
 
 # --- what flat plans replicate of FastAPI's get_request_handler --------------------------------
 
-import fastapi.dependencies.models as _dep_models
-import fastapi.dependencies.utils as _dep_utils
+from fastrapi_compat.plan.flat_helpers import FlatHelpers as FlatHelpers
+from fastrapi_compat.plan.flat_helpers import flat_support
 
-
-@dataclasses.dataclass(frozen=True)
-class FlatHelpers:
-    """FastAPI's helpers a flat plan calls (``request_params_to_args`` and its pieces, so that
-    a plan can analyse each field once), by name."""
-
-    is_coroutine: Callable[..., Any]
-    is_gen: Callable[..., Any]
-    is_async_gen: Callable[..., Any]
-    endpoint_context: Callable[..., Any]
-    serialize_response: Callable[..., Any]
-    request_params_to_args: Callable[..., Any]
-    request_body_to_args: Callable[..., Any]
-    get_param_model: Callable[..., Any]
-    get_param_aliases: Callable[..., Any]
-    is_json_field: Callable[..., Any]
-    is_sequence: Callable[..., Any]
-    validate_value: Callable[..., Any]
-    cache_key: Callable[..., Any]
-    should_embed: Callable[..., Any]
-    form_models: Callable[..., Any]
-    oauth_scopes: Callable[..., Any]
-
-
-def _flat_support() -> tuple[FlatHelpers | None, str]:
-    """FastAPI's helpers a flat plan calls, when this release has the request handler the
-    flat executor replicates (fastapi's ``serialize_response(dump_json=...)`` generation)."""
-    names = {
-        "is_coroutine": getattr(fastapi.routing, "_is_coroutine_callable", None),
-        "is_gen": getattr(fastapi.routing, "_is_gen_callable", None),
-        "is_async_gen": getattr(fastapi.routing, "_is_async_gen_callable", None),
-        "endpoint_context": getattr(fastapi.routing, "_extract_endpoint_context", None),
-        "serialize_response": getattr(fastapi.routing, "serialize_response", None),
-        "request_params_to_args": getattr(_dep_utils, "request_params_to_args", None),
-        "request_body_to_args": getattr(_dep_utils, "request_body_to_args", None),
-        "get_param_model": getattr(_dep_utils, "_get_param_model", None),
-        "get_param_aliases": getattr(_dep_utils, "_get_param_aliases", None),
-        "is_json_field": getattr(_dep_utils, "_is_json_field", None),
-        "is_sequence": getattr(_dep_utils, "field_annotation_is_sequence", None),
-        "validate_value": getattr(_dep_utils, "_validate_value_with_model_field", None),
-        "cache_key": getattr(_dep_models, "_get_cache_key", None),
-        "should_embed": getattr(_dep_utils, "_should_embed_body_fields", None),
-        "form_models": getattr(_dep_utils, "_get_form_models", None),
-        "oauth_scopes": getattr(_dep_models, "_get_oauth_scopes", None),
-    }
-    missing = [name for name, value in names.items() if value is None]
-    if missing:
-        return None, f"fastapi {fastapi.__version__} lacks {', '.join(missing)}"
-    serialize: Any = names["serialize_response"]
-    parameters = inspect.signature(serialize).parameters
-    if "dump_json" not in parameters or "endpoint_ctx" not in parameters:
-        return None, f"fastapi {fastapi.__version__}: serialize_response without dump_json/endpoint_ctx"
-    return FlatHelpers(**names), ""  # type: ignore[arg-type]
-
-
-FLAT, FLAT_UNSUPPORTED = _flat_support()
+FLAT, FLAT_UNSUPPORTED = flat_support()
 
 from fastapi._compat import Undefined as Undefined
 
@@ -343,6 +287,21 @@ def response_serializer(
     if not _is_known_serialize_response(serialize) or _SERIALIZE_JSON_CALL not in _normalized_source(serialize_json):
         return None
     return core, adapter.dump_json
+
+
+def legacy_response_serializer(
+    field: Any,
+) -> tuple[tuple[Callable[..., Any], Callable[..., list[Any]]], Callable[..., Any]] | None:
+    """:func:`response_serializer` for the older generations (``plan/flat_helpers.py``), whose
+    ``serialize_response`` (its digest part of the generation's) validates the content with
+    ``field.validate(content, {}, loc=("response",))``, raises ``ResponseValidationError`` with
+    the errors, else returns ``field.serialize(value, **options)``: Python data the response
+    class renders. The validator as :func:`core_validator` gives it, and the field's own
+    ``serialize``; None for another field class."""
+    core = core_validator(field)
+    if core is None:
+        return None
+    return core, field.serialize
 
 
 @functools.cache
@@ -486,6 +445,24 @@ def included_scope(leaf: Leaf) -> dict[str, Any] | None:
 
 
 # --- anyio's worker threads ------------------------------------------------------------------------
+
+
+def _scopeless_workers() -> bool:
+    """Whether a thread claimed by :func:`claim_anyio_worker` (no cancel scope) may call back
+    into the loop: anyio's ``run_async_from_thread`` reads the thread's cancel scope when it
+    has one (``getattr(..., None)``); older releases (4.6) require one, and ``anyio.from_thread``
+    would fail there."""
+    try:
+        from anyio._backends._asyncio import AsyncIOBackend
+        from anyio._core._eventloop import claim_worker_thread, threadlocals  # noqa: F401
+    except ImportError:
+        return False
+    source = _normalized_source(AsyncIOBackend.run_async_from_thread)
+    return 'getattr(threadlocals,"current_cancel_scope",None)' in source
+
+
+#: Whether flat plans may run whole on the engine's pool (see :func:`_scopeless_workers`).
+POOL_WORKERS = _scopeless_workers()
 
 
 def claim_anyio_worker(loop: Any) -> Any:

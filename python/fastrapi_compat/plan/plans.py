@@ -111,7 +111,14 @@ class Plan:
             self.fastapi_scope = {}  # the router's scan passed an included router: it made scope["fastapi"]
         #: The route template the router reports to FastAPI's telemetry when it selects this route.
         self.telemetry_path = internals.telemetry_path(leaf)
-        flat = kind == "fastapi" and not internals.own_handler(handler) and not flat_reason(leaf.like)
+        helpers = internals.FLAT
+        flat = (
+            api_route
+            and helpers is not None
+            and kind == helpers.handler_kind  # the request_response flavour it replicates
+            and not internals.own_handler(handler)
+            and not flat_reason(leaf.like)
+        )
         self.flat = FlatPlan(leaf.like) if flat else None
 
     @classmethod

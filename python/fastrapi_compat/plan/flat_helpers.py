@@ -1,0 +1,290 @@
+"""FastAPI's helpers a flat plan calls, per generation of FastAPI's request handling.
+
+Flat plans (:mod:`fastrapi_compat.plan.flat`, run by :mod:`fastrapi_compat.execute.flat`)
+replicate ``get_request_handler``, ``solve_dependencies`` and ``request_params_to_args`` step
+by step. Three generations are known:
+
+- ``current`` (0.165, and any release where the helpers those functions are made of exist by
+  name: ``_get_param_aliases``, ``_get_cache_key``... and ``serialize_response`` takes
+  ``dump_json``; 0.130 has neither): a missing value is ``Undefined``, a default is not
+  validated. Its gate is the helpers' presence and, for the direct response serializer, the
+  digest of ``serialize_response`` (:mod:`fastrapi_compat.plan.internals`).
+- ``0.128``: the same handler shape (FastAPI's ``request_response`` with the request's exit
+  stacks, errors with an endpoint context), but the helpers live on ``Dependant``
+  (``cache_key``, ``is_coroutine_callable``), an absent body is ``None``, a missing
+  parameter's non-``None`` default *is* validated, a body without a content type is parsed as
+  JSON, and the response is serialized to Python and rendered by the response class.
+- ``0.115``: as ``0.128``, but the route's handler sits in Starlette's ``request_response``,
+  errors carry no endpoint context, parameters are read by their ``alias``, and the endpoint
+  is awaited when ``asyncio.iscoroutinefunction`` says so (dependencies by
+  ``is_coroutine_callable``), and a single body field's model fields are built (cached)
+  before it is validated, as its ``request_body_to_args`` does.
+
+In both older generations ``request_params_to_args`` copies every field's default before
+reading the values; a location where that copy could be seen (a default factory, a default
+that is not plain data) goes through the release's own function.
+
+An older release gets its generation only when the source of every function whose body the
+plan replicates is one read and compared here (see :data:`_LEGACY_DIGESTS`); any other
+release keeps FastAPI's own handler for every route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import fastapi
+import fastapi._compat
+import fastapi.dependencies.models as _dep_models
+import fastapi.dependencies.utils as _dep_utils
+import fastapi.routing
+from fastapi._compat import lenient_issubclass
+from pydantic import BaseModel
+
+
+@dataclasses.dataclass(frozen=True)
+class FlatHelpers:
+    """FastAPI's helpers a flat plan calls, by name (``request_params_to_args`` and its pieces,
+    so that a plan can analyse each field once), and the generation they belong to. The
+    ``Dependant`` predicates take the dependant."""
+
+    legacy: bool
+    #: The ``request_response`` flavour around the handlers this generation replicates.
+    handler_kind: str
+    #: Whether the release's validation errors and ``serialize_response`` take an endpoint
+    #: context.
+    error_context: bool
+    #: The endpoint's own test (``get_request_handler``'s ``is_coroutine``).
+    endpoint_is_coroutine: Callable[[Any], bool]
+    is_coroutine: Callable[[Any], bool]
+    is_gen: Callable[[Any], bool]
+    is_async_gen: Callable[[Any], bool]
+    endpoint_context: Callable[..., Any]
+    serialize_response: Callable[..., Any]
+    request_params_to_args: Callable[..., Any]
+    request_body_to_args: Callable[..., Any]
+    #: Whether a location's fields are read as one parameter model (then FastAPI's
+    #: ``request_params_to_args`` handles the location).
+    location_model: Callable[[list[Any]], bool]
+    get_param_aliases: Callable[..., Any]
+    is_json_field: Callable[..., Any]
+    #: Whether a field is read as a list (``(field)``).
+    is_sequence: Callable[[Any], bool]
+    validate_value: Callable[..., Any]
+    #: The value ``request_params_to_args`` validates for a parameter absent from the request
+    #: (``(field, received)``): ``Undefined``, or (legacy) ``_get_multidict_value``'s default.
+    missing_value: Callable[[Any, Any], Any]
+    cache_key: Callable[..., Any]
+    should_embed: Callable[..., Any]
+    form_models: Callable[..., Any]
+    #: What ``request_body_to_args`` calls for a single body field not embedded before
+    #: validating it (0.115: ``get_cached_model_fields`` of a model type, which may warn the
+    #: first time), else None.
+    body_model_fields: Callable[[Any], Any] | None
+    oauth_scopes: Callable[..., Any]
+
+
+def _digest(function: Any) -> str:
+    """sha256 of a function's source with all whitespace removed ("" without a source)."""
+    try:
+        source = "".join(inspect.getsource(function).split())
+    except (OSError, TypeError):
+        return ""
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
+def _current() -> tuple[FlatHelpers | None, str]:
+    from fastapi._compat import Undefined
+
+    names = {
+        "is_coroutine": getattr(fastapi.routing, "_is_coroutine_callable", None),
+        "is_gen": getattr(fastapi.routing, "_is_gen_callable", None),
+        "is_async_gen": getattr(fastapi.routing, "_is_async_gen_callable", None),
+        "endpoint_context": getattr(fastapi.routing, "_extract_endpoint_context", None),
+        "serialize_response": getattr(fastapi.routing, "serialize_response", None),
+        "request_params_to_args": getattr(_dep_utils, "request_params_to_args", None),
+        "request_body_to_args": getattr(_dep_utils, "request_body_to_args", None),
+        "get_param_model": getattr(_dep_utils, "_get_param_model", None),
+        "get_param_aliases": getattr(_dep_utils, "_get_param_aliases", None),
+        "is_json_field": getattr(_dep_utils, "_is_json_field", None),
+        "is_sequence": getattr(_dep_utils, "field_annotation_is_sequence", None),
+        "validate_value": getattr(_dep_utils, "_validate_value_with_model_field", None),
+        "cache_key": getattr(_dep_models, "_get_cache_key", None),
+        "should_embed": getattr(_dep_utils, "_should_embed_body_fields", None),
+        "form_models": getattr(_dep_utils, "_get_form_models", None),
+        "oauth_scopes": getattr(_dep_models, "_get_oauth_scopes", None),
+    }
+    missing = [name for name, value in names.items() if value is None]
+    if missing:
+        return None, f"fastapi {fastapi.__version__} lacks {', '.join(missing)}"
+    serialize: Any = names["serialize_response"]
+    parameters = inspect.signature(serialize).parameters
+    if "dump_json" not in parameters or "endpoint_ctx" not in parameters:
+        return None, f"fastapi {fastapi.__version__}: serialize_response without dump_json/endpoint_ctx"
+    is_coroutine: Any = names.pop("is_coroutine")
+    is_gen: Any = names.pop("is_gen")
+    is_async_gen: Any = names.pop("is_async_gen")
+    get_param_model: Any = names.pop("get_param_model")
+    sequence: Any = names.pop("is_sequence")
+    return FlatHelpers(
+        legacy=False,
+        handler_kind="fastapi",
+        error_context=True,
+        body_model_fields=None,
+        endpoint_is_coroutine=lambda dependant: bool(is_coroutine(dependant.call)),
+        is_coroutine=lambda dependant: bool(is_coroutine(dependant.call)),
+        is_gen=lambda dependant: bool(is_gen(dependant.call)),
+        is_async_gen=lambda dependant: bool(is_async_gen(dependant.call)),
+        location_model=lambda fields: any(get_param_model(field) is not None for field in fields),
+        missing_value=lambda field, received: Undefined,
+        is_sequence=lambda field: bool(sequence(field.field_info.annotation)),
+        **names,  # type: ignore[arg-type]
+    ), ""
+
+
+#: What an older release's flat plan replicates, and the sha256 of each function's source
+#: (whitespace removed) per release read ("" where the release has no such function):
+#: ``get_request_handler`` (the body read with no content type parsed as JSON, ``None`` for an
+#: empty body, the response made by ``serialize_response`` to Python and rendered by the
+#: response class), ``solve_dependencies`` (sub-dependencies in order, ``Dependant.cache_key``
+#: and the coroutine test), ``request_params_to_args`` (a lone ``BaseModel`` field as a model,
+#: else each field by its validation alias or alias), ``request_body_to_args`` (one field not
+#: embedded: the whole body validated), ``_get_multidict_value`` and
+#: ``_validate_value_with_model_field`` (a missing optional parameter's default is validated
+#: unless it is ``None``), ``run_endpoint_function``, the alias, list-ness and coroutine tests,
+#: and ``ModelField.validate`` (one ``validate_python`` call, checked by
+#: :func:`fastrapi_compat.plan.internals.core_validator`).
+_LEGACY_FUNCTIONS: tuple[tuple[str, Any, str], ...] = (
+    ("get_request_handler", fastapi.routing, "get_request_handler"),
+    ("run_endpoint_function", fastapi.routing, "run_endpoint_function"),
+    ("serialize_response", fastapi.routing, "serialize_response"),
+    ("solve_dependencies", _dep_utils, "solve_dependencies"),
+    ("request_params_to_args", _dep_utils, "request_params_to_args"),
+    ("request_body_to_args", _dep_utils, "request_body_to_args"),
+    ("_get_multidict_value", _dep_utils, "_get_multidict_value"),
+    ("_validate_value_with_model_field", _dep_utils, "_validate_value_with_model_field"),
+    ("get_validation_alias", _dep_utils, "get_validation_alias"),
+    ("is_sequence_field", _dep_utils, "is_sequence_field"),
+    ("is_coroutine_callable", _dep_utils, "is_coroutine_callable"),
+    ("is_gen_callable", _dep_utils, "is_gen_callable"),
+    ("is_async_gen_callable", _dep_utils, "is_async_gen_callable"),
+)
+#: Per release read: its generation and the digests of :data:`_LEGACY_FUNCTIONS`, in order.
+#: 0.118 and 0.122 differ from 0.128 in ``get_request_handler`` (no endpoint context) and
+#: keep FastAPI's handler; 0.130 is the ``current`` generation.
+_LEGACY_DIGESTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "0.115.0": (
+        "0.115",
+        (
+            "1d3e6ccba0803a4c3923d2815edd10062ba598ab4f5570ac6d804333a38630e2",
+            "d654af58a37242a2a0a4874892c939378bb1263d84749535cac1471d1c47d8c4",
+            "2cef4e0450f14604eaffd4d8e4a6b3c3eb87bdab50bfe9f864764d8f4afda4ab",
+            "40924d035e79a16bbb437b20b33df6a995f8c4ac12c829fa524423af1ca9d273",
+            "23db64b4146244bd922cbe77ff2f9abe55db1c800264733f9b8fda04f76ffbde",
+            "cb922a6c27b84c015ef08c437262bfebc0ca387287dd5278f735bc4f65b17240",
+            "303b5a0e81ee59680c42f35881882a4d6a93b7df660135ef03cb76da2018e8d1",
+            "2c55e2d27c7a3e8c16c61f5d0f8ee809879357ee930b40667860353027c689c3",
+            "",
+            "d6b524fc1d7f2dfd3725333ec5f368c0661cbe34893803e757d4953decf3ddc8",
+            "f79a27785765700433e5533d71ad6ff79f037938a3a3e60ac1d397ab99c97938",
+            "5c9dfd0824f8b792403c0a775146e6e1867bfbf7b4b24c95883bb3dac0349645",
+            "729468edb86035829779abb348f33d735301a3bf68d9e2f13c7f4fb105cadff0",
+        ),
+    ),
+    "0.128.0": (
+        "0.128",
+        (
+            "0dff7fc1e954cddb0dff0bf5137d9728cad3995955198ba00dc2f50fcc018479",
+            "ef8948cdcb5ef2ff1c5f0c135130eafd754886f647b15cb46247df7752644506",
+            "8539c2b6d309db6365beb658faa121d1d70fa94a4fe403d629e36e0bbf702832",
+            "a591be44fe0f341cdd4aabd10ab5157e6c7bfcf72962afd84c04607d53b137b4",
+            "42d1c3e2bcf6a9f2c6082c075276fc066ecf2478374dc3f6f874d107fc24448c",
+            "d1511ca219895ac55d77dc654e805eb47fef510ab45f88679f38a56398cf94ec",
+            "f7ae9dfa4d6b41fd1d4c2b103dff497071e9eed1be65c0731f11dd1f1e3de717",
+            "5d4b6d14c7ef109bd20333369b733928a2b1a46a8271751df0113af3d203bce7",
+            "0fca9d1a57f3738334fd582964284ca942aa5e9637d91ca28b2bee86d7e308d2",
+            "35f36e8d90f00ad76354e2c5d26f4b01b2478484ac1979b13899e0186fd2b8ca",
+            "",
+            "",
+            "",
+        ),
+    ),
+}
+
+
+def _legacy(reason: str) -> tuple[FlatHelpers | None, str]:
+    found = []
+    for _, owner, attribute in _LEGACY_FUNCTIONS:
+        function = getattr(owner, attribute, None)
+        found.append(_digest(function) if function is not None else "")
+    generation = next((name for name, digests in _LEGACY_DIGESTS.values() if digests == tuple(found)), None)
+    if generation is None or not getattr(fastapi._compat, "PYDANTIC_V2", True):
+        return None, reason
+    utils: Any = _dep_utils
+    routing: Any = fastapi.routing
+    is_sequence_field = utils.is_sequence_field
+
+    def location_model(fields: list[Any]) -> bool:
+        return len(fields) == 1 and lenient_issubclass(fields[0].type_, BaseModel)
+
+    def body_model_fields(field: Any) -> Any:
+        if lenient_issubclass(field.type_, BaseModel):
+            return utils.get_cached_model_fields(field.type_)
+        return None
+
+    common: dict[str, Any] = {
+        "legacy": True,
+        "serialize_response": routing.serialize_response,
+        "request_params_to_args": utils.request_params_to_args,
+        "request_body_to_args": utils.request_body_to_args,
+        "location_model": location_model,
+        "is_json_field": lambda field: False,  # the list-ness test is is_sequence_field alone
+        "is_sequence": lambda field: bool(is_sequence_field(field)),
+        "validate_value": utils._validate_value_with_model_field,
+        "missing_value": utils._get_multidict_value,
+        "cache_key": lambda dependant: dependant.cache_key,
+        "should_embed": lambda fields: False,  # request_body_to_args: embed_body_fields alone
+        "form_models": lambda field: None,
+    }
+    if generation == "0.128":
+        validation_alias = utils.get_validation_alias
+        return FlatHelpers(
+            handler_kind="fastapi",
+            error_context=True,
+            body_model_fields=None,
+            endpoint_is_coroutine=lambda dependant: bool(dependant.is_coroutine_callable),
+            is_coroutine=lambda dependant: bool(dependant.is_coroutine_callable),
+            is_gen=lambda dependant: bool(dependant.is_gen_callable),
+            is_async_gen=lambda dependant: bool(dependant.is_async_gen_callable),
+            endpoint_context=routing._extract_endpoint_context,
+            get_param_aliases=lambda field: [(None, validation_alias(field))],
+            oauth_scopes=lambda dependant: dependant.oauth_scopes,
+            **common,
+        ), ""
+    return FlatHelpers(
+        handler_kind="starlette",
+        error_context=False,
+        body_model_fields=body_model_fields,
+        endpoint_is_coroutine=lambda dependant: asyncio.iscoroutinefunction(dependant.call),
+        is_coroutine=lambda dependant: bool(utils.is_coroutine_callable(dependant.call)),
+        is_gen=lambda dependant: bool(utils.is_gen_callable(dependant.call)),
+        is_async_gen=lambda dependant: bool(utils.is_async_gen_callable(dependant.call)),
+        endpoint_context=lambda call: {},
+        get_param_aliases=lambda field: [(None, field.alias)],
+        oauth_scopes=lambda dependant: dependant.security_scopes or [],
+        **common,
+    ), ""
+
+
+def flat_support() -> tuple[FlatHelpers | None, str]:
+    """This release's helpers (None, and why not, when its request handler is not one the flat
+    executor replicates)."""
+    helpers, reason = _current()
+    if helpers is not None:
+        return helpers, ""
+    return _legacy(reason)
