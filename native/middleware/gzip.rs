@@ -34,7 +34,7 @@ impl GZip {
     }
 
     pub(super) fn on_request(&self, head: &RequestHead) -> Step {
-        let accept = first(&head.headers, "accept-encoding").unwrap_or_default();
+        let accept = first(&head.headers, http::header::ACCEPT_ENCODING).unwrap_or_default();
         let gzip = accept.windows(4).any(|w| w == b"gzip");
         Step::Next(Pending::GZip { gzip })
     }
@@ -44,7 +44,7 @@ impl GZip {
         if headers.contains_key(CONTENT_ENCODING) || status.as_u16() == 206 {
             return true;
         }
-        let content_type = first(headers, CONTENT_TYPE.as_str()).unwrap_or_default();
+        let content_type = first(headers, CONTENT_TYPE).unwrap_or_default();
         let media = content_type
             .split(|&b| b == b';')
             .next()

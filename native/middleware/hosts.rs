@@ -87,7 +87,7 @@ impl TrustedHost {
         if self.allow_any {
             return Step::Next(Pending::Nothing);
         }
-        let Ok(parsed) = parse_host(first(&head.headers, "host")) else {
+        let Ok(parsed) = parse_host(first(&head.headers, http::header::HOST)) else {
             return Step::Punt;
         };
         let Some((host, _)) = parsed else {
@@ -124,7 +124,7 @@ fn invalid_host() -> Step {
 
 /// `HTTPSRedirectMiddleware`: `https` requests pass; `http` ones get the 307.
 pub(super) fn https_redirect(head: &RequestHead) -> Step {
-    if head.headers.contains_key(super::TEST_CLIENT) {
+    if head.headers.contains_key(super::TEST_CLIENT_NAME) {
         return Step::Punt; // a test client's request: its scheme is the one the client promised
     }
     if head.scheme != "http" {
@@ -144,7 +144,7 @@ pub(super) fn https_redirect(head: &RequestHead) -> Step {
 /// `URL(scope=scope)` with the scheme `https` and the default port dropped, through
 /// `RedirectResponse`'s `quote`; `None` when Python's URL handling could reshape the text.
 fn redirect_location(head: &RequestHead) -> Option<HeaderValue> {
-    let parsed = parse_host(first(&head.headers, "host")).ok()?;
+    let parsed = parse_host(first(&head.headers, http::header::HOST)).ok()?;
     let (netloc, hostname, port) = match parsed.and_then(|(h, p)| Some((h, p, valid_port(p)?))) {
         Some((host, written, port)) => {
             let mut netloc = host.to_vec();

@@ -87,7 +87,7 @@ impl Sessions {
     /// chunk with this name winning (`None`: a form the engine leaves to Python).
     pub fn find(&self, headers: &HeaderMap) -> Option<Cookie> {
         let mut value: Option<&[u8]> = None;
-        for raw in headers.get_all("cookie") {
+        for raw in headers.get_all(http::header::COOKIE) {
             let raw = raw.as_bytes();
             if !raw.is_ascii() {
                 return None;
