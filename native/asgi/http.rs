@@ -163,10 +163,10 @@ pub async fn handle(
     engine: Arc<EngineShared>,
     conn: &ConnInfo,
     mirror: &MirrorSlot,
-    note: &mut Note,
+    note: Option<&mut Note>,
 ) -> Result<Response<ResBody>, Aborted> {
     let (parts, incoming) = req.into_parts();
-    let head = RequestHead::new(&parts, conn, false);
+    let head = RequestHead::new(parts, conn, false);
     let access = conn.site.access_log.then(|| head.access_line());
     let announced = incoming.size_hint().exact();
     let result = match conn.site.max_body {
@@ -194,10 +194,12 @@ async fn respond(
     engine: Arc<EngineShared>,
     mirror: &MirrorSlot,
     closer: Arc<ConnCloser>,
-    note: &mut Note,
+    mut note: Option<&mut Note>,
 ) -> Result<Response<ResBody>, Aborted> {
-    let (routed, template) = native_match(&head, mirror);
-    note.route = template;
+    let (routed, template) = native_match(&head, mirror, note.is_some());
+    if let Some(note) = note.as_deref_mut() {
+        note.route = template;
+    }
     let (matched, layers) = match routed {
         Routed::Native(found, layers) => (Some(found), layers),
         Routed::Asgi => (None, None),
@@ -261,7 +263,7 @@ async fn respond(
     let response = rx.await;
     // The service future completed: from here on the streamed body (if any) watches.
     let shared = watch.0.take();
-    if let Some(shared) = &shared {
+    if let (Some(shared), Some(note)) = (&shared, note) {
         let native = shared.native.load(Ordering::Relaxed);
         note.tier = if native { Tier::Native } else { Tier::Asgi };
     }
@@ -484,7 +486,7 @@ impl HTTPProtocol {
         py: Python<'py>,
         mirror: PyRef<'py, crate::router::PyRouteMirror>,
     ) -> PyResult<Option<(u32, Bound<'py, PyDict>)>> {
-        let (found, mut layers) = match route(&self.inner.head, &mirror.inner).0 {
+        let (found, mut layers) = match route(&self.inner.head, &mirror.inner, false).0 {
             Routed::Native(found, layers) => (Some(found), layers),
             Routed::Asgi | Routed::Answered(..) => (None, None),
         };
