@@ -12,9 +12,10 @@ use hyper::body::{Body, Incoming};
 use hyper::{Request, Response};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::asgi::canned::{content_too_large, internal_error, invalid_request, plain_response};
+use crate::asgi::finished::Finished;
 use crate::asgi::framing::is_framing_error;
 pub(super) use crate::asgi::messages::parse_headers;
 use crate::asgi::messages::{
@@ -71,7 +72,7 @@ pub struct HttpShared {
     state: Mutex<State>,
     /// Set when the response is complete or the client went away; `receive()` then answers
     /// `http.disconnect`.
-    finished: watch::Sender<bool>,
+    finished: Finished,
     disconnected: AtomicBool,
     /// The app's response start was invalid: the connection is closed without an answer.
     aborted: AtomicBool,
@@ -97,10 +98,10 @@ impl HttpShared {
     }
 
     fn client_gone(&self) {
-        if !*self.finished.borrow() {
+        if !self.finished.is_set() {
             self.disconnected.store(true, Ordering::SeqCst);
         }
-        self.finished.send_replace(true);
+        self.finished.set();
     }
 
     fn is_head(&self) -> bool {
@@ -245,7 +246,7 @@ async fn respond(
             response: ResponseState::Pending(tx),
             layers,
         }),
-        finished: watch::channel(false).0,
+        finished: Finished::default(),
         disconnected: AtomicBool::new(false),
         aborted: AtomicBool::new(false),
         framing_error: AtomicBool::new(false),
@@ -312,13 +313,12 @@ async fn next_data(body: &mut Incoming) -> Result<Option<Bytes>, hyper::Error> {
 }
 
 async fn read_chunk(inner: Arc<HttpShared>, mut incoming: Incoming, future: Py<PyAny>) {
-    let mut finished = inner.finished.subscribe();
     let read = tokio::select! {
         read = tokio::time::timeout(BODY_IDLE_TIMEOUT, next_data(&mut incoming)) => {
             // A body that stalls past the timeout is treated like a client that went away.
             read.ok()
         }
-        _ = finished.wait_for(|done| *done) => None,
+        () = inner.finished.wait() => None,
     };
     let outcome = match read {
         Some(Ok(Some(data))) if inner.over_body_limit(data.len()) => {
@@ -364,8 +364,7 @@ async fn read_chunk(inner: Arc<HttpShared>, mut incoming: Incoming, future: Py<P
 }
 
 async fn wait_disconnect(inner: Arc<HttpShared>, future: Py<PyAny>) {
-    let mut finished = inner.finished.subscribe();
-    let _ = finished.wait_for(|done| *done).await;
+    inner.finished.wait().await;
     inner.engine.resolve(future, Box::new(disconnect_message));
 }
 
@@ -566,7 +565,7 @@ impl HTTPProtocol {
                 let response =
                     complete_response(&inner.engine, inner.is_head(), status, headers, body);
                 inner.engine.deliver(headers_py, (tx, response));
-                inner.finished.send_replace(true);
+                inner.finished.set();
                 Ok(())
             }
             ResponseState::Done => {
@@ -599,7 +598,7 @@ impl HTTPProtocol {
             other => {
                 state.body = other;
                 drop(state);
-                if *inner.finished.borrow() {
+                if inner.finished.is_set() {
                     return Ready::new_py(py, disconnect_message(py)?);
                 }
                 let future = inner.engine.future(py)?;
@@ -669,7 +668,7 @@ impl HTTPProtocol {
                         complete_response(&inner.engine, inner.is_head(), status, headers, body);
                     drop(state);
                     inner.engine.deliver(py, (tx, response));
-                    inner.finished.send_replace(true);
+                    inner.finished.set();
                 }
             }
             ("http.response.body", ResponseState::Streaming(chunks, mut encoders)) => {
@@ -687,7 +686,7 @@ impl HTTPProtocol {
                             }
                             drop(state);
                             if !more {
-                                inner.finished.send_replace(true);
+                                inner.finished.set();
                             }
                             let future = inner.engine.future(py)?;
                             let done = future.clone_ref(py);
@@ -711,7 +710,7 @@ impl HTTPProtocol {
                 } else {
                     drop(chunks);
                     drop(state);
-                    inner.finished.send_replace(true);
+                    inner.finished.set();
                 }
             }
             (_, ResponseState::Done) => {
@@ -785,7 +784,7 @@ impl HTTPProtocol {
                 "not_completed"
             }
         };
-        inner.finished.send_replace(true);
+        inner.finished.set();
         outcome
     }
 }
