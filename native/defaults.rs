@@ -39,27 +39,48 @@ impl DefaultHeaders {
         if !self.date && self.fixed.is_empty() {
             return;
         }
-        let mut merged = HeaderMap::with_capacity(headers.len() + self.fixed.len() + 1);
-        if self.date {
-            merged.insert(DATE, now());
+        let done = MOVED.try_with(|moved| self.refill(headers, &mut moved.borrow_mut()));
+        if done.is_err() {
+            self.refill(headers, &mut Vec::new()); // this thread is exiting
         }
-        for (name, value) in &self.fixed {
-            merged.append(name.clone(), value.clone());
-        }
+    }
+
+    /// `apply` in place: a `HeaderMap` cannot put names before its own, so its pairs are moved
+    /// out (into `moved`, a buffer kept by the thread) and back after the defaults. The map
+    /// keeps its allocations: none is made when it has room for the defaults.
+    fn refill(&self, headers: &mut HeaderMap, moved: &mut Vec<(HeaderName, HeaderValue)>) {
         let mut last: Option<HeaderName> = None;
         for (name, value) in headers.drain() {
             if let Some(name) = name {
                 last = Some(name);
             }
             if let Some(name) = &last {
-                merged.append(name.clone(), value);
+                moved.push((name.clone(), value));
             }
         }
-        *headers = merged;
+        headers.clear(); // drained already; this resets its hashing state too
+        headers.reserve(moved.len() + self.fixed.len() + 1);
+        if self.date {
+            headers.insert(DATE, now());
+        }
+        for (name, value) in &self.fixed {
+            headers.append(name.clone(), value.clone());
+        }
+        for (name, value) in moved.drain(..) {
+            headers.append(name, value);
+        }
+        if moved.capacity() > MOVED_CAPACITY {
+            moved.shrink_to(MOVED_CAPACITY);
+        }
     }
 }
 
+/// The thread's buffer of moved pairs is shrunk back to this after a response with more.
+const MOVED_CAPACITY: usize = 64;
+
 thread_local! {
+    /// The pairs [`DefaultHeaders::apply`] moves out of a map and back (empty between calls).
+    static MOVED: RefCell<Vec<(HeaderName, HeaderValue)>> = const { RefCell::new(Vec::new()) };
     /// The `date` value of the current second on this thread.
     static DATE_CACHE: RefCell<(u64, Option<HeaderValue>)> = const { RefCell::new((0, None)) };
 }
@@ -120,6 +141,32 @@ mod tests {
                 ("content-type".into(), "text/plain".into()),
                 ("set-cookie".into(), "a=1".into()),
                 ("set-cookie".into(), "b=2".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_reused_map_holds_nothing_of_the_last_response() {
+        let defaults =
+            DefaultHeaders::new(false, vec![(b"server".to_vec(), b"uvicorn".to_vec())]).unwrap();
+        let mut first = HeaderMap::new();
+        for i in 0..20 {
+            first.append("x-old", HeaderValue::from(i));
+        }
+        defaults.apply(&mut first);
+        assert_eq!(first.len(), 21);
+        let mut second = HeaderMap::new();
+        second.append("content-type", HeaderValue::from_static("text/plain"));
+        defaults.apply(&mut second);
+        let got: Vec<(String, String)> = second
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("server".into(), "uvicorn".into()),
+                ("content-type".into(), "text/plain".into()),
             ]
         );
     }

@@ -26,6 +26,9 @@ pub enum Event {
 
 pub struct Inbox {
     queue: Mutex<Vec<Event>>,
+    /// A drained batch's buffer, given back emptied ([`Inbox::recycle`]): the next take leaves
+    /// it as the queue, so that pushes reuse it rather than allocate a new one per batch.
+    spare: Mutex<Vec<Event>>,
     armed: AtomicBool,
     writer: UnixStream,
     reader: UnixStream,
@@ -38,6 +41,7 @@ impl Inbox {
         writer.set_nonblocking(true)?;
         Ok(Self {
             queue: Mutex::new(Vec::with_capacity(64)),
+            spare: Mutex::new(Vec::with_capacity(64)),
             armed: AtomicBool::new(false),
             writer,
             reader,
@@ -50,10 +54,7 @@ impl Inbox {
     }
 
     pub fn push(&self, event: Event) {
-        self.queue
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(event);
+        lock(&self.queue).push(event);
         if !self.armed.swap(true, Ordering::SeqCst) {
             // WouldBlock means the pipe is full, so a wake-up is already pending.
             let _ = (&self.writer).write(&[1]);
@@ -70,11 +71,22 @@ impl Inbox {
             }
         }
         self.armed.store(false, Ordering::SeqCst);
-        std::mem::take(
-            &mut *self
-                .queue
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        )
+        let spare = std::mem::take(&mut *lock(&self.spare));
+        std::mem::replace(&mut *lock(&self.queue), spare)
     }
+
+    /// Gives back the buffer of a batch [`Inbox::take`] returned, once its events are handled.
+    pub fn recycle(&self, mut batch: Vec<Event>) {
+        batch.clear();
+        if batch.capacity() <= RECYCLED_CAPACITY {
+            *lock(&self.spare) = batch;
+        }
+    }
+}
+
+/// A batch buffer larger than this (after a burst) is freed rather than kept.
+const RECYCLED_CAPACITY: usize = 4096;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -28,12 +28,17 @@ pub enum Routed {
 
 /// Asks the listener's route mirror (if any) which native route the request reaches, after the
 /// app's middleware (when the engine runs them), and the path template of the route it reaches
-/// (for the metrics; `None`: no route of the mirror). The route path is the percent-decoded
+/// (for the metrics; `None`: no route of the mirror, or `templates` is false and finding it
+/// would take a lookup of its own). The route path is the percent-decoded
 /// path, as Starlette's `get_route_path` gives it for the scopes this engine builds (`path` =
 /// root path + request path).
-pub fn native_match(head: &RequestHead, mirror: &MirrorSlot) -> (Routed, Template) {
+pub fn native_match(
+    head: &RequestHead,
+    mirror: &MirrorSlot,
+    templates: bool,
+) -> (Routed, Template) {
     match mirror.load().as_ref() {
-        Some(mirror) => route(head, mirror),
+        Some(mirror) => route(head, mirror, templates),
         None => (Routed::Asgi, None),
     }
 }
@@ -42,7 +47,9 @@ pub fn native_match(head: &RequestHead, mirror: &MirrorSlot) -> (Routed, Templat
 pub type Template = Option<Arc<str>>;
 
 /// [`native_match`] through a given mirror.
-pub fn route(head: &RequestHead, mirror: &RouteMirror) -> (Routed, Template) {
+pub fn route(head: &RequestHead, mirror: &RouteMirror, templates: bool) -> (Routed, Template) {
+    // a lookup made for the template only (the request does not go to a native route)
+    let template_only = || templates.then(|| match_with(head, mirror).1).flatten();
     let Some(stack) = mirror.stack() else {
         return match match_with(head, mirror) {
             (Some(found), template) => (Routed::Native(found, None), template),
@@ -51,7 +58,7 @@ pub fn route(head: &RequestHead, mirror: &RouteMirror) -> (Routed, Template) {
     };
     match stack.on_request(head) {
         // the ASGI tier's cost dwarfs a second lookup, made for the template only
-        Flow::Punt => (Routed::Asgi, match_with(head, mirror).1),
+        Flow::Punt => (Routed::Asgi, template_only()),
         Flow::Answer(mut answer) => {
             let body = stack
                 .complete(
@@ -63,7 +70,7 @@ pub fn route(head: &RequestHead, mirror: &RouteMirror) -> (Routed, Template) {
                     answer.body,
                 )
                 .unwrap_or_default();
-            let template = match_with(head, mirror).1;
+            let template = template_only();
             (
                 Routed::Answered(answer.status, answer.headers, body),
                 template,

@@ -5,8 +5,12 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use ipnet::IpNet;
+
+/// Looked up by names made once (a `&str` would be parsed on every lookup).
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// The proxies whose forwarding headers are believed.
 #[derive(Debug, Default)]
@@ -87,7 +91,7 @@ impl TrustedHosts {
             return forwarded;
         }
         // The last X-Forwarded-Proto counts, as in uvicorn's loop over the headers.
-        if let Some(proto) = headers.get_all("x-forwarded-proto").iter().next_back() {
+        if let Some(proto) = headers.get_all(X_FORWARDED_PROTO).iter().next_back() {
             let proto = String::from_utf8_lossy(proto.as_bytes());
             forwarded.scheme = match (proto.trim(), websocket) {
                 ("http" | "ws", true) => Some("ws"),
@@ -100,7 +104,7 @@ impl TrustedHosts {
             };
         }
         let values: Vec<String> = headers
-            .get_all("x-forwarded-for")
+            .get_all(X_FORWARDED_FOR)
             .iter()
             .map(|v| v.as_bytes().iter().map(|&b| char::from(b)).collect())
             .collect();

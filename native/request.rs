@@ -28,7 +28,9 @@ pub struct RequestHead {
 }
 
 impl RequestHead {
-    pub fn new(parts: &http::request::Parts, conn: &ConnInfo, websocket: bool) -> Self {
+    /// The head of a request whose `parts` hyper handed over (taken: the headers are moved,
+    /// not copied).
+    pub fn new(parts: http::request::Parts, conn: &ConnInfo, websocket: bool) -> Self {
         let uri = &parts.uri;
         let raw_path = Bytes::copy_from_slice(uri.path().as_bytes());
         let query = uri
@@ -47,11 +49,11 @@ impl RequestHead {
             .map(|trusted| trusted.forwarded(conn.peer.map(|p| p.ip()), &parts.headers, websocket))
             .unwrap_or_default();
         Self {
-            method: parts.method.clone(),
+            method: parts.method,
             version: parts.version,
             raw_path,
             query,
-            headers: parts.headers.clone(),
+            headers: parts.headers,
             client: conn.peer,
             forwarded_client: forwarded.client,
             scheme: forwarded.scheme.unwrap_or(own),

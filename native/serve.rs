@@ -488,15 +488,21 @@ async fn dispatch(
     conn: Arc<Connection>,
     (n, refused): (u64, bool),
 ) -> Result<Response<Tracked>, asgi::http::Aborted> {
-    let started = Instant::now();
-    let method = req.method().clone();
+    // The clock and the method only for `--metrics-port` (its duration histogram and labels).
+    let timed = conn
+        .info
+        .site
+        .metrics
+        .is_some()
+        .then(|| (Instant::now(), req.method().clone()));
     let mut note = Note::default();
     if refused {
         // before the limits: uvicorn's parser refuses such a head before it counts a request
         tell_handler(&shared, &conn.info.site, "invalid_request", 0);
         let mut response = asgi::canned::invalid_request();
         conn.info.site.defaults.apply(response.headers_mut());
-        return Ok(tracked(response, &conn, (started, &method, note)));
+        let in_flight = InFlight::new(&conn);
+        return Ok(tracked(response, &conn, in_flight, timed, note));
     }
     let limits = &conn.info.site.limits;
     if limits.count_request() {
@@ -514,7 +520,7 @@ async fn dispatch(
         tell_handler(&shared, &conn.info.site, "concurrency_exceeded", 0);
         asgi::canned::service_unavailable()
     } else if asgi::ws::is_upgrade(&req) {
-        if conn.info.site.metrics.is_some() {
+        if timed.is_some() {
             note = Note {
                 route: conn
                     .mirror
@@ -526,7 +532,8 @@ async fn dispatch(
         }
         asgi::ws::handle(req, shared, &conn.info).await
     } else {
-        asgi::http::handle(req, shared, &conn.info, &conn.mirror, &mut note).await?
+        let note = timed.is_some().then_some(&mut note);
+        asgi::http::handle(req, shared, &conn.info, &conn.mirror, note).await?
     };
     conn.info.site.defaults.apply(response.headers_mut());
     if response.status() == hyper::StatusCode::PAYLOAD_TOO_LARGE {
@@ -538,24 +545,17 @@ async fn dispatch(
     if !conn.h2 {
         conn.gate.answered(n, switched);
     }
-    let timing = conn
-        .info
-        .site
-        .metrics
-        .as_ref()
-        .map(|m| m.answered(started, &method, status, note));
-    Ok(response.map(|body| Tracked {
-        body,
-        _in_flight: in_flight,
-        _timing: timing,
-    }))
+    Ok(tracked(response, &conn, in_flight, timed, note))
 }
 
-/// A response Rust answered alone, counted and tracked as the others.
+/// The response handed to hyper: its body holds the request's place in flight and (with
+/// `--metrics-port`) observes its duration when it ends.
 fn tracked(
     response: Response<ResBody>,
-    conn: &Arc<Connection>,
-    (started, method, note): (Instant, &hyper::Method, Note),
+    conn: &Connection,
+    in_flight: InFlight,
+    timed: Option<(Instant, hyper::Method)>,
+    note: Note,
 ) -> Response<Tracked> {
     let status = response.status();
     let timing = conn
@@ -563,10 +563,11 @@ fn tracked(
         .site
         .metrics
         .as_ref()
-        .map(|m| m.answered(started, method, status, note));
+        .zip(timed)
+        .map(|(m, (started, method))| m.answered(started, &method, status, note));
     response.map(|body| Tracked {
         body,
-        _in_flight: InFlight::new(conn),
+        _in_flight: in_flight,
         _timing: timing,
     })
 }

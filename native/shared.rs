@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
+use hyper::ext::ReasonPhrase;
+use hyper::StatusCode;
 use pyo3::prelude::*;
 use tokio::runtime::Handle;
 use tokio::sync::watch;
@@ -22,9 +24,10 @@ pub struct EngineShared {
     pub native_requests: AtomicU64,
     /// Set when the whole engine shuts down (open websockets are then closed).
     pub closing: watch::Sender<bool>,
-    /// Status line reason phrases, as uvicorn writes them (Python's `http.HTTPStatus`);
-    /// codes missing here get an empty phrase.
-    reasons: HashMap<u16, hyper::ext::ReasonPhrase>,
+    /// Status line reason phrases, as uvicorn writes them (Python's `http.HTTPStatus`; codes
+    /// missing there get an empty phrase), indexed by code less 100: `None` where hyper's own
+    /// (its canonical phrase) is the same, so that the response needs no extension.
+    reasons: Box<[Option<ReasonPhrase>]>,
     /// Complete responses made on the loop thread, handed to their connections together once
     /// per loop iteration (`flush`), so that tokio is woken once per batch, not per response.
     outbox: Mutex<Vec<Outgoing>>,
@@ -48,7 +51,7 @@ impl EngineShared {
     pub fn new(
         event_loop: &Bound<'_, PyAny>,
         handle: Handle,
-        reasons: HashMap<u16, hyper::ext::ReasonPhrase>,
+        reasons: HashMap<u16, ReasonPhrase>,
     ) -> PyResult<Arc<Self>> {
         let shared = Arc::new(EngineShared {
             inbox: Inbox::new()?,
@@ -58,7 +61,7 @@ impl EngineShared {
             websockets: AtomicU64::new(0),
             native_requests: AtomicU64::new(0),
             closing: watch::channel(false).0,
-            reasons,
+            reasons: reason_table(&reasons),
             outbox: Mutex::new(Vec::new()),
             call_soon: event_loop.getattr("call_soon")?.unbind(),
             flusher: std::sync::OnceLock::new(),
@@ -81,13 +84,10 @@ impl EngineShared {
 
     /// Sets the reason phrase uvicorn would write for this response's status.
     pub fn set_reason<B>(&self, response: &mut hyper::Response<B>) {
-        let code = response.status().as_u16();
-        let phrase = self
-            .reasons
-            .get(&code)
-            .cloned()
-            .unwrap_or_else(|| hyper::ext::ReasonPhrase::from_static(b""));
-        response.extensions_mut().insert(phrase);
+        let index = usize::from(response.status().as_u16()).checked_sub(100);
+        if let Some(Some(phrase)) = index.and_then(|i| self.reasons.get(i)) {
+            response.extensions_mut().insert(phrase.clone());
+        }
     }
 
     /// Hands `response` to its connection at the end of this loop iteration (called with the
@@ -133,7 +133,8 @@ impl EngineShared {
     pub fn drain(&self, py: Python<'_>) -> Vec<Py<PyAny>> {
         self.loop_thread.get_or_init(|| std::thread::current().id());
         let mut spawned = Vec::new();
-        for event in self.inbox.take() {
+        let mut events = self.inbox.take();
+        for event in events.drain(..) {
             let result = match event {
                 Event::Spawn(build) => build(py).map(|protocol| spawned.push(protocol)),
                 Event::Resolve(future, build) => resolve_future(py, &future, build),
@@ -144,8 +145,27 @@ impl EngineShared {
                 err.write_unraisable(py, None);
             }
         }
+        self.inbox.recycle(events);
         spawned
     }
+}
+
+/// The phrase of each status code (100 to 999) hyper must be told: uvicorn's (`reasons`, else
+/// empty) where it differs from the one hyper writes without being told (its canonical phrase,
+/// else `<none>`).
+fn reason_table(reasons: &HashMap<u16, ReasonPhrase>) -> Box<[Option<ReasonPhrase>]> {
+    (100..=999u16)
+        .map(|code| {
+            let phrase = reasons
+                .get(&code)
+                .cloned()
+                .unwrap_or_else(|| ReasonPhrase::from_static(b""));
+            let hypers = StatusCode::from_u16(code)
+                .ok()
+                .and_then(|status| status.canonical_reason());
+            (hypers.map(str::as_bytes) != Some(phrase.as_bytes())).then_some(phrase)
+        })
+        .collect()
 }
 
 /// Locks `m`, going on with its data if a holder panicked.
@@ -181,4 +201,39 @@ fn resolve_future(py: Python<'_>, future: &Py<PyAny>, build: Build) -> PyResult<
         Err(err) => future.call_method1(pyo3::intern!(py, "set_exception"), (err.value(py),))?,
     };
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phrase(table: &[Option<ReasonPhrase>], code: u16) -> Option<&[u8]> {
+        table[usize::from(code) - 100]
+            .as_ref()
+            .map(ReasonPhrase::as_bytes)
+    }
+
+    #[test]
+    fn only_phrases_hyper_would_not_write_are_kept() {
+        let reasons: HashMap<u16, ReasonPhrase> = [
+            (200, "OK"),
+            (404, "Not Found"),
+            (413, "Content Too Large"),
+            (418, "I'm a Teapot"),
+        ]
+        .into_iter()
+        .map(|(code, text)| (code, ReasonPhrase::try_from(text.as_bytes()).unwrap()))
+        .collect();
+        let table = reason_table(&reasons);
+        assert_eq!(table.len(), 900);
+        // hyper writes these itself, the same
+        assert_eq!(phrase(&table, 200), None);
+        assert_eq!(phrase(&table, 404), None);
+        // uvicorn's differ from hyper's ("Payload Too Large", "I'm a teapot")
+        assert_eq!(phrase(&table, 413), Some(&b"Content Too Large"[..]));
+        assert_eq!(phrase(&table, 418), Some(&b"I'm a Teapot"[..]));
+        // not in the table: empty, where hyper has a phrase of its own or writes `<none>`
+        assert_eq!(phrase(&table, 500), Some(&b""[..]));
+        assert_eq!(phrase(&table, 599), Some(&b""[..]));
+    }
 }

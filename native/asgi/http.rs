@@ -12,9 +12,10 @@ use hyper::body::{Body, Incoming};
 use hyper::{Request, Response};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::asgi::canned::{content_too_large, internal_error, invalid_request, plain_response};
+use crate::asgi::finished::Finished;
 use crate::asgi::framing::is_framing_error;
 pub(super) use crate::asgi::messages::parse_headers;
 use crate::asgi::messages::{
@@ -71,7 +72,7 @@ pub struct HttpShared {
     state: Mutex<State>,
     /// Set when the response is complete or the client went away; `receive()` then answers
     /// `http.disconnect`.
-    finished: watch::Sender<bool>,
+    finished: Finished,
     disconnected: AtomicBool,
     /// The app's response start was invalid: the connection is closed without an answer.
     aborted: AtomicBool,
@@ -97,10 +98,10 @@ impl HttpShared {
     }
 
     fn client_gone(&self) {
-        if !*self.finished.borrow() {
+        if !self.finished.is_set() {
             self.disconnected.store(true, Ordering::SeqCst);
         }
-        self.finished.send_replace(true);
+        self.finished.set();
     }
 
     fn is_head(&self) -> bool {
@@ -163,10 +164,10 @@ pub async fn handle(
     engine: Arc<EngineShared>,
     conn: &ConnInfo,
     mirror: &MirrorSlot,
-    note: &mut Note,
+    note: Option<&mut Note>,
 ) -> Result<Response<ResBody>, Aborted> {
     let (parts, incoming) = req.into_parts();
-    let head = RequestHead::new(&parts, conn, false);
+    let head = RequestHead::new(parts, conn, false);
     let access = conn.site.access_log.then(|| head.access_line());
     let announced = incoming.size_hint().exact();
     let result = match conn.site.max_body {
@@ -194,10 +195,12 @@ async fn respond(
     engine: Arc<EngineShared>,
     mirror: &MirrorSlot,
     closer: Arc<ConnCloser>,
-    note: &mut Note,
+    mut note: Option<&mut Note>,
 ) -> Result<Response<ResBody>, Aborted> {
-    let (routed, template) = native_match(&head, mirror);
-    note.route = template;
+    let (routed, template) = native_match(&head, mirror, note.is_some());
+    if let Some(note) = note.as_deref_mut() {
+        note.route = template;
+    }
     let (matched, layers) = match routed {
         Routed::Native(found, layers) => (Some(found), layers),
         Routed::Asgi => (None, None),
@@ -243,7 +246,7 @@ async fn respond(
             response: ResponseState::Pending(tx),
             layers,
         }),
-        finished: watch::channel(false).0,
+        finished: Finished::default(),
         disconnected: AtomicBool::new(false),
         aborted: AtomicBool::new(false),
         framing_error: AtomicBool::new(false),
@@ -261,7 +264,7 @@ async fn respond(
     let response = rx.await;
     // The service future completed: from here on the streamed body (if any) watches.
     let shared = watch.0.take();
-    if let Some(shared) = &shared {
+    if let (Some(shared), Some(note)) = (&shared, note) {
         let native = shared.native.load(Ordering::Relaxed);
         note.tier = if native { Tier::Native } else { Tier::Asgi };
     }
@@ -310,13 +313,12 @@ async fn next_data(body: &mut Incoming) -> Result<Option<Bytes>, hyper::Error> {
 }
 
 async fn read_chunk(inner: Arc<HttpShared>, mut incoming: Incoming, future: Py<PyAny>) {
-    let mut finished = inner.finished.subscribe();
     let read = tokio::select! {
         read = tokio::time::timeout(BODY_IDLE_TIMEOUT, next_data(&mut incoming)) => {
             // A body that stalls past the timeout is treated like a client that went away.
             read.ok()
         }
-        _ = finished.wait_for(|done| *done) => None,
+        () = inner.finished.wait() => None,
     };
     let outcome = match read {
         Some(Ok(Some(data))) if inner.over_body_limit(data.len()) => {
@@ -362,8 +364,7 @@ async fn read_chunk(inner: Arc<HttpShared>, mut incoming: Incoming, future: Py<P
 }
 
 async fn wait_disconnect(inner: Arc<HttpShared>, future: Py<PyAny>) {
-    let mut finished = inner.finished.subscribe();
-    let _ = finished.wait_for(|done| *done).await;
+    inner.finished.wait().await;
     inner.engine.resolve(future, Box::new(disconnect_message));
 }
 
@@ -484,7 +485,7 @@ impl HTTPProtocol {
         py: Python<'py>,
         mirror: PyRef<'py, crate::router::PyRouteMirror>,
     ) -> PyResult<Option<(u32, Bound<'py, PyDict>)>> {
-        let (found, mut layers) = match route(&self.inner.head, &mirror.inner).0 {
+        let (found, mut layers) = match route(&self.inner.head, &mirror.inner, false).0 {
             Routed::Native(found, layers) => (Some(found), layers),
             Routed::Asgi | Routed::Answered(..) => (None, None),
         };
@@ -564,7 +565,7 @@ impl HTTPProtocol {
                 let response =
                     complete_response(&inner.engine, inner.is_head(), status, headers, body);
                 inner.engine.deliver(headers_py, (tx, response));
-                inner.finished.send_replace(true);
+                inner.finished.set();
                 Ok(())
             }
             ResponseState::Done => {
@@ -597,7 +598,7 @@ impl HTTPProtocol {
             other => {
                 state.body = other;
                 drop(state);
-                if *inner.finished.borrow() {
+                if inner.finished.is_set() {
                     return Ready::new_py(py, disconnect_message(py)?);
                 }
                 let future = inner.engine.future(py)?;
@@ -667,7 +668,7 @@ impl HTTPProtocol {
                         complete_response(&inner.engine, inner.is_head(), status, headers, body);
                     drop(state);
                     inner.engine.deliver(py, (tx, response));
-                    inner.finished.send_replace(true);
+                    inner.finished.set();
                 }
             }
             ("http.response.body", ResponseState::Streaming(chunks, mut encoders)) => {
@@ -685,7 +686,7 @@ impl HTTPProtocol {
                             }
                             drop(state);
                             if !more {
-                                inner.finished.send_replace(true);
+                                inner.finished.set();
                             }
                             let future = inner.engine.future(py)?;
                             let done = future.clone_ref(py);
@@ -709,7 +710,7 @@ impl HTTPProtocol {
                 } else {
                     drop(chunks);
                     drop(state);
-                    inner.finished.send_replace(true);
+                    inner.finished.set();
                 }
             }
             (_, ResponseState::Done) => {
@@ -783,7 +784,7 @@ impl HTTPProtocol {
                 "not_completed"
             }
         };
-        inner.finished.send_replace(true);
+        inner.finished.set();
         outcome
     }
 }

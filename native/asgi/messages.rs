@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict};
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use crate::errors::EngineError;
 
@@ -25,24 +25,51 @@ pub(super) fn disconnect_message(py: Python<'_>) -> PyResult<Py<PyAny>> {
     Ok(msg.into_any().unbind())
 }
 
+/// Room left in a response's header map for the server's default headers (`date`, `server`),
+/// which `DefaultHeaders::apply` puts before the app's in place.
+const DEFAULTS_ROOM: usize = 2;
+
 /// ASGI `headers` (an iterable of `(name, value)` byte pairs) as a `HeaderMap`; names are
 /// lower-cased, invalid names or values raise as uvicorn does.
 pub fn parse_headers(headers: Option<Bound<'_, PyAny>>) -> PyResult<HeaderMap> {
-    let mut map = HeaderMap::new();
     let Some(headers) = headers else {
-        return Ok(map);
+        return Ok(HeaderMap::new());
     };
+    // The common shape (a list of tuples, as Starlette's `raw_headers`) is read by index, the
+    // map sized once; anything else through Python's iteration and `item[0]`, `item[1]`.
+    if let Ok(list) = headers.cast_exact::<PyList>() {
+        let mut map = HeaderMap::with_capacity(list.len() + DEFAULTS_ROOM);
+        for item in list.iter() {
+            match item.cast_exact::<PyTuple>() {
+                Ok(pair) if pair.len() >= 2 => {
+                    let name = pair.get_borrowed_item(0)?;
+                    let value = pair.get_borrowed_item(1)?;
+                    append_pair(&mut map, &name, &value)?;
+                }
+                _ => append_pair(&mut map, &item.get_item(0)?, &item.get_item(1)?)?,
+            }
+        }
+        return Ok(map);
+    }
+    let mut map = HeaderMap::new();
     for item in headers.try_iter()? {
         let item = item?;
-        let name = item.get_item(0)?;
-        let value = item.get_item(1)?;
-        let name = HeaderName::from_bytes(name.cast::<PyBytes>()?.as_bytes())
-            .map_err(|_| EngineError::InvalidHeaderName)?;
-        let value = HeaderValue::from_bytes(value.cast::<PyBytes>()?.as_bytes())
-            .map_err(|_| EngineError::InvalidHeaderValue)?;
-        map.append(name, value);
+        append_pair(&mut map, &item.get_item(0)?, &item.get_item(1)?)?;
     }
     Ok(map)
+}
+
+fn append_pair(
+    map: &mut HeaderMap,
+    name: &Bound<'_, PyAny>,
+    value: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let name = HeaderName::from_bytes(name.cast::<PyBytes>()?.as_bytes())
+        .map_err(|_| EngineError::InvalidHeaderName)?;
+    let value = HeaderValue::from_bytes(value.cast::<PyBytes>()?.as_bytes())
+        .map_err(|_| EngineError::InvalidHeaderValue)?;
+    map.append(name, value);
+    Ok(())
 }
 
 /// The status and headers of an `http.response.start` message.

@@ -3,6 +3,7 @@
 
 pub mod canned;
 pub mod deflate;
+mod finished;
 pub mod framing;
 mod handshake;
 pub mod http;

@@ -189,7 +189,7 @@ pub async fn handle(
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
     let (parts, _body) = req.into_parts();
-    let head = RequestHead::new(&parts, conn, true);
+    let head = RequestHead::new(parts, conn, true);
     let subprotocols = head
         .headers
         .get_all(SEC_WEBSOCKET_PROTOCOL)

@@ -16,6 +16,10 @@ use crate::errors::EngineError;
 
 type Pairs = Vec<(HeaderName, HeaderValue)>;
 
+/// Looked up by a name made once (a `&str` would be parsed on every lookup).
+const REQUEST_PRIVATE_NETWORK: HeaderName =
+    HeaderName::from_static("access-control-request-private-network");
+
 pub struct Cors {
     allow_all_origins: bool,
     /// Each configured origin as latin-1 bytes (an origin that is not latin-1 never matches).
@@ -96,10 +100,10 @@ impl Cors {
 
     pub(super) fn on_request(&self, head: &Head<'_>) -> Step {
         let headers = &head.headers;
-        let origin = headers.get("origin");
+        let origin = headers.get(http::header::ORIGIN);
         if let Some(origin) = origin {
             if *head.method == http::Method::OPTIONS
-                && headers.contains_key("access-control-request-method")
+                && headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
             {
                 return self.preflight(origin.as_bytes(), headers);
             }
@@ -126,7 +130,8 @@ impl Cors {
     }
 
     fn preflight(&self, origin: &[u8], request: &HeaderMap) -> Step {
-        let mut headers = HeaderMap::new();
+        // room for what is added below (the map would grow and rehash otherwise)
+        let mut headers = HeaderMap::with_capacity(self.preflight_headers.len() + 5);
         for (name, value) in &self.preflight_headers {
             headers.insert(name.clone(), value.clone());
         }
@@ -143,11 +148,12 @@ impl Cors {
             }
             Some(false) => failures.push("origin"),
         }
-        let method = first(request, "access-control-request-method").unwrap_or_default();
+        let method =
+            first(request, http::header::ACCESS_CONTROL_REQUEST_METHOD).unwrap_or_default();
         if !self.allow_methods.iter().any(|m| m == method) {
             failures.push("method");
         }
-        if let Some(requested) = request.get("access-control-request-headers") {
+        if let Some(requested) = request.get(http::header::ACCESS_CONTROL_REQUEST_HEADERS) {
             if self.allow_all_headers {
                 headers.insert(
                     http::header::ACCESS_CONTROL_ALLOW_HEADERS,
@@ -167,7 +173,7 @@ impl Cors {
                 }
             }
         }
-        if self.private_network && request.contains_key("access-control-request-private-network") {
+        if self.private_network && request.contains_key(REQUEST_PRIVATE_NETWORK) {
             if self.allow_private_network {
                 headers.insert(
                     "access-control-allow-private-network",

@@ -80,7 +80,7 @@ impl GZip {
     }
 
     pub(super) fn on_request(&self, head: &Head<'_>) -> Step {
-        let accept = first(head.headers, "accept-encoding").unwrap_or_default();
+        let accept = first(head.headers, http::header::ACCEPT_ENCODING).unwrap_or_default();
         let gzip = accept.windows(4).any(|w| w == b"gzip");
         let mtime = if gzip && self.gzip_file {
             // `int(time.time())` when `GZipResponder` makes its `GzipFile`.

@@ -103,14 +103,14 @@ impl TrustedHost {
             return Step::Next(Pending::Nothing);
         }
         let host = if self.split_host {
-            let value = first(head.headers, "host").unwrap_or_default();
+            let value = first(head.headers, http::header::HOST).unwrap_or_default();
             value
                 .split(|&b| b == b':')
                 .next()
                 .unwrap_or_default()
                 .to_vec()
         } else {
-            let Ok(parsed) = parse_host(first(head.headers, "host")) else {
+            let Ok(parsed) = parse_host(first(head.headers, http::header::HOST)) else {
                 return Step::Punt;
             };
             let Some((host, _)) = parsed else {
@@ -153,7 +153,7 @@ fn invalid_host() -> Step {
 /// `HTTPSRedirectMiddleware`: `https` requests pass; `http` ones get the 307 (`plain_url`: a
 /// release whose `URL` takes the text as it is, see the module's note).
 pub(super) fn https_redirect(head: &Head<'_>, plain_url: bool) -> Step {
-    if head.headers.contains_key(super::TEST_CLIENT) {
+    if head.headers.contains_key(super::TEST_CLIENT_NAME) {
         return Step::Punt; // a test client's request: its scheme is the one the client promised
     }
     if head.scheme != "http" {
@@ -176,7 +176,7 @@ pub(super) fn https_redirect(head: &Head<'_>, plain_url: bool) -> Step {
 /// Whether every release's `URL(scope=...)` reads this request the same: no `Host` header, or
 /// a plain `name[:digits]` one; a path without `?` or `#` (the newer `URL` escapes those).
 fn plain_request(head: &Head<'_>) -> bool {
-    if let Some(host) = first(head.headers, "host") {
+    if let Some(host) = first(head.headers, http::header::HOST) {
         let (name, port) = match host.iter().position(|&b| b == b':') {
             Some(i) => (&host[..i], Some(&host[i + 1..])),
             None => (host, None),
@@ -198,7 +198,7 @@ fn plain_request(head: &Head<'_>) -> bool {
 /// `URL(scope=scope)` with the scheme `https` and the default port dropped, through
 /// `RedirectResponse`'s `quote`; `None` when Python's URL handling could reshape the text.
 fn redirect_location(head: &Head<'_>) -> Option<HeaderValue> {
-    let parsed = parse_host(first(head.headers, "host")).ok()?;
+    let parsed = parse_host(first(head.headers, http::header::HOST)).ok()?;
     let (netloc, hostname, port) = match parsed.and_then(|(h, p)| Some((h, p, valid_port(p)?))) {
         Some((host, written, port)) => {
             let mut netloc = host.to_vec();

@@ -145,7 +145,7 @@ impl Stack {
     pub fn on_head(&self, head: &Head<'_>) -> Flow {
         // A test client's request that had no `Host` of its own travels with one added; the app
         // will not see it, so nothing here may decide from it.
-        if head.headers.contains_key(SYNTHETIC_HOST) {
+        if head.headers.contains_key(SYNTHETIC_HOST_NAME) {
             return Flow::Punt;
         }
         let mut pending = Vec::with_capacity(self.layers.len());
@@ -276,6 +276,9 @@ pub const SYNTHETIC_HOST: &str = "x-fastrapi-synthetic-host";
 /// The header naming a test client's request (`fastrapi_compat.loopback`): the scheme and
 /// server the app sees are the ones the client promised, not the loopback connection's.
 pub const TEST_CLIENT: &str = "x-fastrapi-testclient";
+/// The two as header names, made once (a `&str` is parsed again on every lookup).
+const SYNTHETIC_HOST_NAME: HeaderName = HeaderName::from_static(SYNTHETIC_HOST);
+const TEST_CLIENT_NAME: HeaderName = HeaderName::from_static(TEST_CLIENT);
 
 /// What `PlainTextResponse(text, status_code, headers=...)` sends: the given headers, then
 /// `content-length` and `content-type`.
@@ -289,7 +292,7 @@ fn plain_text(status: StatusCode, mut headers: HeaderMap, text: String) -> Step 
 }
 
 /// The first value of a request header, as bytes.
-fn first<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a [u8]> {
+fn first<K: http::header::AsHeaderName>(headers: &HeaderMap, name: K) -> Option<&[u8]> {
     headers.get(name).map(HeaderValue::as_bytes)
 }
 

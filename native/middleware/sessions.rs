@@ -107,7 +107,7 @@ impl Sessions {
         } else {
             1
         };
-        for raw in headers.get_all("cookie").iter().take(read) {
+        for raw in headers.get_all(http::header::COOKIE).iter().take(read) {
             let raw = raw.as_bytes();
             if !raw.is_ascii() {
                 return None;

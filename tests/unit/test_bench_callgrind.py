@@ -36,8 +36,13 @@ def test_compare_fails_only_on_growth_over_the_tolerance() -> None:
     assert missing and "no baseline" in missing[0] and "--update-baseline" in missing[0]
 
 
-def test_the_guarded_targets_are_the_issues_three_and_in_the_baseline() -> None:
-    assert callgrind.GUARDED == ("native /plain", "native /items/{id}", "native POST /items")
+def test_the_guarded_targets_are_the_issues_three_and_the_preflight_and_in_the_baseline() -> None:
+    assert callgrind.GUARDED == (
+        "native /plain",
+        "native /items/{id}",
+        "native POST /items",
+        "native preflight (Rust only)",
+    )
     for key in callgrind.GUARDED:
         assert callgrind.target_by_key(key).server == "native"
     stored = json.loads(callgrind.BASELINE.read_text())
