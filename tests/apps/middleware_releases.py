@@ -136,3 +136,34 @@ def create_session_app() -> FastAPI:
     _session_routes(app)
     app.add_middleware(SessionMiddleware, secret_key=SECRET, max_age=0, same_site="strict")
     return app
+
+
+class SawMiddleware:
+    """A pure-ASGI middleware outside the standard ones: its response start names the headers
+    and status it was sent (``x-outer-saw``), so what the layers inside it did, and in which
+    order, is on the wire."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", ()))
+                names = b",".join(name for name, _ in headers)
+                saw = b"%d:%s" % (message["status"], names)
+                message = {**message, "headers": [*headers, (b"x-outer-saw", saw)]}
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+
+def create_inner_cors_gzip_app() -> FastAPI:
+    """The CORS + GZip app under a pure-ASGI middleware: the standard ones run inside it."""
+    app = create_cors_gzip_app()
+    app.add_middleware(SawMiddleware)
+    return app

@@ -55,6 +55,7 @@ def pair_fixture(create_app: Any) -> Any:
 
 
 cors_gzip_pair = pair_fixture(apps.create_cors_gzip_app)
+inner_pair = pair_fixture(apps.create_inner_cors_gzip_app)
 star_pair = pair_fixture(apps.create_star_app)
 credentials_pair = pair_fixture(apps.create_credentials_app)
 hosts_pair = pair_fixture(apps.create_hosts_app)
@@ -168,6 +169,27 @@ STAR = [
     get("/vary?v=Origin", "Vary: Origin already", GOOD),
     preflight(GOOD, "PATCH", **{"access-control-request-headers": "X-Anything, Content-Type"}),
 ]
+
+
+def test_inner_layers_run_in_rust() -> None:
+    """Under a Python middleware, this release's CORS and GZip run in Rust inside it."""
+    from fastrapi_compat.plan.compiler import compile_app
+
+    compiled = compile_app(apps.create_inner_cors_gzip_app())
+    assert compiled.inner_layers is not None, compiled.under
+    in_rust = {layer.name: layer.spec is not None for layer in compiled.inner_layers}
+    assert in_rust == {"SawMiddleware": False, "CORSMiddleware": True, "GZipMiddleware": True}, [
+        (layer.name, layer.reason) for layer in compiled.inner_layers
+    ]
+
+
+@pytest.mark.parametrize("req", CORS_GZIP, ids=Req.label)
+def test_cors_gzip_inside_a_python_middleware(inner_pair: PairClients, req: Req) -> None:
+    """The same requests, the layers inside a pure-ASGI middleware that puts the status and
+    header names it was sent on the wire: this release's answers, seen from outside. (A
+    preflight is answered by the CORS layer before any route: the engine counts no native
+    route for it, so only its answer is compared.)"""
+    exchange(inner_pair, req, native=None if req.method == "OPTIONS" else True)
 
 
 @pytest.mark.parametrize("req", STAR, ids=Req.label)
