@@ -186,7 +186,13 @@ def test_ceiling_section_shares_each_server_against_bare_hyper() -> None:
     )
     lines = ceiling_lines(results, {UVICORN: "FastAPI + uvicorn", OURS_NATIVE: "fastrapi-compat (native tier)"})
     # p99 / Rust only: each p99 over the preflight's 1.5 ms (the helper's default p99 is 2.0 ms)
-    assert _row(lines, "| bare hyper") == ["bare hyper server (`bench/hyper_ceiling`)", "100,000", "1.00", "1.00", "0.67"]
+    assert _row(lines, "| bare hyper") == [
+        "bare hyper server (`bench/hyper_ceiling`)",
+        "100,000",
+        "1.00",
+        "1.00",
+        "0.67",
+    ]
     assert _row(lines, "| FastAPI + uvicorn")[1:] == ["5,000", "0.05", "2.00", "1.33"]
     assert _row(lines, "| fastrapi-compat (native tier), `/plain`")[1:3] == ["40,000", "0.40"]
     assert _row(lines, "| fastrapi-compat (native tier), CORS preflight")[1:] == ["80,000", "0.80", "1.50", "1.00"]
