@@ -22,14 +22,13 @@ import struct
 import time
 from base64 import b64encode
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from apps import middleware_releases as apps
 from itsdangerous import TimestampSigner
 from support.compare import PairClients, Req, capture
-from support.servers import server_pair
+from support.pairs import pair_fixture
 
 from fastrapi_compat.plan import middleware as plan_middleware
 
@@ -39,19 +38,6 @@ GZIP_MTIME = r"(?s)\A\x1f\x8b\x08\x00...."
 SIGNATURE = r"\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+(?=;)"
 GOOD = "https://a.example"
 REGEX = "https://abc.regex.example"
-
-
-def pair_fixture(create_app: Any) -> Any:
-    @pytest.fixture(scope="module")
-    def fixture() -> Iterator[PairClients]:
-        with server_pair(create_app) as pair:
-            clients = PairClients(pair)
-            try:
-                yield clients
-            finally:
-                clients.close()
-
-    return fixture
 
 
 cors_gzip_pair = pair_fixture(apps.create_cors_gzip_app)
