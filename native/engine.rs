@@ -302,13 +302,15 @@ impl Engine {
         if id.is_none() {
             self.shared.closing.send_replace(true);
         }
+        // told now: once this returns, each accept loop takes no new connection after the one
+        // it may be taking (a worker then tells its supervisor it accepts no more)
+        for listening in &stopping {
+            let _ = listening.stop.send(Some(grace));
+        }
         let future = self.shared.future(py)?;
         let done = future.clone_ref(py);
         let shared = self.shared.clone();
         self.shared.handle.spawn(async move {
-            for listening in &stopping {
-                let _ = listening.stop.send(Some(grace));
-            }
             for listening in stopping {
                 let _ = listening.task.await;
             }

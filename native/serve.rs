@@ -45,6 +45,10 @@ const FLUSH_GRACE: Duration = Duration::from_millis(300);
 /// longer are closed at once, as uvicorn closes idle connections.
 const IDLE_GRACE: Duration = Duration::from_millis(100);
 
+/// After a shutdown began, how long (from its accept) a connection accepted before gets to
+/// finish its TLS handshake; its first request then has [`IDLE_GRACE`].
+const OPENING_GRACE: Duration = Duration::from_secs(1);
+
 /// One accepted connection as its requests see it: its addresses and site, its listener's
 /// route mirror, and its requests in flight.
 struct Connection {
@@ -244,34 +248,45 @@ struct Accepted {
     site: Arc<Site>,
     mirror: Arc<MirrorSlot>,
     closing: watch::Receiver<bool>,
+    accepted_at: Instant,
     /// Holds the listener's shutdown open, and counts the connection as open.
     _alive: (mpsc::Sender<()>, Open),
 }
 
 impl Accepted {
+    /// `step` (a TLS handshake, the look for the h2c preface), given until `grace` after the
+    /// accept once the listener closes (`None` if it takes longer). A connection accepted just
+    /// before (a worker told to stop takes some from the shared socket until it sees that) has
+    /// a client waiting for its answer: dropped at once, a TLS client sees EOF in the middle of
+    /// its handshake.
+    async fn opening<F: Future>(&mut self, step: F, grace: Duration) -> Option<F::Output> {
+        let deadline = tokio::time::Instant::from_std(self.accepted_at + grace);
+        tokio::pin!(step);
+        tokio::select! {
+            done = step.as_mut() => return Some(done),
+            _ = self.closing.wait_for(|c| *c) => {}
+        }
+        tokio::time::timeout_at(deadline, step).await.ok()
+    }
+
     async fn serve(mut self, stream: Stream, peer: Option<SocketAddr>, local: Local) {
         let site = self.site.clone();
         let (stream, h2) = match site.tls.as_ref() {
-            Some(tls) => {
-                let closing = &mut self.closing;
-                tokio::select! {
-                    accepted = tls.accept(stream) => match accepted {
-                        Ok((tls, h2)) => (Stream::Tls(Box::new(tls)), h2),
-                        Err(_) => return, // a failed or slow handshake: nothing to answer
-                    },
-                    _ = closing.wait_for(|c| *c) => return,
-                }
-            }
+            Some(tls) => match self.opening(tls.accept(stream), OPENING_GRACE).await {
+                Some(Ok((tls, h2))) => (Stream::Tls(Box::new(tls)), h2),
+                // a failed or slow handshake, or still under way long after the listener closed
+                Some(Err(_)) | None => return,
+            },
             None => {
                 let h2 = match (&stream, site.h2) {
                     (Stream::Tcp(tcp), true) => {
-                        let closing = &mut self.closing;
-                        tokio::select! {
-                            looked = tls::starts_with_h2_preface(tcp, site.timeout_keep_alive) => match looked {
-                                Some(h2) => h2,
-                                None => return, // silent for the keep-alive timeout
-                            },
-                            _ = closing.wait_for(|c| *c) => return,
+                        // a connection just accepted gets its first request answered, as
+                        // one that has just answered (`drive`)
+                        let looked = tls::starts_with_h2_preface(tcp, site.timeout_keep_alive);
+                        match self.opening(looked, IDLE_GRACE).await {
+                            Some(Some(h2)) => h2,
+                            // silent for the keep-alive timeout, or since the listener closed
+                            Some(None) | None => return,
                         }
                     }
                     _ => false,
@@ -457,6 +472,7 @@ pub async fn accept_loop(
                         site: site.clone(),
                         mirror: mirror.clone(),
                         closing: closing.clone(),
+                        accepted_at: Instant::now(),
                         _alive: (alive.clone(), Open::new(&site)),
                     };
                     tokio::spawn(accepted.serve(stream, peer, local));

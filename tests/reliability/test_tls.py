@@ -15,6 +15,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,6 +135,84 @@ def test_workers_serve_tls_with_an_encrypted_key(pki: Pki, tmp_path: Path) -> No
             sock, name = peer_certificate(server.port, pki)
             sock.close()
             assert name == "CN=renewed server"
+
+
+def test_sighup_restart_under_new_tls_connections(pki: Pki) -> None:
+    """New TLS connections made all through a rolling restart that renews the certificate: each
+    is served, and each made after "Restarted the workers" is shown the renewed certificate.
+
+    An old worker told to stop takes connections from the shared socket until it sees that; it
+    tells the supervisor once it accepts no more (its pipe's EOF), and the restart is over only
+    then (before, connections made after the log line could reach an old worker). A handshake
+    under way when it stops accepting is completed and its request answered (before, the
+    client saw EOF in the handshake)."""
+    flags = ["--ssl-certfile", str(pki.cert), "--ssl-keyfile", str(pki.key)]
+    outcomes: list[tuple[float, str, str]] = []  # (when it connected, certificate, answer)
+    done = threading.Event()
+
+    def connect_again_and_again() -> None:
+        context = ssl.create_default_context(cafile=str(pki.ca))
+        while not done.is_set():
+            began = time.monotonic()
+            try:
+                raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            except OSError:  # not accepted by the kernel: not a lost connection
+                continue
+            try:
+                with context.wrap_socket(raw, server_hostname="localhost") as sock:
+                    der = sock.getpeercert(binary_form=True)
+                    name = x509.load_der_x509_certificate(der).subject.rfc4514_string() if der else "?"
+                    sock.sendall(b"GET /items/4 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                    data = b""
+                    while chunk := sock.recv(65536):
+                        data += chunk
+                outcomes.append((began, name, data.split(b"\r\n")[0].decode() if data else "eof"))
+            except OSError as exc:
+                outcomes.append((began, "", f"{type(exc).__name__}: {exc}"))
+
+    with CliServer("--workers", "2", *flags) as server:
+        threads = [threading.Thread(target=connect_again_and_again) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        try:
+            renew(pki, "renewed server")
+            server.process.send_signal(signal.SIGHUP)
+            assert server.read_until("Restarted the workers", timeout=90), "\n".join(server.lines)
+            restarted = time.monotonic()
+            deadline = restarted + 30
+            while sum(1 for o in outcomes if o[0] > restarted) < 300 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            done.set()
+            for thread in threads:
+                thread.join(30)
+    after = [o for o in outcomes if o[0] > restarted]
+    assert len(after) >= 300 and len(outcomes) > len(after), len(outcomes)
+    assert [o for o in outcomes if o[2] != "HTTP/1.1 200 OK"] == []
+    assert [o for o in after if o[1] != "CN=renewed server"] == []
+
+
+def test_handshake_under_way_when_the_server_stops_is_completed(pki: Pki) -> None:
+    """A connection accepted before a shutdown whose client sends its TLS handshake after it
+    began (a worker told to stop takes connections from the shared socket until it sees that):
+    the handshake completes and its request is answered, with ``connection: close``. Before,
+    the engine dropped it (the client saw EOF in the handshake)."""
+    context = ssl.create_default_context(cafile=str(pki.ca))
+    with engine_server(create_app(), **tls_options(pki)) as engine:
+        early = socket.create_connection(("127.0.0.1", engine.port), timeout=10)
+        # a later connection answered: the early one was accepted first (one accept queue)
+        with client(pki) as http:
+            assert http.get(https(engine) + "/items/1").status_code == 200
+        engine.server.request_shutdown()
+        while True:  # the listener is closed once a new connection is refused
+            try:
+                socket.create_connection(("127.0.0.1", engine.port), timeout=10).close()
+            except ConnectionRefusedError:
+                break
+        with context.wrap_socket(early, server_hostname="localhost") as sock:
+            answer = get_on(sock, "/items/7")
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer
+        assert b"\r\nconnection: close\r\n" in answer.lower(), answer
 
 
 def test_websocket_scheme_is_wss(pair: tuple[Any, Any], pki: Pki) -> None:
