@@ -434,6 +434,7 @@ class Server:
         forced: asyncio.Future[Any] = asyncio.ensure_future(self._force.wait())
         try:
             connections: asyncio.Future[Any] = asyncio.ensure_future(engine.shutdown(timeout))
+            workers.notify_stopped_accepting()  # a worker: the supervisor may go on (workers.py)
             await asyncio.wait({connections, forced}, return_when=asyncio.FIRST_COMPLETED)
             if dispatcher.tasks and not forced.done():
                 logger.info("Waiting for background tasks to complete. (CTRL+C to force quit)")

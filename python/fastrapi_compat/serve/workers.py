@@ -9,13 +9,14 @@ connections not yet accepted (with a listening socket per worker, ``SO_REUSEPORT
 resets those queued on the socket of a worker that exits). The supervisor then starts the
 workers and waits until each says it is serving, through a pipe whose write end the worker
 inherits (``FASTRAPI_READY_FD``) and keeps: it later says there when it has served
-``--limit-max-requests`` requests.
+``--limit-max-requests`` requests, and closes it when, told to stop, it accepts no more.
 
 A worker that fails before it is ready (bad app, failing lifespan startup) stops the whole
 server: its own one-line error is on stderr, and ``run`` exits 1. A worker that dies later is
 replaced. A worker that reached ``--limit-max-requests`` keeps serving until its replacement is
 ready, then gets SIGTERM (its requests in flight finish). SIGHUP replaces the workers one by one
-the same way (uvicorn's rolling restart: each new worker ready before an old one stops).
+the same way (uvicorn's rolling restart: each new worker ready before an old one stops); the
+restart is over once no old worker accepts connections.
 With TLS, the new workers read the certificate and key files again (a renewed certificate
 is served once the restart is over; a single server reloads them in place on SIGHUP instead).
 SIGINT/SIGTERM are passed on to every worker, which shut down gracefully (in-flight requests
@@ -49,6 +50,8 @@ READY_FD_ENV = "FASTRAPI_READY_FD"
 WORKER_INDEX_ENV = "FASTRAPI_WORKER_INDEX"
 #: How long a worker may take to import the app and run its lifespan startup.
 READY_TIMEOUT = 120.0
+#: How long a worker told to stop may take to stop accepting (it stops at once unless stuck).
+STOP_ACCEPTING_TIMEOUT = 10.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -84,17 +87,27 @@ def ask_to_retire() -> bool:
     """In a worker that reached ``--limit-max-requests``: asks the supervisor to start its
     replacement and stop it once that one is ready. False when not a supervised worker (or the
     supervisor is gone): the caller stops the server itself."""
-    global _to_supervisor
-    fd, _to_supervisor = _to_supervisor, None
+    fd = _to_supervisor
     if fd is None:
         return False
     try:
         os.write(fd, RETIRE)
     except OSError:
+        notify_stopped_accepting()
         return False
-    finally:
-        os.close(fd)
     return True
+
+
+def notify_stopped_accepting() -> None:
+    """In a worker that is stopping: tells the supervisor it accepts no more connections (the
+    pipe's EOF), so that what is queued on the shared socket goes to the other workers."""
+    global _to_supervisor
+    fd, _to_supervisor = _to_supervisor, None
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def die_with_parent() -> None:
@@ -357,11 +370,27 @@ class Supervisor:
             logger.error("cannot start a worker to replace worker %d (it keeps serving): %s", old.pid, exc)
             return False
         self.workers[self.workers.index(old)] = new
-        old.close_pipe()
         if old.process.poll() is None:
             old.process.send_signal(signal.SIGTERM)
             self.retiring.append(old.process)
+            self._stopped_accepting(old)
+        old.close_pipe()
         return True
+
+    def _stopped_accepting(self, old: Worker) -> None:
+        """Waits (within :data:`STOP_ACCEPTING_TIMEOUT`) until ``old``, told to stop, accepts no
+        more: its pipe's EOF (``notify_stopped_accepting``), or its exit. Until then it takes
+        new connections too (served with its old code and certificate), so a restart is over
+        only after that, as uvicorn's, which waits for each old worker to exit."""
+        deadline = time.monotonic() + STOP_ACCEPTING_TIMEOUT
+        while old.pipe is not None and (left := deadline - time.monotonic()) > 0:
+            if not select.select([old.pipe], [], [], left)[0]:
+                break
+            try:
+                if os.read(old.pipe, 1) == b"":
+                    break
+            except OSError:
+                break
 
     def _replace_dead(self) -> None:
         for index, worker in enumerate(self.workers):
