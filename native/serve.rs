@@ -46,7 +46,7 @@ const FLUSH_GRACE: Duration = Duration::from_millis(300);
 const IDLE_GRACE: Duration = Duration::from_millis(100);
 
 /// After a shutdown began, how long (from its accept) a connection accepted before gets to
-/// finish its TLS handshake; its first request then has [`IDLE_GRACE`].
+/// finish its TLS handshake and send its first request.
 const OPENING_GRACE: Duration = Duration::from_secs(1);
 
 /// One accepted connection as its requests see it: its addresses and site, its listener's
@@ -63,6 +63,9 @@ struct Connection {
     idle_at: AtomicU64,
     /// Requests started on this connection.
     started: AtomicU64,
+    /// With TLS, [`OPENING_GRACE`] after the accept: until then a shutdown waits for its first
+    /// request (a client that has just finished its handshake is about to send it).
+    opening_until: Option<Instant>,
     /// Set once it answered 413 (maybe before the body came): it closes lingering.
     lingers: AtomicBool,
     /// Each request head's raw-byte verdict (`native/head.rs`); HTTP/1.1 only.
@@ -125,7 +128,11 @@ impl Connection {
     /// already was); the caller polls the connection meanwhile.
     async fn settle(&self) {
         let idle_at = Duration::from_nanos(self.idle_at.load(Ordering::SeqCst));
-        let deadline = tokio::time::Instant::from_std(self.accepted_at + idle_at + IDLE_GRACE);
+        let mut deadline = self.accepted_at + idle_at + IDLE_GRACE;
+        if let Some(opening) = self.opening_until.filter(|_| self.started() == 0) {
+            deadline = deadline.max(opening); // its first request, after a handshake
+        }
+        let deadline = tokio::time::Instant::from_std(deadline);
         loop {
             let notified = self.some_in_flight.notified();
             tokio::pin!(notified);
@@ -308,6 +315,7 @@ impl Accepted {
             accepted_at: Instant::now(),
             idle_at: AtomicU64::new(0),
             started: AtomicU64::new(0),
+            opening_until: site.tls.is_some().then(|| self.accepted_at + OPENING_GRACE),
             lingers: AtomicBool::new(false),
             gate: Arc::new(Gate::default()),
             h2,
@@ -489,9 +497,11 @@ pub async fn accept_loop(
             }
         }
     };
+    // closing told before the listener closes: once a connection is refused, every one
+    // accepted before knows the shutdown began
+    closing_tx.send_replace(true);
     drop(listener);
     drop(alive);
-    closing_tx.send_replace(true);
     let _ = tokio::time::timeout(grace, all_closed.recv()).await;
 }
 
