@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, LOCATION};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderValue, StatusCode};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use regex::bytes::Regex;
@@ -114,7 +114,7 @@ impl TrustedHost {
                 return Step::Punt;
             };
             let Some((host, _)) = parsed else {
-                return invalid_host();
+                return invalid_host(head);
             };
             if self.lowercase {
                 host.to_ascii_lowercase()
@@ -137,15 +137,15 @@ impl TrustedHost {
         if www && self.www_redirect {
             Step::Punt // the redirect URL is built by Starlette's `URL`
         } else {
-            invalid_host()
+            invalid_host(head)
         }
     }
 }
 
-fn invalid_host() -> Step {
+fn invalid_host(head: &Head<'_>) -> Step {
     plain_text(
         StatusCode::BAD_REQUEST,
-        HeaderMap::new(),
+        head.answer_map(2),
         "Invalid host header".to_owned(),
     )
 }
@@ -164,7 +164,7 @@ pub(super) fn https_redirect(head: &Head<'_>, plain_url: bool) -> Step {
     }
     match redirect_location(head) {
         Some(location) => {
-            let mut headers = HeaderMap::new();
+            let mut headers = head.answer_map(2);
             headers.insert(CONTENT_LENGTH, HeaderValue::from(0));
             headers.insert(LOCATION, location);
             Step::Answer(StatusCode::TEMPORARY_REDIRECT, headers, Bytes::new())
