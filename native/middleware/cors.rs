@@ -174,7 +174,7 @@ impl Cors {
                 }
             }
         }
-        if self.private_network && request.contains_key(REQUEST_PRIVATE_NETWORK) {
+        if self.private_network && crate::names::has_name(request, &[&REQUEST_PRIVATE_NETWORK]) {
             if self.allow_private_network {
                 headers.insert(
                     "access-control-allow-private-network",
@@ -185,7 +185,7 @@ impl Cors {
             }
         }
         if failures.is_empty() {
-            plain_text(StatusCode::OK, headers, "OK".to_owned())
+            plain_text(StatusCode::OK, headers, "OK")
         } else {
             let text = format!("Disallowed CORS {}", failures.join(", "));
             plain_text(StatusCode::BAD_REQUEST, headers, text)

@@ -146,14 +146,14 @@ fn invalid_host(head: &Head<'_>) -> Step {
     plain_text(
         StatusCode::BAD_REQUEST,
         head.answer_map(2),
-        "Invalid host header".to_owned(),
+        "Invalid host header",
     )
 }
 
 /// `HTTPSRedirectMiddleware`: `https` requests pass; `http` ones get the 307 (`plain_url`: a
 /// release whose `URL` takes the text as it is, see the module's note).
 pub(super) fn https_redirect(head: &Head<'_>, plain_url: bool) -> Step {
-    if head.headers.contains_key(super::TEST_CLIENT_NAME) {
+    if crate::names::has_name(head.headers, &[&super::TEST_CLIENT_NAME]) {
         return Step::Punt; // a test client's request: its scheme is the one the client promised
     }
     if head.scheme != "http" {

@@ -29,6 +29,7 @@ use pyo3::types::{PyDict, PyTuple};
 
 use crate::defaults::DefaultHeaders;
 use crate::errors::EngineError;
+use crate::names::has_name;
 use crate::request::RequestHead;
 
 pub use headers::{HeaderList, RawHeaders};
@@ -166,7 +167,7 @@ impl Stack {
     pub fn on_head(&self, head: &Head<'_>) -> Flow {
         // A test client's request that had no `Host` of its own travels with one added; the app
         // will not see it, so nothing here may decide from it.
-        if head.headers.contains_key(SYNTHETIC_HOST_NAME) {
+        if has_name(head.headers, &[&SYNTHETIC_HOST_NAME]) {
             return Flow::Punt;
         }
         // made on the first note (an answer from the outermost layer needs none)
@@ -310,13 +311,15 @@ const TEST_CLIENT_NAME: HeaderName = HeaderName::from_static(TEST_CLIENT);
 
 /// What `PlainTextResponse(text, status_code, headers=...)` sends: the given headers, then
 /// `content-length` and `content-type`.
-fn plain_text(status: StatusCode, mut headers: HeaderMap, text: String) -> Step {
+/// (`text`: a `&'static str` is sent without a copy.)
+fn plain_text(status: StatusCode, mut headers: HeaderMap, text: impl Into<Bytes>) -> Step {
+    let text = text.into();
     headers.insert(CONTENT_LENGTH, HeaderValue::from(text.len()));
     headers.insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    Step::Answer(status, headers, Bytes::from(text))
+    Step::Answer(status, headers, text)
 }
 
 /// The first value of a request header, as bytes.
