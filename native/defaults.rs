@@ -5,7 +5,7 @@
 use std::cell::RefCell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use http::header::DATE;
+use http::header::{DATE, SERVER};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::errors::EngineError;
@@ -31,6 +31,28 @@ impl DefaultHeaders {
             fixed.push((name, value));
         }
         Ok(Self { date, fixed })
+    }
+
+    /// Whether a map made by [`Self::seeded`] holds what [`Self::apply`] would give once the
+    /// answer's own headers are added: true when every fixed default is `server` (a name the
+    /// engine's middleware never sets, so their `insert`s cannot replace a default).
+    pub fn seeds(&self) -> bool {
+        self.fixed.iter().all(|(name, _)| *name == SERVER)
+    }
+
+    /// A map holding the defaults, in [`Self::apply`]'s order, with room for `room` more
+    /// headers: an answer built on it needs no `apply` (when [`Self::seeds`]), which would move
+    /// every header out and back.
+    pub fn seeded(&self, room: usize) -> HeaderMap {
+        let mut headers =
+            HeaderMap::with_capacity(room + self.fixed.len() + usize::from(self.date));
+        if self.date {
+            headers.insert(DATE, now());
+        }
+        for (name, value) in &self.fixed {
+            headers.append(name.clone(), value.clone());
+        }
+        headers
     }
 
     /// Puts the defaults before `headers` (uvicorn writes its defaults first, then the app's
@@ -169,6 +191,35 @@ mod tests {
                 ("content-type".into(), "text/plain".into()),
             ]
         );
+    }
+
+    #[test]
+    fn a_seeded_map_is_what_apply_gives() {
+        let defaults =
+            DefaultHeaders::new(true, vec![(b"server".to_vec(), b"uvicorn".to_vec())]).unwrap();
+        assert!(defaults.seeds());
+        let answer = [("vary", "Origin"), ("content-length", "2"), ("x-b", "1")];
+        let mut applied = HeaderMap::new();
+        let mut seeded = defaults.seeded(answer.len());
+        for (name, value) in answer {
+            applied.insert(name, HeaderValue::from_static(value));
+            seeded.insert(name, HeaderValue::from_static(value));
+        }
+        defaults.apply(&mut applied);
+        let pairs = |map: &HeaderMap| -> Vec<(String, Vec<u8>)> {
+            map.iter()
+                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+                .collect()
+        };
+        let (seeded, applied) = (pairs(&seeded), pairs(&applied));
+        // the `date` values may straddle a second
+        assert_eq!(
+            (&seeded[0].0, &applied[0].0),
+            (&"date".into(), &"date".into())
+        );
+        assert_eq!(seeded[1..], applied[1..]);
+        let other = DefaultHeaders::new(false, vec![(b"x-a".to_vec(), b"1".to_vec())]).unwrap();
+        assert!(!other.seeds());
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod json;
 mod listener;
 mod metrics;
 mod middleware;
+mod names;
 mod native_tier;
 mod proxy;
 mod request;

@@ -22,8 +22,9 @@ pub enum Routed {
     /// A native route, with the app's middleware it passed (if it has any).
     Native(NativeMatch, Option<Layers>),
     Asgi,
-    /// A middleware answered (a CORS preflight, an untrusted host, an HTTPS redirect).
-    Answered(StatusCode, HeaderMap, Bytes),
+    /// A middleware answered (a CORS preflight, an untrusted host, an HTTPS redirect); whether
+    /// its headers start with the listener's default headers already.
+    Answered(StatusCode, HeaderMap, Bytes, bool),
 }
 
 /// Asks the listener's route mirror (if any) which native route the request reaches, after the
@@ -72,7 +73,7 @@ pub fn route(head: &RequestHead, mirror: &RouteMirror, templates: bool) -> (Rout
                 .unwrap_or_default();
             let template = template_only();
             (
-                Routed::Answered(answer.status, answer.headers, body),
+                Routed::Answered(answer.status, answer.headers, body, answer.seeded),
                 template,
             )
         }

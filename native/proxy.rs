@@ -8,6 +8,8 @@ use std::net::IpAddr;
 use http::{HeaderMap, HeaderName};
 use ipnet::IpNet;
 
+use crate::names::has_name;
+
 /// Looked up by names made once (a `&str` would be parsed on every lookup).
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -87,7 +89,7 @@ impl TrustedHosts {
             Some(v4) => self.trusts_ip(v4),
             None => self.always,
         };
-        if !trusted {
+        if !trusted || !has_name(headers, &[&X_FORWARDED_PROTO, &X_FORWARDED_FOR]) {
             return forwarded;
         }
         // The last X-Forwarded-Proto counts, as in uvicorn's loop over the headers.

@@ -542,9 +542,12 @@ async fn dispatch(
     let admitted = limits.admit();
     let in_flight = InFlight::new(&conn);
     let connect = req.method() == hyper::Method::CONNECT;
-    let mut response = if !admitted {
+    let defaults = &conn.info.site.defaults;
+    let response = if !admitted {
         tell_handler(&shared, &conn.info.site, "concurrency_exceeded", 0);
-        asgi::canned::service_unavailable()
+        let mut response = asgi::canned::service_unavailable();
+        defaults.apply(response.headers_mut());
+        response
     } else if asgi::ws::is_upgrade(&req) {
         if timed.is_some() {
             note = Note {
@@ -556,12 +559,13 @@ async fn dispatch(
                 tier: Tier::Asgi,
             };
         }
-        asgi::ws::handle(req, shared, &conn.info).await
+        let mut response = asgi::ws::handle(req, shared, &conn.info).await;
+        defaults.apply(response.headers_mut());
+        response
     } else {
         let note = timed.is_some().then_some(&mut note);
         asgi::http::handle(req, shared, &conn.info, &conn.mirror, note).await?
     };
-    conn.info.site.defaults.apply(response.headers_mut());
     if response.status() == hyper::StatusCode::PAYLOAD_TOO_LARGE {
         conn.lingers.store(true, Ordering::Relaxed);
     }

@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
-use http::header::CONTENT_LENGTH;
 use http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Incoming};
@@ -19,7 +18,8 @@ use crate::asgi::finished::Finished;
 use crate::asgi::framing::is_framing_error;
 pub(super) use crate::asgi::messages::parse_headers;
 use crate::asgi::messages::{
-    body_bytes, disconnect_message, more_body, request_message, start_message,
+    body_bytes, build_response, complete_response, disconnect_message, more_body, request_message,
+    start_message,
 };
 use crate::awaitable::Ready;
 use crate::body::ResBody;
@@ -88,6 +88,8 @@ pub struct HttpShared {
     closer: Arc<ConnCloser>,
     /// Set when Python serves the request natively (`served_natively`): its metrics tier.
     native: AtomicBool,
+    /// The response handed over starts with the default headers (`HTTPProtocol.respond`).
+    seeded: AtomicBool,
 }
 
 impl HttpShared {
@@ -159,6 +161,7 @@ impl Drop for Watch {
     }
 }
 
+/// One request's response, with the listener's default headers.
 pub async fn handle(
     req: Request<Incoming>,
     engine: Arc<EngineShared>,
@@ -170,7 +173,8 @@ pub async fn handle(
     let head = RequestHead::new(parts, conn, false);
     let access = conn.site.access_log.then(|| head.access_line());
     let announced = incoming.size_hint().exact();
-    let result = match conn.site.max_body {
+    let mut seeded = false;
+    let mut result = match conn.site.max_body {
         // Refused before the app runs (and before any of the body is read).
         Some(limit) if announced.is_some_and(|n| n > limit) => {
             let mut refused = content_too_large();
@@ -179,9 +183,21 @@ pub async fn handle(
         }
         _ => {
             let closer = conn.closer.clone();
-            respond(head, incoming, engine.clone(), mirror, closer, note).await
+            respond(
+                head,
+                incoming,
+                engine.clone(),
+                mirror,
+                closer,
+                note,
+                &mut seeded,
+            )
+            .await
         }
     };
+    if let (false, Ok(response)) = (seeded, &mut result) {
+        conn.site.defaults.apply(response.headers_mut());
+    }
     if let (Some(line), Ok(response)) = (access, &result) {
         // uvicorn logs each response started; an aborted one is not.
         line.log(&engine, conn.site.clone(), response.status().as_u16());
@@ -196,6 +212,7 @@ async fn respond(
     mirror: &MirrorSlot,
     closer: Arc<ConnCloser>,
     mut note: Option<&mut Note>,
+    seeded: &mut bool,
 ) -> Result<Response<ResBody>, Aborted> {
     let (routed, template) = native_match(&head, mirror, note.is_some());
     if let Some(note) = note.as_deref_mut() {
@@ -204,7 +221,8 @@ async fn respond(
     let (matched, layers) = match routed {
         Routed::Native(found, layers) => (Some(found), layers),
         Routed::Asgi => (None, None),
-        Routed::Answered(status, headers, body) => {
+        Routed::Answered(status, headers, body, with_defaults) => {
+            *seeded = with_defaults;
             engine.http_requests.fetch_add(1, Ordering::Relaxed);
             engine.native_requests.fetch_add(1, Ordering::Relaxed);
             let is_head = head.method == http::Method::HEAD;
@@ -255,6 +273,7 @@ async fn respond(
         matched: Mutex::new(matched),
         closer,
         native: AtomicBool::new(false),
+        seeded: AtomicBool::new(false),
     });
     let mut watch = Watch(Some(shared.clone()));
     engine.http_requests.fetch_add(1, Ordering::Relaxed);
@@ -269,7 +288,10 @@ async fn respond(
         note.tier = if native { Tier::Native } else { Tier::Asgi };
     }
     match response {
-        Ok(response) => Ok(response),
+        Ok(response) => {
+            *seeded = shared.is_some_and(|s| s.seeded.load(Ordering::Acquire));
+            Ok(response)
+        }
         Err(_) if shared.is_some_and(|s| s.aborted.load(Ordering::SeqCst)) => Err(Aborted),
         Err(_) => Ok(internal_error()),
     }
@@ -366,37 +388,6 @@ async fn read_chunk(inner: Arc<HttpShared>, mut incoming: Incoming, future: Py<P
 async fn wait_disconnect(inner: Arc<HttpShared>, future: Py<PyAny>) {
     inner.finished.wait().await;
     inner.engine.resolve(future, Box::new(disconnect_message));
-}
-
-/// A response whose whole body is known; hyper may trust its `content-length` when it is
-/// exact (and the request is not `HEAD`).
-fn complete_response(
-    engine: &EngineShared,
-    is_head: bool,
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response<ResBody> {
-    let exact = !is_head
-        && headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<usize>().ok())
-            == Some(body.len());
-    build_response(engine, status, headers, ResBody::full(body, exact))
-}
-
-fn build_response(
-    engine: &EngineShared,
-    status: StatusCode,
-    headers: HeaderMap,
-    body: ResBody,
-) -> Response<ResBody> {
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    engine.set_reason(&mut response);
-    response
 }
 
 #[pymethods]
@@ -536,9 +527,11 @@ impl HTTPProtocol {
     ) -> PyResult<()> {
         let inner = &self.inner;
         let headers_py = headers.py();
+        let defaults = &inner.head.site.defaults;
+        let seed = defaults.seeds().then_some(defaults);
         let parsed = StatusCode::from_u16(status)
             .map_err(|_| PyErr::from(EngineError::InvalidStatus(status)))
-            .and_then(|status| Ok((status, parse_headers(Some(headers.clone()))?)));
+            .and_then(|status| Ok((status, parse_headers(Some(headers.clone()), seed)?)));
         if inner.disconnected.load(Ordering::SeqCst) {
             return parsed.map(|_| ());
         }
@@ -564,6 +557,7 @@ impl HTTPProtocol {
                 }
                 let response =
                     complete_response(&inner.engine, inner.is_head(), status, headers, body);
+                inner.seeded.store(seed.is_some(), Ordering::Release);
                 inner.engine.deliver(headers_py, (tx, response));
                 inner.finished.set();
                 Ok(())

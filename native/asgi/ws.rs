@@ -612,7 +612,7 @@ impl WebSocketProtocol {
         let mut phase = inner.phase();
         match (kind.as_str(), std::mem::replace(&mut *phase, Phase::Closed)) {
             ("websocket.accept", Phase::Handshake(tx)) => {
-                let mut headers = parse_headers(get(message, "headers")?)?;
+                let mut headers = parse_headers(get(message, "headers")?, None)?;
                 if let Some(sub) = get(message, "subprotocol")? {
                     let sub: String = sub.extract()?;
                     if !sub.is_empty() {
@@ -653,7 +653,7 @@ impl WebSocketProtocol {
                     .ok()
                     .filter(|s| (100..600).contains(&s.as_u16()))
                     .ok_or(EngineError::InvalidStatus(status))?;
-                let headers = parse_headers(get(message, "headers")?)?;
+                let headers = parse_headers(get(message, "headers")?, None)?;
                 *phase = Phase::Denial {
                     tx,
                     status,

@@ -123,6 +123,7 @@ impl ScopeHead {
             path: PathText::Decoded(&self.path),
             query: &self.query,
             server: self.server,
+            defaults: None, // answers go to the app's `send`
         }
     }
 }

@@ -6,7 +6,7 @@
 //! before 1.0 `"*"` origins are mirrored when the request has a cookie (not when credentials
 //! are allowed); before 0.51 `Access-Control-Request-Private-Network` is not looked at.
 
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{HeaderName, HeaderValue, StatusCode};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use regex::bytes::Regex;
@@ -105,7 +105,7 @@ impl Cors {
             if *head.method == http::Method::OPTIONS
                 && headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
             {
-                return self.preflight(origin.as_bytes(), headers);
+                return self.preflight(origin.as_bytes(), head);
             }
         }
         if origin.is_none() && self.origin_only {
@@ -129,9 +129,10 @@ impl Cors {
         })
     }
 
-    fn preflight(&self, origin: &[u8], request: &HeaderMap) -> Step {
+    fn preflight(&self, origin: &[u8], head: &Head<'_>) -> Step {
+        let request = head.headers;
         // room for what is added below (the map would grow and rehash otherwise)
-        let mut headers = HeaderMap::with_capacity(self.preflight_headers.len() + 5);
+        let mut headers = head.answer_map(self.preflight_headers.len() + 5);
         for (name, value) in &self.preflight_headers {
             headers.insert(name.clone(), value.clone());
         }
@@ -173,7 +174,7 @@ impl Cors {
                 }
             }
         }
-        if self.private_network && request.contains_key(REQUEST_PRIVATE_NETWORK) {
+        if self.private_network && crate::names::has_name(request, &[&REQUEST_PRIVATE_NETWORK]) {
             if self.allow_private_network {
                 headers.insert(
                     "access-control-allow-private-network",
@@ -184,7 +185,7 @@ impl Cors {
             }
         }
         if failures.is_empty() {
-            plain_text(StatusCode::OK, headers, "OK".to_owned())
+            plain_text(StatusCode::OK, headers, "OK")
         } else {
             let text = format!("Disallowed CORS {}", failures.join(", "));
             plain_text(StatusCode::BAD_REQUEST, headers, text)

@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, LOCATION};
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{HeaderValue, StatusCode};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use regex::bytes::Regex;
@@ -114,7 +114,7 @@ impl TrustedHost {
                 return Step::Punt;
             };
             let Some((host, _)) = parsed else {
-                return invalid_host();
+                return invalid_host(head);
             };
             if self.lowercase {
                 host.to_ascii_lowercase()
@@ -137,23 +137,23 @@ impl TrustedHost {
         if www && self.www_redirect {
             Step::Punt // the redirect URL is built by Starlette's `URL`
         } else {
-            invalid_host()
+            invalid_host(head)
         }
     }
 }
 
-fn invalid_host() -> Step {
+fn invalid_host(head: &Head<'_>) -> Step {
     plain_text(
         StatusCode::BAD_REQUEST,
-        HeaderMap::new(),
-        "Invalid host header".to_owned(),
+        head.answer_map(2),
+        "Invalid host header",
     )
 }
 
 /// `HTTPSRedirectMiddleware`: `https` requests pass; `http` ones get the 307 (`plain_url`: a
 /// release whose `URL` takes the text as it is, see the module's note).
 pub(super) fn https_redirect(head: &Head<'_>, plain_url: bool) -> Step {
-    if head.headers.contains_key(super::TEST_CLIENT_NAME) {
+    if crate::names::has_name(head.headers, &[&super::TEST_CLIENT_NAME]) {
         return Step::Punt; // a test client's request: its scheme is the one the client promised
     }
     if head.scheme != "http" {
@@ -164,7 +164,7 @@ pub(super) fn https_redirect(head: &Head<'_>, plain_url: bool) -> Step {
     }
     match redirect_location(head) {
         Some(location) => {
-            let mut headers = HeaderMap::new();
+            let mut headers = head.answer_map(2);
             headers.insert(CONTENT_LENGTH, HeaderValue::from(0));
             headers.insert(LOCATION, location);
             Step::Answer(StatusCode::TEMPORARY_REDIRECT, headers, Bytes::new())

@@ -27,7 +27,9 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
 
+use crate::defaults::DefaultHeaders;
 use crate::errors::EngineError;
+use crate::names::has_name;
 use crate::request::RequestHead;
 
 pub use headers::{HeaderList, RawHeaders};
@@ -45,6 +47,9 @@ pub struct Head<'a> {
     pub query: &'a [u8],
     /// The server's address (`None`: not an IP address, or a unix socket).
     pub server: Option<std::net::SocketAddr>,
+    /// The listener's default headers, when an answer goes straight to the connection (not
+    /// to an ASGI `send`): an answer's map then starts with them ([`Head::answer_map`]).
+    pub defaults: Option<&'a DefaultHeaders>,
 }
 
 /// The request path, as written (percent-encoded) or decoded.
@@ -54,6 +59,20 @@ pub enum PathText<'a> {
 }
 
 impl Head<'_> {
+    /// Whether the maps of [`Head::answer_map`] hold the default headers already.
+    fn seeds(&self) -> bool {
+        self.defaults.is_some_and(DefaultHeaders::seeds)
+    }
+
+    /// The header map of a layer's answer, with room for `room` headers: seeded with the
+    /// default headers when [`Head::seeds`], else empty.
+    fn answer_map(&self, room: usize) -> HeaderMap {
+        match self.defaults {
+            Some(defaults) if defaults.seeds() => defaults.seeded(room),
+            _ => HeaderMap::with_capacity(room),
+        }
+    }
+
     /// `scope["root_path"] + scope["path"]`, as Starlette's `URL(scope=...)` joins them.
     fn full_path(&self) -> String {
         let decoded = match &self.path {
@@ -81,6 +100,7 @@ impl RequestHead {
                 crate::site::Local::Inet(addr) => Some(*addr),
                 _ => None,
             },
+            defaults: Some(&self.site.defaults),
         }
     }
 }
@@ -127,6 +147,8 @@ pub struct Answer {
     pub headers: HeaderMap,
     pub body: Bytes,
     pub pending: Vec<Pending>,
+    /// `headers` start with the default headers ([`Head::answer_map`]).
+    pub seeded: bool,
 }
 
 /// The app's middleware stack, outermost first.
@@ -145,10 +167,11 @@ impl Stack {
     pub fn on_head(&self, head: &Head<'_>) -> Flow {
         // A test client's request that had no `Host` of its own travels with one added; the app
         // will not see it, so nothing here may decide from it.
-        if head.headers.contains_key(SYNTHETIC_HOST_NAME) {
+        if has_name(head.headers, &[&SYNTHETIC_HOST_NAME]) {
             return Flow::Punt;
         }
-        let mut pending = Vec::with_capacity(self.layers.len());
+        // made on the first note (an answer from the outermost layer needs none)
+        let mut pending = Vec::new();
         for layer in &self.layers {
             let step = match layer {
                 Layer::Cors(cors) => cors.on_request(head),
@@ -158,13 +181,19 @@ impl Stack {
                 Layer::Session(sessions) => sessions.on_request(head),
             };
             match step {
-                Step::Next(note) => pending.push(note),
+                Step::Next(note) => {
+                    if pending.is_empty() {
+                        pending.reserve_exact(self.layers.len());
+                    }
+                    pending.push(note);
+                }
                 Step::Answer(status, headers, body) => {
                     return Flow::Answer(Answer {
                         status,
                         headers,
                         body,
                         pending,
+                        seeded: head.seeds(),
                     })
                 }
                 Step::Punt => return Flow::Punt,
@@ -264,7 +293,7 @@ impl Encoders {
     }
 }
 
-/// A layer's verdict on a request.
+/// A layer's verdict on a request; an answer's map comes from [`Head::answer_map`].
 enum Step {
     Next(Pending),
     Answer(StatusCode, HeaderMap, Bytes),
@@ -282,13 +311,15 @@ const TEST_CLIENT_NAME: HeaderName = HeaderName::from_static(TEST_CLIENT);
 
 /// What `PlainTextResponse(text, status_code, headers=...)` sends: the given headers, then
 /// `content-length` and `content-type`.
-fn plain_text(status: StatusCode, mut headers: HeaderMap, text: String) -> Step {
+/// (`text`: a `&'static str` is sent without a copy.)
+fn plain_text(status: StatusCode, mut headers: HeaderMap, text: impl Into<Bytes>) -> Step {
+    let text = text.into();
     headers.insert(CONTENT_LENGTH, HeaderValue::from(text.len()));
     headers.insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
-    Step::Answer(status, headers, Bytes::from(text))
+    Step::Answer(status, headers, text)
 }
 
 /// The first value of a request header, as bytes.
