@@ -48,13 +48,13 @@ def test_one_hop_per_run_of_def_dependencies(monkeypatch: pytest.MonkeyPatch, ur
     app = def_deps.create_app()
     expected = starlette.testclient.TestClient(app).get(url, headers={"x-tenant": "acme"})
     calls: list[str] = []
-    real = params.run_in_threadpool
+    real = params.to_thread
 
     async def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
         calls.append(getattr(func, "__name__", repr(func)))
         return await real(func, *args, **kwargs)
 
-    monkeypatch.setattr(params, "run_in_threadpool", counting)
+    monkeypatch.setattr(params, "to_thread", counting)
     got = TestClient(app).get(url, headers={"x-tenant": "acme"})
     assert (got.status_code, got.json()) == (expected.status_code, expected.json())
     # FastAPI hops once per def function called: 3 for /user (log, get_db, get_user), 6 for

@@ -6,12 +6,13 @@ dependency tree solved in ``solve_dependencies``' order (:func:`solve` on the lo
 from __future__ import annotations
 
 import contextvars
+import functools
 from typing import Any
 
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from fastrapi_compat.execute.call import NativeCall
+from fastrapi_compat.execute.hop import to_thread
 from fastrapi_compat.plan import internals
 from fastrapi_compat.plan.flat import Node, Param
 
@@ -96,7 +97,8 @@ async def solve(node: Node, call: NativeCall, cache: dict[Any, Any]) -> tuple[di
     they failed or are cached), then its own parameters. A run of consecutive sub-dependencies
     that are synchronous throughout (plain ``def`` functions, their own sub-dependencies too)
     is solved in one thread-pool hop (:func:`_solve_on_thread`), in the same order: FastAPI
-    hops once per ``def`` function, and each hop is a round trip through the loop."""
+    hops once per ``def`` function, and each hop is a round trip through the loop. The hop is
+    the engine's pool (:func:`~fastrapi_compat.execute.hop.to_thread`), not anyio's."""
     values: dict[str, Any] = {}
     errors: list[Any] = []
     for group in node.groups:
@@ -107,7 +109,7 @@ async def solve(node: Node, call: NativeCall, cache: dict[Any, Any]) -> tuple[di
             if _all_cached(group, cache):  # no function to call: no hop (nor has FastAPI)
                 _solve_on_thread(group, call, cache, context, values, errors)
             else:
-                await run_in_threadpool(_solve_on_thread, group, call, cache, context, values, errors)
+                await to_thread(_solve_on_thread, group, call, cache, context, values, errors)
             continue
         sub = group
         sub_values, sub_errors = await solve(sub, call, cache)
@@ -120,7 +122,7 @@ async def solve(node: Node, call: NativeCall, cache: dict[Any, Any]) -> tuple[di
         elif sub.is_coroutine:
             solved = await sub.call(**sub_values)
         else:
-            solved = await run_in_threadpool(sub.call, **sub_values)
+            solved = await to_thread(contextvars.copy_context().run, functools.partial(sub.call, **sub_values))
         if sub.name is not None:
             values[sub.name] = solved
         if key not in cache:
