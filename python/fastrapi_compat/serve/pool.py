@@ -46,15 +46,25 @@ interval, so that threads merely waiting for the GIL are not taken for blocked o
 
 _pools: weakref.WeakKeyDictionary[Any, SyncPool] = weakref.WeakKeyDictionary()
 _pools_lock = threading.Lock()
+_last: tuple[weakref.ref[Any], SyncPool] | None = None  # the pool last asked for, by its loop
 
 
 def pool_for(loop: Any) -> SyncPool:
     """The pool of ``loop`` (made at the first call, sized on anyio's default limit: call it on
     the loop thread, after the app's startup)."""
+    last = _last
+    if last is not None and last[0]() is loop:  # the common case: one loop asks again
+        return last[1]
+    return _lookup(loop)
+
+
+def _lookup(loop: Any) -> SyncPool:
+    global _last
     with _pools_lock:
         pool = _pools.get(loop)
         if pool is None:
             pool = _pools[loop] = SyncPool(loop, default_size())
+        _last = (weakref.ref(loop), pool)
         return pool
 
 
