@@ -56,11 +56,7 @@ class _Hop:
         try:
             result = func(*args)
         except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
-            if isinstance(exc, StopIteration):  # a future cannot hold it (anyio's conversion)
-                error = RuntimeError("coroutine raised StopIteration")
-                error.__cause__ = exc
-                exc = error
-            self._report(None, exc)
+            self._report(None, thread_error(exc))
             return
         self._report(result, None)
 
@@ -82,6 +78,16 @@ class _Hop:
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+
+def thread_error(exc: BaseException) -> BaseException:
+    """What the awaiting task gets for ``exc``, raised on a worker thread: anyio turns a
+    ``StopIteration`` (which a future cannot hold) into a ``RuntimeError``."""
+    if isinstance(exc, StopIteration):
+        error = RuntimeError("coroutine raised StopIteration")
+        error.__cause__ = exc
+        return error
+    return exc
 
 
 async def to_thread(func: Callable[..., T], *args: Any) -> T:
