@@ -144,20 +144,10 @@ Solved = tuple[dict[str, Any], list[Any]]
 """What a node's parameters and sub-dependencies gave: values by name, and errors."""
 
 
-def lead_group(node: Node) -> tuple[Node, ...] | None:
-    """The node's first group when it is a run of ``def`` functions (see :func:`solve_lead`)."""
-    groups = node.groups
-    if groups:
-        first = groups[0]
-        if isinstance(first, tuple):
-            return first
-    return None
-
-
 def solve_lead(
     group: tuple[Node, ...], call: NativeCall, cache: dict[Any, Any], context: contextvars.Context
 ) -> Solved:
-    """A node's first group (:func:`lead_group`), on a pool thread before the request's task
+    """A node's first group when it is a run of ``def`` functions (``FlatPlan.lead``), on a pool thread before the request's task
     starts, for :func:`solve` to go on from (``context``: the one the task starts in, which
     :func:`solve` would have copied for the group); raises what a function raised."""
     values: dict[str, Any] = {}

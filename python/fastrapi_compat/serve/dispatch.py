@@ -26,10 +26,9 @@ from fastrapi_compat.execute.hop import thread_error
 from fastrapi_compat.execute.layers import Resume, run
 from fastrapi_compat.execute.match import MATCH, Matched
 from fastrapi_compat.execute.offload import run_sync
-from fastrapi_compat.execute.params import lead_group, solve_lead
+from fastrapi_compat.execute.params import solve_lead
 from fastrapi_compat.execute.under import UnderStack, install
 from fastrapi_compat.plan.flat import FlatPlan, Node
-from fastrapi_compat.plan.internals import POOL_WORKERS
 from fastrapi_compat.plan.plans import Plan
 from fastrapi_compat.serve.pool import pool_for
 
@@ -193,11 +192,9 @@ class Dispatcher:
             self.offload(protocol, call, pooled, watch)
             return
         flat = direct_flat(plan)
-        if flat is not None and not flat.has_body and flat.solves and POOL_WORKERS:
-            group = lead_group(flat.node)
-            if group is not None:
-                self.solve_lead(protocol, call, flat, group, watch)
-                return
+        if flat is not None and flat.lead is not None:
+            self.solve_lead(protocol, call, flat, flat.lead, watch)
+            return
         self.track(
             self.run_call(protocol, call, watch) if flat is None else self.run_flat(protocol, call, flat, watch),
             context,

@@ -6,7 +6,8 @@ body (``FlatPlan.offload``), the engine runs the whole request on one thread of 
 instead (parameters, dependencies, endpoint, serialization) and hands the response to its
 connection from there: the loop only routes the request. Each thread is an anyio worker thread
 of the loop, so ``anyio.from_thread`` works in it. There is one pool per event loop, shared by
-its listeners.
+its listeners. The ``def`` dependencies of plans run on the loop hop to it too
+(:mod:`fastrapi_compat.execute.hop`, ``Dispatcher.solve_lead``).
 
 **How many threads run.** anyio gives every call a thread of its own, up to its limit (40
 unless the app changed it before serving). Under load on a GIL-bound interpreter that means
