@@ -104,6 +104,40 @@ def test_a_cancel_waits_for_the_started_call() -> None:
     assert asyncio.run(main()) == [False, [], ["done"]]
 
 
+def test_a_cancel_just_before_the_outcome_arrives_does_not_wait_forever(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The task is cancelled, then the thread's outcome reaches the loop before the task runs
+    again: the cancellation is raised, nothing is left to wait for."""
+    reported = threading.Event()
+    real_report = hop._Hop._report
+
+    def report(self: Any, result: Any, exc: BaseException | None) -> None:
+        real_report(self, result, exc)
+        reported.set()
+
+    monkeypatch.setattr(hop._Hop, "_report", report)
+    done: list[str] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        holder: list[asyncio.Future[Any]] = []
+
+        def cancels_its_task() -> None:
+            # The loop runs, in this order: a callback holding it until the outcome is queued,
+            # the cancel, the outcome; then the task (woken by the cancel).
+            loop.call_soon_threadsafe(reported.wait, 10)
+            loop.call_soon_threadsafe(holder[0].cancel)
+            done.append("ran")
+
+        task = asyncio.ensure_future(hop.to_thread(cancels_its_task))
+        holder.append(task)
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(task), 10)
+        assert task.cancelled()
+
+    asyncio.run(main())
+    assert done == ["ran"]
+
+
 def test_a_cancel_before_the_thread_starts_drops_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
     jobs: list[Any] = []
 

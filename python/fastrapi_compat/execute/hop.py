@@ -34,7 +34,7 @@ class _Hop:
     """One call on the pool: ``token`` is taken by whichever comes first, the thread starting
     the call or the loop giving it up (``list.pop`` is atomic); ``future`` gets the outcome."""
 
-    __slots__ = ("args", "func", "future", "loop", "token", "waiter")
+    __slots__ = ("args", "func", "future", "loop", "reported", "token", "waiter")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, func: Callable[..., Any], args: tuple[Any, ...]) -> None:
         self.loop = loop
@@ -43,6 +43,7 @@ class _Hop:
         self.future: asyncio.Future[Any] = loop.create_future()
         self.token = [True]
         self.waiter: asyncio.Future[None] | None = None  # set when the loop waits after a cancel
+        self.reported = False  # the thread's outcome reached the loop
 
     def run(self) -> None:
         """On a pool thread."""
@@ -69,6 +70,7 @@ class _Hop:
 
     def _done(self, result: Any, exc: BaseException | None) -> None:
         """On the loop."""
+        self.reported = True
         future = self.future
         if not future.done():
             if exc is None:
@@ -114,7 +116,7 @@ async def to_thread(func: Callable[..., T], *args: Any) -> T:
 async def _finished(hop: _Hop) -> None:
     """Waits until the thread has reported ``hop`` (further cancellations wait too, and are
     raised with the first one by the caller)."""
-    if hop.future.done() and not hop.future.cancelled():
+    if hop.reported:
         return
     hop.waiter = hop.loop.create_future()
     while not hop.waiter.done():
