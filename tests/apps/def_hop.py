@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import anyio.from_thread
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from fastapi.responses import JSONResponse
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="none")
 local: contextvars.ContextVar[str] = contextvars.ContextVar("local", default="unset")
@@ -51,6 +52,10 @@ def read_again(log: Events) -> str:
     return local.get()
 
 
+class Denied(Exception):
+    """Raised by a ``def`` dependency, answered by the app's own handler."""
+
+
 def guard(log: Events, token: Annotated[str, Header()] = "ok") -> str:
     log.append(f"guard {token}")
     if token == "deny":
@@ -61,6 +66,8 @@ def guard(log: Events, token: Annotated[str, Header()] = "ok") -> str:
         raise StopIteration  # what anyio turns into a RuntimeError: 500
     if token == "crash":
         raise ValueError("boom")
+    if token == "custom":
+        raise Denied(token)
     return token
 
 
@@ -148,6 +155,10 @@ def create_app() -> FastAPI:
     app = FastAPI()
     app.state.gates = {}
     app.state.gates_lock = threading.Lock()
+
+    @app.exception_handler(Denied)
+    async def denied(request: Request, exc: Denied) -> JSONResponse:
+        return JSONResponse({"denied": str(exc), "path": request.url.path}, status_code=409, headers={"x-denied": "1"})
 
     @app.get("/context")
     async def context(

@@ -28,6 +28,7 @@ REQUESTS = [
     Req("GET", "/guarded", headers={"token": "teapot"}, id="HTTPException with a structured detail"),
     Req("GET", "/guarded", headers={"token": "crash"}, id="unhandled error: 500"),
     Req("GET", "/guarded", headers={"token": "stop"}, id="StopIteration: 500"),
+    Req("GET", "/guarded", headers={"token": "custom"}, id="the app's exception handler"),
     Req("GET", "/from-thread", id="anyio.from_thread in a def dependency"),
     Req("GET", "/cache", id="cache and use_cache=False"),
     Req("GET", "/mixed", headers={"x-request-id": "m1"}, id="async and def sub-dependencies"),
