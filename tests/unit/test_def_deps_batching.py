@@ -12,8 +12,8 @@ import pytest
 import starlette.testclient
 
 from fastrapi_compat.execute import params
-from fastrapi_compat.serve import dispatch
 from fastrapi_compat.plan.compiler import compile_app
+from fastrapi_compat.serve import dispatch
 from fastrapi_compat.testclient import TestClient
 
 sys.path.append(str(Path(__file__).resolve().parents[1]))
