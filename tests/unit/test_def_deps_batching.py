@@ -13,6 +13,7 @@ import starlette.testclient
 
 from fastrapi_compat.execute import params
 from fastrapi_compat.plan.compiler import compile_app
+from fastrapi_compat.serve import dispatch
 from fastrapi_compat.testclient import TestClient
 
 sys.path.append(str(Path(__file__).resolve().parents[1]))
@@ -48,15 +49,23 @@ def test_one_hop_per_run_of_def_dependencies(monkeypatch: pytest.MonkeyPatch, ur
     app = def_deps.create_app()
     expected = starlette.testclient.TestClient(app).get(url, headers={"x-tenant": "acme"})
     calls: list[str] = []
-    real = params.run_in_threadpool
+    real = params.to_thread
 
     async def counting(func: Any, *args: Any, **kwargs: Any) -> Any:
         calls.append(getattr(func, "__name__", repr(func)))
         return await real(func, *args, **kwargs)
 
-    monkeypatch.setattr(params, "run_in_threadpool", counting)
+    real_lead = dispatch.solve_lead
+
+    def leading(*args: Any) -> Any:
+        calls.append("solve_lead")
+        return real_lead(*args)
+
+    monkeypatch.setattr(params, "to_thread", counting)
+    monkeypatch.setattr(dispatch, "solve_lead", leading)
     got = TestClient(app).get(url, headers={"x-tenant": "acme"})
     assert (got.status_code, got.json()) == (expected.status_code, expected.json())
     # FastAPI hops once per def function called: 3 for /user (log, get_db, get_user), 6 for
-    # /order (set_tenant's ``log`` is cached: no hop for it, on either)
-    assert calls == ["_solve_on_thread"] * hops
+    # /order (set_tenant's ``log`` is cached: no hop for it, on either). Each route here starts
+    # with a run of def functions: solved on the pool before the request's task starts.
+    assert calls == ["solve_lead"] + ["_solve_on_thread"] * (hops - 1)

@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from fastrapi_compat.execute.body import read_json_body
 from fastrapi_compat.execute.call import NativeCall
-from fastrapi_compat.execute.params import solve
+from fastrapi_compat.execute.params import Solved, solve
 from fastrapi_compat.execute.respond import (
     UNSERIALIZED,
     make_answer,
@@ -37,16 +37,22 @@ def direct_flat(plan: Plan) -> FlatPlan | None:
     return flat
 
 
-async def run_flat(call: NativeCall, flat: FlatPlan) -> None:
+async def run_flat(call: NativeCall, flat: FlatPlan, lead: Lead | None = None) -> None:
     """The flat plan alone (see :func:`direct_flat`): what :func:`run` does when nothing is
     raised, one coroutine instead of three."""
-    await answer_flat(call, flat)
+    await answer_flat(call, flat, lead)
     call.request = None
 
 
-async def answer_flat(call: NativeCall, flat: FlatPlan) -> None:
+Lead = tuple[dict[Any, Any], Solved]
+"""The dependency cache and what the plan's first group of ``def`` dependencies gave, solved
+on a pool thread before the request reached the loop (see :func:`~fastrapi_compat.execute.params.solve_lead`)."""
+
+
+async def answer_flat(call: NativeCall, flat: FlatPlan, lead: Lead | None = None) -> None:
     """FastAPI's ``get_request_handler`` for a route with a flat plan (the same steps, in the
-    same order, with FastAPI's helpers)."""
+    same order, with FastAPI's helpers); ``lead``: a plan without body whose first dependencies
+    were solved already."""
     helpers = internals.FLAT
     assert helpers is not None
     body: Any = Undefined
@@ -56,7 +62,9 @@ async def answer_flat(call: NativeCall, flat: FlatPlan) -> None:
             body = None  # what a legacy release's handler validates for an empty body
     values: dict[str, Any]
     errors: list[Any]
-    if flat.solves:
+    if lead is not None:
+        values, errors = await solve(flat.node, call, lead[0], lead[1])
+    elif flat.solves:
         values, errors = await solve(flat.node, call, {})
     else:
         values, errors = {}, []

@@ -6,12 +6,13 @@ dependency tree solved in ``solve_dependencies``' order (:func:`solve` on the lo
 from __future__ import annotations
 
 import contextvars
+import functools
 from typing import Any
 
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from fastrapi_compat.execute.call import NativeCall
+from fastrapi_compat.execute.hop import to_thread
 from fastrapi_compat.plan import internals
 from fastrapi_compat.plan.flat import Node, Param
 
@@ -91,15 +92,25 @@ def _query(call: NativeCall) -> Any:
     return _Query(lists)
 
 
-async def solve(node: Node, call: NativeCall, cache: dict[Any, Any]) -> tuple[dict[str, Any], list[Any]]:
+async def solve(
+    node: Node, call: NativeCall, cache: dict[Any, Any], lead: Solved | None = None
+) -> tuple[dict[str, Any], list[Any]]:
     """``solve_dependencies`` for one node: its sub-dependencies (solved, then called unless
     they failed or are cached), then its own parameters. A run of consecutive sub-dependencies
     that are synchronous throughout (plain ``def`` functions, their own sub-dependencies too)
     is solved in one thread-pool hop (:func:`_solve_on_thread`), in the same order: FastAPI
-    hops once per ``def`` function, and each hop is a round trip through the loop."""
-    values: dict[str, Any] = {}
-    errors: list[Any] = []
-    for group in node.groups:
+    hops once per ``def`` function, and each hop is a round trip through the loop. The hop is
+    the engine's pool (:func:`~fastrapi_compat.execute.hop.to_thread`), not anyio's. ``lead``:
+    the node's first group, a run of ``def`` functions, already solved on a pool thread
+    (:func:`solve_lead`) into ``cache`` and these values and errors."""
+    if lead is None:
+        values: dict[str, Any] = {}
+        errors: list[Any] = []
+        groups = node.groups
+    else:
+        values, errors = lead
+        groups = node.groups[1:]
+    for group in groups:
         if isinstance(group, tuple):
             # The context now is the one each run_in_threadpool would have copied: nothing runs
             # on the loop between the functions of the group.
@@ -107,7 +118,7 @@ async def solve(node: Node, call: NativeCall, cache: dict[Any, Any]) -> tuple[di
             if _all_cached(group, cache):  # no function to call: no hop (nor has FastAPI)
                 _solve_on_thread(group, call, cache, context, values, errors)
             else:
-                await run_in_threadpool(_solve_on_thread, group, call, cache, context, values, errors)
+                await to_thread(_solve_on_thread, group, call, cache, context, values, errors)
             continue
         sub = group
         sub_values, sub_errors = await solve(sub, call, cache)
@@ -120,12 +131,28 @@ async def solve(node: Node, call: NativeCall, cache: dict[Any, Any]) -> tuple[di
         elif sub.is_coroutine:
             solved = await sub.call(**sub_values)
         else:
-            solved = await run_in_threadpool(sub.call, **sub_values)
+            solved = await to_thread(contextvars.copy_context().run, functools.partial(sub.call, **sub_values))
         if sub.name is not None:
             values[sub.name] = solved
         if key not in cache:
             cache[key] = solved
     _node_params(node, call, values, errors)
+    return values, errors
+
+
+Solved = tuple[dict[str, Any], list[Any]]
+"""What a node's parameters and sub-dependencies gave: values by name, and errors."""
+
+
+def solve_lead(
+    group: tuple[Node, ...], call: NativeCall, cache: dict[Any, Any], context: contextvars.Context
+) -> Solved:
+    """A node's first group when it is a run of ``def`` functions (``FlatPlan.lead``), on a pool thread before the request's task
+    starts, for :func:`solve` to go on from (``context``: the one the task starts in, which
+    :func:`solve` would have copied for the group); raises what a function raised."""
+    values: dict[str, Any] = {}
+    errors: list[Any] = []
+    _solve_on_thread(group, call, cache, context, values, errors)
     return values, errors
 
 

@@ -222,6 +222,7 @@ class FlatPlan:
         "has_body",
         "is_coroutine",
         "json_class",
+        "lead",
         "legacy",
         "node",
         "offload",
@@ -307,6 +308,12 @@ class FlatPlan:
         # No body and no ``async`` function anywhere: the whole plan may run on a pool thread.
         # (Not with an anyio whose worker threads need a cancel scope: anyio.from_thread.)
         self.offload = not self.has_body and _synchronous(self.node) and internals.POOL_WORKERS
+        # No body, and the first dependencies a run of ``def`` functions: they may be solved on
+        # a pool thread before the request's task starts (``Dispatcher.solve_lead``).
+        first = node.groups[0] if node.groups else None
+        self.lead: tuple[Node, ...] | None = (
+            first if isinstance(first, tuple) and not self.has_body and internals.POOL_WORKERS else None
+        )
 
     def overridden(self) -> bool:
         """``dependency_overrides`` are set: FastAPI's own solver must run the route."""

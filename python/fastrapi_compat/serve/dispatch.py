@@ -21,12 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 from fastrapi_compat._native import ClientDisconnected, Engine, HTTPProtocol, WebSocketProtocol
 from fastrapi_compat.execute.call import NativeCall, prepare_scope
-from fastrapi_compat.execute.flat import direct_flat, run_flat
+from fastrapi_compat.execute.flat import Lead, direct_flat, run_flat
+from fastrapi_compat.execute.hop import thread_error
 from fastrapi_compat.execute.layers import Resume, run
 from fastrapi_compat.execute.match import MATCH, Matched
 from fastrapi_compat.execute.offload import run_sync
+from fastrapi_compat.execute.params import solve_lead
 from fastrapi_compat.execute.under import UnderStack, install
-from fastrapi_compat.plan.flat import FlatPlan
+from fastrapi_compat.plan.flat import FlatPlan, Node
 from fastrapi_compat.plan.plans import Plan
 from fastrapi_compat.serve.pool import pool_for
 
@@ -190,6 +192,9 @@ class Dispatcher:
             self.offload(protocol, call, pooled, watch)
             return
         flat = direct_flat(plan)
+        if flat is not None and flat.lead is not None:
+            self.solve_lead(protocol, call, flat, flat.lead, watch)
+            return
         self.track(
             self.run_call(protocol, call, watch) if flat is None else self.run_flat(protocol, call, flat, watch),
             context,
@@ -292,6 +297,43 @@ class Dispatcher:
 
         pool_for(loop).submit(job)
 
+    def solve_lead(
+        self, protocol: HTTPProtocol, call: NativeCall, flat: FlatPlan, group: tuple[Node, ...], watch: Watch | None
+    ) -> None:
+        """:meth:`run_flat` for a plan without body whose first dependencies are a run of ``def``
+        functions: they are solved on the pool first (the one hop to a thread FastAPI makes for
+        them, see :func:`~fastrapi_compat.execute.params.solve_lead`), then the request's task
+        starts with them solved, or with what they raised."""
+        loop = asyncio.get_running_loop()
+        outer = None if watch is None else watch.context
+        context = contextvars.copy_context() if outer is None else outer
+
+        def job() -> None:
+            cache: dict[Any, Any] = {}
+            try:
+                solved = solve_lead(group, call, cache, context)
+            except BaseException as exc:  # noqa: BLE001 - raised in the request's task
+                loop.call_soon_threadsafe(self._led, context, protocol, call, flat, watch, None, thread_error(exc))
+                return
+            loop.call_soon_threadsafe(self._led, context, protocol, call, flat, watch, (cache, solved), None)
+
+        pool_for(loop).submit(job)
+
+    def _led(
+        self,
+        context: contextvars.Context,
+        protocol: HTTPProtocol,
+        call: NativeCall,
+        flat: FlatPlan,
+        watch: Watch | None,
+        lead: Lead | None,
+        exc: BaseException | None,
+    ) -> None:
+        if exc is not None:
+            self.track(self.run_call(protocol, call, watch, Resume(exc=exc)), context)
+        else:
+            self.track(self.run_flat(protocol, call, flat, watch, lead), context)
+
     def _resume(
         self,
         context: contextvars.Context,
@@ -302,11 +344,13 @@ class Dispatcher:
     ) -> None:
         self.track(self.run_call(protocol, call, watch, resume), context)
 
-    async def run_flat(self, protocol: HTTPProtocol, call: NativeCall, flat: FlatPlan, watch: Watch | None) -> None:
+    async def run_flat(
+        self, protocol: HTTPProtocol, call: NativeCall, flat: FlatPlan, watch: Watch | None, lead: Lead | None = None
+    ) -> None:
         """:meth:`run_call` for a flat plan that needs nothing around it until something is
         raised: the exception then goes through :func:`run` exactly as if raised there."""
         try:
-            await run_flat(call, flat)
+            await run_flat(call, flat, lead)
         except BaseException as exc:
             await self.run_call(protocol, call, watch, Resume(exc=exc))
             return

@@ -6,7 +6,8 @@ body (``FlatPlan.offload``), the engine runs the whole request on one thread of 
 instead (parameters, dependencies, endpoint, serialization) and hands the response to its
 connection from there: the loop only routes the request. Each thread is an anyio worker thread
 of the loop, so ``anyio.from_thread`` works in it. There is one pool per event loop, shared by
-its listeners.
+its listeners. The ``def`` dependencies of plans run on the loop hop to it too
+(:mod:`fastrapi_compat.execute.hop`, ``Dispatcher.solve_lead``).
 
 **How many threads run.** anyio gives every call a thread of its own, up to its limit (40
 unless the app changed it before serving). Under load on a GIL-bound interpreter that means
@@ -46,15 +47,25 @@ interval, so that threads merely waiting for the GIL are not taken for blocked o
 
 _pools: weakref.WeakKeyDictionary[Any, SyncPool] = weakref.WeakKeyDictionary()
 _pools_lock = threading.Lock()
+_last: tuple[weakref.ref[Any], SyncPool] | None = None  # the pool last asked for, by its loop
 
 
 def pool_for(loop: Any) -> SyncPool:
     """The pool of ``loop`` (made at the first call, sized on anyio's default limit: call it on
     the loop thread, after the app's startup)."""
+    last = _last
+    if last is not None and last[0]() is loop:  # the common case: one loop asks again
+        return last[1]
+    return _lookup(loop)
+
+
+def _lookup(loop: Any) -> SyncPool:
+    global _last
     with _pools_lock:
         pool = _pools.get(loop)
         if pool is None:
             pool = _pools[loop] = SyncPool(loop, default_size())
+        _last = (weakref.ref(loop), pool)
         return pool
 
 
