@@ -16,6 +16,7 @@ import contextvars
 import http
 import logging
 import os
+from asyncio import current_task
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
@@ -45,9 +46,15 @@ HANDOFF_WITH_NATIVE_MIDDLEWARE = "the app's middleware run in Rust, and this cli
 
 def drain(engine: Engine) -> None:
     """The loop's reader callback on the engine's wake fd: hands each new protocol object
-    to the handler of the listener it arrived on."""
-    for protocol in engine.drain():
+    to the handler of the listener it arrived on, then schedules the flush of the responses
+    made on the loop: it runs after the new tasks' first steps, in the same loop iteration,
+    and carries every response they made there (an endpoint that answers without waiting is
+    answered one loop iteration sooner, and no response schedules a flush of its own)."""
+    spawned = engine.drain()
+    for protocol in spawned:
         protocol.handler.spawn(protocol)
+    if spawned:
+        engine.flush_soon()
 
 
 class Watch:
@@ -190,10 +197,12 @@ class Dispatcher:
             self.offload(protocol, call, pooled, watch)
             return
         flat = direct_flat(plan)
-        self.track(
-            self.run_call(protocol, call, watch) if flat is None else self.run_flat(protocol, call, flat, watch),
-            context,
-        )
+        if flat is None:
+            self.track(self.run_call(protocol, call, watch), context)
+            return
+        task = self.start(self.run_flat(protocol, call, flat, watch), context)
+        if not task.done():
+            self.tasks.add(task)  # run_flat takes it out as it ends: no done callback to schedule
 
     def native_plan(
         self, protocol: HTTPProtocol, watch: Watch | None = None
@@ -304,13 +313,17 @@ class Dispatcher:
 
     async def run_flat(self, protocol: HTTPProtocol, call: NativeCall, flat: FlatPlan, watch: Watch | None) -> None:
         """:meth:`run_call` for a flat plan that needs nothing around it until something is
-        raised: the exception then goes through :func:`run` exactly as if raised there."""
+        raised: the exception then goes through :func:`run` exactly as if raised there. Its
+        task leaves ``tasks`` as it ends (see :meth:`running`)."""
         try:
-            await run_flat(call, flat)
-        except BaseException as exc:
-            await self.run_call(protocol, call, watch, Resume(exc=exc))
-            return
-        self.ended(protocol, watch, None)
+            try:
+                await run_flat(call, flat)
+            except BaseException as exc:
+                await self.run_call(protocol, call, watch, Resume(exc=exc))
+                return
+            self.ended(protocol, watch, None)
+        finally:
+            self.tasks.discard(current_task())
 
     async def run_call(
         self, protocol: HTTPProtocol, call: NativeCall, watch: Watch | None, resume: Resume | None = None
@@ -404,7 +417,19 @@ class Dispatcher:
     def track(self, coro: Coroutine[Any, Any, None], context: contextvars.Context | None = None) -> None:
         """Runs ``coro`` as a task, in a copy of ``context`` (else of the current context),
         that the server's shutdown waits for (``tasks``)."""
+        task = self.start(coro, context)
+        if not task.done():
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    def running(self) -> set[asyncio.Task[None]]:
+        """``tasks``, less any that ended without taking themselves out (a :meth:`run_flat`
+        task cancelled before its first step never runs its coroutine)."""
+        tasks = self.tasks
+        tasks.difference_update([task for task in tasks if task.done()])
+        return tasks
+
+    def start(self, coro: Coroutine[Any, Any, None], context: contextvars.Context | None) -> asyncio.Task[None]:
+        """``coro`` as a task of the loop, in a copy of ``context`` (else of the current context)."""
         loop = asyncio.get_running_loop()
-        task = loop.create_task(coro) if context is None else context.run(loop.create_task, coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        return loop.create_task(coro) if context is None else context.run(loop.create_task, coro)
