@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastrapi_compat._native import ClientDisconnected, Engine, HTTPProtocol, WebSocketProtocol
 from fastrapi_compat.execute.call import NativeCall, prepare_scope
-from fastrapi_compat.execute.flat import direct_flat, run_flat
+from fastrapi_compat.execute.flat import answer_flat, direct_flat
 from fastrapi_compat.execute.layers import Resume, run
 from fastrapi_compat.execute.match import MATCH, Matched
 from fastrapi_compat.execute.offload import run_sync
@@ -133,6 +133,9 @@ class Dispatcher:
         #: The app's middleware stack last checked for the native router, and why it cannot
         #: take it ("" when it has it).
         self._under: tuple[Any, str] | None = None
+        #: Whether :meth:`watch` is this class's own (the test side overrides it): the server
+        #: does not call it.
+        self.watching = type(self).watch is not Dispatcher.watch
 
     def log_access(self, client: str, method: str, path: str, http_version: str, status: int) -> None:
         """One line of uvicorn's access log (called by the engine for each response started),
@@ -167,7 +170,7 @@ class Dispatcher:
     # --- the decision ---------------------------------------------------------------------
 
     def spawn(self, protocol: HTTPProtocol | WebSocketProtocol) -> None:
-        watch = self.watch(protocol)
+        watch = self.watch(protocol) if self.watching else None
         if type(protocol) is not HTTPProtocol:
             self.track(self.run_websocket(protocol, watch), None if watch is None else watch.context)
             return
@@ -267,7 +270,7 @@ class Dispatcher:
         if watch is None:
             call = NativeCall(
                 plan, None, protocol.receive, protocol.send, protocol.respond, protocol,
-                path_params=plan.path_params(params), make_scope=self.make_scope,
+                plan.path_params(params) if params else {}, self.make_scope,
             )  # fmt: skip
             if plan.runtime.native_sessions:
                 call.scope  # noqa: B018 - made for its effect
@@ -317,7 +320,8 @@ class Dispatcher:
         task leaves ``tasks`` as it ends (see :meth:`running`)."""
         try:
             try:
-                await run_flat(call, flat)
+                await answer_flat(call, flat)
+                call.request = None
             except BaseException as exc:
                 await self.run_call(protocol, call, watch, Resume(exc=exc))
                 return
