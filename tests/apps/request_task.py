@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 marker: contextvars.ContextVar[str] = contextvars.ContextVar("request_task_marker", default="unset")
 
 FLAT_FRAME = "fastrapi_compat/execute/flat.py"
+EAGER_FRAME = ("fastrapi_compat/serve/dispatch.py", "start")
 
 
 class Teapot(Exception):
@@ -26,10 +27,16 @@ class Teapot(Exception):
 def create_app() -> FastAPI:
     app = FastAPI()
     app.state.flat_calls = []
+    app.state.eager_calls = []
     inside: dict[str, int] = {}
 
     def note() -> None:
-        app.state.flat_calls.append(any(frame.filename.endswith(FLAT_FRAME) for frame in inspect.stack()))
+        stack = inspect.stack()
+        app.state.flat_calls.append(any(frame.filename.endswith(FLAT_FRAME) for frame in stack))
+        # the task's first step run as the dispatcher starts it (eager_start), not from the loop
+        app.state.eager_calls.append(
+            any(frame.filename.endswith(EAGER_FRAME[0]) and frame.function == EAGER_FRAME[1] for frame in stack)
+        )
         # what runs the request task's coroutine (the engine's dispatcher; uvicorn's cycle)
         task = asyncio.current_task()
         frame = task.get_coro().cr_frame if task is not None else None  # type: ignore[union-attr]

@@ -2,9 +2,11 @@
 whatever the dispatcher does to start it (on Python 3.12+ the task starts eagerly, its first
 step run at once): ``asyncio.current_task()``, sniffio and anyio see the task, a context
 variable set by one request reaches neither a later nor a concurrent one, and an exception
-raised before the first ``await`` reaches the app's handlers. The engine must serve these
+raised before the first ``await`` reaches the app's handlers (on 3.12+ these endpoints answer
+within their eagerly started task's first step). The engine must serve these
 endpoints by a flat plan (the path under test); ``app.state.flat_calls`` tells."""
 
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -42,6 +44,10 @@ def test_endpoint_runs_in_its_own_task(pair: PairClients) -> None:
             "marker_before": "unset",
         }
     assert served_flat(pair) == [True] * 3
+    # Python 3.12+: the task started eagerly (its first step, which answers, ran as the
+    # dispatcher created it); 3.10 and 3.11: from the loop, as uvicorn's
+    assert pair.pair.engine_app.state.eager_calls[-3:] == [sys.version_info >= (3, 12)] * 3
+    assert not any(pair.pair.reference_app.state.eager_calls)
 
 
 @pytest.mark.parametrize("peers", [2, 8])

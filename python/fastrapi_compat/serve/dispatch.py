@@ -16,6 +16,7 @@ import contextvars
 import http
 import logging
 import os
+import sys
 from asyncio import current_task
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
@@ -434,6 +435,12 @@ class Dispatcher:
         return tasks
 
     def start(self, coro: Coroutine[Any, Any, None], context: contextvars.Context | None) -> asyncio.Task[None]:
-        """``coro`` as a task of the loop, in a copy of ``context`` (else of the current context)."""
+        """``coro`` as a task of the loop, in a copy of ``context`` (else of the current
+        context). On Python 3.12+, when the loop has no task factory, the task starts eagerly
+        (``eager_start``): its first step runs now, as the task's own and in its context, so
+        a request answered without waiting is answered before this returns, and its task
+        never waits in the loop's queue."""
         loop = asyncio.get_running_loop()
+        if sys.version_info >= (3, 12) and loop.get_task_factory() is None:
+            return asyncio.Task(coro, loop=loop, context=None if context is None else context.copy(), eager_start=True)
         return loop.create_task(coro) if context is None else context.run(loop.create_task, coro)
