@@ -284,6 +284,12 @@ impl Engine {
         self.shared.drain(py)
     }
 
+    /// Schedules a flush of the responses made on the loop (the dispatcher calls it after
+    /// spawning a drained batch: the flush then follows their tasks' first steps).
+    fn flush_soon(&self, py: Python<'_>) {
+        self.shared.flush_soon(py);
+    }
+
     /// Stops accepting on listener `id` (all listeners when `None`), lets their connections
     /// finish for up to `timeout` seconds, and returns an asyncio future completed when done.
     #[pyo3(signature = (timeout, id=None))]

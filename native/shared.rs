@@ -1,7 +1,7 @@
 //! `EngineShared`: what every request task shares with the engine (inbox, runtime, counters).
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use hyper::ext::ReasonPhrase;
@@ -34,6 +34,9 @@ pub struct EngineShared {
     /// The loop's `call_soon`, and the callable it is given to flush the outbox.
     call_soon: Py<PyAny>,
     flusher: std::sync::OnceLock<Py<PyAny>>,
+    /// Set while a flush is scheduled on the loop (loop thread only): a response delivered
+    /// then rides on it rather than scheduling another.
+    flush_scheduled: std::sync::atomic::AtomicBool,
     /// The loop thread (known from its first drain): responses made on other threads (the
     /// pool running synchronous plans) go to their connections at once.
     loop_thread: std::sync::OnceLock<std::thread::ThreadId>,
@@ -65,6 +68,7 @@ impl EngineShared {
             outbox: Mutex::new(Vec::new()),
             call_soon: event_loop.getattr("call_soon")?.unbind(),
             flusher: std::sync::OnceLock::new(),
+            flush_scheduled: std::sync::atomic::AtomicBool::new(false),
             loop_thread: std::sync::OnceLock::new(),
         });
         let flusher = Py::new(
@@ -99,24 +103,32 @@ impl EngineShared {
             let _ = tx.send(response);
             return;
         }
-        let mut outbox = lock(&self.outbox);
-        let first = outbox.is_empty();
-        outbox.push(outgoing);
-        drop(outbox);
-        if first {
-            let scheduled = self
-                .flusher
-                .get()
-                .map(|flusher| self.call_soon.call1(py, (flusher.clone_ref(py),)).is_ok())
-                .unwrap_or(false);
-            if !scheduled {
-                self.flush();
-            }
+        lock(&self.outbox).push(outgoing);
+        self.flush_soon(py);
+    }
+
+    /// Schedules a flush of the outbox on the loop (`call_soon`) unless one is scheduled
+    /// already (loop thread only). The dispatcher calls it once it has spawned a drained
+    /// batch's requests: the flush then runs after their tasks' first steps, in the same loop
+    /// iteration, and carries every response they made there. If it cannot be scheduled, the
+    /// outbox is flushed at once.
+    pub fn flush_soon(&self, py: Python<'_>) {
+        if self.flush_scheduled.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let scheduled = self
+            .flusher
+            .get()
+            .map(|flusher| self.call_soon.call1(py, (flusher.clone_ref(py),)).is_ok())
+            .unwrap_or(false);
+        if !scheduled {
+            self.flush();
         }
     }
 
     /// Sends every response in the outbox to its connection.
     pub fn flush(&self) {
+        self.flush_scheduled.store(false, Ordering::Relaxed);
         let batch = std::mem::take(&mut *lock(&self.outbox));
         for (tx, response) in batch {
             let _ = tx.send(response);

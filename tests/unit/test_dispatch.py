@@ -183,3 +183,27 @@ def test_run_takes_the_dispatchers_decisions(app_dir: Path, change: str, tier: s
     served, thread = through_run(app_dir, change)
     assert served == tier
     assert thread.startswith(POOL_THREAD if pool else ANYIO_THREAD), thread
+
+
+def test_running_leaves_out_tasks_that_ended_without_taking_themselves_out() -> None:
+    """A flat plan's task takes itself out of ``tasks`` from its coroutine; one cancelled
+    before its first step never runs it: the shutdown, which waits for ``running()``, must not
+    wait for that one."""
+    import asyncio
+    import logging
+
+    async def main() -> None:
+        dispatcher = dispatch.Dispatcher(None, {}, logging.getLogger("test"))
+        loop = asyncio.get_running_loop()
+        never_started = loop.create_task(asyncio.sleep(0))
+        never_started.cancel()
+        waiting = loop.create_task(asyncio.sleep(30))
+        dispatcher.tasks.update((never_started, waiting))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert never_started.cancelled()
+        assert dispatcher.running() == {waiting}
+        assert dispatcher.tasks == {waiting}
+        waiting.cancel()
+
+    asyncio.run(main())

@@ -61,7 +61,6 @@ class NativeCall:
         send: Send,
         respond: Respond | None,
         protocol: HTTPProtocol | None,
-        *,
         path_params: dict[str, Any] | None = None,
         make_scope: Callable[[NativeCall], dict[str, Any]] | None = None,
     ) -> None:

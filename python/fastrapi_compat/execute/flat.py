@@ -29,19 +29,12 @@ Undefined = internals.Undefined
 
 
 def direct_flat(plan: Plan) -> FlatPlan | None:
-    """The flat plan a caller may run itself with :func:`run_flat` (no overrides, no session to
-    open first), handing any exception to :func:`run` as a :class:`Resume`; else None."""
+    """The flat plan a caller may run itself with :func:`answer_flat` (no overrides, no session
+    to open first), handing any exception to :func:`run` as a :class:`Resume`; else None."""
     flat = plan.flat
     if flat is None or plan.runtime.native_sessions or flat.overridden():
         return None
     return flat
-
-
-async def run_flat(call: NativeCall, flat: FlatPlan, lead: Lead | None = None) -> None:
-    """The flat plan alone (see :func:`direct_flat`): what :func:`run` does when nothing is
-    raised, one coroutine instead of three."""
-    await answer_flat(call, flat, lead)
-    call.request = None
 
 
 Lead = tuple[dict[Any, Any], Solved]

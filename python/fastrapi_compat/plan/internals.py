@@ -190,18 +190,11 @@ def telemetry_probe(app: Any) -> Any:
 
 def routes_snapshot(router: Any) -> tuple[Any, Any, int, Any]:
     """``(router, its route list, its length, its version counter)``: what
-    :func:`routes_unchanged` compares. The version is FastAPI's own per-router counter (read
-    directly: ``_get_routes_version()`` walks every route)."""
+    ``NativeApp._is_fresh`` compares per request (the same list object, length and version: a
+    route replaced in place at the same index is not noticed). The version is FastAPI's own
+    per-router counter (read directly: ``_get_routes_version()`` walks every route)."""
     routes = getattr(router, "routes", None)
     return (router, routes, len(routes or ()), getattr(router, "_routes_version", None))
-
-
-def routes_unchanged(snapshot: tuple[Any, Any, int, Any]) -> bool:
-    """Whether the router's route list is the one snapshotted: the same list object, length and
-    version (a route replaced in place at the same index is not noticed)."""
-    router, routes, length, version = snapshot
-    current = router.routes
-    return current is routes and len(current) == length and getattr(router, "_routes_version", None) == version
 
 
 def included_routers(entries: Sequence[Any]) -> list[Any]:

@@ -78,8 +78,9 @@ class NativeApp:
         return None
 
     def _is_fresh(self) -> bool:
-        for snapshot in self._snapshots:
-            if not internals.routes_unchanged(snapshot):
+        for router, routes, length, version in self._snapshots:  # each router's routes unchanged
+            current = router.routes
+            if current is not routes or len(current) != length or getattr(router, "_routes_version", None) != version:
                 return False
         middleware = getattr(self.app, "user_middleware", None)
         return middleware is self._middleware and len(middleware or ()) == self._middleware_count
@@ -151,7 +152,7 @@ class NativeApp:
             if found is None:
                 return None
             plan = found
-        if internals.route_app(plan.route_like) is not plan.route_app:
+        if getattr(plan.route_like, "app", None) is not plan.route_app:  # internals.route_app
             self.refresh()  # the route's handler was replaced (e.g. its dependant rewritten)
             self.declined = "the route's handler was replaced while the app ran"
             return None

@@ -16,12 +16,14 @@ import contextvars
 import http
 import logging
 import os
+import sys
+from asyncio import current_task
 from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from fastrapi_compat._native import ClientDisconnected, Engine, HTTPProtocol, WebSocketProtocol
 from fastrapi_compat.execute.call import NativeCall, prepare_scope
-from fastrapi_compat.execute.flat import Lead, direct_flat, run_flat
+from fastrapi_compat.execute.flat import Lead, answer_flat, direct_flat
 from fastrapi_compat.execute.hop import thread_error
 from fastrapi_compat.execute.layers import Resume, run
 from fastrapi_compat.execute.match import MATCH, Matched
@@ -47,9 +49,15 @@ HANDOFF_WITH_NATIVE_MIDDLEWARE = "the app's middleware run in Rust, and this cli
 
 def drain(engine: Engine) -> None:
     """The loop's reader callback on the engine's wake fd: hands each new protocol object
-    to the handler of the listener it arrived on."""
-    for protocol in engine.drain():
+    to the handler of the listener it arrived on, then schedules the flush of the responses
+    made on the loop: it runs after the new tasks' first steps, in the same loop iteration,
+    and carries every response they made there (an endpoint that answers without waiting is
+    answered one loop iteration sooner, and no response schedules a flush of its own)."""
+    spawned = engine.drain()
+    for protocol in spawned:
         protocol.handler.spawn(protocol)
+    if spawned:
+        engine.flush_soon()
 
 
 class Watch:
@@ -128,6 +136,9 @@ class Dispatcher:
         #: The app's middleware stack last checked for the native router, and why it cannot
         #: take it ("" when it has it).
         self._under: tuple[Any, str] | None = None
+        #: Whether :meth:`watch` is this class's own (the test side overrides it): the server
+        #: does not call it.
+        self.watching = type(self).watch is not Dispatcher.watch
 
     def log_access(self, client: str, method: str, path: str, http_version: str, status: int) -> None:
         """One line of uvicorn's access log (called by the engine for each response started),
@@ -162,7 +173,7 @@ class Dispatcher:
     # --- the decision ---------------------------------------------------------------------
 
     def spawn(self, protocol: HTTPProtocol | WebSocketProtocol) -> None:
-        watch = self.watch(protocol)
+        watch = self.watch(protocol) if self.watching else None
         if type(protocol) is not HTTPProtocol:
             self.track(self.run_websocket(protocol, watch), None if watch is None else watch.context)
             return
@@ -192,13 +203,13 @@ class Dispatcher:
             self.offload(protocol, call, pooled, watch)
             return
         flat = direct_flat(plan)
-        if flat is not None and flat.lead is not None:
+        if flat is None:
+            self.track(self.run_call(protocol, call, watch), context)
+            return
+        if flat.lead is not None:
             self.solve_lead(protocol, call, flat, flat.lead, watch)
             return
-        self.track(
-            self.run_call(protocol, call, watch) if flat is None else self.run_flat(protocol, call, flat, watch),
-            context,
-        )
+        self.start_flat(protocol, call, flat, watch, context)
 
     def native_plan(
         self, protocol: HTTPProtocol, watch: Watch | None = None
@@ -263,7 +274,7 @@ class Dispatcher:
         if watch is None:
             call = NativeCall(
                 plan, None, protocol.receive, protocol.send, protocol.respond, protocol,
-                path_params=plan.path_params(params), make_scope=self.make_scope,
+                plan.path_params(params) if params else {}, self.make_scope,
             )  # fmt: skip
             if plan.runtime.native_sessions:
                 call.scope  # noqa: B018 - made for its effect
@@ -332,7 +343,7 @@ class Dispatcher:
         if exc is not None:
             self.track(self.run_call(protocol, call, watch, Resume(exc=exc)), context)
         else:
-            self.track(self.run_flat(protocol, call, flat, watch, lead), context)
+            self.start_flat(protocol, call, flat, watch, context, lead)
 
     def _resume(
         self,
@@ -344,17 +355,37 @@ class Dispatcher:
     ) -> None:
         self.track(self.run_call(protocol, call, watch, resume), context)
 
+    def start_flat(
+        self,
+        protocol: HTTPProtocol,
+        call: NativeCall,
+        flat: FlatPlan,
+        watch: Watch | None,
+        context: contextvars.Context | None,
+        lead: Lead | None = None,
+    ) -> None:
+        """Starts :meth:`run_flat`'s task (which takes itself out of ``tasks`` as it ends: no
+        done callback to schedule)."""
+        task = self.start(self.run_flat(protocol, call, flat, watch, lead), context)
+        if not task.done():
+            self.tasks.add(task)
+
     async def run_flat(
         self, protocol: HTTPProtocol, call: NativeCall, flat: FlatPlan, watch: Watch | None, lead: Lead | None = None
     ) -> None:
         """:meth:`run_call` for a flat plan that needs nothing around it until something is
-        raised: the exception then goes through :func:`run` exactly as if raised there."""
+        raised: the exception then goes through :func:`run` exactly as if raised there. Its
+        task leaves ``tasks`` as it ends (see :meth:`running`)."""
         try:
-            await run_flat(call, flat, lead)
-        except BaseException as exc:
-            await self.run_call(protocol, call, watch, Resume(exc=exc))
-            return
-        self.ended(protocol, watch, None)
+            try:
+                await answer_flat(call, flat, lead)
+                call.request = None
+            except BaseException as exc:
+                await self.run_call(protocol, call, watch, Resume(exc=exc))
+                return
+            self.ended(protocol, watch, None)
+        finally:
+            self.tasks.discard(current_task())
 
     async def run_call(
         self, protocol: HTTPProtocol, call: NativeCall, watch: Watch | None, resume: Resume | None = None
@@ -448,7 +479,25 @@ class Dispatcher:
     def track(self, coro: Coroutine[Any, Any, None], context: contextvars.Context | None = None) -> None:
         """Runs ``coro`` as a task, in a copy of ``context`` (else of the current context),
         that the server's shutdown waits for (``tasks``)."""
+        task = self.start(coro, context)
+        if not task.done():
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    def running(self) -> set[asyncio.Task[None]]:
+        """``tasks``, less any that ended without taking themselves out (a :meth:`run_flat`
+        task cancelled before its first step never runs its coroutine)."""
+        tasks = self.tasks
+        tasks.difference_update([task for task in tasks if task.done()])
+        return tasks
+
+    def start(self, coro: Coroutine[Any, Any, None], context: contextvars.Context | None) -> asyncio.Task[None]:
+        """``coro`` as a task of the loop, in a copy of ``context`` (else of the current
+        context). On Python 3.12+, when the loop has no task factory, the task starts eagerly
+        (``eager_start``): its first step runs now, as the task's own and in its context, so
+        a request answered without waiting is answered before this returns, and its task
+        never waits in the loop's queue."""
         loop = asyncio.get_running_loop()
-        task = loop.create_task(coro) if context is None else context.run(loop.create_task, coro)
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        if sys.version_info >= (3, 12) and loop.get_task_factory() is None:
+            return asyncio.Task(coro, loop=loop, context=None if context is None else context.copy(), eager_start=True)
+        return loop.create_task(coro) if context is None else context.run(loop.create_task, coro)

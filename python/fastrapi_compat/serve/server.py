@@ -436,9 +436,9 @@ class Server:
             connections: asyncio.Future[Any] = asyncio.ensure_future(engine.shutdown(timeout))
             workers.notify_stopped_accepting()  # a worker: the supervisor may go on (workers.py)
             await asyncio.wait({connections, forced}, return_when=asyncio.FIRST_COMPLETED)
-            if dispatcher.tasks and not forced.done():
+            if dispatcher.running() and not forced.done():
                 logger.info("Waiting for background tasks to complete. (CTRL+C to force quit)")
-            while dispatcher.tasks and not forced.done() and (left := deadline - loop.time()) > 0:
+            while dispatcher.running() and not forced.done() and (left := deadline - loop.time()) > 0:
                 waiting: set[asyncio.Future[Any]] = {*dispatcher.tasks, forced}
                 await asyncio.wait(waiting, timeout=left, return_when=asyncio.FIRST_COMPLETED)
         finally:
