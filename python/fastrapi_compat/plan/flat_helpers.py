@@ -193,14 +193,16 @@ def _current_digests() -> tuple[str, ...]:
 
 def _current_gate() -> str:
     """ "" when the functions a ``current`` plan replicates are those of a proven release, else
-    why not (the first function whose source differs from every proven release's)."""
+    why not: the functions whose source differs from the nearest proven release's."""
     found = _current_digests()
     if found in _CURRENT_DIGESTS.values():
         return ""
-    for index, (module, qualname) in enumerate(_CURRENT_FUNCTIONS):
-        if all(digests[index] != found[index] for digests in _CURRENT_DIGESTS.values()):
-            return f"fastapi {fastapi.__version__}: {module}.{qualname} differs from every release flat plans were proven on"
-    return f"fastapi {fastapi.__version__}: its replicated functions match no one release flat plans were proven on"
+    nearest, digests = max(
+        _CURRENT_DIGESTS.items(), key=lambda item: sum(a == b for a, b in zip(item[1], found, strict=True))
+    )
+    differ = [f"{m}.{q}" for (m, q), a, b in zip(_CURRENT_FUNCTIONS, digests, found, strict=True) if a != b]
+    more = f" and {len(differ) - 1} more differ" if len(differ) > 1 else " differs"
+    return f"fastapi {fastapi.__version__}: {differ[0]}{more} from {nearest}'s, the nearest release flat plans were proven on"
 
 
 def _current() -> tuple[FlatHelpers | None, str]:
