@@ -3,13 +3,19 @@ the installed release, and the digest gate that keeps any other release on FastA
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import re
+import zipfile
+from pathlib import Path
 from typing import Any
 
 import fastapi.routing
 import pytest
 
 from fastrapi_compat.plan import flat_helpers, internals
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_digest_tables_name_every_function() -> None:
@@ -46,3 +52,97 @@ def test_the_current_generation_is_not_taken_for_an_older_one() -> None:
     if helpers is None:
         pytest.skip(f"fastapi {fastapi.__version__} is an older generation")
     assert flat_helpers._legacy("newer") == (None, "newer")  # 0.165's bodies match no table
+
+
+def test_current_digest_table_names_every_function() -> None:
+    assert "0.165.0" in flat_helpers._CURRENT_DIGESTS  # CI's main run
+    assert "0.162.5" in flat_helpers._CURRENT_DIGESTS  # the newest release on Python 3.10
+    for release, digests in flat_helpers._CURRENT_DIGESTS.items():
+        assert len(digests) == len(flat_helpers._CURRENT_FUNCTIONS), release
+        assert all(re.fullmatch(r"[0-9a-f]{64}", d) for d in digests), release
+    assert len(set(flat_helpers._CURRENT_DIGESTS.values())) == len(flat_helpers._CURRENT_DIGESTS)
+
+
+def test_a_proven_release_gets_current_flat_plans() -> None:
+    """0.165.0 (CI's main run) and 0.162.5 (``scripts/test-python 3.10``) passed their own suites
+    through the engine: their bodies are admitted, and flat plans run there."""
+    if fastapi.__version__ not in ("0.165.0", "0.162.5"):
+        pytest.skip(f"fastapi {fastapi.__version__} is not a release CI runs")
+    assert flat_helpers._current_digests() == flat_helpers._CURRENT_DIGESTS[fastapi.__version__]
+    assert flat_helpers._current_gate() == ""
+    helpers, reason = flat_helpers.flat_support()
+    assert reason == ""
+    assert helpers is not None and not helpers.legacy
+    assert internals.FLAT is not None and not internals.FLAT.legacy
+
+
+def _replace(monkeypatch: pytest.MonkeyPatch, module: str, qualname: str) -> None:
+    """Puts a function of another source in the place of ``module.qualname`` (a wrapper that is
+    not ``functools.wraps``'d, as an SDK might patch it, or a release that changed it)."""
+    owner: Any = importlib.import_module(module)
+    *path, name = qualname.split(".")
+    for part in path:
+        owner = getattr(owner, part)
+    original = getattr(owner, name)
+
+    def changed(*args: Any, **kwargs: Any) -> Any:
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, changed)
+
+
+@pytest.mark.parametrize(("module", "qualname"), flat_helpers._CURRENT_FUNCTIONS)
+def test_a_changed_function_keeps_fastapi_s_handler(
+    monkeypatch: pytest.MonkeyPatch, module: str, qualname: str
+) -> None:
+    """The current generation's gate: any replicated function whose source is not a proven
+    release's leaves the release without flat plans, and the reason names the function."""
+    if flat_helpers._current_gate():
+        pytest.skip(f"fastapi {fastapi.__version__} is not a proven current release")
+    _replace(monkeypatch, module, qualname)
+    helpers, reason = flat_helpers.flat_support()
+    assert helpers is None
+    assert reason == (
+        f"fastapi {fastapi.__version__}: {module}.{qualname} differs from {fastapi.__version__}'s,"
+        " the nearest release flat plans were proven on"
+    )
+    assert flat_helpers._current() == (None, reason)
+
+
+def test_a_mix_of_proven_releases_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each function as some proven release has it, but not all as one release has them (as on
+    0.163.1: 0.165.0's request_body_to_args, 0.162.5's get_request_handler): no flat plans, the
+    gate compares whole tuples."""
+    table = {"A": ("a1", "a2", "a3"), "B": ("b1", "a2", "b3")}
+    functions = (("m", "one"), ("m", "two"), ("m", "three"))
+    monkeypatch.setattr(flat_helpers, "_CURRENT_DIGESTS", table)
+    monkeypatch.setattr(flat_helpers, "_CURRENT_FUNCTIONS", functions)
+    monkeypatch.setattr(flat_helpers, "_current_digests", lambda: ("a1", "a2", "b3"))
+    assert flat_helpers._current_gate() == (
+        f"fastapi {fastapi.__version__}: m.three differs from A's, the nearest release flat plans were proven on"
+    )
+    monkeypatch.setattr(flat_helpers, "_current_digests", lambda: ("c1", "a2", "c3"))
+    assert flat_helpers._current_gate() == (
+        f"fastapi {fastapi.__version__}: m.one and 1 more differ from A's, the nearest release flat plans were proven on"
+    )
+    monkeypatch.setattr(flat_helpers, "_current_digests", lambda: ("b1", "a2", "b3"))
+    assert flat_helpers._current_gate() == ""
+
+
+def test_the_digest_script_reads_what_the_gate_reads(tmp_path: Path) -> None:
+    """scripts/flat_digests.py, on a wheel of the installed release's sources, gives the digests
+    the gate computes from the live functions (the table's digests come from that script)."""
+    spec = importlib.util.spec_from_file_location("flat_digests", ROOT / "scripts" / "flat_digests.py")
+    assert spec is not None and spec.loader is not None
+    script: Any = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.current_functions() == list(flat_helpers._CURRENT_FUNCTIONS)
+    package = Path(fastapi.__file__).parent
+    wheel = tmp_path / f"fastapi-{fastapi.__version__}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as out:
+        for path in package.rglob("*.py"):
+            out.write(path, str(path.relative_to(package.parent)))
+    with zipfile.ZipFile(wheel) as read:
+        found = tuple(script.digest(script.function_source(read, m, q)) for m, q in script.current_functions())
+    assert found == flat_helpers._current_digests()
+    assert all(found)

@@ -4,11 +4,16 @@ Flat plans (:mod:`fastrapi_compat.plan.flat`, run by :mod:`fastrapi_compat.execu
 replicate ``get_request_handler``, ``solve_dependencies`` and ``request_params_to_args`` step
 by step. Three generations are known:
 
-- ``current`` (0.165, and any release where the helpers those functions are made of exist by
-  name: ``_get_param_aliases``, ``_get_cache_key``... and ``serialize_response`` takes
-  ``dump_json``; 0.130 has neither): a missing value is ``Undefined``, a default is not
-  validated. Its gate is the helpers' presence and, for the direct response serializer, the
-  digest of ``serialize_response`` (:mod:`fastrapi_compat.plan.internals`).
+- ``current`` (written against 0.165): a missing value is ``Undefined``, a default is not
+  validated; the helpers those functions are made of exist by name (``_get_param_aliases``,
+  ``_get_cache_key``...) and ``serialize_response`` takes ``dump_json``. Its gate is the
+  sha256 of every function the plan replicates (:data:`_CURRENT_FUNCTIONS`): the tuple must be
+  one of :data:`_CURRENT_DIGESTS`, each that of a release whose own FastAPI suite passed
+  through the engine with flat plans (0.165.0; 0.162.5, the same bodies as 0.161.0 to
+  0.162.6). Between 0.130 and 0.164 ``get_request_handler`` changes in most releases:
+  ``scripts/flat_digests.py`` digests release wheels and groups the releases that share a
+  tuple. A release of another tuple keeps FastAPI's own handler (the reason names the first
+  function whose source no proven release has).
 - ``0.128``: the same handler shape (FastAPI's ``request_response`` with the request's exit
   stacks, errors with an endpoint context), but the helpers live on ``Dependant``
   (``cache_key``, ``is_coroutine_callable``), an absent body is ``None``, a missing
@@ -24,9 +29,10 @@ In both older generations ``request_params_to_args`` copies every field's defaul
 reading the values; a location where that copy could be seen (a default factory, a default
 that is not plain data) goes through the release's own function.
 
-An older release gets its generation only when the source of every function whose body the
-plan replicates is one read and compared here (see :data:`_LEGACY_DIGESTS`); any other
-release keeps FastAPI's own handler for every route.
+Every generation is gated alike: a release gets one only when the source of every function
+whose body the plan replicates is that of a release read and proven here (see
+:data:`_CURRENT_DIGESTS` and :data:`_LEGACY_DIGESTS`); any other release keeps FastAPI's own
+handler for every route (still native), and ``explain`` says why in one line.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import importlib
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -98,6 +105,106 @@ def _digest(function: Any) -> str:
     return hashlib.sha256(source.encode()).hexdigest()
 
 
+#: What a ``current`` flat plan replicates, as ``(module, qualified name)``: the route's handler
+#: (``request_response`` with its exit stacks, ``get_request_handler``: the body read, the
+#: endpoint run by ``run_endpoint_function``/``_run_sync_endpoint``, the response made by
+#: ``_build_response_args`` and ``serialize_response``), ``solve_dependencies`` (sub-dependencies
+#: in order, cached by key), ``request_params_to_args`` with ``_get_multidict_value`` and
+#: ``_validate_value_with_model_field`` (inlined per parameter), ``request_body_to_args`` (one
+#: field not embedded: the whole body validated), and ``ModelField.validate`` and
+#: ``ModelField.serialize_json`` (their pydantic-core calls made directly). The helpers these
+#: call and the plan calls too (``_get_param_aliases``, ``_get_cache_key``...) are not listed.
+#: ``scripts/flat_digests.py`` reads this table to digest release wheels.
+_CURRENT_FUNCTIONS: tuple[tuple[str, str], ...] = (
+    ("fastapi.routing", "request_response"),
+    ("fastapi.routing", "get_request_handler"),
+    ("fastapi.routing", "run_endpoint_function"),
+    ("fastapi.routing", "_run_sync_endpoint"),
+    ("fastapi.routing", "_build_response_args"),
+    ("fastapi.routing", "serialize_response"),
+    ("fastapi.dependencies.utils", "solve_dependencies"),
+    ("fastapi.dependencies.utils", "request_params_to_args"),
+    ("fastapi.dependencies.utils", "request_body_to_args"),
+    ("fastapi.dependencies.utils", "_get_multidict_value"),
+    ("fastapi.dependencies.utils", "_validate_value_with_model_field"),
+    ("fastapi._compat.v2", "ModelField.validate"),
+    ("fastapi._compat.v2", "ModelField.serialize_json"),
+)
+#: Digests of :data:`_CURRENT_FUNCTIONS` (in order) that a ``current`` flat plan runs on, each
+#: the tuple of releases whose own FastAPI suite passed through the engine with flat plans (the
+#: releases sharing it, from ``scripts/flat_digests.py``, in the comment). Any other tuple keeps
+#: FastAPI's own handler.
+_CURRENT_DIGESTS: dict[str, tuple[str, ...]] = {
+    # 0.165.0 alone
+    "0.165.0": (
+        "fe6d9c5f45e32107bace5c77c9f90a0e1db9bd1676844a7ca68a9869f4f9383e",
+        "0449581e8d634ee6b664b0c781ff012eee0db2ed30702718a173ad66b497864a",
+        "3ab48cdb07e8c0ef283545f7b419cfa63609a12f1e1967a7387e1d1bbb824353",
+        "e6f95af1c7f0d4ef38a90b6b1bc247d6eaa4fb37602473934c9c6b86cb3f948e",
+        "aa7c5c48a465341463cd4c938c7cec754b78e6f569c1328102e605246b1bb4aa",
+        "b2fdad4434babf7561412e191ebdd8c6477ef5d30d07c4782829b531b218ca13",
+        "bf7600fe2da2b82138fe796de92edfe90b2d322c4b1432877c90833957d8dea2",
+        "c2b43cb5238f57a8ff6e2b1ba0ecf044cf63cce5c3f3be73534d28f445a2d586",
+        "0bf32a7d3714e83116c90a203adb517e15289fa0a30aa2da8e944beb11c39824",
+        "129d737b9fcaaa1f1c5d43939f3dd584aa9bb8fe8e6017db10d7807a5a88087f",
+        "9bada32cc5500edb9f946f8ffe393b7b4bb2fcc7a81aba315a5e6afdb3d89d64",
+        "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
+        "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
+    ),
+    # 0.161.0 to 0.162.6
+    "0.162.5": (
+        "fe6d9c5f45e32107bace5c77c9f90a0e1db9bd1676844a7ca68a9869f4f9383e",
+        "3b8983cc5ef035de93ab4421384ac65d31d733f303b8f8f42a050ce6bc217a92",
+        "3ab48cdb07e8c0ef283545f7b419cfa63609a12f1e1967a7387e1d1bbb824353",
+        "e6f95af1c7f0d4ef38a90b6b1bc247d6eaa4fb37602473934c9c6b86cb3f948e",
+        "aa7c5c48a465341463cd4c938c7cec754b78e6f569c1328102e605246b1bb4aa",
+        "b2fdad4434babf7561412e191ebdd8c6477ef5d30d07c4782829b531b218ca13",
+        "c81a564ad3ba34e4b960ee6323a9b8ca416a753a36311b85de2ec34d38c042be",
+        "c2b43cb5238f57a8ff6e2b1ba0ecf044cf63cce5c3f3be73534d28f445a2d586",
+        "e990dba234f29810047e79c3a9b733923a5d67d8061cf1d9513932ffb446ddd4",
+        "129d737b9fcaaa1f1c5d43939f3dd584aa9bb8fe8e6017db10d7807a5a88087f",
+        "9bada32cc5500edb9f946f8ffe393b7b4bb2fcc7a81aba315a5e6afdb3d89d64",
+        "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
+        "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
+    ),
+}
+
+
+def _live(module: str, qualname: str) -> Any:
+    """``module.qualname`` as this process has it (None when absent)."""
+    try:
+        found: Any = importlib.import_module(module)
+    except ImportError:
+        return None
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+        if found is None:
+            return None
+    return found
+
+
+def _current_digests() -> tuple[str, ...]:
+    found = []
+    for module, qualname in _CURRENT_FUNCTIONS:
+        function = _live(module, qualname)
+        found.append(_digest(function) if function is not None else "")
+    return tuple(found)
+
+
+def _current_gate() -> str:
+    """ "" when the functions a ``current`` plan replicates are those of a proven release, else
+    why not: the functions whose source differs from the nearest proven release's."""
+    found = _current_digests()
+    if found in _CURRENT_DIGESTS.values():
+        return ""
+    nearest, digests = max(
+        _CURRENT_DIGESTS.items(), key=lambda item: sum(a == b for a, b in zip(item[1], found, strict=True))
+    )
+    differ = [f"{m}.{q}" for (m, q), a, b in zip(_CURRENT_FUNCTIONS, digests, found, strict=True) if a != b]
+    more = f" and {len(differ) - 1} more differ" if len(differ) > 1 else " differs"
+    return f"fastapi {fastapi.__version__}: {differ[0]}{more} from {nearest}'s, the nearest release flat plans were proven on"
+
+
 def _current() -> tuple[FlatHelpers | None, str]:
     from fastapi._compat import Undefined
 
@@ -122,6 +229,9 @@ def _current() -> tuple[FlatHelpers | None, str]:
     missing = [name for name, value in names.items() if value is None]
     if missing:
         return None, f"fastapi {fastapi.__version__} lacks {', '.join(missing)}"
+    unproven = _current_gate()
+    if unproven:
+        return None, unproven
     serialize: Any = names["serialize_response"]
     parameters = inspect.signature(serialize).parameters
     if "dump_json" not in parameters or "endpoint_ctx" not in parameters:

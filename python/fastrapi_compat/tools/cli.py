@@ -343,6 +343,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
     print(f"{native} of {len(compiled.routes)} routes native")
     misses = "native" if compiled.misses is not None else f"asgi ({compiled.misses_reason})"
     print(f"requests no route takes (404, 405, redirect_slashes): {misses}")
+    from fastrapi_compat.plan import internals
+
+    flat = "on" if internals.FLAT is not None else f"off ({internals.FLAT_UNSUPPORTED})"
+    print(f"flat plans (FastAPI's handler replicated for native routes): {flat}")
     return 0
 
 
