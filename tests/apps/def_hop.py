@@ -15,24 +15,12 @@ import anyio.from_thread
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 
+from apps.def_deps import Log, _on_loop
+
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="none")
 local: contextvars.ContextVar[str] = contextvars.ContextVar("local", default="unset")
 
-
-def _on_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
-def events() -> list[str]:
-    """The request's event list (cached: one per request)."""
-    return []
-
-
-Events = Annotated[list[str], Depends(events)]
+Events = Log  # the request's event list, one per request
 
 
 async def set_request_id(log: Events, x_request_id: Annotated[str, Header()] = "r0") -> str:
