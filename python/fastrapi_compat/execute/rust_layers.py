@@ -134,27 +134,32 @@ def _chain(stack: Any, router: Any) -> list[Any]:
     return chain
 
 
-def install(app: Any, layers: list[Layer]) -> int:
-    """Replaces each run of native ``layers`` (``user_middleware``'s, outermost first) in the
-    app's built stack by a :class:`RustLayers`; returns how many runs. Nothing changes when the
+Run = tuple[Any, Any, Any, list[Any]]  # (parent layer, outermost instance, innermost, specs)
+
+
+def _runs(app: Any, layers: list[Layer]) -> list[Run] | None:
+    """Where each run of native ``layers`` goes in the app's built stack, or None when the
     stack is not the one Starlette and FastAPI build for ``user_middleware`` (the entries in
-    order, right outside its ``ExceptionMiddleware``) or already has them."""
+    order, right outside its ``ExceptionMiddleware``) or already has them. Changes nothing."""
     router = getattr(app, "router", None)
     chain = _chain(app.middleware_stack, router)
     if any(type(layer) is RustLayers for layer in chain):
-        return 0
+        return None
     entries = list(getattr(app, "user_middleware", None) or [])
     if len(entries) != len(layers) or not any(layer.spec is not None for layer in layers):
-        return 0
+        return None
     bare = [layer.layer if type(layer) is DirectCallNext else layer for layer in chain]
     end = next((i for i, layer in enumerate(bare) if isinstance(layer, ExceptionMiddleware)), -1)
     first = end - len(entries)
     if first < 1:  # the entries sit right outside ExceptionMiddleware, inside another layer
-        return 0
+        return None
     users = bare[first:end]
-    if [type(layer) for layer in users] != [entry.cls for entry in entries]:
-        return 0
-    runs = 0
+    for instance, entry, layer in zip(users, entries, layers):
+        # a Python middleware given as a factory function makes an instance of any class; the
+        # layers of each native run are Starlette's own classes, checked where they must be
+        if type(instance) is not entry.cls and (layer.spec is not None or isinstance(entry.cls, type)):
+            return None
+    runs: list[Run] = []
     index = 0
     while index < len(layers):
         if layers[index].spec is None:
@@ -165,8 +170,23 @@ def install(app: Any, layers: list[Layer]) -> int:
             stop += 1
         specs = [layer.spec for layer in layers[index:stop] if layer.spec is not None]
         parent = chain[first + index - 1]  # the layer whose app is the run's first instance
-        rust = RustLayers(users[index], users[stop - 1], MiddlewareStack(specs), [spec[0] for spec in specs])
-        parent.app = rust
-        runs += 1
+        runs.append((parent, users[index], users[stop - 1], specs))
         index = stop
     return runs
+
+
+def placeable(app: Any, layers: list[Layer]) -> bool:
+    """Whether :func:`install` puts (or has put) ``layers``' native runs in the app's built
+    stack: when not, Starlette's own classes in it serve every request."""
+    chain = _chain(app.middleware_stack, getattr(app, "router", None))
+    return any(type(layer) is RustLayers for layer in chain) or bool(_runs(app, layers))
+
+
+def install(app: Any, layers: list[Layer]) -> int:
+    """Replaces each run of native ``layers`` (``user_middleware``'s, outermost first) in the
+    app's built stack by a :class:`RustLayers`; returns how many runs. Nothing changes when
+    :func:`_runs` finds no place for them."""
+    runs = _runs(app, layers) or []
+    for parent, outermost, innermost, specs in runs:
+        parent.app = RustLayers(outermost, innermost, MiddlewareStack(specs), [spec[0] for spec in specs])
+    return len(runs)

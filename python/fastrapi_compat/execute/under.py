@@ -29,6 +29,7 @@ from fastrapi_compat.execute.call_next import DirectCallNext, serve
 from fastrapi_compat.execute.layers import run_route
 from fastrapi_compat.execute.match import MATCH, Matched
 from fastrapi_compat.execute.rust_layers import install as install_rust_layers
+from fastrapi_compat.execute.rust_layers import placeable
 from fastrapi_compat.plan import internals
 from fastrapi_compat.plan.middleware import Layer
 
@@ -91,35 +92,59 @@ class UnderStack:
             self.matched.finish()
 
 
-def install(app: Any, layers: list[Layer] | None = None) -> str:
-    """Puts a :class:`NativeRouter` at the bottom of ``app``'s middleware stack (building the
-    stack first, as Starlette's ``__call__`` would, when the app has not yet), and a
-    :class:`~fastrapi_compat.execute.call_next.DirectCallNext` in place of each
-    ``BaseHTTPMiddleware`` whose ``call_next`` native requests may take directly; "" when it is
-    done, else why it cannot be. ``layers``: the app's middleware as compiled, when Starlette's
-    standard ones among them run in Rust inside its Python ones
-    (:func:`fastrapi_compat.execute.rust_layers.install`)."""
-    router = app.router
-    stack = app.middleware_stack
-    if stack is None:
-        stack = app.middleware_stack = app.build_middleware_stack()
-    if layers is not None:
-        install_rust_layers(app, layers)
+def stack_reason(stack: Any, router: Any) -> str:
+    """Why a :class:`NativeRouter` cannot go at the bottom of ``stack`` ("" when it can): the
+    walk :func:`install` makes, changing nothing."""
     seen: set[int] = set()
     layer = stack
     while layer is not None and id(layer) not in seen:
         seen.add(id(layer))
         inner = getattr(layer, "app", None)
         if inner is router or (type(inner) is NativeRouter and inner.router is router):
-            if type(layer) not in _INNERMOST:
-                return f"{type(layer).__qualname__} wraps the router"
+            return "" if type(layer) in _INNERMOST else f"{type(layer).__qualname__} wraps the router"
+        if inner is None:
+            return f"{type(layer).__module__}.{type(layer).__qualname__} has no .app leading to the router"
+        layer = inner
+    return "the app's middleware stack does not lead to its router"
+
+
+def fit(app: Any, layers: list[Layer] | None) -> tuple[str, bool]:
+    """What :func:`install` will make of ``app``'s built stack: why native routes cannot run
+    under it ("" when they can), and whether Starlette's standard middleware among ``layers``
+    run in Rust inside the Python ones (see :func:`fastrapi_compat.plan.compiler.compile_app`)."""
+    reason = stack_reason(app.middleware_stack, app.router)
+    return reason, not reason and layers is not None and placeable(app, layers)
+
+
+def install(app: Any, layers: list[Layer] | None = None) -> str:
+    """Puts a :class:`NativeRouter` at the bottom of ``app``'s middleware stack (building the
+    stack first, as Starlette's ``__call__`` would, when the app has not yet), and a
+    :class:`~fastrapi_compat.execute.call_next.DirectCallNext` in place of each
+    ``BaseHTTPMiddleware`` whose ``call_next`` native requests may take directly; "" when it is
+    done, else why it cannot be (and then nothing changes). ``layers``: the app's middleware as
+    compiled, when Starlette's standard ones among them run in Rust inside its Python ones
+    (:func:`fastrapi_compat.execute.rust_layers.install`)."""
+    router = app.router
+    stack = app.middleware_stack
+    if stack is None:
+        stack = app.middleware_stack = app.build_middleware_stack()
+    reason = stack_reason(stack, router)
+    if reason:
+        return reason
+    if layers is not None:
+        install_rust_layers(app, layers)
+        stack = app.middleware_stack
+    seen: set[int] = set()
+    layer = stack
+    while layer is not None and id(layer) not in seen:
+        seen.add(id(layer))
+        inner = getattr(layer, "app", None)
+        if inner is router or (type(inner) is NativeRouter and inner.router is router):
             if type(inner) is not NativeRouter:
                 layer.app = NativeRouter(router)
             return ""
-        if inner is None:
-            return f"{type(layer).__module__}.{type(layer).__qualname__} has no .app leading to the router"
         direct = internals.direct_call_next(inner)
         if direct is not None:
             inner = layer.app = DirectCallNext(inner, direct(serve))
         layer = inner
-    return "the app's middleware stack does not lead to its router"
+    return "the app's middleware stack does not lead to its router"  # pragma: no cover - checked above

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from typing import Any
 
 import fastapi.applications
@@ -208,11 +209,29 @@ def _is_websocket(entry: Any) -> bool:
     return isinstance(internals.original_route(entry), (fastapi.routing.APIWebSocketRoute, WebSocketRoute))
 
 
-def compile_app(app: Any) -> Compiled:
-    """Compiles ``app``'s current route table (see the module docstring)."""
+#: ``(app, layers) -> (why native routes cannot run under the app's built stack, whether the
+#: standard middleware among ``layers`` run in Rust inside the Python ones)``: what the engine
+#: will make of the stack (:func:`fastrapi_compat.execute.under.fit`).
+StackFit = Callable[[Any, "list[native_middleware.Layer] | None"], tuple[str, bool]]
+
+
+def compile_app(app: Any, fit: StackFit | None = None) -> Compiled:
+    """Compiles ``app``'s current route table (see the module docstring). With ``fit``, and
+    the app's middleware stack already built (by its lifespan, or by ``explain``), what the
+    engine will make of that stack when native routes run under it is known now: a stack that
+    cannot take the native router leaves the app to the ASGI tier, and a stack Starlette did
+    not build for its ``user_middleware`` keeps the standard middleware in Python."""
     layers = native_middleware.layers(app)
     reason_for_app = app_reason(app, layers)
     under = "" if reason_for_app else under_reason(app, layers)
+    unplaced = False
+    if under and fit is not None and getattr(app, "middleware_stack", None) is not None:
+        inner = layers if under == _python_middleware(layers) else None
+        problem, placed = fit(app, inner)
+        if problem:
+            reason_for_app = f"native routes run {under}, which cannot take the native router: {problem}"
+            under = ""
+        unplaced = inner is not None and not placed
     stack = None
     if not reason_for_app and not under and layers:
         try:
@@ -220,7 +239,7 @@ def compile_app(app: Any) -> Compiled:
         except ValueError as exc:  # each layer was checked alone; keep the app correct anyway
             reason_for_app = f"middleware stack: {exc}"
     # Under Python middleware only (the stack Starlette builds): the others run in Rust inside
-    inner_layers = layers if under and under == _python_middleware(layers) else None
+    inner_layers = layers if under and under == _python_middleware(layers) and not unplaced else None
     runtime = AppRuntime(app) if not reason_for_app else None
     if runtime is not None and stack is not None:
         runtime.native_sessions = any(layer.spec is not None and layer.spec[0] == "session" for layer in layers)
@@ -281,7 +300,7 @@ def compile_app(app: Any) -> Compiled:
         MiddlewareReport(
             name=layer.name,
             native=layer.spec is not None and (stack is not None or inner_layers is not None),
-            reason=_layer_reason(layer, reason_for_app, under, layers if inner_layers is not None else None),
+            reason=_layer_reason(layer, reason_for_app, under, layers if inner_layers is not None else None, unplaced),
         )
         for layer in layers
     ]
@@ -308,9 +327,11 @@ def _layer_reason(
     reason_for_app: str,
     under: str,
     inner_layers: list[native_middleware.Layer] | None = None,
+    unplaced: bool = False,
 ) -> str:
     if reason_for_app:
-        return layer.reason or "the app is served by the ASGI tier"
+        in_python = layer.reason if layer.reason != native_middleware.AROUND_NATIVE else "runs in Python"
+        return in_python or "the app is served by the ASGI tier"
     if layer.spec is None:
         return layer.reason
     if inner_layers is not None:  # in Rust, in the app's stack next to its Python middleware
@@ -320,6 +341,8 @@ def _layer_reason(
             return f"runs in Rust, inside {outside[-1]}"
         inside = [entry.name for entry in inner_layers[index:] if entry.spec is None]
         return f"runs in Rust, around {inside[0]}"
+    if unplaced:
+        return f"runs in Python: native routes run {under}, in a stack not built as Starlette builds user_middleware"
     if under:
         return f"runs in Python: native routes run {under}"
     return ""

@@ -26,7 +26,7 @@ from fastrapi_compat._native import (
     RouteMirror,
 )
 from fastrapi_compat.plan import internals
-from fastrapi_compat.plan.compiler import Compiled, compile_app
+from fastrapi_compat.plan.compiler import Compiled, StackFit, compile_app
 from fastrapi_compat.plan.plans import Plan
 
 _logger = logging.getLogger("fastrapi_compat.native")
@@ -36,8 +36,9 @@ MirrorSink = Callable[[RouteMirror | None], None]
 
 
 class NativeApp:
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, fit: StackFit | None = None) -> None:
         self.app = app
+        self.fit = fit  # see compile_app
         self.declined = ""  # why the last request with a native match was not served natively
         self._lock = threading.Lock()
         self._sinks: list[MirrorSink] = []
@@ -48,7 +49,7 @@ class NativeApp:
 
     def _compile(self) -> None:
         self._token = self._current_token()
-        self.compiled = compile_app(self.app)
+        self.compiled = compile_app(self.app, self.fit)
         self.mirror = None
         compiled = self.compiled
         if compiled.plans or compiled.misses is not None:

@@ -361,6 +361,9 @@ def _session(instance: Any, release: dict[str, Any]) -> Spec | str:
     )
 
 
+#: A middleware class the engine does not run: it runs in Python, with native routes under it.
+AROUND_NATIVE = "runs in Python, around the native routes"
+
 _BUILDERS = {
     "CORSMiddleware": ("starlette.middleware.cors", _cors),
     "GZipMiddleware": ("starlette.middleware.gzip", _gzip),
@@ -392,7 +395,7 @@ def layer(entry: Any) -> Layer:
     name = getattr(cls, "__name__", repr(cls))
     known = _builder(cls)
     if known is None:
-        return Layer(name, None, "runs in Python, around the native routes")
+        return Layer(name, None, AROUND_NATIVE)
     module, build = known
     wrapped = internals.code_origin(cls.__call__)
     if wrapped is not None:  # e.g. Sentry's middleware spans: the class must run as patched

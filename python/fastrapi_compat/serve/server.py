@@ -23,6 +23,7 @@ from typing import Any
 
 from fastrapi_compat._native import Engine
 from fastrapi_compat.errors import StartupError
+from fastrapi_compat.execute.under import fit
 from fastrapi_compat.plan.live import NativeApp
 from fastrapi_compat.serve import tls, workers
 from fastrapi_compat.serve.dispatch import STATUS_PHRASES, Dispatcher, drain
@@ -368,7 +369,7 @@ class Server:
                 raise StartupError(f"cannot bind to {config.host}:{config.port}: {reason}") from None
             if config.tier == "auto":
                 # Compiled after the lifespan started: apps add routes there too.
-                dispatcher.native = NativeApp(self.app)
+                dispatcher.native = NativeApp(self.app, fit)
                 dispatcher.native.attach(functools.partial(engine.set_mirror, listener_id))
             # Everything built so far (the app, its models, the plans) lives as long as the
             # server: collect startup garbage, then move the rest out of the collector's

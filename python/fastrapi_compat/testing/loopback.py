@@ -46,6 +46,7 @@ from fastrapi_compat._native import (
     WebSocketProtocol,
 )
 from fastrapi_compat.execute.match import Matched
+from fastrapi_compat.execute.under import fit
 from fastrapi_compat.plan.live import NativeApp
 from fastrapi_compat.serve.dispatch import STATUS_PHRASES, Dispatcher, Watch, drain
 from fastrapi_compat.serve.server import new_event_loop
@@ -446,7 +447,7 @@ class EngineSite(Dispatcher):
         if os.environ.get("FASTRAPI_TIER", "auto") == "asgi":
             return
         if self.native is None:
-            self.native = NativeApp(self.app)
+            self.native = NativeApp(self.app, fit)
         self.native.attach(functools.partial(engine.set_mirror, listener_id))
 
     def expect(self, scope: dict[str, Any], host: bytes | None = None) -> tuple[str, Outcome]:

@@ -321,9 +321,17 @@ def cmd_explain(args: argparse.Namespace) -> int:
     except AppLoadError as exc:
         return _fail(str(exc))
 
+    from fastrapi_compat.execute.under import fit
     from fastrapi_compat.plan.compiler import compile_app
 
-    compiled = compile_app(app)
+    if getattr(app, "middleware_stack", False) is None and callable(getattr(app, "build_middleware_stack", None)):
+        # built as the server's lifespan (or first request) builds it, so that what the engine
+        # makes of the stack is seen here too
+        try:
+            app.middleware_stack = app.build_middleware_stack()
+        except Exception:  # noqa: BLE001 - the app's own error, shown when it serves a request
+            pass
+    compiled = compile_app(app, fit)
     if args.json:
         print(json.dumps(compiled.as_json(), indent=2))
         return 0
