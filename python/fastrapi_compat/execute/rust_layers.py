@@ -83,6 +83,13 @@ class _Responder:
         self.held: Message | None = None
         self.started = False  # a GZipMiddleware acts on this response's body
 
+    def _start(self, start: Message, body: bytes, more_body: bool) -> bytes:
+        """The layers' response phase on ``start`` (its headers replaced in place), given the
+        first body chunk; returns that chunk as the layers leave it (gzip'd or not)."""
+        session = None if self.scope is None else self.scope["session"]
+        start["headers"], out = self.call.start(start["status"], start["headers"], body, more_body, session)
+        return out
+
     async def __call__(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.start":
@@ -90,8 +97,7 @@ class _Responder:
             if self.gzip and self.call.holds(message["status"], headers):
                 self.held = message  # GZipMiddleware decides with the first body message
                 return
-            session = None if self.scope is None else self.scope["session"]
-            message["headers"], _ = self.call.start(message["status"], headers, b"", True, session)
+            self._start(message, b"", True)
             await self.send(message)
         elif kind == "http.response.body":
             held = self.held
@@ -99,10 +105,7 @@ class _Responder:
                 self.held = None
                 self.started = True
                 body = message.get("body", b"")
-                session = None if self.scope is None else self.scope["session"]
-                held["headers"], out = self.call.start(
-                    held["status"], held["headers"], body, message.get("more_body", False), session
-                )
+                out = self._start(held, body, message.get("more_body", False))
                 if out != body:
                     message["body"] = out
                 await self.send(held)
@@ -116,8 +119,7 @@ class _Responder:
             held = self.held
             if held is not None:  # e.g. pathsend: the start goes first, unchanged by GZip
                 self.held = None
-                session = None if self.scope is None else self.scope["session"]
-                held["headers"], _ = self.call.start(held["status"], held["headers"], b"", False, session)
+                self._start(held, b"", False)
                 await self.send(held)
             await self.send(message)
 
