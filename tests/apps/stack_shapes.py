@@ -58,11 +58,17 @@ def make_two_tags(app: Any) -> Tag:
     return Tag(Tag(app, "inner"), "outer")
 
 
+#: Starlette's CORSMiddleware with its options, as ``add_middleware`` takes them.
+CORS = (CORSMiddleware, {"allow_origins": [ORIGIN], "allow_methods": ["GET"]})
+
+
 def _app(*middleware: Any) -> FastAPI:
+    """An app with ``middleware`` (a factory, or a class and its options) added in order:
+    the last one outermost."""
     app = FastAPI()
-    app.add_middleware(CORSMiddleware, allow_origins=[ORIGIN], allow_methods=["GET"])
     for entry in middleware:
-        app.add_middleware(entry)
+        factory, options = entry if isinstance(entry, tuple) else (entry, {})
+        app.add_middleware(factory, **options)
 
     @app.get("/item")
     async def item() -> dict[str, int]:
@@ -72,23 +78,15 @@ def _app(*middleware: Any) -> FastAPI:
 
 
 def create_factory() -> FastAPI:
-    return _app(make_tag)
+    return _app(CORS, make_tag)
 
 
 def create_two_layer_factory() -> FastAPI:
-    app = FastAPI()
-    app.add_middleware(make_two_tags)
-    app.add_middleware(CORSMiddleware, allow_origins=[ORIGIN], allow_methods=["GET"])
-
-    @app.get("/item")
-    async def item() -> dict[str, int]:
-        return {"id": 1}
-
-    return app
+    return _app(make_two_tags, CORS)
 
 
 def create_hidden_app() -> FastAPI:
-    return _app(HiddenApp)
+    return _app(CORS, HiddenApp)
 
 
 factory = create_factory()

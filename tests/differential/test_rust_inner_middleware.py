@@ -20,9 +20,8 @@ import itsdangerous
 import pytest
 from apps import rust_inner
 from support.compare import PairClients, Req
-from support.native_middleware import expect_native
+from support.native_middleware import expect_native, rust_layers
 
-from fastrapi_compat.execute.rust_layers import RustLayers
 from fastrapi_compat.plan.compiler import compile_app
 
 from .conftest import pair_fixture
@@ -114,21 +113,11 @@ class _Fallbacks:
         await self.python(scope, receive, send)
 
 
-def _rust_layers(app: Any) -> list[RustLayers]:
-    found, layer, seen = [], app.middleware_stack, set()
-    while layer is not None and id(layer) not in seen:
-        seen.add(id(layer))
-        if type(layer) is RustLayers:
-            found.append(layer)
-        layer = getattr(layer, "app", None)
-    return found
-
-
 @pytest.fixture
 def watched(request: pytest.FixtureRequest) -> Iterator[tuple[PairClients, list[_Fallbacks]]]:
     pair: PairClients = request.getfixturevalue(request.param)
     pair.compare(Req("GET", "/seen", headers={"host": "good.example"}))  # installs the layers
-    layers = _rust_layers(pair.pair.engine_app)
+    layers = rust_layers(pair.pair.engine_app)
     assert len(layers) == RUNS.get(request.param, 1), "the engine did not put its Rust layers in the app's stack"
     counters = []
     for layer in layers:
@@ -248,7 +237,7 @@ def test_the_order_is_observable() -> None:
     app = rust_inner.create_body_read()
     with TestClient(app) as client:
         client.get("/big", headers={"origin": GOOD, "accept-encoding": "gzip"})
-    assert len(_rust_layers(app)) == 1
+    assert len(rust_layers(app)) == 1
     reader = next(entry for entry in rust_inner.seen(app) if entry["by"] == "reader")
     names = [name for name, _ in reader["headers"]]
     assert {"access-control-allow-origin", "content-encoding", "vary"} <= set(names), names

@@ -8,13 +8,12 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from apps import stack_shapes
 from support.compare import PairClients, Req
+from support.native_middleware import rust_layers
 
-from fastrapi_compat.execute.rust_layers import RustLayers
 from fastrapi_compat.execute.under import fit
 from fastrapi_compat.plan.compiler import compile_app
 
@@ -41,16 +40,6 @@ REQUESTS = [
 ]
 
 
-def _rust_layers(app: Any) -> list[RustLayers]:
-    found, layer, seen = [], app.middleware_stack, set()
-    while layer is not None and id(layer) not in seen:
-        seen.add(id(layer))
-        if type(layer) is RustLayers:
-            found.append(layer)
-        layer = getattr(layer, "app", None)
-    return found
-
-
 def _explain(target: str) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "fastrapi_compat", "explain", target, "--app-dir", str(TESTS)],
@@ -73,7 +62,7 @@ def test_answers_as_uvicorn(shape: str, req: Req, request: pytest.FixtureRequest
 def test_a_factory_middleware_keeps_cors_in_rust_inside_it(factory: PairClients) -> None:
     factory.compare(Req("GET", "/item", headers={"origin": ORIGIN}))
     app = factory.pair.engine_app
-    assert len(_rust_layers(app)) == 1, "CORS was left to Starlette's class"
+    assert len(rust_layers(app)) == 1, "CORS was left to Starlette's class"
     reports = [(m.name, m.native, m.reason) for m in compile_app(app, fit).middleware]
     assert reports == [
         ("make_tag", False, "runs in Python, around the native routes"),
@@ -85,7 +74,7 @@ def test_a_factory_middleware_keeps_cors_in_rust_inside_it(factory: PairClients)
 def test_a_stack_not_laid_out_as_user_middleware_keeps_cors_in_python(two_layer_factory: PairClients) -> None:
     two_layer_factory.compare(Req("GET", "/item", headers={"origin": ORIGIN}))
     app = two_layer_factory.pair.engine_app
-    assert _rust_layers(app) == []
+    assert rust_layers(app) == []
     compiled = compile_app(app, fit)
     assert all(route.tier == "native" for route in compiled.routes)
     cors = next(m for m in compiled.middleware if m.name == "CORSMiddleware")

@@ -12,6 +12,7 @@ This constant is the one switch for all those modules.
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -84,3 +85,17 @@ def expect_native(
             f"{req.label()}: expected an answer from {tier} (engine counters now {dict(after)})"
         )
     return delta
+
+
+def rust_layers(app: Any) -> list[Any]:
+    """The runs of Starlette's middleware the engine put in ``app``'s built stack, run in Rust
+    inside its Python middleware (:class:`fastrapi_compat.execute.rust_layers.RustLayers`)."""
+    from fastrapi_compat.execute.rust_layers import RustLayers
+
+    found, layer, seen = [], app.middleware_stack, set()
+    while layer is not None and id(layer) not in seen:
+        seen.add(id(layer))
+        if type(layer) is RustLayers:
+            found.append(layer)
+        layer = getattr(layer, "app", None)
+    return found

@@ -92,20 +92,29 @@ class UnderStack:
             self.matched.finish()
 
 
-def stack_reason(stack: Any, router: Any) -> str:
-    """Why a :class:`NativeRouter` cannot go at the bottom of ``stack`` ("" when it can): the
-    walk :func:`install` makes, changing nothing."""
+def _walk(stack: Any, router: Any) -> tuple[list[Any], str]:
+    """The layers of ``stack`` from the outside in, down to the one whose ``app`` is ``router``
+    (or a :class:`NativeRouter` over it), and "" when that layer is FastAPI's or Starlette's
+    innermost; else why a :class:`NativeRouter` cannot go at the bottom of ``stack``."""
+    chain: list[Any] = []
     seen: set[int] = set()
     layer = stack
     while layer is not None and id(layer) not in seen:
         seen.add(id(layer))
+        chain.append(layer)
         inner = getattr(layer, "app", None)
         if inner is router or (type(inner) is NativeRouter and inner.router is router):
-            return "" if type(layer) in _INNERMOST else f"{type(layer).__qualname__} wraps the router"
+            return chain, "" if type(layer) in _INNERMOST else f"{type(layer).__qualname__} wraps the router"
         if inner is None:
-            return f"{type(layer).__module__}.{type(layer).__qualname__} has no .app leading to the router"
+            return chain, f"{type(layer).__module__}.{type(layer).__qualname__} has no .app leading to the router"
         layer = inner
-    return "the app's middleware stack does not lead to its router"
+    return chain, "the app's middleware stack does not lead to its router"
+
+
+def stack_reason(stack: Any, router: Any) -> str:
+    """Why a :class:`NativeRouter` cannot go at the bottom of ``stack`` ("" when it can):
+    the walk :func:`install` makes, changing nothing."""
+    return _walk(stack, router)[1]
 
 
 def fit(app: Any, layers: list[Layer] | None) -> tuple[str, bool]:
@@ -133,18 +142,11 @@ def install(app: Any, layers: list[Layer] | None = None) -> str:
         return reason
     if layers is not None:
         install_rust_layers(app, layers)
-        stack = app.middleware_stack
-    seen: set[int] = set()
-    layer = stack
-    while layer is not None and id(layer) not in seen:
-        seen.add(id(layer))
-        inner = getattr(layer, "app", None)
-        if inner is router or (type(inner) is NativeRouter and inner.router is router):
-            if type(inner) is not NativeRouter:
-                layer.app = NativeRouter(router)
-            return ""
-        direct = internals.direct_call_next(inner)
+    chain, _ = _walk(app.middleware_stack, router)
+    for layer in chain[:-1]:
+        direct = internals.direct_call_next(layer.app)
         if direct is not None:
-            inner = layer.app = DirectCallNext(inner, direct(serve))
-        layer = inner
-    return "the app's middleware stack does not lead to its router"  # pragma: no cover - checked above
+            layer.app = DirectCallNext(layer.app, direct(serve))
+    if type(chain[-1].app) is not NativeRouter:
+        chain[-1].app = NativeRouter(router)
+    return ""
