@@ -47,15 +47,17 @@ STATUS_PHRASES: dict[int, str] = {status.value: status.phrase for status in http
 HANDOFF_WITH_NATIVE_MIDDLEWARE = "the app's middleware run in Rust, and this client runs the app itself"
 
 
-def drain(engine: Engine) -> None:
-    """The loop's reader callback on the engine's wake fd: hands each new protocol object
+def drain(engine: Engine, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    """The loop's reader callback on the engine's wake fd (``loop``: the loop it is a reader
+    of, so that no task start looks it up: on Python 3.11 each look-up of the running loop is a
+    ``getpid`` system call): hands each new protocol object
     to the handler of the listener it arrived on, then schedules the flush of the responses
     made on the loop: it runs after the new tasks' first steps, in the same loop iteration,
     and carries every response they made there (an endpoint that answers without waiting is
     answered one loop iteration sooner, and no response schedules a flush of its own)."""
     spawned = engine.drain()
     for protocol in spawned:
-        protocol.handler.spawn(protocol)
+        protocol.handler.spawn(protocol, loop)
     if spawned:
         engine.flush_soon()
 
@@ -172,10 +174,11 @@ class Dispatcher:
 
     # --- the decision ---------------------------------------------------------------------
 
-    def spawn(self, protocol: HTTPProtocol | WebSocketProtocol) -> None:
+    def spawn(self, protocol: HTTPProtocol | WebSocketProtocol, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Serves ``protocol`` in a task of ``loop`` (None: the running loop, looked up)."""
         watch = self.watch(protocol) if self.watching else None
         if type(protocol) is not HTTPProtocol:
-            self.track(self.run_websocket(protocol, watch), None if watch is None else watch.context)
+            self.track(self.run_websocket(protocol, watch), None if watch is None else watch.context, loop)
             return
         found = self.native_plan(protocol, watch)
         context = None if watch is None else watch.context
@@ -187,14 +190,14 @@ class Dispatcher:
                 if not watch.hand_off(protocol, UnderStack(self.app, matched)):
                     protocol.finish()
                 return
-            self.track(self.run_http(protocol, watch, matched), context)
+            self.track(self.run_http(protocol, watch, matched), context, loop)
             return
         if watch is not None and watch.handoff:
             if not watch.hand_off(protocol, None if found is None else NativeASGI(found[0], found[1])):
                 protocol.finish()
             return
         if found is None:
-            self.track(self.run_http(protocol, watch), context)
+            self.track(self.run_http(protocol, watch), context, loop)
             return
         plan, params, _ = found
         call = self.native_call(protocol, plan, params, watch)
@@ -204,12 +207,12 @@ class Dispatcher:
             return
         flat = direct_flat(plan)
         if flat is None:
-            self.track(self.run_call(protocol, call, watch), context)
+            self.track(self.run_call(protocol, call, watch), context, loop)
             return
         if flat.lead is not None:
             self.solve_lead(protocol, call, flat, flat.lead, watch)
             return
-        self.start_flat(protocol, call, flat, watch, context)
+        self.start_flat(protocol, call, flat, watch, context, loop=loop)
 
     def native_plan(
         self, protocol: HTTPProtocol, watch: Watch | None = None
@@ -363,19 +366,28 @@ class Dispatcher:
         watch: Watch | None,
         context: contextvars.Context | None,
         lead: Lead | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         """Starts :meth:`run_flat`'s task (which takes itself out of ``tasks`` as it ends: no
-        done callback to schedule)."""
-        task = self.start(self.run_flat(protocol, call, flat, watch, lead), context)
+        done callback to schedule) on ``loop`` (None: the running loop, looked up)."""
+        if loop is None:
+            loop = asyncio.get_running_loop()
+        task = self.start(self.run_flat(protocol, call, flat, watch, lead, loop), context, loop)
         if not task.done():
             self.tasks.add(task)
 
     async def run_flat(
-        self, protocol: HTTPProtocol, call: NativeCall, flat: FlatPlan, watch: Watch | None, lead: Lead | None = None
+        self,
+        protocol: HTTPProtocol,
+        call: NativeCall,
+        flat: FlatPlan,
+        watch: Watch | None,
+        lead: Lead | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         """:meth:`run_call` for a flat plan that needs nothing around it until something is
         raised: the exception then goes through :func:`run` exactly as if raised there. Its
-        task leaves ``tasks`` as it ends (see :meth:`running`)."""
+        task (of ``loop``, the running loop) leaves ``tasks`` as it ends (see :meth:`running`)."""
         try:
             try:
                 await answer_flat(call, flat, lead)
@@ -385,7 +397,7 @@ class Dispatcher:
                 return
             self.ended(protocol, watch, None)
         finally:
-            self.tasks.discard(current_task())
+            self.tasks.discard(current_task(loop))
 
     async def run_call(
         self, protocol: HTTPProtocol, call: NativeCall, watch: Watch | None, resume: Resume | None = None
@@ -476,10 +488,16 @@ class Dispatcher:
             self.logger.error("Exception in ASGI application\n", exc_info=exc)
         return outcome
 
-    def track(self, coro: Coroutine[Any, Any, None], context: contextvars.Context | None = None) -> None:
-        """Runs ``coro`` as a task, in a copy of ``context`` (else of the current context),
-        that the server's shutdown waits for (``tasks``)."""
-        task = self.start(coro, context)
+    def track(
+        self,
+        coro: Coroutine[Any, Any, None],
+        context: contextvars.Context | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        """Runs ``coro`` as a task of ``loop`` (None: the running loop), in a copy of
+        ``context`` (else of the current context), that the server's shutdown waits for
+        (``tasks``)."""
+        task = self.start(coro, context, loop)
         if not task.done():
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
@@ -491,13 +509,19 @@ class Dispatcher:
         tasks.difference_update([task for task in tasks if task.done()])
         return tasks
 
-    def start(self, coro: Coroutine[Any, Any, None], context: contextvars.Context | None) -> asyncio.Task[None]:
-        """``coro`` as a task of the loop, in a copy of ``context`` (else of the current
+    def start(
+        self,
+        coro: Coroutine[Any, Any, None],
+        context: contextvars.Context | None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> asyncio.Task[None]:
+        """``coro`` as a task of ``loop`` (None: the running loop, looked up), in a copy of ``context`` (else of the current
         context). On Python 3.12+, when the loop has no task factory, the task starts eagerly
         (``eager_start``): its first step runs now, as the task's own and in its context, so
         a request answered without waiting is answered before this returns, and its task
         never waits in the loop's queue."""
-        loop = asyncio.get_running_loop()
+        if loop is None:
+            loop = asyncio.get_running_loop()
         if sys.version_info >= (3, 12) and loop.get_task_factory() is None:
             return asyncio.Task(coro, loop=loop, context=None if context is None else context.copy(), eager_start=True)
         return loop.create_task(coro) if context is None else context.run(loop.create_task, coro)

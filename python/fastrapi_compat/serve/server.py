@@ -317,7 +317,7 @@ class Server:
         engine = Engine(loop, threads=config.threads, reasons=STATUS_PHRASES)
         self._engine = engine
         wake_fd = engine.wake_fd()
-        loop.add_reader(wake_fd, drain, engine)
+        loop.add_reader(wake_fd, drain, engine, loop)
         unix: UnixSocket | None = None
         try:
             self._serve_metrics(engine)

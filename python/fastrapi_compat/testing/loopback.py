@@ -155,7 +155,7 @@ class Hub:
     def __init__(self) -> None:
         self.loop = new_event_loop()
         self.engine = Engine(self.loop, reasons=STATUS_PHRASES)
-        self.loop.add_reader(self.engine.wake_fd(), drain, self.engine)
+        self.loop.add_reader(self.engine.wake_fd(), drain, self.engine, self.loop)
         self._thread = threading.Thread(target=self.loop.run_forever, name="fastrapi-testclient", daemon=True)
         self._thread.start()
 
@@ -217,7 +217,7 @@ def engine_for_loop(loop: asyncio.AbstractEventLoop) -> Engine:
         engine = _loop_engines.get(loop)
         if engine is None:
             engine = Engine(loop, reasons=STATUS_PHRASES)
-            loop.add_reader(engine.wake_fd(), drain, engine)
+            loop.add_reader(engine.wake_fd(), drain, engine, loop)
             _loop_engines[loop] = engine
         _register_at_exit()
         return engine
