@@ -54,7 +54,23 @@ def test_the_current_generation_is_not_taken_for_an_older_one() -> None:
     assert flat_helpers._legacy("newer") == (None, "newer")  # 0.165's bodies match no table
 
 
+#: The releases each admitted tuple of the current generation stands for (``scripts/flat_digests.py``
+#: on their wheels): the release named passed its own FastAPI suite through the engine with flat
+#: plans, the others share every digest with it.
+_ADMITTED: dict[str, tuple[str, ...]] = {
+    "0.165.0": ("0.165.0",),
+    "0.164.0": ("0.164.0",),
+    "0.163.2": ("0.163.2",),
+    "0.163.1": ("0.163.0", "0.163.1"),
+    "0.162.7": ("0.162.7",),
+    "0.162.5": ("0.161.0", "0.161.1", *(f"0.162.{patch}" for patch in range(7))),
+}
+
+
 def test_current_digest_table_names_every_function() -> None:
+    assert set(flat_helpers._CURRENT_DIGESTS) == set(_ADMITTED)
+    for group, releases in _ADMITTED.items():
+        assert flat_helpers._CURRENT_RELEASES[group] == (releases[0], releases[-1])
     assert "0.165.0" in flat_helpers._CURRENT_DIGESTS  # CI's main run
     assert "0.162.5" in flat_helpers._CURRENT_DIGESTS  # the newest release on Python 3.10
     for release, digests in flat_helpers._CURRENT_DIGESTS.items():
@@ -64,11 +80,12 @@ def test_current_digest_table_names_every_function() -> None:
 
 
 def test_a_proven_release_gets_current_flat_plans() -> None:
-    """0.165.0 (CI's main run) and 0.162.5 (``scripts/test-python 3.10``) passed their own suites
-    through the engine: their bodies are admitted, and flat plans run there."""
-    if fastapi.__version__ not in ("0.165.0", "0.162.5"):
-        pytest.skip(f"fastapi {fastapi.__version__} is not a release CI runs")
-    assert flat_helpers._current_digests() == flat_helpers._CURRENT_DIGESTS[fastapi.__version__]
+    """An admitted release (CI runs 0.165.0, and 0.162.5 with ``scripts/test-python 3.10``; the
+    others in a venv of that release) has its group's digests, and flat plans run there."""
+    group = next((name for name, releases in _ADMITTED.items() if fastapi.__version__ in releases), None)
+    if group is None:
+        pytest.skip(f"fastapi {fastapi.__version__} is not an admitted release")
+    assert flat_helpers._current_digests() == flat_helpers._CURRENT_DIGESTS[group]
     assert flat_helpers._current_gate() == ""
     helpers, reason = flat_helpers.flat_support()
     assert reason == ""
@@ -99,20 +116,45 @@ def test_a_changed_function_keeps_fastapi_s_handler(
     release's leaves the release without flat plans, and the reason names the function."""
     if flat_helpers._current_gate():
         pytest.skip(f"fastapi {fastapi.__version__} is not a proven current release")
+    admitted = flat_helpers._current_digests()
+    group = next(name for name, digests in flat_helpers._CURRENT_DIGESTS.items() if digests == admitted)
     _replace(monkeypatch, module, qualname)
     helpers, reason = flat_helpers.flat_support()
     assert helpers is None
+    # Named: the installed release's own group, even where another proven release differs from
+    # it in this function alone (0.164.0's get_request_handler is all that differs from 0.165.0's).
     assert reason == (
-        f"fastapi {fastapi.__version__}: {module}.{qualname} differs from {fastapi.__version__}'s,"
+        f"fastapi {fastapi.__version__}: {module}.{qualname} differs from {group}'s,"
         " the nearest release flat plans were proven on"
     )
     assert flat_helpers._current() == (None, reason)
 
 
+@pytest.mark.parametrize("group", sorted(_ADMITTED))
+def test_every_admitted_release_refuses_a_changed_function_by_name(monkeypatch: pytest.MonkeyPatch, group: str) -> None:
+    """On every release of an admitted group (whatever is installed: the version and the live
+    digests are stood in for), any one replicated function of another source is refused, named,
+    against the release's own group, even where another proven release differs from it in that
+    function alone (0.164.0 and 0.165.0 in get_request_handler, 0.162.6 and 0.162.7 in
+    solve_dependencies)."""
+    admitted = flat_helpers._CURRENT_DIGESTS[group]
+    for release in _ADMITTED[group]:
+        monkeypatch.setattr(fastapi, "__version__", release)
+        monkeypatch.setattr(flat_helpers, "_current_digests", lambda: admitted)
+        assert flat_helpers._current_gate() == "", release
+        for index, (module, qualname) in enumerate(flat_helpers._CURRENT_FUNCTIONS):
+            changed = (*admitted[:index], "0" * 64, *admitted[index + 1 :])
+            monkeypatch.setattr(flat_helpers, "_current_digests", lambda changed=changed: changed)
+            assert flat_helpers._current_gate() == (
+                f"fastapi {release}: {module}.{qualname} differs from {group}'s,"
+                " the nearest release flat plans were proven on"
+            ), (release, qualname)
+
+
 def test_a_mix_of_proven_releases_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each function as some proven release has it, but not all as one release has them (as on
-    0.163.1: 0.165.0's request_body_to_args, 0.162.5's get_request_handler): no flat plans, the
-    gate compares whole tuples."""
+    0.163.1 before its own suite was run: 0.165.0's solve_dependencies, 0.162.5's
+    get_request_handler): no flat plans, the gate compares whole tuples."""
     table = {"A": ("a1", "a2", "a3"), "B": ("b1", "a2", "b3")}
     functions = (("m", "one"), ("m", "two"), ("m", "three"))
     monkeypatch.setattr(flat_helpers, "_CURRENT_DIGESTS", table)

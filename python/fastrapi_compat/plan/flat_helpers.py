@@ -9,11 +9,14 @@ by step. Three generations are known:
   ``_get_cache_key``...) and ``serialize_response`` takes ``dump_json``. Its gate is the
   sha256 of every function the plan replicates (:data:`_CURRENT_FUNCTIONS`): the tuple must be
   one of :data:`_CURRENT_DIGESTS`, each that of a release whose own FastAPI suite passed
-  through the engine with flat plans (0.165.0; 0.162.5, the same bodies as 0.161.0 to
-  0.162.6). Between 0.130 and 0.164 ``get_request_handler`` changes in most releases:
-  ``scripts/flat_digests.py`` digests release wheels and groups the releases that share a
-  tuple. A release of another tuple keeps FastAPI's own handler (the reason names the first
-  function whose source no proven release has).
+  through the engine with flat plans (0.165.0, 0.164.0, 0.163.2, 0.163.1 = 0.163.0, 0.162.7;
+  0.162.5, the same bodies as 0.161.0 to 0.162.6). Between 0.130 and 0.165
+  ``get_request_handler`` changes in most releases: ``scripts/flat_digests.py`` digests release
+  wheels and groups the releases that share a tuple. From 0.161.0 on, what changed is in
+  branches a flat plan never takes (form bodies, body limits, ``yield`` and concurrency-limited
+  dependencies), so one plan serves every group. A release of another tuple keeps FastAPI's
+  own handler (the reason names the first function that differs from the nearest proven
+  release's).
 - ``0.128``: the same handler shape (FastAPI's ``request_response`` with the request's exit
   stacks, errors with an endpoint context), but the helpers live on ``Dependant``
   (``cache_key``, ``is_coroutine_callable``), an absent body is ``None``, a missing
@@ -151,6 +154,73 @@ _CURRENT_DIGESTS: dict[str, tuple[str, ...]] = {
         "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
         "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
     ),
+    # 0.164.0 alone: as 0.165.0 but get_request_handler reads a form without form limits (a form
+    # body is never flat)
+    "0.164.0": (
+        "fe6d9c5f45e32107bace5c77c9f90a0e1db9bd1676844a7ca68a9869f4f9383e",
+        "7240dbbcafa887b9142048e2639de66cb3690a3961f6b1c65011b3a308c69427",
+        "3ab48cdb07e8c0ef283545f7b419cfa63609a12f1e1967a7387e1d1bbb824353",
+        "e6f95af1c7f0d4ef38a90b6b1bc247d6eaa4fb37602473934c9c6b86cb3f948e",
+        "aa7c5c48a465341463cd4c938c7cec754b78e6f569c1328102e605246b1bb4aa",
+        "b2fdad4434babf7561412e191ebdd8c6477ef5d30d07c4782829b531b218ca13",
+        "bf7600fe2da2b82138fe796de92edfe90b2d322c4b1432877c90833957d8dea2",
+        "c2b43cb5238f57a8ff6e2b1ba0ecf044cf63cce5c3f3be73534d28f445a2d586",
+        "0bf32a7d3714e83116c90a203adb517e15289fa0a30aa2da8e944beb11c39824",
+        "129d737b9fcaaa1f1c5d43939f3dd584aa9bb8fe8e6017db10d7807a5a88087f",
+        "9bada32cc5500edb9f946f8ffe393b7b4bb2fcc7a81aba315a5e6afdb3d89d64",
+        "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
+        "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
+    ),
+    # 0.163.2 alone: as 0.164.0 but get_request_handler does not re-raise a body-limit error
+    # (MAX_BODY_SIZE_SCOPE_KEY): a body error is a 400, as the flat plan answers it
+    "0.163.2": (
+        "fe6d9c5f45e32107bace5c77c9f90a0e1db9bd1676844a7ca68a9869f4f9383e",
+        "3b8983cc5ef035de93ab4421384ac65d31d733f303b8f8f42a050ce6bc217a92",
+        "3ab48cdb07e8c0ef283545f7b419cfa63609a12f1e1967a7387e1d1bbb824353",
+        "e6f95af1c7f0d4ef38a90b6b1bc247d6eaa4fb37602473934c9c6b86cb3f948e",
+        "aa7c5c48a465341463cd4c938c7cec754b78e6f569c1328102e605246b1bb4aa",
+        "b2fdad4434babf7561412e191ebdd8c6477ef5d30d07c4782829b531b218ca13",
+        "bf7600fe2da2b82138fe796de92edfe90b2d322c4b1432877c90833957d8dea2",
+        "c2b43cb5238f57a8ff6e2b1ba0ecf044cf63cce5c3f3be73534d28f445a2d586",
+        "0bf32a7d3714e83116c90a203adb517e15289fa0a30aa2da8e944beb11c39824",
+        "129d737b9fcaaa1f1c5d43939f3dd584aa9bb8fe8e6017db10d7807a5a88087f",
+        "9bada32cc5500edb9f946f8ffe393b7b4bb2fcc7a81aba315a5e6afdb3d89d64",
+        "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
+        "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
+    ),
+    # 0.163.0 and 0.163.1: as 0.163.2 but request_body_to_args extracts an empty form (form only)
+    "0.163.1": (
+        "fe6d9c5f45e32107bace5c77c9f90a0e1db9bd1676844a7ca68a9869f4f9383e",
+        "3b8983cc5ef035de93ab4421384ac65d31d733f303b8f8f42a050ce6bc217a92",
+        "3ab48cdb07e8c0ef283545f7b419cfa63609a12f1e1967a7387e1d1bbb824353",
+        "e6f95af1c7f0d4ef38a90b6b1bc247d6eaa4fb37602473934c9c6b86cb3f948e",
+        "aa7c5c48a465341463cd4c938c7cec754b78e6f569c1328102e605246b1bb4aa",
+        "b2fdad4434babf7561412e191ebdd8c6477ef5d30d07c4782829b531b218ca13",
+        "bf7600fe2da2b82138fe796de92edfe90b2d322c4b1432877c90833957d8dea2",
+        "c2b43cb5238f57a8ff6e2b1ba0ecf044cf63cce5c3f3be73534d28f445a2d586",
+        "e990dba234f29810047e79c3a9b733923a5d67d8061cf1d9513932ffb446ddd4",
+        "129d737b9fcaaa1f1c5d43939f3dd584aa9bb8fe8e6017db10d7807a5a88087f",
+        "9bada32cc5500edb9f946f8ffe393b7b4bb2fcc7a81aba315a5e6afdb3d89d64",
+        "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
+        "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
+    ),
+    # 0.162.7 alone: as 0.163.1 but solve_dependencies has no concurrency limits (a dependency
+    # with one is never flat); 0.162.5's passes no request to _solve_generator (yield: never flat)
+    "0.162.7": (
+        "fe6d9c5f45e32107bace5c77c9f90a0e1db9bd1676844a7ca68a9869f4f9383e",
+        "3b8983cc5ef035de93ab4421384ac65d31d733f303b8f8f42a050ce6bc217a92",
+        "3ab48cdb07e8c0ef283545f7b419cfa63609a12f1e1967a7387e1d1bbb824353",
+        "e6f95af1c7f0d4ef38a90b6b1bc247d6eaa4fb37602473934c9c6b86cb3f948e",
+        "aa7c5c48a465341463cd4c938c7cec754b78e6f569c1328102e605246b1bb4aa",
+        "b2fdad4434babf7561412e191ebdd8c6477ef5d30d07c4782829b531b218ca13",
+        "d2da86a91b3efb391cb3135b540cce9520220c5f634e2b99fe280683c5695bee",
+        "c2b43cb5238f57a8ff6e2b1ba0ecf044cf63cce5c3f3be73534d28f445a2d586",
+        "e990dba234f29810047e79c3a9b733923a5d67d8061cf1d9513932ffb446ddd4",
+        "129d737b9fcaaa1f1c5d43939f3dd584aa9bb8fe8e6017db10d7807a5a88087f",
+        "9bada32cc5500edb9f946f8ffe393b7b4bb2fcc7a81aba315a5e6afdb3d89d64",
+        "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
+        "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
+    ),
     # 0.161.0 to 0.162.6
     "0.162.5": (
         "fe6d9c5f45e32107bace5c77c9f90a0e1db9bd1676844a7ca68a9869f4f9383e",
@@ -167,6 +237,18 @@ _CURRENT_DIGESTS: dict[str, tuple[str, ...]] = {
         "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
         "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
     ),
+}
+
+
+#: The oldest and newest release that share each admitted tuple (``scripts/flat_digests.py`` on
+#: the wheels from 0.130.0 to 0.165.0), to name a release's own group when a function differs.
+_CURRENT_RELEASES: dict[str, tuple[str, str]] = {
+    "0.165.0": ("0.165.0", "0.165.0"),
+    "0.164.0": ("0.164.0", "0.164.0"),
+    "0.163.2": ("0.163.2", "0.163.2"),
+    "0.163.1": ("0.163.0", "0.163.1"),
+    "0.162.7": ("0.162.7", "0.162.7"),
+    "0.162.5": ("0.161.0", "0.162.6"),
 }
 
 
@@ -191,15 +273,33 @@ def _current_digests() -> tuple[str, ...]:
     return tuple(found)
 
 
+def _release_number(version: str) -> int:
+    """``0.163.1`` as 163001, to tell which proven release is nearest (0 for what is not X.Y.Z)."""
+    parts = [int(part) for part in version.split(".")[:3] if part.isdigit()]
+    if len(parts) != 3:
+        return 0
+    return parts[0] * 1_000_000 + parts[1] * 1_000 + parts[2]
+
+
 def _current_gate() -> str:
     """ "" when the functions a ``current`` plan replicates are those of a proven release, else
     why not: the functions whose source differs from the nearest proven release's."""
     found = _current_digests()
     if found in _CURRENT_DIGESTS.values():
         return ""
-    nearest, digests = max(
-        _CURRENT_DIGESTS.items(), key=lambda item: sum(a == b for a, b in zip(item[1], found, strict=True))
-    )
+    installed = _release_number(fastapi.__version__)
+
+    def nearness(item: tuple[str, tuple[str, ...]]) -> tuple[int, bool, int, int]:
+        """Most functions alike; among those, the installed release's own group (0.162.6 is
+        0.162.5's, not 0.162.7's, though each differs from it in one function), else the proven
+        release nearest it, the older at equal distance."""
+        number = _release_number(item[0])
+        oldest, newest = _CURRENT_RELEASES.get(item[0], (item[0], item[0]))
+        own = _release_number(oldest) <= installed <= _release_number(newest)
+        alike = sum(a == b for a, b in zip(item[1], found, strict=True))
+        return alike, own, -abs(number - installed), -number
+
+    nearest, digests = max(_CURRENT_DIGESTS.items(), key=nearness)
     differ = [f"{m}.{q}" for (m, q), a, b in zip(_CURRENT_FUNCTIONS, digests, found, strict=True) if a != b]
     more = f" and {len(differ) - 1} more differ" if len(differ) > 1 else " differs"
     return f"fastapi {fastapi.__version__}: {differ[0]}{more} from {nearest}'s, the nearest release flat plans were proven on"
