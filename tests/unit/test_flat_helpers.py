@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import fastapi.dependencies.utils as _dep_utils
 import fastapi.routing
 import pytest
 
@@ -64,6 +65,7 @@ _ADMITTED: dict[str, tuple[str, ...]] = {
     "0.163.1": ("0.163.0", "0.163.1"),
     "0.162.7": ("0.162.7",),
     "0.162.5": ("0.161.0", "0.161.1", *(f"0.162.{patch}" for patch in range(7))),
+    "0.160.0": ("0.160.0",),
 }
 
 
@@ -149,6 +151,25 @@ def test_every_admitted_release_refuses_a_changed_function_by_name(monkeypatch: 
                 f"fastapi {release}: {module}.{qualname} differs from {group}'s,"
                 " the nearest release flat plans were proven on"
             ), (release, qualname)
+
+
+def test_the_form_model_switch_of_0_160(monkeypatch: pytest.MonkeyPatch) -> None:
+    """0.160.0 has ``_get_form_model`` (one model or None) where 0.161.0 on have
+    ``_get_form_models`` (a list): the current generation takes the one the release has, and
+    neither leaves it without flat plans, by name."""
+    form_model = object()
+    monkeypatch.delattr(_dep_utils, "_get_form_models", raising=False)
+    monkeypatch.setattr(_dep_utils, "_get_form_model", lambda field: form_model if field == "form" else None)
+    monkeypatch.setattr(flat_helpers, "_current_gate", lambda: "")
+    helpers, reason = flat_helpers._current()
+    assert reason == ""
+    assert helpers is not None
+    assert helpers.form_models("form") is True
+    assert helpers.form_models("json") is False
+    monkeypatch.delattr(_dep_utils, "_get_form_model")
+    helpers, reason = flat_helpers._current()
+    assert helpers is None
+    assert reason == f"fastapi {fastapi.__version__} lacks form_models"
 
 
 def test_a_mix_of_proven_releases_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,11 +10,12 @@ by step. Three generations are known:
   sha256 of every function the plan replicates (:data:`_CURRENT_FUNCTIONS`): the tuple must be
   one of :data:`_CURRENT_DIGESTS`, each that of a release whose own FastAPI suite passed
   through the engine with flat plans (0.165.0, 0.164.0, 0.163.2, 0.163.1 = 0.163.0, 0.162.7;
-  0.162.5, the same bodies as 0.161.0 to 0.162.6). Between 0.130 and 0.165
+  0.162.5, the same bodies as 0.161.0 to 0.162.6; 0.160.0). Between 0.130 and 0.165
   ``get_request_handler`` changes in most releases: ``scripts/flat_digests.py`` digests release
-  wheels and groups the releases that share a tuple. From 0.161.0 on, what changed is in
+  wheels and groups the releases that share a tuple. From 0.160.0 on, what changed is in
   branches a flat plan never takes (form bodies, body limits, ``yield`` and concurrency-limited
-  dependencies), so one plan serves every group. A release of another tuple keeps FastAPI's
+  dependencies), so one plan serves every group, with one release switch: 0.160.0's form-model
+  test (:func:`_form_models_before_0_161`). A release of another tuple keeps FastAPI's
   own handler (the reason names the first function that differs from the nearest proven
   release's).
 - ``0.128``: the same handler shape (FastAPI's ``request_response`` with the request's exit
@@ -237,6 +238,23 @@ _CURRENT_DIGESTS: dict[str, tuple[str, ...]] = {
         "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
         "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
     ),
+    # 0.160.0 alone: as 0.161.0 but request_body_to_args reads no union of form models (form only)
+    # and asks _get_form_model, not _get_form_models (the release switch _form_models_before_0_161)
+    "0.160.0": (
+        "fe6d9c5f45e32107bace5c77c9f90a0e1db9bd1676844a7ca68a9869f4f9383e",
+        "3b8983cc5ef035de93ab4421384ac65d31d733f303b8f8f42a050ce6bc217a92",
+        "3ab48cdb07e8c0ef283545f7b419cfa63609a12f1e1967a7387e1d1bbb824353",
+        "e6f95af1c7f0d4ef38a90b6b1bc247d6eaa4fb37602473934c9c6b86cb3f948e",
+        "aa7c5c48a465341463cd4c938c7cec754b78e6f569c1328102e605246b1bb4aa",
+        "b2fdad4434babf7561412e191ebdd8c6477ef5d30d07c4782829b531b218ca13",
+        "c81a564ad3ba34e4b960ee6323a9b8ca416a753a36311b85de2ec34d38c042be",
+        "c2b43cb5238f57a8ff6e2b1ba0ecf044cf63cce5c3f3be73534d28f445a2d586",
+        "84268c7a141ddbdc8ff8f47af8b1c39e238d5bc2c3ab406e6009a307286bc723",
+        "129d737b9fcaaa1f1c5d43939f3dd584aa9bb8fe8e6017db10d7807a5a88087f",
+        "9bada32cc5500edb9f946f8ffe393b7b4bb2fcc7a81aba315a5e6afdb3d89d64",
+        "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
+        "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
+    ),
 }
 
 
@@ -249,6 +267,7 @@ _CURRENT_RELEASES: dict[str, tuple[str, str]] = {
     "0.163.1": ("0.163.0", "0.163.1"),
     "0.162.7": ("0.162.7", "0.162.7"),
     "0.162.5": ("0.161.0", "0.162.6"),
+    "0.160.0": ("0.160.0", "0.160.0"),
 }
 
 
@@ -290,8 +309,8 @@ def _current_gate() -> str:
     installed = _release_number(fastapi.__version__)
 
     def nearness(item: tuple[str, tuple[str, ...]]) -> tuple[int, bool, int, int]:
-        """Most functions alike; among those, the installed release's own group (0.162.6 is
-        0.162.5's, not 0.162.7's, though each differs from it in one function), else the proven
+        """Most functions alike; among those, the installed release's own group (0.161.0 is
+        0.162.5's, not 0.160.0's, though each differs from it in one function), else the proven
         release nearest it, the older at equal distance."""
         number = _release_number(item[0])
         oldest, newest = _CURRENT_RELEASES.get(item[0], (item[0], item[0]))
@@ -303,6 +322,16 @@ def _current_gate() -> str:
     differ = [f"{m}.{q}" for (m, q), a, b in zip(_CURRENT_FUNCTIONS, digests, found, strict=True) if a != b]
     more = f" and {len(differ) - 1} more differ" if len(differ) > 1 else " differs"
     return f"fastapi {fastapi.__version__}: {differ[0]}{more} from {nearest}'s, the nearest release flat plans were proven on"
+
+
+def _form_models_before_0_161() -> Callable[[Any], bool] | None:
+    """The release switch of 0.160.0, whose ``request_body_to_args`` asks ``_get_form_model(field)
+    is None`` where 0.161.0's asks ``not _get_form_models(field)`` (a form model's union came in
+    0.161): whether a single body field is a form model (None: neither helper)."""
+    get_form_model = getattr(_dep_utils, "_get_form_model", None)
+    if get_form_model is None:
+        return None
+    return lambda field: get_form_model(field) is not None
 
 
 def _current() -> tuple[FlatHelpers | None, str]:
@@ -323,7 +352,7 @@ def _current() -> tuple[FlatHelpers | None, str]:
         "validate_value": getattr(_dep_utils, "_validate_value_with_model_field", None),
         "cache_key": getattr(_dep_models, "_get_cache_key", None),
         "should_embed": getattr(_dep_utils, "_should_embed_body_fields", None),
-        "form_models": getattr(_dep_utils, "_get_form_models", None),
+        "form_models": getattr(_dep_utils, "_get_form_models", None) or _form_models_before_0_161(),
         "oauth_scopes": getattr(_dep_models, "_get_oauth_scopes", None),
     }
     missing = [name for name, value in names.items() if value is None]
