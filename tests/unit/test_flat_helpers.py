@@ -3,18 +3,23 @@ the installed release, and the digest gate that keeps any other release on FastA
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
+import inspect
 import re
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import fastapi.dependencies.utils as _dep_utils
 import fastapi.routing
 import pytest
+from fastapi import Depends, FastAPI, Query
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
-from fastrapi_compat.plan import flat_helpers, internals
+from fastrapi_compat.plan import flat, flat_helpers, internals
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -66,6 +71,8 @@ _ADMITTED: dict[str, tuple[str, ...]] = {
     "0.162.7": ("0.162.7",),
     "0.162.5": ("0.161.0", "0.161.1", *(f"0.162.{patch}" for patch in range(7))),
     "0.160.0": ("0.160.0",),
+    "0.159.1": ("0.159.1",),
+    "0.159.0": ("0.159.0",),
 }
 
 
@@ -170,6 +177,46 @@ def test_the_form_model_switch_of_0_160(monkeypatch: pytest.MonkeyPatch) -> None
     helpers, reason = flat_helpers._current()
     assert helpers is None
     assert reason == f"fastapi {fastapi.__version__} lacks form_models"
+
+
+class _Paging(BaseModel):
+    limit: int = 10
+
+
+def _paging(p: Annotated[_Paging, Query()]) -> int:
+    return p.limit
+
+
+def test_the_parameter_names_switch_before_0_160(monkeypatch: pytest.MonkeyPatch) -> None:
+    """0.157.0 to 0.159.1 read a parameter model with the route's parameter names
+    (``known_param_names``), which a plan does not pass: ``param_names`` is whether the installed
+    ``request_params_to_args`` takes them, and with it a route with a parameter model (here a
+    query model, and one in a dependency) is not flat; a route without one still is."""
+    helpers = internals.FLAT
+    if helpers is None:
+        pytest.skip(f"no flat plans on this fastapi: {internals.FLAT_UNSUPPORTED}")
+    takes = "known_param_names" in inspect.signature(_dep_utils.request_params_to_args).parameters
+    assert helpers.param_names == (takes and not helpers.legacy)
+
+    app = FastAPI()
+
+    @app.get("/model")
+    async def model(p: Annotated[_Paging, Query()]) -> int:
+        return p.limit
+
+    @app.get("/in-dependency")
+    async def in_dependency(limit: Annotated[int, Depends(_paging)]) -> int:
+        return limit
+
+    @app.get("/plain")
+    async def plain(limit: int = 10) -> int:
+        return limit
+
+    for switched in (False, True):
+        monkeypatch.setattr(internals, "FLAT", dataclasses.replace(helpers, param_names=switched))
+        reasons = {route.path: flat.flat_reason(route) for route in app.routes if isinstance(route, APIRoute)}
+        expected = "parameter model (this release reads it with the route's parameter names)" if switched else ""
+        assert reasons == {"/model": expected, "/in-dependency": expected, "/plain": ""}
 
 
 def test_a_mix_of_proven_releases_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,14 +10,15 @@ by step. Three generations are known:
   sha256 of every function the plan replicates (:data:`_CURRENT_FUNCTIONS`): the tuple must be
   one of :data:`_CURRENT_DIGESTS`, each that of a release whose own FastAPI suite passed
   through the engine with flat plans (0.165.0, 0.164.0, 0.163.2, 0.163.1 = 0.163.0, 0.162.7;
-  0.162.5, the same bodies as 0.161.0 to 0.162.6; 0.160.0). Between 0.130 and 0.165
-  ``get_request_handler`` changes in most releases: ``scripts/flat_digests.py`` digests release
-  wheels and groups the releases that share a tuple. From 0.160.0 on, what changed is in
-  branches a flat plan never takes (form bodies, body limits, ``yield`` and concurrency-limited
-  dependencies), so one plan serves every group, with one release switch: 0.160.0's form-model
-  test (:func:`_form_models_before_0_161`). A release of another tuple keeps FastAPI's
-  own handler (the reason names the first function that differs from the nearest proven
-  release's).
+  0.162.5, the same bodies as 0.161.0 to 0.162.6; 0.160.0, 0.159.1, 0.159.0). Between 0.130
+  and 0.165 ``get_request_handler`` changes in most releases: ``scripts/flat_digests.py``
+  digests release wheels and groups the releases that share a tuple. From 0.159.0 on, what
+  changed is in branches a flat plan never takes (form bodies, body limits, ``yield`` and
+  concurrency-limited dependencies), so one plan serves every group, with two release
+  switches: the form-model test of 0.160.0 and older (:func:`_form_models_before_0_161`), and
+  before 0.160 a parameter model read with the route's parameter names
+  (``FlatHelpers.param_names``). A release of another tuple keeps FastAPI's own handler (the
+  reason names the first function that differs from the nearest proven release's).
 - ``0.128``: the same handler shape (FastAPI's ``request_response`` with the request's exit
   stacks, errors with an endpoint context), but the helpers live on ``Dependant``
   (``cache_key``, ``is_coroutine_callable``), an absent body is ``None``, a missing
@@ -98,6 +99,10 @@ class FlatHelpers:
     #: first time), else None.
     body_model_fields: Callable[[Any], Any] | None
     oauth_scopes: Callable[..., Any]
+    #: Whether ``request_params_to_args`` takes the route's parameter names for a parameter
+    #: model (``known_param_names``, 0.157.0 to 0.159.1), which a plan does not pass: a location
+    #: read as a parameter model then keeps the route off flat plans.
+    param_names: bool = False
 
 
 def _digest(function: Any) -> str:
@@ -255,6 +260,40 @@ _CURRENT_DIGESTS: dict[str, tuple[str, ...]] = {
         "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
         "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
     ),
+    # 0.159.1 alone: as 0.160.0 but a parameter model is read with the route's parameter names
+    # (known_param_names, from solve_dependencies): such a route is not flat (param_names)
+    "0.159.1": (
+        "fe6d9c5f45e32107bace5c77c9f90a0e1db9bd1676844a7ca68a9869f4f9383e",
+        "3b8983cc5ef035de93ab4421384ac65d31d733f303b8f8f42a050ce6bc217a92",
+        "3ab48cdb07e8c0ef283545f7b419cfa63609a12f1e1967a7387e1d1bbb824353",
+        "e6f95af1c7f0d4ef38a90b6b1bc247d6eaa4fb37602473934c9c6b86cb3f948e",
+        "aa7c5c48a465341463cd4c938c7cec754b78e6f569c1328102e605246b1bb4aa",
+        "b2fdad4434babf7561412e191ebdd8c6477ef5d30d07c4782829b531b218ca13",
+        "611ac5d10e8995809a1e0a3ff76324b12d3cdbd90a54d8ae2ee1157fc40b9e39",
+        "bbd7dc5973a6e749e175b9917d473ba156998273c805b5192c53fad6a0228777",
+        "f6eca6eea3006fb5e0d9f61ee4e58e8c8d2d1c665448cfa8467f0250d166046d",
+        "129d737b9fcaaa1f1c5d43939f3dd584aa9bb8fe8e6017db10d7807a5a88087f",
+        "9bada32cc5500edb9f946f8ffe393b7b4bb2fcc7a81aba315a5e6afdb3d89d64",
+        "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
+        "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
+    ),
+    # 0.159.0 alone: as 0.159.1 but request_body_to_args validates an absent optional union of
+    # form models as the form's values, not as missing (form only)
+    "0.159.0": (
+        "fe6d9c5f45e32107bace5c77c9f90a0e1db9bd1676844a7ca68a9869f4f9383e",
+        "3b8983cc5ef035de93ab4421384ac65d31d733f303b8f8f42a050ce6bc217a92",
+        "3ab48cdb07e8c0ef283545f7b419cfa63609a12f1e1967a7387e1d1bbb824353",
+        "e6f95af1c7f0d4ef38a90b6b1bc247d6eaa4fb37602473934c9c6b86cb3f948e",
+        "aa7c5c48a465341463cd4c938c7cec754b78e6f569c1328102e605246b1bb4aa",
+        "b2fdad4434babf7561412e191ebdd8c6477ef5d30d07c4782829b531b218ca13",
+        "611ac5d10e8995809a1e0a3ff76324b12d3cdbd90a54d8ae2ee1157fc40b9e39",
+        "bbd7dc5973a6e749e175b9917d473ba156998273c805b5192c53fad6a0228777",
+        "989952a85de933f3f5d298974dc50f3675da47b07b62ccbb850b5d66a6976c8a",
+        "129d737b9fcaaa1f1c5d43939f3dd584aa9bb8fe8e6017db10d7807a5a88087f",
+        "9bada32cc5500edb9f946f8ffe393b7b4bb2fcc7a81aba315a5e6afdb3d89d64",
+        "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
+        "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
+    ),
 }
 
 
@@ -268,6 +307,8 @@ _CURRENT_RELEASES: dict[str, tuple[str, str]] = {
     "0.162.7": ("0.162.7", "0.162.7"),
     "0.162.5": ("0.161.0", "0.162.6"),
     "0.160.0": ("0.160.0", "0.160.0"),
+    "0.159.1": ("0.159.1", "0.159.1"),
+    "0.159.0": ("0.159.0", "0.159.0"),
 }
 
 
@@ -325,9 +366,10 @@ def _current_gate() -> str:
 
 
 def _form_models_before_0_161() -> Callable[[Any], bool] | None:
-    """The release switch of 0.160.0, whose ``request_body_to_args`` asks ``_get_form_model(field)
-    is None`` where 0.161.0's asks ``not _get_form_models(field)`` (a form model's union came in
-    0.161): whether a single body field is a form model (None: neither helper)."""
+    """The release switch of 0.160.0 and 0.159.x, whose ``request_body_to_args`` asks
+    ``_get_form_model(field) is None`` where 0.161.0's asks ``not _get_form_models(field)`` (a
+    form model's union came in 0.161): whether a single body field is a form model (None:
+    neither helper)."""
     get_form_model = getattr(_dep_utils, "_get_form_model", None)
     if get_form_model is None:
         return None
@@ -365,6 +407,8 @@ def _current() -> tuple[FlatHelpers | None, str]:
     parameters = inspect.signature(serialize).parameters
     if "dump_json" not in parameters or "endpoint_ctx" not in parameters:
         return None, f"fastapi {fastapi.__version__}: serialize_response without dump_json/endpoint_ctx"
+    read_params: Any = names["request_params_to_args"]
+    param_names = "known_param_names" in inspect.signature(read_params).parameters
     is_coroutine: Any = names.pop("is_coroutine")
     is_gen: Any = names.pop("is_gen")
     is_async_gen: Any = names.pop("is_async_gen")
@@ -382,6 +426,7 @@ def _current() -> tuple[FlatHelpers | None, str]:
         location_model=lambda fields: any(get_param_model(field) is not None for field in fields),
         missing_value=lambda field, received: Undefined,
         is_sequence=lambda field: bool(sequence(field.field_info.annotation)),
+        param_names=param_names,
         **names,  # type: ignore[arg-type]
     ), ""
 
