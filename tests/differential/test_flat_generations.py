@@ -68,9 +68,12 @@ def test_same_answer(pair: PairClients, req: Req) -> None:
 
 
 def test_every_route_has_a_flat_plan() -> None:
-    """The routes above are all shapes flat plans take, on any release that has them."""
+    """The routes above are all shapes flat plans take, on any release that has them, but for
+    the query parameter model of ``/paging`` on 0.157.0-0.159.1, whose ``request_params_to_args``
+    takes the route's parameter names (``FlatHelpers.param_names``): FastAPI's handler there."""
     if internals.FLAT is None:
         pytest.skip(f"no flat plans on this fastapi: {internals.FLAT_UNSUPPORTED}")
     compiled = compile_app(flat_generations.create_app())
     flat = {plan.route_like.path: plan.flat is not None for plan in compiled.plans if plan.route is not None}
-    assert flat and all(flat.values()), flat
+    assert flat
+    assert flat == {path: not (internals.FLAT.param_names and path == "/paging") for path in flat}

@@ -3,17 +3,23 @@ the installed release, and the digest gate that keeps any other release on FastA
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
+import inspect
 import re
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import fastapi.dependencies.utils as _dep_utils
 import fastapi.routing
 import pytest
+from fastapi import Depends, FastAPI, Query
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
-from fastrapi_compat.plan import flat_helpers, internals
+from fastrapi_compat.plan import flat, flat_helpers, internals
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,7 +60,26 @@ def test_the_current_generation_is_not_taken_for_an_older_one() -> None:
     assert flat_helpers._legacy("newer") == (None, "newer")  # 0.165's bodies match no table
 
 
+#: The releases each admitted tuple of the current generation stands for (``scripts/flat_digests.py``
+#: on their wheels): the release named passed its own FastAPI suite through the engine with flat
+#: plans, the others share every digest with it.
+_ADMITTED: dict[str, tuple[str, ...]] = {
+    "0.165.0": ("0.165.0",),
+    "0.164.0": ("0.164.0",),
+    "0.163.2": ("0.163.2",),
+    "0.163.1": ("0.163.0", "0.163.1"),
+    "0.162.7": ("0.162.7",),
+    "0.162.5": ("0.161.0", "0.161.1", *(f"0.162.{patch}" for patch in range(7))),
+    "0.160.0": ("0.160.0",),
+    "0.159.1": ("0.159.1",),
+    "0.159.0": ("0.159.0",),
+}
+
+
 def test_current_digest_table_names_every_function() -> None:
+    assert set(flat_helpers._CURRENT_DIGESTS) == set(_ADMITTED)
+    for group, releases in _ADMITTED.items():
+        assert flat_helpers._CURRENT_RELEASES[group] == (releases[0], releases[-1])
     assert "0.165.0" in flat_helpers._CURRENT_DIGESTS  # CI's main run
     assert "0.162.5" in flat_helpers._CURRENT_DIGESTS  # the newest release on Python 3.10
     for release, digests in flat_helpers._CURRENT_DIGESTS.items():
@@ -64,11 +89,12 @@ def test_current_digest_table_names_every_function() -> None:
 
 
 def test_a_proven_release_gets_current_flat_plans() -> None:
-    """0.165.0 (CI's main run) and 0.162.5 (``scripts/test-python 3.10``) passed their own suites
-    through the engine: their bodies are admitted, and flat plans run there."""
-    if fastapi.__version__ not in ("0.165.0", "0.162.5"):
-        pytest.skip(f"fastapi {fastapi.__version__} is not a release CI runs")
-    assert flat_helpers._current_digests() == flat_helpers._CURRENT_DIGESTS[fastapi.__version__]
+    """An admitted release (CI runs 0.165.0, and 0.162.5 with ``scripts/test-python 3.10``; the
+    others in a venv of that release) has its group's digests, and flat plans run there."""
+    group = next((name for name, releases in _ADMITTED.items() if fastapi.__version__ in releases), None)
+    if group is None:
+        pytest.skip(f"fastapi {fastapi.__version__} is not an admitted release")
+    assert flat_helpers._current_digests() == flat_helpers._CURRENT_DIGESTS[group]
     assert flat_helpers._current_gate() == ""
     helpers, reason = flat_helpers.flat_support()
     assert reason == ""
@@ -99,20 +125,104 @@ def test_a_changed_function_keeps_fastapi_s_handler(
     release's leaves the release without flat plans, and the reason names the function."""
     if flat_helpers._current_gate():
         pytest.skip(f"fastapi {fastapi.__version__} is not a proven current release")
+    admitted = flat_helpers._current_digests()
+    group = next(name for name, digests in flat_helpers._CURRENT_DIGESTS.items() if digests == admitted)
     _replace(monkeypatch, module, qualname)
     helpers, reason = flat_helpers.flat_support()
     assert helpers is None
+    # Named: the installed release's own group, even where another proven release differs from
+    # it in this function alone (0.164.0's get_request_handler is all that differs from 0.165.0's).
     assert reason == (
-        f"fastapi {fastapi.__version__}: {module}.{qualname} differs from {fastapi.__version__}'s,"
+        f"fastapi {fastapi.__version__}: {module}.{qualname} differs from {group}'s,"
         " the nearest release flat plans were proven on"
     )
     assert flat_helpers._current() == (None, reason)
 
 
+@pytest.mark.parametrize("group", sorted(_ADMITTED))
+def test_every_admitted_release_refuses_a_changed_function_by_name(monkeypatch: pytest.MonkeyPatch, group: str) -> None:
+    """On every release of an admitted group (whatever is installed: the version and the live
+    digests are stood in for), any one replicated function of another source is refused, named,
+    against the release's own group, even where another proven release differs from it in that
+    function alone (0.164.0 and 0.165.0 in get_request_handler, 0.162.6 and 0.162.7 in
+    solve_dependencies)."""
+    admitted = flat_helpers._CURRENT_DIGESTS[group]
+    for release in _ADMITTED[group]:
+        monkeypatch.setattr(fastapi, "__version__", release)
+        monkeypatch.setattr(flat_helpers, "_current_digests", lambda: admitted)
+        assert flat_helpers._current_gate() == "", release
+        for index, (module, qualname) in enumerate(flat_helpers._CURRENT_FUNCTIONS):
+            changed = (*admitted[:index], "0" * 64, *admitted[index + 1 :])
+            monkeypatch.setattr(flat_helpers, "_current_digests", lambda changed=changed: changed)
+            assert flat_helpers._current_gate() == (
+                f"fastapi {release}: {module}.{qualname} differs from {group}'s,"
+                " the nearest release flat plans were proven on"
+            ), (release, qualname)
+
+
+def test_the_form_model_switch_of_0_160(monkeypatch: pytest.MonkeyPatch) -> None:
+    """0.160.0 has ``_get_form_model`` (one model or None) where 0.161.0 on have
+    ``_get_form_models`` (a list): the current generation takes the one the release has, and
+    neither leaves it without flat plans, by name."""
+    form_model = object()
+    monkeypatch.delattr(_dep_utils, "_get_form_models", raising=False)
+    monkeypatch.setattr(_dep_utils, "_get_form_model", lambda field: form_model if field == "form" else None)
+    monkeypatch.setattr(flat_helpers, "_current_gate", lambda: "")
+    helpers, reason = flat_helpers._current()
+    assert reason == ""
+    assert helpers is not None
+    assert helpers.form_models("form") is True
+    assert helpers.form_models("json") is False
+    monkeypatch.delattr(_dep_utils, "_get_form_model")
+    helpers, reason = flat_helpers._current()
+    assert helpers is None
+    assert reason == f"fastapi {fastapi.__version__} lacks form_models"
+
+
+class _Paging(BaseModel):
+    limit: int = 10
+
+
+def _paging(p: Annotated[_Paging, Query()]) -> int:
+    return p.limit
+
+
+def test_the_parameter_names_switch_before_0_160(monkeypatch: pytest.MonkeyPatch) -> None:
+    """0.157.0 to 0.159.1 read a parameter model with the route's parameter names
+    (``known_param_names``), which a plan does not pass: ``param_names`` is whether the installed
+    ``request_params_to_args`` takes them, and with it a route with a parameter model (here a
+    query model, and one in a dependency) is not flat; a route without one still is."""
+    helpers = internals.FLAT
+    if helpers is None:
+        pytest.skip(f"no flat plans on this fastapi: {internals.FLAT_UNSUPPORTED}")
+    takes = "known_param_names" in inspect.signature(_dep_utils.request_params_to_args).parameters
+    assert helpers.param_names == (takes and not helpers.legacy)
+
+    app = FastAPI()
+
+    @app.get("/model")
+    async def model(p: Annotated[_Paging, Query()]) -> int:
+        return p.limit
+
+    @app.get("/in-dependency")
+    async def in_dependency(limit: Annotated[int, Depends(_paging)]) -> int:
+        return limit
+
+    @app.get("/plain")
+    async def plain(limit: int = 10) -> int:
+        return limit
+
+    for switched in (False, True):
+        monkeypatch.setattr(internals, "FLAT", dataclasses.replace(helpers, param_names=switched))
+        reasons = {route.path: flat.flat_reason(route) for route in app.routes if isinstance(route, APIRoute)}
+        expected = "parameter model (this release reads it with the route's parameter names)" if switched else ""
+        assert reasons == {"/model": expected, "/in-dependency": expected, "/plain": ""}
+
+
 def test_a_mix_of_proven_releases_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each function as some proven release has it, but not all as one release has them (as on
-    0.163.1: 0.165.0's request_body_to_args, 0.162.5's get_request_handler): no flat plans, the
-    gate compares whole tuples."""
+    0.163.1 before its own suite was run: 0.165.0's solve_dependencies, 0.162.5's
+    get_request_handler): no flat plans, the gate compares whole tuples."""
     table = {"A": ("a1", "a2", "a3"), "B": ("b1", "a2", "b3")}
     functions = (("m", "one"), ("m", "two"), ("m", "three"))
     monkeypatch.setattr(flat_helpers, "_CURRENT_DIGESTS", table)

@@ -187,6 +187,12 @@ def _node_reason(dependant: Any, top: bool) -> str:
             return f"{name} parameter" if top else f"{name} parameter in a dependency"
     if getattr(dependant, "concurrency", None) is not None:
         return "concurrency limit"
+    if helpers.param_names and any(
+        helpers.location_model(fields)
+        for fields in (dependant.path_params, dependant.query_params, dependant.header_params, dependant.cookie_params)
+        if fields
+    ):
+        return "parameter model (this release reads it with the route's parameter names)"
     if helpers.oauth_scopes(dependant=dependant):
         return "security scopes"
     call = dependant.call

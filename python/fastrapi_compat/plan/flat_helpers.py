@@ -9,11 +9,16 @@ by step. Three generations are known:
   ``_get_cache_key``...) and ``serialize_response`` takes ``dump_json``. Its gate is the
   sha256 of every function the plan replicates (:data:`_CURRENT_FUNCTIONS`): the tuple must be
   one of :data:`_CURRENT_DIGESTS`, each that of a release whose own FastAPI suite passed
-  through the engine with flat plans (0.165.0; 0.162.5, the same bodies as 0.161.0 to
-  0.162.6). Between 0.130 and 0.164 ``get_request_handler`` changes in most releases:
-  ``scripts/flat_digests.py`` digests release wheels and groups the releases that share a
-  tuple. A release of another tuple keeps FastAPI's own handler (the reason names the first
-  function whose source no proven release has).
+  through the engine with flat plans (0.165.0, 0.164.0, 0.163.2, 0.163.1 = 0.163.0, 0.162.7;
+  0.162.5, the same bodies as 0.161.0 to 0.162.6; 0.160.0, 0.159.1, 0.159.0). Between 0.130
+  and 0.165 ``get_request_handler`` changes in most releases: ``scripts/flat_digests.py``
+  digests release wheels and groups the releases that share a tuple. From 0.159.0 on, what
+  changed is in branches a flat plan never takes (form bodies, body limits, ``yield`` and
+  concurrency-limited dependencies), so one plan serves every group, with two release
+  switches: the form-model test of 0.160.0 and older (:func:`_form_models_before_0_161`), and
+  before 0.160 a parameter model read with the route's parameter names
+  (``FlatHelpers.param_names``). A release of another tuple keeps FastAPI's own handler (the
+  reason names the first function that differs from the nearest proven release's).
 - ``0.128``: the same handler shape (FastAPI's ``request_response`` with the request's exit
   stacks, errors with an endpoint context), but the helpers live on ``Dependant``
   (``cache_key``, ``is_coroutine_callable``), an absent body is ``None``, a missing
@@ -94,6 +99,10 @@ class FlatHelpers:
     #: first time), else None.
     body_model_fields: Callable[[Any], Any] | None
     oauth_scopes: Callable[..., Any]
+    #: Whether ``request_params_to_args`` takes the route's parameter names for a parameter
+    #: model (``known_param_names``, 0.157.0 to 0.159.1), which a plan does not pass: a location
+    #: read as a parameter model then keeps the route off flat plans.
+    param_names: bool = False
 
 
 def _digest(function: Any) -> str:
@@ -151,6 +160,73 @@ _CURRENT_DIGESTS: dict[str, tuple[str, ...]] = {
         "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
         "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
     ),
+    # 0.164.0 alone: as 0.165.0 but get_request_handler reads a form without form limits (a form
+    # body is never flat)
+    "0.164.0": (
+        "fe6d9c5f45e32107bace5c77c9f90a0e1db9bd1676844a7ca68a9869f4f9383e",
+        "7240dbbcafa887b9142048e2639de66cb3690a3961f6b1c65011b3a308c69427",
+        "3ab48cdb07e8c0ef283545f7b419cfa63609a12f1e1967a7387e1d1bbb824353",
+        "e6f95af1c7f0d4ef38a90b6b1bc247d6eaa4fb37602473934c9c6b86cb3f948e",
+        "aa7c5c48a465341463cd4c938c7cec754b78e6f569c1328102e605246b1bb4aa",
+        "b2fdad4434babf7561412e191ebdd8c6477ef5d30d07c4782829b531b218ca13",
+        "bf7600fe2da2b82138fe796de92edfe90b2d322c4b1432877c90833957d8dea2",
+        "c2b43cb5238f57a8ff6e2b1ba0ecf044cf63cce5c3f3be73534d28f445a2d586",
+        "0bf32a7d3714e83116c90a203adb517e15289fa0a30aa2da8e944beb11c39824",
+        "129d737b9fcaaa1f1c5d43939f3dd584aa9bb8fe8e6017db10d7807a5a88087f",
+        "9bada32cc5500edb9f946f8ffe393b7b4bb2fcc7a81aba315a5e6afdb3d89d64",
+        "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
+        "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
+    ),
+    # 0.163.2 alone: as 0.164.0 but get_request_handler does not re-raise a body-limit error
+    # (MAX_BODY_SIZE_SCOPE_KEY): a body error is a 400, as the flat plan answers it
+    "0.163.2": (
+        "fe6d9c5f45e32107bace5c77c9f90a0e1db9bd1676844a7ca68a9869f4f9383e",
+        "3b8983cc5ef035de93ab4421384ac65d31d733f303b8f8f42a050ce6bc217a92",
+        "3ab48cdb07e8c0ef283545f7b419cfa63609a12f1e1967a7387e1d1bbb824353",
+        "e6f95af1c7f0d4ef38a90b6b1bc247d6eaa4fb37602473934c9c6b86cb3f948e",
+        "aa7c5c48a465341463cd4c938c7cec754b78e6f569c1328102e605246b1bb4aa",
+        "b2fdad4434babf7561412e191ebdd8c6477ef5d30d07c4782829b531b218ca13",
+        "bf7600fe2da2b82138fe796de92edfe90b2d322c4b1432877c90833957d8dea2",
+        "c2b43cb5238f57a8ff6e2b1ba0ecf044cf63cce5c3f3be73534d28f445a2d586",
+        "0bf32a7d3714e83116c90a203adb517e15289fa0a30aa2da8e944beb11c39824",
+        "129d737b9fcaaa1f1c5d43939f3dd584aa9bb8fe8e6017db10d7807a5a88087f",
+        "9bada32cc5500edb9f946f8ffe393b7b4bb2fcc7a81aba315a5e6afdb3d89d64",
+        "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
+        "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
+    ),
+    # 0.163.0 and 0.163.1: as 0.163.2 but request_body_to_args extracts an empty form (form only)
+    "0.163.1": (
+        "fe6d9c5f45e32107bace5c77c9f90a0e1db9bd1676844a7ca68a9869f4f9383e",
+        "3b8983cc5ef035de93ab4421384ac65d31d733f303b8f8f42a050ce6bc217a92",
+        "3ab48cdb07e8c0ef283545f7b419cfa63609a12f1e1967a7387e1d1bbb824353",
+        "e6f95af1c7f0d4ef38a90b6b1bc247d6eaa4fb37602473934c9c6b86cb3f948e",
+        "aa7c5c48a465341463cd4c938c7cec754b78e6f569c1328102e605246b1bb4aa",
+        "b2fdad4434babf7561412e191ebdd8c6477ef5d30d07c4782829b531b218ca13",
+        "bf7600fe2da2b82138fe796de92edfe90b2d322c4b1432877c90833957d8dea2",
+        "c2b43cb5238f57a8ff6e2b1ba0ecf044cf63cce5c3f3be73534d28f445a2d586",
+        "e990dba234f29810047e79c3a9b733923a5d67d8061cf1d9513932ffb446ddd4",
+        "129d737b9fcaaa1f1c5d43939f3dd584aa9bb8fe8e6017db10d7807a5a88087f",
+        "9bada32cc5500edb9f946f8ffe393b7b4bb2fcc7a81aba315a5e6afdb3d89d64",
+        "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
+        "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
+    ),
+    # 0.162.7 alone: as 0.163.1 but solve_dependencies has no concurrency limits (a dependency
+    # with one is never flat); 0.162.5's passes no request to _solve_generator (yield: never flat)
+    "0.162.7": (
+        "fe6d9c5f45e32107bace5c77c9f90a0e1db9bd1676844a7ca68a9869f4f9383e",
+        "3b8983cc5ef035de93ab4421384ac65d31d733f303b8f8f42a050ce6bc217a92",
+        "3ab48cdb07e8c0ef283545f7b419cfa63609a12f1e1967a7387e1d1bbb824353",
+        "e6f95af1c7f0d4ef38a90b6b1bc247d6eaa4fb37602473934c9c6b86cb3f948e",
+        "aa7c5c48a465341463cd4c938c7cec754b78e6f569c1328102e605246b1bb4aa",
+        "b2fdad4434babf7561412e191ebdd8c6477ef5d30d07c4782829b531b218ca13",
+        "d2da86a91b3efb391cb3135b540cce9520220c5f634e2b99fe280683c5695bee",
+        "c2b43cb5238f57a8ff6e2b1ba0ecf044cf63cce5c3f3be73534d28f445a2d586",
+        "e990dba234f29810047e79c3a9b733923a5d67d8061cf1d9513932ffb446ddd4",
+        "129d737b9fcaaa1f1c5d43939f3dd584aa9bb8fe8e6017db10d7807a5a88087f",
+        "9bada32cc5500edb9f946f8ffe393b7b4bb2fcc7a81aba315a5e6afdb3d89d64",
+        "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
+        "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
+    ),
     # 0.161.0 to 0.162.6
     "0.162.5": (
         "fe6d9c5f45e32107bace5c77c9f90a0e1db9bd1676844a7ca68a9869f4f9383e",
@@ -167,6 +243,72 @@ _CURRENT_DIGESTS: dict[str, tuple[str, ...]] = {
         "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
         "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
     ),
+    # 0.160.0 alone: as 0.161.0 but request_body_to_args reads no union of form models (form only)
+    # and asks _get_form_model, not _get_form_models (the release switch _form_models_before_0_161)
+    "0.160.0": (
+        "fe6d9c5f45e32107bace5c77c9f90a0e1db9bd1676844a7ca68a9869f4f9383e",
+        "3b8983cc5ef035de93ab4421384ac65d31d733f303b8f8f42a050ce6bc217a92",
+        "3ab48cdb07e8c0ef283545f7b419cfa63609a12f1e1967a7387e1d1bbb824353",
+        "e6f95af1c7f0d4ef38a90b6b1bc247d6eaa4fb37602473934c9c6b86cb3f948e",
+        "aa7c5c48a465341463cd4c938c7cec754b78e6f569c1328102e605246b1bb4aa",
+        "b2fdad4434babf7561412e191ebdd8c6477ef5d30d07c4782829b531b218ca13",
+        "c81a564ad3ba34e4b960ee6323a9b8ca416a753a36311b85de2ec34d38c042be",
+        "c2b43cb5238f57a8ff6e2b1ba0ecf044cf63cce5c3f3be73534d28f445a2d586",
+        "84268c7a141ddbdc8ff8f47af8b1c39e238d5bc2c3ab406e6009a307286bc723",
+        "129d737b9fcaaa1f1c5d43939f3dd584aa9bb8fe8e6017db10d7807a5a88087f",
+        "9bada32cc5500edb9f946f8ffe393b7b4bb2fcc7a81aba315a5e6afdb3d89d64",
+        "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
+        "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
+    ),
+    # 0.159.1 alone: as 0.160.0 but a parameter model is read with the route's parameter names
+    # (known_param_names, from solve_dependencies): such a route is not flat (param_names)
+    "0.159.1": (
+        "fe6d9c5f45e32107bace5c77c9f90a0e1db9bd1676844a7ca68a9869f4f9383e",
+        "3b8983cc5ef035de93ab4421384ac65d31d733f303b8f8f42a050ce6bc217a92",
+        "3ab48cdb07e8c0ef283545f7b419cfa63609a12f1e1967a7387e1d1bbb824353",
+        "e6f95af1c7f0d4ef38a90b6b1bc247d6eaa4fb37602473934c9c6b86cb3f948e",
+        "aa7c5c48a465341463cd4c938c7cec754b78e6f569c1328102e605246b1bb4aa",
+        "b2fdad4434babf7561412e191ebdd8c6477ef5d30d07c4782829b531b218ca13",
+        "611ac5d10e8995809a1e0a3ff76324b12d3cdbd90a54d8ae2ee1157fc40b9e39",
+        "bbd7dc5973a6e749e175b9917d473ba156998273c805b5192c53fad6a0228777",
+        "f6eca6eea3006fb5e0d9f61ee4e58e8c8d2d1c665448cfa8467f0250d166046d",
+        "129d737b9fcaaa1f1c5d43939f3dd584aa9bb8fe8e6017db10d7807a5a88087f",
+        "9bada32cc5500edb9f946f8ffe393b7b4bb2fcc7a81aba315a5e6afdb3d89d64",
+        "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
+        "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
+    ),
+    # 0.159.0 alone: as 0.159.1 but request_body_to_args validates an absent optional union of
+    # form models as the form's values, not as missing (form only)
+    "0.159.0": (
+        "fe6d9c5f45e32107bace5c77c9f90a0e1db9bd1676844a7ca68a9869f4f9383e",
+        "3b8983cc5ef035de93ab4421384ac65d31d733f303b8f8f42a050ce6bc217a92",
+        "3ab48cdb07e8c0ef283545f7b419cfa63609a12f1e1967a7387e1d1bbb824353",
+        "e6f95af1c7f0d4ef38a90b6b1bc247d6eaa4fb37602473934c9c6b86cb3f948e",
+        "aa7c5c48a465341463cd4c938c7cec754b78e6f569c1328102e605246b1bb4aa",
+        "b2fdad4434babf7561412e191ebdd8c6477ef5d30d07c4782829b531b218ca13",
+        "611ac5d10e8995809a1e0a3ff76324b12d3cdbd90a54d8ae2ee1157fc40b9e39",
+        "bbd7dc5973a6e749e175b9917d473ba156998273c805b5192c53fad6a0228777",
+        "989952a85de933f3f5d298974dc50f3675da47b07b62ccbb850b5d66a6976c8a",
+        "129d737b9fcaaa1f1c5d43939f3dd584aa9bb8fe8e6017db10d7807a5a88087f",
+        "9bada32cc5500edb9f946f8ffe393b7b4bb2fcc7a81aba315a5e6afdb3d89d64",
+        "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
+        "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
+    ),
+}
+
+
+#: The oldest and newest release that share each admitted tuple (``scripts/flat_digests.py`` on
+#: the wheels from 0.130.0 to 0.165.0), to name a release's own group when a function differs.
+_CURRENT_RELEASES: dict[str, tuple[str, str]] = {
+    "0.165.0": ("0.165.0", "0.165.0"),
+    "0.164.0": ("0.164.0", "0.164.0"),
+    "0.163.2": ("0.163.2", "0.163.2"),
+    "0.163.1": ("0.163.0", "0.163.1"),
+    "0.162.7": ("0.162.7", "0.162.7"),
+    "0.162.5": ("0.161.0", "0.162.6"),
+    "0.160.0": ("0.160.0", "0.160.0"),
+    "0.159.1": ("0.159.1", "0.159.1"),
+    "0.159.0": ("0.159.0", "0.159.0"),
 }
 
 
@@ -191,18 +333,47 @@ def _current_digests() -> tuple[str, ...]:
     return tuple(found)
 
 
+def _release_number(version: str) -> int:
+    """``0.163.1`` as 163001, to tell which proven release is nearest (0 for what is not X.Y.Z)."""
+    parts = [int(part) for part in version.split(".")[:3] if part.isdigit()]
+    if len(parts) != 3:
+        return 0
+    return parts[0] * 1_000_000 + parts[1] * 1_000 + parts[2]
+
+
 def _current_gate() -> str:
     """ "" when the functions a ``current`` plan replicates are those of a proven release, else
     why not: the functions whose source differs from the nearest proven release's."""
     found = _current_digests()
     if found in _CURRENT_DIGESTS.values():
         return ""
-    nearest, digests = max(
-        _CURRENT_DIGESTS.items(), key=lambda item: sum(a == b for a, b in zip(item[1], found, strict=True))
-    )
+    installed = _release_number(fastapi.__version__)
+
+    def nearness(item: tuple[str, tuple[str, ...]]) -> tuple[int, bool, int, int]:
+        """Most functions alike; among those, the installed release's own group (0.161.0 is
+        0.162.5's, not 0.160.0's, though each differs from it in one function), else the proven
+        release nearest it, the older at equal distance."""
+        number = _release_number(item[0])
+        oldest, newest = _CURRENT_RELEASES.get(item[0], (item[0], item[0]))
+        own = _release_number(oldest) <= installed <= _release_number(newest)
+        alike = sum(a == b for a, b in zip(item[1], found, strict=True))
+        return alike, own, -abs(number - installed), -number
+
+    nearest, digests = max(_CURRENT_DIGESTS.items(), key=nearness)
     differ = [f"{m}.{q}" for (m, q), a, b in zip(_CURRENT_FUNCTIONS, digests, found, strict=True) if a != b]
     more = f" and {len(differ) - 1} more differ" if len(differ) > 1 else " differs"
     return f"fastapi {fastapi.__version__}: {differ[0]}{more} from {nearest}'s, the nearest release flat plans were proven on"
+
+
+def _form_models_before_0_161() -> Callable[[Any], bool] | None:
+    """The release switch of 0.160.0 and 0.159.x, whose ``request_body_to_args`` asks
+    ``_get_form_model(field) is None`` where 0.161.0's asks ``not _get_form_models(field)`` (a
+    form model's union came in 0.161): whether a single body field is a form model (None:
+    neither helper)."""
+    get_form_model = getattr(_dep_utils, "_get_form_model", None)
+    if get_form_model is None:
+        return None
+    return lambda field: get_form_model(field) is not None
 
 
 def _current() -> tuple[FlatHelpers | None, str]:
@@ -223,7 +394,7 @@ def _current() -> tuple[FlatHelpers | None, str]:
         "validate_value": getattr(_dep_utils, "_validate_value_with_model_field", None),
         "cache_key": getattr(_dep_models, "_get_cache_key", None),
         "should_embed": getattr(_dep_utils, "_should_embed_body_fields", None),
-        "form_models": getattr(_dep_utils, "_get_form_models", None),
+        "form_models": getattr(_dep_utils, "_get_form_models", None) or _form_models_before_0_161(),
         "oauth_scopes": getattr(_dep_models, "_get_oauth_scopes", None),
     }
     missing = [name for name, value in names.items() if value is None]
@@ -236,6 +407,8 @@ def _current() -> tuple[FlatHelpers | None, str]:
     parameters = inspect.signature(serialize).parameters
     if "dump_json" not in parameters or "endpoint_ctx" not in parameters:
         return None, f"fastapi {fastapi.__version__}: serialize_response without dump_json/endpoint_ctx"
+    read_params: Any = names["request_params_to_args"]
+    param_names = "known_param_names" in inspect.signature(read_params).parameters
     is_coroutine: Any = names.pop("is_coroutine")
     is_gen: Any = names.pop("is_gen")
     is_async_gen: Any = names.pop("is_async_gen")
@@ -253,6 +426,7 @@ def _current() -> tuple[FlatHelpers | None, str]:
         location_model=lambda fields: any(get_param_model(field) is not None for field in fields),
         missing_value=lambda field, received: Undefined,
         is_sequence=lambda field: bool(sequence(field.field_info.annotation)),
+        param_names=param_names,
         **names,  # type: ignore[arg-type]
     ), ""
 
