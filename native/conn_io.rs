@@ -1,12 +1,15 @@
-//! A connection's socket as hyper sees it: request heads timed by `--timeout-request-header`
-//! (beyond uvicorn, against slowloris), and a lingering close after a 413.
+//! A connection's socket as hyper sees it: request heads timed (the keep-alive timeout, and
+//! `--timeout-request-header`, beyond uvicorn, against slowloris), and a lingering close after
+//! a 413.
 //!
 //! Head timing: while no request is in flight, the connection may stay silent for the
-//! keep-alive timeout (then it is closed, as uvicorn closes an idle connection); once the first
-//! byte of a request head arrives, the whole head has the head timeout. A slower head is
-//! answered `408 Request Timeout` and the connection is closed. Without the option, hyper's
-//! header read timeout (the keep-alive timeout, from the end of the previous response) bounds
-//! both, silently.
+//! keep-alive timeout (then it is closed, as uvicorn closes an idle connection). With
+//! `--timeout-request-header`, once the first byte of a request head arrives, the whole head
+//! has the head timeout; a slower head is answered `408 Request Timeout` and the connection is
+//! closed. Without it, the keep-alive timeout bounds the head too and the connection is closed
+//! silently (hyper's header read timeout's rule, which this replaces: hyper makes, registers
+//! and drops a timer per request; this one timer per connection is moved forward). After a
+//! switch of protocols (a websocket) reads are not timed here.
 //!
 //! Lingering close: a 413 is answered before the client has sent its body, and closing a socket
 //! with unread data makes the kernel send a reset, which can destroy the answer before a client
@@ -42,6 +45,10 @@ pub trait ConnState: Send + Sync {
     fn timeout_answer(&self) -> Bytes;
     /// Whether the connection answered before reading a body (413): close it lingering.
     fn lingers(&self) -> bool;
+    /// Whether the connection switched protocols (101, or 2xx to `CONNECT`).
+    fn switched(&self) -> bool;
+    /// When its last response ended (or it was accepted): the idle clock's start.
+    fn idle_since(&self) -> std::time::Instant;
 }
 
 /// The two timeouts of head timing.
@@ -49,12 +56,14 @@ pub trait ConnState: Send + Sync {
 pub struct HeadTimeouts {
     /// Silence allowed between requests (`--timeout-keep-alive`).
     pub idle: Duration,
-    /// Time allowed for a request head from its first byte (`--timeout-request-header`).
-    pub head: Duration,
+    /// Time allowed for a request head from its first byte (`--timeout-request-header`);
+    /// `None`: the idle deadline bounds the head too, and a late head closes silently.
+    pub head: Option<Duration>,
 }
 
 enum Phase {
-    /// A request is in flight (or nothing was read yet since it ended): no clock runs.
+    /// A request is in flight (or nothing was read yet since it ended): no deadline applies
+    /// (the clock is only kept armed, [`ConnIo::keep_armed`]).
     Off,
     /// Waiting for the first byte of the next head, until the deadline.
     Idle,
@@ -101,13 +110,25 @@ impl ConnIo {
         )
     }
 
-    fn start(&mut self, phase: Phase, after: Duration) {
+    fn start(&mut self, phase: Phase, at: Instant) {
         self.phase = phase;
         self.since = self.state.started();
-        let at = Instant::now() + after;
         match &mut self.deadline {
             Some(deadline) => deadline.as_mut().reset(at),
             None => self.deadline = Some(Box::pin(tokio::time::sleep_until(at))),
+        }
+    }
+
+    /// While a request is in flight: the clock stays armed (its end wakes the connection),
+    /// so that the idle clock is looked at after the response even if hyper reads nothing
+    /// then (it waits on the socket after a read that found nothing while the request ran).
+    fn keep_armed(&mut self, cx: &mut Context<'_>, idle: Duration) {
+        let deadline = self
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(Instant::now() + idle)));
+        if deadline.as_mut().poll(cx).is_ready() {
+            deadline.as_mut().reset(Instant::now() + idle);
+            let _ = deadline.as_mut().poll(cx);
         }
     }
 
@@ -147,24 +168,35 @@ impl ConnIo {
         if let Phase::Answering(written) = self.phase {
             return self.poll_answer(cx, written);
         }
+        if self.state.switched() {
+            return self.io().poll_read(cx, buf);
+        }
         let busy = self.state.busy();
         if busy || self.state.started() != self.since {
             self.phase = Phase::Off;
         }
         if matches!(self.phase, Phase::Off) && !busy {
-            self.start(Phase::Idle, timeouts.idle);
+            let since = Instant::from_std(self.state.idle_since());
+            self.start(Phase::Idle, since + timeouts.idle);
         }
         let before = buf.filled().len();
         match self.io().poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before && matches!(self.phase, Phase::Idle) {
-                    self.start(Phase::Head, timeouts.head);
+                    match timeouts.head {
+                        Some(head) => self.start(Phase::Head, Instant::now() + head),
+                        None => self.phase = Phase::Head, // under the idle deadline still
+                    }
                 }
                 Poll::Ready(Ok(()))
             }
             Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
             Poll::Pending => {
-                if matches!(self.phase, Phase::Off) || !self.expired(cx) {
+                if matches!(self.phase, Phase::Off) {
+                    self.keep_armed(cx, timeouts.idle);
+                    return Poll::Pending;
+                }
+                if !self.expired(cx) {
                     return Poll::Pending;
                 }
                 if matches!(self.phase, Phase::Idle) {
@@ -172,6 +204,14 @@ impl ConnIo {
                     // as the client closing an idle connection.
                     self.phase = Phase::Off;
                     return Poll::Ready(Ok(()));
+                }
+                if timeouts.head.is_none() {
+                    // hyper's header read timeout closed the connection without an answer
+                    self.phase = Phase::Off;
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "request head not received within the keep-alive timeout",
+                    )));
                 }
                 self.phase = Phase::Answering(0);
                 self.answer = self.state.timeout_answer();

@@ -14,6 +14,9 @@ use crate::names::has_name;
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
+/// Up to this many trusted addresses, [`TrustedHosts::trusts_ip`] compares them one by one.
+const SCANNED_HOSTS: usize = 16;
+
 /// The proxies whose forwarding headers are believed.
 #[derive(Debug, Default)]
 pub struct TrustedHosts {
@@ -60,7 +63,13 @@ impl TrustedHosts {
     }
 
     fn trusts_ip(&self, ip: IpAddr) -> bool {
-        self.always || self.hosts.contains(&ip) || self.networks.iter().any(|n| n.contains(&ip))
+        // a few addresses (uvicorn's default is one): compared, cheaper than hashing per request
+        let listed = if self.hosts.len() <= SCANNED_HOSTS {
+            self.hosts.iter().any(|host| *host == ip)
+        } else {
+            self.hosts.contains(&ip)
+        };
+        self.always || listed || self.networks.iter().any(|n| n.contains(&ip))
     }
 
     fn trusts(&self, host: &str) -> bool {

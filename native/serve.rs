@@ -91,6 +91,14 @@ impl ConnState for Connection {
     fn lingers(&self) -> bool {
         self.lingers.load(Ordering::Relaxed)
     }
+
+    fn switched(&self) -> bool {
+        !self.h2 && self.gate.switched()
+    }
+
+    fn idle_since(&self) -> Instant {
+        self.accepted_at + Duration::from_nanos(self.idle_at.load(Ordering::SeqCst))
+    }
 }
 
 impl Connection {
@@ -346,9 +354,9 @@ impl Accepted {
             self.drive(connection, &conn, idle).await;
             return;
         }
-        // hyper's header read timeout runs from the end of the previous response (or
-        // the connection's start) to the end of the next head: uvicorn's keep-alive
-        // timeout, which also bounds how long a head may take to arrive.
+        // The keep-alive timeout runs from the end of the previous response (or the
+        // connection's start) to the end of the next head (uvicorn's keep-alive timeout, which
+        // also bounds how long a head may take to arrive): timed by `ConnIo`.
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())
@@ -356,8 +364,12 @@ impl Accepted {
         if let Some(max) = site.max_head {
             builder.max_buf_size(max); // a head beyond it: hyper answers 431
         }
-        let timeouts = head_timeouts(&site, &mut builder);
-        let io = ConnIo::new(stream, conn.clone(), timeouts);
+        builder.header_read_timeout(None);
+        let timeouts = HeadTimeouts {
+            idle: site.timeout_keep_alive,
+            head: site.head_timeout,
+        };
+        let io = ConnIo::new(stream, conn.clone(), Some(timeouts));
         // each head checked on its way in (bare LF, smuggling shapes)
         let limit = site.max_head.unwrap_or(HYPER_MAX_HEAD);
         let io = TokioIo::new(HeadGuard::new(io, conn.gate.clone(), limit));
@@ -600,24 +612,4 @@ fn tracked(
         _in_flight: in_flight,
         _timing: timing,
     })
-}
-
-/// How a connection's request heads are timed: by hyper's header read timeout (the keep-alive
-/// timeout, from the end of the previous response; uvicorn's keep-alive), or, with
-/// `--timeout-request-header`, by [`ConnIo`]: the keep-alive timeout until the first byte,
-/// then the head timeout.
-fn head_timeouts(site: &Site, builder: &mut http1::Builder) -> Option<HeadTimeouts> {
-    match site.head_timeout {
-        None => {
-            builder.header_read_timeout(site.timeout_keep_alive);
-            None
-        }
-        Some(head) => {
-            builder.header_read_timeout(None);
-            Some(HeadTimeouts {
-                idle: site.timeout_keep_alive,
-                head,
-            })
-        }
-    }
 }

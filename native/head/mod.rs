@@ -85,6 +85,11 @@ impl Gate {
         (n, refused)
     }
 
+    /// Whether a request answered switched protocols: the connection speaks another one.
+    pub fn switched(&self) -> bool {
+        self.outcome.load(Ordering::Acquire) == SWITCHED
+    }
+
     /// Request `n` was answered; `switched`: the connection now speaks another protocol
     /// (101, or 2xx to `CONNECT`). The guard, if it waits on `n`, goes on.
     pub fn answered(&self, n: u64, switched: bool) {
