@@ -71,6 +71,12 @@ def create_app(max_body_size: int | None = None) -> FastAPI:
         await websocket.send_text("hello")
         await websocket.close()
 
+    @app.websocket("/echo")
+    async def echo(websocket: WebSocket) -> None:
+        await websocket.accept()
+        while True:
+            await websocket.send_text(await websocket.receive_text())
+
     return app
 
 

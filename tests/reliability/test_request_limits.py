@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from support.process_server import ProcessServer
+from websockets.sync.client import connect as ws_connect
 
 APP = "apps.server_flags:create_app"
 LIMIT = 1000
@@ -241,6 +242,27 @@ def test_without_the_option(kind: str) -> None:
             except TimeoutError:
                 answer = None  # still waiting for the head
     assert answer == (b"" if kind == "engine" else None)
+
+
+@pytest.mark.parametrize(
+    ("kind", "options"),
+    [
+        ("uvicorn", {}),
+        ("engine", {}),
+        ("engine", {"timeout_request_header": 0.5}),
+    ],
+    ids=["uvicorn", "engine", "engine-timeout-request-header"],
+)
+def test_a_silent_websocket_outlives_the_keep_alive_timeout(kind: str, options: dict[str, float]) -> None:
+    """Neither timeout times a connection once it switched protocols: a websocket silent for
+    three times the keep-alive timeout (and the head timeout) still echoes."""
+    with ProcessServer(kind, APP, timeout_keep_alive=0.5, ws_ping_interval=None, **options) as server:
+        with ws_connect(f"ws://127.0.0.1:{server.port}/echo", open_timeout=10) as ws:
+            ws.send("first")
+            assert ws.recv(timeout=10) == "first"
+            time.sleep(1.5)  # the silence under test, not a wait for readiness
+            ws.send("after the silence")
+            assert ws.recv(timeout=10) == "after the silence"
 
 
 # -- h11_max_incomplete_event_size -------------------------------------------------------------
