@@ -224,22 +224,24 @@ def compile_app(app: Any, fit: StackFit | None = None) -> Compiled:
     layers = native_middleware.layers(app)
     reason_for_app = app_reason(app, layers)
     under = "" if reason_for_app else under_reason(app, layers)
-    unplaced = False
+    # Under Python middleware only (the stack Starlette builds): the others run in Rust inside
+    inner_layers = layers if under and under == _python_middleware(layers) else None
+    unplaced = False  # they would, but the built stack is not laid out for them: in Python
     if under and fit is not None and getattr(app, "middleware_stack", None) is not None:
-        inner = layers if under == _python_middleware(layers) else None
-        problem, placed = fit(app, inner)
+        problem, placed = fit(app, inner_layers)
         if problem:
             reason_for_app = f"native routes run {under}, which cannot take the native router: {problem}"
             under = ""
-        unplaced = inner is not None and not placed
+            inner_layers = None
+        elif inner_layers is not None and not placed:
+            unplaced = True
+            inner_layers = None
     stack = None
     if not reason_for_app and not under and layers:
         try:
             stack = native_middleware.stack(layers)
         except ValueError as exc:  # each layer was checked alone; keep the app correct anyway
             reason_for_app = f"middleware stack: {exc}"
-    # Under Python middleware only (the stack Starlette builds): the others run in Rust inside
-    inner_layers = layers if under and under == _python_middleware(layers) and not unplaced else None
     runtime = AppRuntime(app) if not reason_for_app else None
     if runtime is not None and stack is not None:
         runtime.native_sessions = any(layer.spec is not None and layer.spec[0] == "session" for layer in layers)
