@@ -8,12 +8,18 @@ rounds (the order swapped each round), every endpoint a warm-up then a measured 
 round's own ratio NEW/OLD is taken, seconds apart. The report gives per endpoint the medians
 and the median of the paired ratios: what a change (a refactor, an optimisation) did to
 throughput, with the machine's drift between rounds cancelled as far as it can be.
+
+The same build can be compared with itself under two sets of ``run`` flags (``--old-flags`` /
+``--new-flags``, e.g. ``--new-flags=--no-sched-batch``), and with the server on every allowed
+core instead of one (``--server-cores all``: wrk keeps its own core and shares the other).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import shlex
 import statistics
 import sys
 import tempfile
@@ -39,6 +45,8 @@ class Series:
 
     old: list[float] = field(default_factory=list)
     new: list[float] = field(default_factory=list)
+    old_p99: list[float] = field(default_factory=list)
+    new_p99: list[float] = field(default_factory=list)
 
     def ratios(self) -> list[float]:
         return [new / old for old, new in zip(self.old, self.new, strict=True) if old > 0]
@@ -48,6 +56,7 @@ class Series:
         return (
             f"{name:14} old {statistics.median_low(self.old):9,.0f}  new {statistics.median_low(self.new):9,.0f}"
             f"  new/old {statistics.median_low(ratios):.3f} (paired median; {min(ratios):.2f}-{max(ratios):.2f})"
+            f"  p99 ms old {statistics.median_low(self.old_p99):.2f} new {statistics.median_low(self.new_p99):.2f}"
         )
 
 
@@ -74,15 +83,20 @@ def server_argv(site: Path, app: str = DEFAULT_APP) -> list[str]:
     return [sys.executable, "-c", code, "run", app, "--log-level", "warning"]
 
 
-def measure(site: Path, endpoints: Sequence[Endpoint], args: argparse.Namespace, work: Path) -> list[float]:
+def measure(
+    site: Path, flags: Sequence[str], endpoints: Sequence[Endpoint], args: argparse.Namespace, work: Path
+) -> list[tuple[float, float]]:
+    """Each endpoint's (requests/s, p99 ms) from one server of the build in ``site``."""
     cores = allowed_cores()
     placement = main_placement(cores[1], cores[0]) if len(cores) >= 2 else main_placement(None, None)
+    if args.server_cores == "all":
+        placement = dataclasses.replace(placement, server_cores=())
     port = free_port()
     env = {**os.environ, "PYTHONPATH": f"{site}{os.pathsep}{ROOT}", "FASTRAPI_TIER": "auto"}
     env.pop("PYTHONSAFEPATH", None)
     # From a folder of its own: nothing of the clone's but bench/ is to be found by accident.
     with ServerProcess(
-        [*server_argv(site, args.app), "--port", str(port)],
+        [*server_argv(site, args.app), "--port", str(port), *flags],
         host="127.0.0.1",
         port=port,
         env=env,
@@ -95,15 +109,15 @@ def measure(site: Path, endpoints: Sequence[Endpoint], args: argparse.Namespace,
         results = []
         for endpoint in endpoints:
             for seconds in (args.warmup, args.duration):  # the warm-up's result is dropped
-                rate = run_wrk(
+                run = run_wrk(
                     url,
                     endpoint,
                     connections=args.connections,
                     seconds=seconds,
                     cores=placement.wrk_cores,
                     script_dir=work,
-                ).requests_per_sec
-            results.append(rate)
+                )
+            results.append((run.requests_per_sec, run.p99_ms))
         return results
 
 
@@ -122,6 +136,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="MODULE:ATTR",
         help=f"the app both builds serve ({DEFAULT_APP}; e.g. bench.apps.fastapi_app:app_production), "
         "imported from the repository root",
+    )
+    parser.add_argument("--old-flags", default="", help="extra `run` flags of the old side's server")
+    parser.add_argument("--new-flags", default="", help="extra `run` flags of the new side's server")
+    parser.add_argument(
+        "--server-cores",
+        choices=("one", "all"),
+        default="one",
+        help="the server pinned to one core (default) or on every allowed core (wrk keeps its own)",
     )
     args = parser.parse_args(argv)
     module, sep, attr = args.app.partition(":")
@@ -143,11 +165,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-ab-") as tmp:
         work = Path(tmp)
         sites = {side: unpacked(build, work / side) for side, build in (("old", args.old), ("new", args.new))}
+        flags = {"old": shlex.split(args.old_flags), "new": shlex.split(args.new_flags)}
         for index in range(args.rounds):
             order = ("old", "new") if index % 2 == 0 else ("new", "old")
             for side in order:
-                for endpoint, rate in zip(endpoints, measure(sites[side], endpoints, args, work), strict=True):
+                measured = measure(sites[side], flags[side], endpoints, args, work)
+                for endpoint, (rate, p99) in zip(endpoints, measured, strict=True):
                     getattr(series[endpoint.name], side).append(rate)
+                    getattr(series[endpoint.name], f"{side}_p99").append(p99)
             print(f"round {index + 1}/{args.rounds} done", file=sys.stderr, flush=True)
     for name, values in series.items():
         print(values.line(name))

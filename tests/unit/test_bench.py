@@ -146,13 +146,29 @@ def test_paired_section_shows_the_median_of_the_rounds() -> None:
 
 
 def test_ab_reports_the_median_of_paired_ratios() -> None:
-    series = ab.Series(old=[100.0, 50.0, 200.0, 100.0], new=[110.0, 60.0, 180.0, 100.0])
+    series = ab.Series(
+        old=[100.0, 50.0, 200.0, 100.0],
+        new=[110.0, 60.0, 180.0, 100.0],
+        old_p99=[4.0, 5.0, 6.0, 7.0],
+        new_p99=[1.0, 2.0, 3.0, 9.0],
+    )
     assert series.ratios() == pytest.approx([1.1, 1.2, 0.9, 1.0])
     line = series.line("/plain")
     # each round's own ratio, not the ratio of the medians (100 vs 100 would say 1.000)
     assert "new/old 1.000" in line  # median_low of 0.9, 1.0, 1.1, 1.2
     assert "0.90-1.20" in line
     assert "old       100" in line and "new       100" in line
+    assert "p99 ms old 5.00 new 2.00" in line  # median_low of each side's p99
+
+
+def test_ab_compares_one_build_under_two_sets_of_flags() -> None:
+    args = ab.parse_args(
+        ["a.whl", "a.whl", "--new-flags=--no-sched-batch --timeout-keep-alive 5", "--server-cores", "all"]
+    )
+    assert (args.old_flags, args.new_flags, args.server_cores) == ("", "--no-sched-batch --timeout-keep-alive 5", "all")
+    assert ab.parse_args(["a.whl", "b.whl"]).server_cores == "one"
+    with pytest.raises(SystemExit):
+        ab.parse_args(["a.whl", "b.whl", "--server-cores", "two"])
 
 
 def test_ab_unpacks_a_wheel_and_takes_a_folder(tmp_path: Path) -> None:

@@ -217,6 +217,13 @@ def add_run_arguments(run: argparse.ArgumentParser) -> None:
         "app's ASGI stack (default: %(default)s, or $FASTRAPI_TIER)",
     )
     run.add_argument(
+        "--sched-batch",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="on Linux, the event loop's thread (and the threads it starts) in SCHED_BATCH, so that "
+        "waking it does not preempt the engine's I/O thread (default: on)",
+    )
+    run.add_argument(
         "--app-dir", default=".", help="directory put first on sys.path to import the app (default: current directory)"
     )
     run.add_argument(
@@ -522,6 +529,7 @@ def config_from(args: argparse.Namespace) -> Config:
         ssl_cert_reqs=args.ssl_cert_reqs,
         ssl_ca_certs=args.ssl_ca_certs,
         ssl_ciphers=args.ssl_ciphers,
+        sched_batch=args.sched_batch,
     )
 
 
@@ -542,7 +550,7 @@ def worker_argv(args: argparse.Namespace) -> list[str]:
             *optional("--log-level", args.log_level), *optional("--log-config", args.log_config),
             *switch("use-colors", args.use_colors), *switch("proxy-headers", args.proxy_headers),
             *switch("access-log", args.access_log), *switch("server-header", args.server_header),
-            *switch("date-header", args.date_header),
+            *switch("date-header", args.date_header), *switch("sched-batch", args.sched_batch),
             *[part for name, value in args.headers for part in ("--header", f"{name}:{value}")],
             "--backlog", str(args.backlog),
             *optional("--limit-concurrency", args.limit_concurrency),
