@@ -82,10 +82,15 @@ class _Query:
 def _query(call: NativeCall) -> Any:
     """The request's query parameters: Starlette's ``QueryParams`` unless the string is plain."""
     raw = call.query_string()
-    if b"%" in raw or b"+" in raw or not raw.isascii():
+    if not raw.isascii():
+        return call.conn().query_params
+    # Searched as text: ``b"%" in raw`` first tries the needle as an integer (a TypeError
+    # formatted and cleared, ~2,500 instructions each on 3.11).
+    text = raw.decode("ascii")
+    if "%" in text or "+" in text:
         return call.conn().query_params
     lists: dict[str, list[str]] = {}
-    for part in raw.decode("ascii").split("&"):
+    for part in text.split("&"):
         if part:
             name, _, value = part.partition("=")
             lists.setdefault(name, []).append(value)
