@@ -210,7 +210,7 @@ class Dispatcher:
             self.track(self.run_call(protocol, call, watch), context, loop)
             return
         if flat.lead is not None:
-            self.solve_lead(protocol, call, flat, flat.lead, watch)
+            self.solve_lead(protocol, call, flat, flat.lead, watch, loop)
             return
         self.start_flat(protocol, call, flat, watch, context, loop=loop)
 
@@ -301,41 +301,69 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         outer = None if watch is None else watch.context
         context = contextvars.copy_context() if outer is None else outer.copy()
+        pool_for(loop).submit(self._offloaded, loop, context, protocol, call, flat, watch)
 
-        def job() -> None:
-            resume = context.run(run_sync, call, flat, context)
-            if resume is None:
-                self.ended(protocol, watch, None)
-            else:
-                loop.call_soon_threadsafe(self._resume, context, protocol, call, watch, resume)
-
-        pool_for(loop).submit(job)
+    def _offloaded(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        context: contextvars.Context,
+        protocol: HTTPProtocol,
+        call: NativeCall,
+        flat: FlatPlan,
+        watch: Watch | None,
+    ) -> None:
+        """:meth:`offload`'s job, on a pool thread."""
+        resume = context.run(run_sync, call, flat, context)
+        if resume is None:
+            self.ended(protocol, watch, None)
+        else:
+            loop.call_soon_threadsafe(self._resume, context, protocol, call, watch, resume)
 
     def solve_lead(
-        self, protocol: HTTPProtocol, call: NativeCall, flat: FlatPlan, group: tuple[Node, ...], watch: Watch | None
+        self,
+        protocol: HTTPProtocol,
+        call: NativeCall,
+        flat: FlatPlan,
+        group: tuple[Node, ...],
+        watch: Watch | None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         """:meth:`run_flat` for a plan without body whose first dependencies are a run of ``def``
         functions: they are solved on the pool first (the one hop to a thread FastAPI makes for
         them, see :func:`~fastrapi_compat.execute.params.solve_lead`), then the request's task
-        starts with them solved, or with what they raised."""
-        loop = asyncio.get_running_loop()
+        starts with them solved, or with what they raised (``loop``: the running loop, None:
+        looked up)."""
+        if loop is None:
+            loop = asyncio.get_running_loop()
         outer = None if watch is None else watch.context
         context = contextvars.copy_context() if outer is None else outer
+        pool_for(loop).submit(self._leading, loop, context, protocol, call, flat, group, watch)
 
-        def job() -> None:
-            cache: dict[Any, Any] = {}
-            try:
-                solved = solve_lead(group, call, cache, context)
-            except BaseException as exc:  # noqa: BLE001 - raised in the request's task
-                loop.call_soon_threadsafe(self._led, context, protocol, call, flat, watch, None, thread_error(exc))
-                return
-            loop.call_soon_threadsafe(self._led, context, protocol, call, flat, watch, (cache, solved), None)
-
-        pool_for(loop).submit(job)
+    def _leading(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        context: contextvars.Context,
+        protocol: HTTPProtocol,
+        call: NativeCall,
+        flat: FlatPlan,
+        group: tuple[Node, ...],
+        watch: Watch | None,
+    ) -> None:
+        """:meth:`solve_lead`'s job, on a pool thread: the request goes on in ``context`` on the
+        loop (:meth:`_led` is called in it, so it need not enter it again)."""
+        cache: dict[Any, Any] = {}
+        try:
+            solved = solve_lead(group, call, cache, context)
+        except BaseException as exc:  # noqa: BLE001 - raised in the request's task
+            loop.call_soon_threadsafe(
+                self._led, loop, protocol, call, flat, watch, None, thread_error(exc), context=context
+            )
+            return
+        loop.call_soon_threadsafe(self._led, loop, protocol, call, flat, watch, (cache, solved), None, context=context)
 
     def _led(
         self,
-        context: contextvars.Context,
+        loop: asyncio.AbstractEventLoop,
         protocol: HTTPProtocol,
         call: NativeCall,
         flat: FlatPlan,
@@ -343,10 +371,11 @@ class Dispatcher:
         lead: Lead | None,
         exc: BaseException | None,
     ) -> None:
+        """On the loop, in the request's context (the task copies it, as :meth:`start` would)."""
         if exc is not None:
-            self.track(self.run_call(protocol, call, watch, Resume(exc=exc)), context)
+            self.track(self.run_call(protocol, call, watch, Resume(exc=exc)), None, loop)
         else:
-            self.start_flat(protocol, call, flat, watch, context, lead)
+            self.start_flat(protocol, call, flat, watch, None, lead, loop)
 
     def _resume(
         self,
