@@ -126,10 +126,13 @@ async def solve(
                 await to_thread(_solve_on_thread, group, call, cache, context, values, errors)
             continue
         sub = group
-        sub_values, sub_errors = await solve(sub, call, cache)
-        if sub_errors:
-            errors.extend(sub_errors)
-            continue
+        if sub.leaf:  # nothing to solve: no coroutine to make and await
+            sub_values: dict[str, Any] = {}
+        else:
+            sub_values, sub_errors = await solve(sub, call, cache)
+            if sub_errors:
+                errors.extend(sub_errors)
+                continue
         key = sub.cache_key
         if sub.use_cache and key in cache:
             solved = cache[key]
@@ -141,7 +144,8 @@ async def solve(
             values[sub.name] = solved
         if key not in cache:
             cache[key] = solved
-    _node_params(node, call, values, errors)
+    if node.params:
+        _node_params(node, call, values, errors)
     return values, errors
 
 
@@ -190,7 +194,8 @@ def solve_sync(
     errors: list[Any] = []
     for sub in node.deps:
         _solve_sub_sync(sub, call, cache, context, values, errors)
-    _node_params(node, call, values, errors)
+    if node.params:
+        _node_params(node, call, values, errors)
     return values, errors
 
 
@@ -204,19 +209,26 @@ def _solve_sub_sync(
 ) -> None:
     """One synchronous sub-dependency: its own tree, then its call (unless it failed or is
     cached), into its parent's ``values``/``errors``."""
-    sub_values, sub_errors = solve_sync(sub, call, cache, context)
-    if sub_errors:
-        errors.extend(sub_errors)
-        return
     key = sub.cache_key
-    if sub.use_cache and key in cache:
+    if sub.use_cache and key in cache:  # solve_dependencies solves its tree all the same
+        if not sub.leaf:
+            _, sub_errors = solve_sync(sub, call, cache, context)
+            if sub_errors:
+                errors.extend(sub_errors)
+                return
         solved = cache[key]
+    elif sub.leaf:
+        solved = context.copy().run(sub.call)
+        cache.setdefault(key, solved)
     else:
+        sub_values, sub_errors = solve_sync(sub, call, cache, context)
+        if sub_errors:
+            errors.extend(sub_errors)
+            return
         solved = context.copy().run(sub.call, **sub_values)
+        cache.setdefault(key, solved)
     if sub.name is not None:
         values[sub.name] = solved
-    if key not in cache:
-        cache[key] = solved
 
 
 def _node_params(node: Node, call: NativeCall, values: dict[str, Any], errors: list[Any]) -> None:
