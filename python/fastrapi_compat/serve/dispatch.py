@@ -54,11 +54,14 @@ def drain(engine: Engine, loop: asyncio.AbstractEventLoop | None = None) -> None
     to the handler of the listener it arrived on, then schedules the flush of the responses
     made on the loop: it runs after the new tasks' first steps, in the same loop iteration,
     and carries every response they made there (an endpoint that answers without waiting is
-    answered one loop iteration sooner, and no response schedules a flush of its own)."""
-    spawned = engine.drain()
-    for protocol in spawned:
-        protocol.handler.spawn(protocol, loop)
-    if spawned:
+    answered one loop iteration sooner, and no response schedules a flush of its own). None
+    is scheduled when every request went to the pool first (no response is made on the loop
+    in this iteration; one made later schedules its own)."""
+    answers = False
+    for protocol in engine.drain():
+        if protocol.handler.spawn(protocol, loop):
+            answers = True
+    if answers:
         engine.flush_soon()
 
 
@@ -174,12 +177,14 @@ class Dispatcher:
 
     # --- the decision ---------------------------------------------------------------------
 
-    def spawn(self, protocol: HTTPProtocol | WebSocketProtocol, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        """Serves ``protocol`` in a task of ``loop`` (None: the running loop, looked up)."""
+    def spawn(self, protocol: HTTPProtocol | WebSocketProtocol, loop: asyncio.AbstractEventLoop | None = None) -> bool:
+        """Serves ``protocol`` in a task of ``loop`` (None: the running loop, looked up);
+        False when the request went to the pool first (it cannot be answered on the loop in
+        this iteration: :func:`drain` need not schedule a flush for it)."""
         watch = self.watch(protocol) if self.watching else None
         if type(protocol) is not HTTPProtocol:
             self.track(self.run_websocket(protocol, watch), None if watch is None else watch.context, loop)
-            return
+            return True
         found = self.native_plan(protocol, watch)
         context = None if watch is None else watch.context
         if found is not None and found[2]:  # under the app's own stack
@@ -189,30 +194,31 @@ class Dispatcher:
             if watch is not None and watch.handoff:
                 if not watch.hand_off(protocol, UnderStack(self.app, matched)):
                     protocol.finish()
-                return
+                return True
             self.track(self.run_http(protocol, watch, matched), context, loop)
-            return
+            return True
         if watch is not None and watch.handoff:
             if not watch.hand_off(protocol, None if found is None else NativeASGI(found[0], found[1])):
                 protocol.finish()
-            return
+            return True
         if found is None:
             self.track(self.run_http(protocol, watch), context, loop)
-            return
+            return True
         plan, params, _ = found
         call = self.native_call(protocol, plan, params, watch)
         pooled = self.offloads(plan)
         if pooled is not None:
             self.offload(protocol, call, pooled, watch)
-            return
+            return False
         flat = direct_flat(plan)
         if flat is None:
             self.track(self.run_call(protocol, call, watch), context, loop)
-            return
+            return True
         if flat.lead is not None:
             self.solve_lead(protocol, call, flat, flat.lead, watch, loop)
-            return
+            return False
         self.start_flat(protocol, call, flat, watch, context, loop=loop)
+        return True
 
     def native_plan(
         self, protocol: HTTPProtocol, watch: Watch | None = None
