@@ -161,7 +161,8 @@ def solve_lead(
     :func:`solve` would have copied for the group); raises what a function raised."""
     values: dict[str, Any] = {}
     errors: list[Any] = []
-    _solve_on_thread(group, call, cache, context, values, errors)
+    for sub in group:
+        _solve_sub_sync(sub, call, cache, context, values, errors)
     return values, errors
 
 

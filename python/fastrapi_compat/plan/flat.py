@@ -235,6 +235,7 @@ class FlatPlan:
         "is_coroutine",
         "json_class",
         "lead",
+        "lead_only",
         "legacy",
         "node",
         "offload",
@@ -326,6 +327,9 @@ class FlatPlan:
         self.lead: tuple[Node, ...] | None = (
             first if isinstance(first, tuple) and not self.has_body and internals.POOL_WORKERS else None
         )
+        # The lead is all there is to solve (no later dependency, no parameter of the
+        # endpoint's own): what it gave is the endpoint's arguments as they are.
+        self.lead_only = self.lead is not None and len(node.groups) == 1 and not node.params
 
     def overridden(self) -> bool:
         """``dependency_overrides`` are set: FastAPI's own solver must run the route."""
