@@ -89,6 +89,14 @@ def create_app() -> FastAPI:
     async def read_user(events: Log, user: Annotated[dict[str, Any], Depends(get_user)]) -> dict[str, Any]:
         return {"user": user, "events": events, "on_loop": _on_loop()}
 
+    @app.get("/lead-param")
+    async def lead_param(
+        events: Log, flags: Annotated[dict[str, Any], Depends(get_flags)], page: int = 1
+    ) -> dict[str, Any]:
+        # the def dependencies run first, on a pool thread; the endpoint's own query
+        # parameter is read after them (its errors after theirs)
+        return {"events": events, "flags": flags, "page": page}
+
     @app.get("/thread")
     async def thread(db: Annotated[dict[str, Any], Depends(get_db)]) -> dict[str, Any]:
         # the dependency ran on another thread than this endpoint's (the loop's)

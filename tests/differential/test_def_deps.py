@@ -25,6 +25,9 @@ REQUESTS = [
     Req("GET", "/order?limit=0", id="422 in a def dependency"),
     Req("GET", "/order?user=forbidden", id="HTTPException before an async dependency"),
     Req("GET", "/thread"),
+    Req("GET", "/lead-param?page=2&limit=3", id="def dependencies, then the endpoint's own parameter"),
+    Req("GET", "/lead-param?page=x", id="422 in the endpoint's own parameter after def dependencies"),
+    Req("GET", "/lead-param?page=x&limit=0", id="422 in def dependencies and the endpoint: both, in order"),
 ]
 
 

@@ -56,7 +56,7 @@ async def answer_flat(call: NativeCall, flat: FlatPlan, lead: Lead | None = None
     values: dict[str, Any]
     errors: list[Any]
     if lead is not None:
-        values, errors = await solve(flat.node, call, lead[0], lead[1])
+        values, errors = lead[1] if flat.lead_only else await solve(flat.node, call, lead[0], lead[1])
     elif flat.solves:
         values, errors = await solve(flat.node, call, {})
     else:

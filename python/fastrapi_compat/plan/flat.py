@@ -128,7 +128,9 @@ class Node:
         "header_fields",
         "header_params",
         "is_coroutine",
+        "leaf",
         "name",
+        "params",
         "path_fields",
         "path_params",
         "query_fields",
@@ -156,6 +158,10 @@ class Node:
         self.cookie_params = _params(self.cookie_fields)
         self.deps: list[Node] = [Node(sub) for sub in dependant.dependencies]
         self.deps_tuple: tuple[Node, ...] = tuple(self.deps)
+        # Path, query, header or cookie parameters of its own to read (execute.params._node_params).
+        self.params = bool(self.path_fields or self.query_fields or self.header_fields or self.cookie_fields)
+        # Nothing to solve before its call: no parameters, no sub-dependencies.
+        self.leaf = not self.params and not self.deps
         # No ``async`` function in this node's tree: it may be solved on a pool thread whole.
         self.sync: bool = not self.is_coroutine and all(sub.sync for sub in self.deps)
         # ``deps`` in order, each run of consecutive synchronous ones as a tuple: solved on
@@ -229,6 +235,7 @@ class FlatPlan:
         "is_coroutine",
         "json_class",
         "lead",
+        "lead_only",
         "legacy",
         "node",
         "offload",
@@ -320,6 +327,9 @@ class FlatPlan:
         self.lead: tuple[Node, ...] | None = (
             first if isinstance(first, tuple) and not self.has_body and internals.POOL_WORKERS else None
         )
+        # The lead is all there is to solve (no later dependency, no parameter of the
+        # endpoint's own): what it gave is the endpoint's arguments as they are.
+        self.lead_only = self.lead is not None and len(node.groups) == 1 and not node.params
 
     def overridden(self) -> bool:
         """``dependency_overrides`` are set: FastAPI's own solver must run the route."""

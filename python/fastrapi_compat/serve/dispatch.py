@@ -54,11 +54,14 @@ def drain(engine: Engine, loop: asyncio.AbstractEventLoop | None = None) -> None
     to the handler of the listener it arrived on, then schedules the flush of the responses
     made on the loop: it runs after the new tasks' first steps, in the same loop iteration,
     and carries every response they made there (an endpoint that answers without waiting is
-    answered one loop iteration sooner, and no response schedules a flush of its own)."""
-    spawned = engine.drain()
-    for protocol in spawned:
-        protocol.handler.spawn(protocol, loop)
-    if spawned:
+    answered one loop iteration sooner, and no response schedules a flush of its own). None
+    is scheduled when every request went to the pool first (no response is made on the loop
+    in this iteration; one made later schedules its own)."""
+    answers = False
+    for protocol in engine.drain():
+        if protocol.handler.spawn(protocol, loop):
+            answers = True
+    if answers:
         engine.flush_soon()
 
 
@@ -174,12 +177,14 @@ class Dispatcher:
 
     # --- the decision ---------------------------------------------------------------------
 
-    def spawn(self, protocol: HTTPProtocol | WebSocketProtocol, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        """Serves ``protocol`` in a task of ``loop`` (None: the running loop, looked up)."""
+    def spawn(self, protocol: HTTPProtocol | WebSocketProtocol, loop: asyncio.AbstractEventLoop | None = None) -> bool:
+        """Serves ``protocol`` in a task of ``loop`` (None: the running loop, looked up);
+        False when the request went to the pool first (it cannot be answered on the loop in
+        this iteration: :func:`drain` need not schedule a flush for it)."""
         watch = self.watch(protocol) if self.watching else None
         if type(protocol) is not HTTPProtocol:
             self.track(self.run_websocket(protocol, watch), None if watch is None else watch.context, loop)
-            return
+            return True
         found = self.native_plan(protocol, watch)
         context = None if watch is None else watch.context
         if found is not None and found[2]:  # under the app's own stack
@@ -189,30 +194,31 @@ class Dispatcher:
             if watch is not None and watch.handoff:
                 if not watch.hand_off(protocol, UnderStack(self.app, matched)):
                     protocol.finish()
-                return
+                return True
             self.track(self.run_http(protocol, watch, matched), context, loop)
-            return
+            return True
         if watch is not None and watch.handoff:
             if not watch.hand_off(protocol, None if found is None else NativeASGI(found[0], found[1])):
                 protocol.finish()
-            return
+            return True
         if found is None:
             self.track(self.run_http(protocol, watch), context, loop)
-            return
+            return True
         plan, params, _ = found
         call = self.native_call(protocol, plan, params, watch)
         pooled = self.offloads(plan)
         if pooled is not None:
             self.offload(protocol, call, pooled, watch)
-            return
+            return False
         flat = direct_flat(plan)
         if flat is None:
             self.track(self.run_call(protocol, call, watch), context, loop)
-            return
+            return True
         if flat.lead is not None:
-            self.solve_lead(protocol, call, flat, flat.lead, watch)
-            return
+            self.solve_lead(protocol, call, flat, flat.lead, watch, loop)
+            return False
         self.start_flat(protocol, call, flat, watch, context, loop=loop)
+        return True
 
     def native_plan(
         self, protocol: HTTPProtocol, watch: Watch | None = None
@@ -301,41 +307,69 @@ class Dispatcher:
         loop = asyncio.get_running_loop()
         outer = None if watch is None else watch.context
         context = contextvars.copy_context() if outer is None else outer.copy()
+        pool_for(loop).submit(self._offloaded, loop, context, protocol, call, flat, watch)
 
-        def job() -> None:
-            resume = context.run(run_sync, call, flat, context)
-            if resume is None:
-                self.ended(protocol, watch, None)
-            else:
-                loop.call_soon_threadsafe(self._resume, context, protocol, call, watch, resume)
-
-        pool_for(loop).submit(job)
+    def _offloaded(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        context: contextvars.Context,
+        protocol: HTTPProtocol,
+        call: NativeCall,
+        flat: FlatPlan,
+        watch: Watch | None,
+    ) -> None:
+        """:meth:`offload`'s job, on a pool thread."""
+        resume = context.run(run_sync, call, flat, context)
+        if resume is None:
+            self.ended(protocol, watch, None)
+        else:
+            loop.call_soon_threadsafe(self._resume, context, protocol, call, watch, resume)
 
     def solve_lead(
-        self, protocol: HTTPProtocol, call: NativeCall, flat: FlatPlan, group: tuple[Node, ...], watch: Watch | None
+        self,
+        protocol: HTTPProtocol,
+        call: NativeCall,
+        flat: FlatPlan,
+        group: tuple[Node, ...],
+        watch: Watch | None,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         """:meth:`run_flat` for a plan without body whose first dependencies are a run of ``def``
         functions: they are solved on the pool first (the one hop to a thread FastAPI makes for
         them, see :func:`~fastrapi_compat.execute.params.solve_lead`), then the request's task
-        starts with them solved, or with what they raised."""
-        loop = asyncio.get_running_loop()
+        starts with them solved, or with what they raised (``loop``: the running loop, None:
+        looked up)."""
+        if loop is None:
+            loop = asyncio.get_running_loop()
         outer = None if watch is None else watch.context
         context = contextvars.copy_context() if outer is None else outer
+        pool_for(loop).submit(self._leading, loop, context, protocol, call, flat, group, watch)
 
-        def job() -> None:
-            cache: dict[Any, Any] = {}
-            try:
-                solved = solve_lead(group, call, cache, context)
-            except BaseException as exc:  # noqa: BLE001 - raised in the request's task
-                loop.call_soon_threadsafe(self._led, context, protocol, call, flat, watch, None, thread_error(exc))
-                return
-            loop.call_soon_threadsafe(self._led, context, protocol, call, flat, watch, (cache, solved), None)
-
-        pool_for(loop).submit(job)
+    def _leading(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        context: contextvars.Context,
+        protocol: HTTPProtocol,
+        call: NativeCall,
+        flat: FlatPlan,
+        group: tuple[Node, ...],
+        watch: Watch | None,
+    ) -> None:
+        """:meth:`solve_lead`'s job, on a pool thread: the request goes on in ``context`` on the
+        loop (:meth:`_led` is called in it, so it need not enter it again)."""
+        cache: dict[Any, Any] = {}
+        try:
+            solved = solve_lead(group, call, cache, context)
+        except BaseException as exc:  # noqa: BLE001 - raised in the request's task
+            loop.call_soon_threadsafe(
+                self._led, loop, protocol, call, flat, watch, None, thread_error(exc), context=context
+            )
+            return
+        loop.call_soon_threadsafe(self._led, loop, protocol, call, flat, watch, (cache, solved), None, context=context)
 
     def _led(
         self,
-        context: contextvars.Context,
+        loop: asyncio.AbstractEventLoop,
         protocol: HTTPProtocol,
         call: NativeCall,
         flat: FlatPlan,
@@ -343,10 +377,11 @@ class Dispatcher:
         lead: Lead | None,
         exc: BaseException | None,
     ) -> None:
+        """On the loop, in the request's context (the task copies it, as :meth:`start` would)."""
         if exc is not None:
-            self.track(self.run_call(protocol, call, watch, Resume(exc=exc)), context)
+            self.track(self.run_call(protocol, call, watch, Resume(exc=exc)), None, loop)
         else:
-            self.start_flat(protocol, call, flat, watch, context, lead)
+            self.start_flat(protocol, call, flat, watch, None, lead, loop)
 
     def _resume(
         self,

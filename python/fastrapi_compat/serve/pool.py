@@ -36,7 +36,7 @@ from fastrapi_compat.plan import internals
 
 _logger = logging.getLogger("fastrapi_compat.threads")
 
-Job = Callable[[], None]
+Job = Callable[..., None]
 
 IDLE_SECONDS = 10.0
 """How long a thread waits for a job before it ends."""
@@ -44,6 +44,9 @@ IDLE_SECONDS = 10.0
 STALL_SECONDS = 0.005
 """How long queued jobs may see no job finish before more threads are woken: the GIL's switch
 interval, so that threads merely waiting for the GIL are not taken for blocked ones."""
+
+# What :meth:`SyncPool._next` did.
+_END, _RAN, _WOKEN = 0, 1, 2
 
 _pools: weakref.WeakKeyDictionary[Any, SyncPool] = weakref.WeakKeyDictionary()
 _pools_lock = threading.Lock()
@@ -88,7 +91,7 @@ class SyncPool:
         self._stall = stall
         self._idle = idle
         self._lock = threading.Lock()
-        self._queue: collections.deque[Job] = collections.deque()
+        self._queue: collections.deque[tuple[Job, tuple[Any, ...]]] = collections.deque()
         self._parked: list[queue.SimpleQueue[bool]] = []  # each parked thread's wake-up line
         self._threads = 0
         self._awake = 0  # threads running a job or about to look at the queue
@@ -106,13 +109,15 @@ class SyncPool:
         """Threads alive (running, parked, or starting)."""
         return self._threads
 
-    def submit(self, job: Job) -> None:
+    def submit(self, job: Job, *args: Any) -> None:
+        """Queues ``job(*args)`` (the arguments rather than a closure: no function and cells
+        made per request)."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("the pool is closed")
-            self._queue.append(job)
+            self._queue.append((job, args))
             if self._awake == 0:
-                self._wake(1)
+                self._wake_one()
             elif self._timer is None:
                 self._seen = self._finished
                 self._arm()
@@ -133,6 +138,14 @@ class SyncPool:
                 self._wake(len(self._queue))
             self._seen = self._finished
             self._arm()
+
+    def _wake_one(self) -> None:
+        """:meth:`_wake` for one thread, none awake (under the lock): the common case."""
+        if self._parked:
+            self._parked.pop().put(True)
+            self._awake += 1
+        else:
+            self._wake(1)
 
     def _wake(self, count: int) -> None:
         """Wakes (or starts) up to ``count`` threads (under the lock)."""
@@ -157,38 +170,43 @@ class SyncPool:
             return
         with internals.claim_anyio_worker(loop):
             del loop
-            while self._next(wakeups):
-                pass
+            state = _WOKEN
+            while state != _END:
+                state = self._next(wakeups, state == _RAN)
         with self._lock:
             self._threads -= 1
 
-    def _next(self, wakeups: queue.SimpleQueue[bool]) -> bool:
-        """Runs the next job, or parks until woken; False when the thread should end."""
-        lock, jobs = self._lock, self._queue
-        with lock:
-            job = jobs.popleft() if jobs else None
-            if job is None:
+    def _next(self, wakeups: queue.SimpleQueue[bool], done: bool) -> int:
+        """Runs the next job (:data:`_RAN`), or parks until woken (:data:`_WOKEN`);
+        :data:`_END` when the thread should end. ``done``: the thread ran a job since it last
+        looked (counted here, in the same locked step that takes the next one)."""
+        with self._lock:
+            if done:
+                self._finished += 1
+            jobs = self._queue
+            queued = jobs.popleft() if jobs else None
+            if queued is None:
                 self._awake -= 1
                 if self._closed:
-                    return False
+                    return _END
                 self._parked.append(wakeups)
-        if job is not None:
+        if queued is not None:
+            job, args = queued
+            queued = None
             try:
-                job()
+                job(*args)
             except BaseException:
                 _logger.exception("uncaught error in a pool job")
-            job = None  # dropped before waiting: a finished request keeps nothing alive
-            with lock:
-                self._finished += 1
-            return True
+            del job, args  # dropped before waiting: a finished request keeps nothing alive
+            return _RAN
         try:
-            return wakeups.get(timeout=self._idle)
+            return _WOKEN if wakeups.get(timeout=self._idle) else _END
         except queue.Empty:
-            with lock:
+            with self._lock:
                 if wakeups in self._parked:  # still parked: end (else a wake-up is on its way)
                     self._parked.remove(wakeups)
-                    return False
-            return wakeups.get()
+                    return _END
+            return _WOKEN if wakeups.get() else _END
 
     def close(self) -> None:
         """Ends the parked threads now and the busy ones once the queue is empty (they are
