@@ -57,8 +57,12 @@ impl DefaultHeaders {
 
     /// Brings the `date` of a copy of a map made by [`Self::seeded`] to the current second.
     pub fn restamp(&self, headers: &mut HeaderMap) {
-        if self.date {
-            if let Some(value) = headers.get_mut(DATE) {
+        if !self.date {
+            return;
+        }
+        // the first header (no lookup by name)
+        if let Some((name, value)) = headers.iter_mut().next() {
+            if name == DATE {
                 *value = now();
             }
         }

@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use regex::bytes::Regex;
 
-use super::{first, header_pair, latin1, option, plain_text, Head, HeaderList, Pending, Step};
+use super::{header_pair, latin1, option, plain_text, Head, HeaderList, Pending, Step};
 use crate::defaults::DefaultHeaders;
 use crate::errors::EngineError;
 
@@ -132,11 +132,9 @@ impl Cors {
     pub(super) fn on_request(&self, head: &Head<'_>) -> Step {
         let headers = &head.headers;
         let origin = headers.get(http::header::ORIGIN);
-        if let Some(origin) = origin {
-            if *head.method == http::Method::OPTIONS
-                && headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
-            {
-                return self.preflight(origin.as_bytes(), head);
+        if let Some(origin) = origin.filter(|_| *head.method == http::Method::OPTIONS) {
+            if let Some(method) = headers.get(http::header::ACCESS_CONTROL_REQUEST_METHOD) {
+                return self.preflight(origin.as_bytes(), method.as_bytes(), head);
             }
         }
         if origin.is_none() && self.origin_only {
@@ -160,7 +158,8 @@ impl Cors {
         })
     }
 
-    fn preflight(&self, origin: &[u8], head: &Head<'_>) -> Step {
+    /// `method`: the (first) `Access-Control-Request-Method`.
+    fn preflight(&self, origin: &[u8], method: &[u8], head: &Head<'_>) -> Step {
         let request = head.headers;
         let mut failures: Vec<&str> = Vec::new();
         let mut allow_origin = None;
@@ -176,8 +175,6 @@ impl Cors {
             }
             Some(false) => failures.push("origin"),
         }
-        let method =
-            first(request, http::header::ACCESS_CONTROL_REQUEST_METHOD).unwrap_or_default();
         if !self.allow_methods.iter().any(|m| m == method) {
             failures.push("method");
         }
