@@ -11,7 +11,7 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use crate::errors::EngineError;
 
 /// A listener's response defaults (`Engine.listen`'s `date_header` and `default_headers`).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct DefaultHeaders {
     /// Whether a `date` header comes first (else none at all: hyper's own is off too).
     pub date: bool,
@@ -53,6 +53,19 @@ impl DefaultHeaders {
             headers.append(name.clone(), value.clone());
         }
         headers
+    }
+
+    /// Brings the `date` of a copy of a map made by [`Self::seeded`] to the current second.
+    pub fn restamp(&self, headers: &mut HeaderMap) {
+        if !self.date {
+            return;
+        }
+        // the first header (no lookup by name)
+        if let Some((name, value)) = headers.iter_mut().next() {
+            if name == DATE {
+                *value = now();
+            }
+        }
     }
 
     /// Puts the defaults before `headers` (uvicorn writes its defaults first, then the app's

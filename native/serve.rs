@@ -381,6 +381,8 @@ impl Accepted {
     /// `idle`) nothing was asked of it for that long.
     async fn drive<C: Served>(mut self, connection: C, conn: &Connection, idle: Option<Duration>) {
         tokio::pin!(connection);
+        // whether the listener's closing may have been told (read without a lock)
+        let probe = self.closing.clone();
         tokio::select! {
             () = async { match idle { Some(idle) => conn.idle_for(idle).await, None => std::future::pending().await } } => {
                 connection.as_mut().shut();
@@ -392,7 +394,7 @@ impl Accepted {
                     tell_handler(&self.shared, &self.site, "invalid_request", 0);
                 }
             }
-            () = conn.info.closer.asked() => {
+            () = when_woken(conn.info.closer.asked(), || conn.info.closer.was_asked()) => {
                 // The app raised after its response: uvicorn closes the
                 // transport once the response is written; so does hyper, told
                 // when nothing is in flight (told sooner, it would add
@@ -404,7 +406,7 @@ impl Accepted {
                 connection.as_mut().shut();
                 let _ = connection.as_mut().await;
             }
-            _ = async { let _ = self.closing.wait_for(|c| *c).await; } => {
+            _ = when_woken(async { let _ = self.closing.wait_for(|c| *c).await; }, || probe.has_changed().unwrap_or(true)) => {
                 // Idle connections close at once (those that have just answered,
                 // after `IDLE_GRACE`); requests in flight finish (within the
                 // listener's grace); then hyper gets a moment to flush, and a
@@ -427,6 +429,28 @@ impl Accepted {
             }
         }
     }
+}
+
+/// `inner`, polled only when `maybe_ready` says it may be ready or the task's waker is not the
+/// one it was last polled with: a pending future has arranged for that waker to be woken, so
+/// polling it again on every wake of the connection's task (each read and write of every
+/// request) only costs a lock (a `Notify`'s, a watch channel's). `maybe_ready` must be true
+/// once what `inner` waits for has happened.
+async fn when_woken<F: Future>(inner: F, maybe_ready: impl Fn() -> bool) -> F::Output {
+    let mut inner = std::pin::pin!(inner);
+    let mut registered: Option<std::task::Waker> = None;
+    std::future::poll_fn(move |cx| {
+        let same = registered.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+        if same && !maybe_ready() {
+            return Poll::Pending;
+        }
+        let polled = inner.as_mut().poll(cx);
+        if polled.is_pending() && !same {
+            registered = Some(cx.waker().clone());
+        }
+        polled
+    })
+    .await
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -128,6 +128,11 @@ impl ConnCloser {
         self.notify.notify_one();
     }
 
+    /// Whether [`ConnCloser::ask`] was called.
+    pub fn was_asked(&self) -> bool {
+        self.asked.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Resolves once [`ConnCloser::ask`] was called.
     pub async fn asked(&self) {
         loop {

@@ -167,7 +167,7 @@ pub async fn handle(
     engine: Arc<EngineShared>,
     conn: &ConnInfo,
     mirror: &MirrorSlot,
-    note: Option<&mut Note>,
+    mut note: Option<&mut Note>,
 ) -> Result<Response<ResBody>, Aborted> {
     let (parts, incoming) = req.into_parts();
     let head = RequestHead::new(parts, conn, false);
@@ -182,17 +182,33 @@ pub async fn handle(
             Ok(refused)
         }
         _ => {
-            let closer = conn.closer.clone();
-            respond(
-                head,
-                incoming,
-                engine.clone(),
-                mirror,
-                closer,
-                note,
-                &mut seeded,
-            )
-            .await
+            let (routed, template) = native_match(&head, mirror, note.is_some());
+            if let Some(note) = note.as_deref_mut() {
+                note.route = template;
+            }
+            match routed {
+                // a middleware's answer (a CORS preflight...): no future of its own to make
+                Routed::Answered(status, headers, body, with_defaults) => {
+                    seeded = with_defaults;
+                    engine.http_requests.fetch_add(1, Ordering::Relaxed);
+                    engine.native_requests.fetch_add(1, Ordering::Relaxed);
+                    let is_head = head.method == http::Method::HEAD;
+                    Ok(complete_response(&engine, is_head, status, headers, body))
+                }
+                routed => {
+                    let closer = conn.closer.clone();
+                    respond(
+                        head,
+                        routed,
+                        incoming,
+                        engine.clone(),
+                        closer,
+                        note,
+                        &mut seeded,
+                    )
+                    .await
+                }
+            }
         }
     };
     if let (false, Ok(response)) = (seeded, &mut result) {
@@ -205,29 +221,19 @@ pub async fn handle(
     result
 }
 
+/// A request the ASGI tier or a native route answers (`routed`: not a middleware's answer).
 async fn respond(
     head: RequestHead,
+    routed: Routed,
     incoming: Incoming,
     engine: Arc<EngineShared>,
-    mirror: &MirrorSlot,
     closer: Arc<ConnCloser>,
-    mut note: Option<&mut Note>,
+    note: Option<&mut Note>,
     seeded: &mut bool,
 ) -> Result<Response<ResBody>, Aborted> {
-    let (routed, template) = native_match(&head, mirror, note.is_some());
-    if let Some(note) = note.as_deref_mut() {
-        note.route = template;
-    }
     let (matched, layers) = match routed {
         Routed::Native(found, layers) => (Some(found), layers),
-        Routed::Asgi => (None, None),
-        Routed::Answered(status, headers, body, with_defaults) => {
-            *seeded = with_defaults;
-            engine.http_requests.fetch_add(1, Ordering::Relaxed);
-            engine.native_requests.fetch_add(1, Ordering::Relaxed);
-            let is_head = head.method == http::Method::HEAD;
-            return Ok(complete_response(&engine, is_head, status, headers, body));
-        }
+        Routed::Asgi | Routed::Answered(..) => (None, None),
     };
     let body = if incoming.is_end_stream() {
         BodyState::Buffered(Bytes::new())

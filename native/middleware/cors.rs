@@ -6,12 +6,16 @@
 //! before 1.0 `"*"` origins are mirrored when the request has a cookie (not when credentials
 //! are allowed); before 0.51 `Access-Control-Request-Private-Network` is not looked at.
 
-use http::{HeaderName, HeaderValue, StatusCode};
+use std::sync::OnceLock;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use regex::bytes::Regex;
 
-use super::{first, header_pair, latin1, option, plain_text, Head, HeaderList, Pending, Step};
+use super::{header_pair, latin1, option, plain_text, Head, HeaderList, Pending, Step};
+use crate::defaults::DefaultHeaders;
 use crate::errors::EngineError;
 
 type Pairs = Vec<(HeaderName, HeaderValue)>;
@@ -19,6 +23,27 @@ type Pairs = Vec<(HeaderName, HeaderValue)>;
 /// Looked up by a name made once (a `&str` would be parsed on every lookup).
 const REQUEST_PRIVATE_NETWORK: HeaderName =
     HeaderName::from_static("access-control-request-private-network");
+const ALLOW_PRIVATE_NETWORK: HeaderName =
+    HeaderName::from_static("access-control-allow-private-network");
+
+/// What an allowed preflight's answer holds beside the configured headers.
+struct Allowed {
+    /// `Access-Control-Allow-Origin`: the request's origin (when named explicitly).
+    origin: Option<HeaderValue>,
+    /// `Access-Control-Allow-Headers`: the requested ones (every header allowed).
+    headers: Option<HeaderValue>,
+    /// `Access-Control-Allow-Private-Network: true`.
+    private_network: bool,
+}
+
+/// The header maps of allowed preflights' answers, made once (cloned per request, which costs
+/// less than hashing every header into a new map): one per shape, indexed by
+/// `2 * has Access-Control-Allow-Headers + has Access-Control-Allow-Private-Network`.
+struct Templates {
+    /// The listener defaults they start with (`None`: none).
+    defaults: Option<DefaultHeaders>,
+    maps: [HeaderMap; 4],
+}
 
 pub struct Cors {
     allow_all_origins: bool,
@@ -45,6 +70,10 @@ pub struct Cors {
     vary_always: bool,
     /// How `Vary` is extended (`add_vary`'s `all`).
     vary_join_all: bool,
+    /// Allowed preflights' answers, made on the first: without the listener's defaults, and
+    /// starting with them (the first listener's that seeds them).
+    templates: OnceLock<Box<Templates>>,
+    seeded_templates: OnceLock<Box<Templates>>,
 }
 
 fn pairs(list: Vec<(String, String)>) -> Result<Pairs, EngineError> {
@@ -79,6 +108,8 @@ impl Cors {
             private_network: option(options, "private_network")?,
             vary_always: option(options, "vary_always")?,
             vary_join_all: option(options, "vary_join_all")?,
+            templates: OnceLock::new(),
+            seeded_templates: OnceLock::new(),
         })
     }
 
@@ -101,11 +132,9 @@ impl Cors {
     pub(super) fn on_request(&self, head: &Head<'_>) -> Step {
         let headers = &head.headers;
         let origin = headers.get(http::header::ORIGIN);
-        if let Some(origin) = origin {
-            if *head.method == http::Method::OPTIONS
-                && headers.contains_key(http::header::ACCESS_CONTROL_REQUEST_METHOD)
-            {
-                return self.preflight(origin.as_bytes(), head);
+        if let Some(origin) = origin.filter(|_| *head.method == http::Method::OPTIONS) {
+            if let Some(method) = headers.get(http::header::ACCESS_CONTROL_REQUEST_METHOD) {
+                return self.preflight(origin.as_bytes(), method.as_bytes(), head);
             }
         }
         if origin.is_none() && self.origin_only {
@@ -129,14 +158,11 @@ impl Cors {
         })
     }
 
-    fn preflight(&self, origin: &[u8], head: &Head<'_>) -> Step {
+    /// `method`: the (first) `Access-Control-Request-Method`.
+    fn preflight(&self, origin: &[u8], method: &[u8], head: &Head<'_>) -> Step {
         let request = head.headers;
-        // room for what is added below (the map would grow and rehash otherwise)
-        let mut headers = head.answer_map(self.preflight_headers.len() + 5);
-        for (name, value) in &self.preflight_headers {
-            headers.insert(name.clone(), value.clone());
-        }
         let mut failures: Vec<&str> = Vec::new();
+        let mut allow_origin = None;
         match self.is_allowed_origin(origin) {
             None => return Step::Punt,
             Some(true) => {
@@ -144,22 +170,18 @@ impl Cors {
                     let Ok(value) = HeaderValue::from_bytes(origin) else {
                         return Step::Punt;
                     };
-                    headers.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+                    allow_origin = Some(value);
                 }
             }
             Some(false) => failures.push("origin"),
         }
-        let method =
-            first(request, http::header::ACCESS_CONTROL_REQUEST_METHOD).unwrap_or_default();
         if !self.allow_methods.iter().any(|m| m == method) {
             failures.push("method");
         }
+        let mut allow_headers = None;
         if let Some(requested) = request.get(http::header::ACCESS_CONTROL_REQUEST_HEADERS) {
             if self.allow_all_headers {
-                headers.insert(
-                    http::header::ACCESS_CONTROL_ALLOW_HEADERS,
-                    requested.clone(),
-                );
+                allow_headers = Some(requested.clone());
             } else {
                 let requested = requested.as_bytes();
                 if !requested.is_ascii() {
@@ -174,21 +196,102 @@ impl Cors {
                 }
             }
         }
+        let mut private_network = false;
         if self.private_network && crate::names::has_name(request, &[&REQUEST_PRIVATE_NETWORK]) {
             if self.allow_private_network {
-                headers.insert(
-                    "access-control-allow-private-network",
-                    HeaderValue::from_static("true"),
-                );
+                private_network = true;
             } else {
                 failures.push("private-network");
             }
+        }
+        let answer = Allowed {
+            origin: allow_origin,
+            headers: allow_headers,
+            private_network,
+        };
+        if failures.is_empty() {
+            if let Some(headers) = self.templated(head, &answer) {
+                return Step::Answer(StatusCode::OK, headers, Bytes::from_static(b"OK"));
+            }
+        }
+        self.preflight_answer(
+            head.answer_map(self.preflight_headers.len() + 5),
+            answer,
+            &failures,
+        )
+    }
+
+    /// A preflight's answer, its headers added to `headers` (from [`Head::answer_map`]).
+    fn preflight_answer(&self, mut headers: HeaderMap, answer: Allowed, failures: &[&str]) -> Step {
+        for (name, value) in &self.preflight_headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        if let Some(origin) = answer.origin {
+            headers.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        }
+        if let Some(requested) = answer.headers {
+            headers.insert(http::header::ACCESS_CONTROL_ALLOW_HEADERS, requested);
+        }
+        if answer.private_network {
+            headers.insert(ALLOW_PRIVATE_NETWORK, HeaderValue::from_static("true"));
         }
         if failures.is_empty() {
             plain_text(StatusCode::OK, headers, "OK")
         } else {
             let text = format!("Disallowed CORS {}", failures.join(", "));
             plain_text(StatusCode::BAD_REQUEST, headers, text)
+        }
+    }
+
+    /// The headers of an allowed preflight's answer: a copy of the template of its shape,
+    /// with the request's own values (and the current `date`) put in. `None` when the
+    /// listener's defaults are not the ones the templates were made with.
+    fn templated(&self, head: &Head<'_>, answer: &Allowed) -> Option<HeaderMap> {
+        let defaults = head.defaults.filter(|d| d.seeds());
+        let slot = if defaults.is_some() {
+            &self.seeded_templates
+        } else {
+            &self.templates
+        };
+        let templates = slot.get_or_init(|| Box::new(self.templates(head, defaults)));
+        if templates.defaults.as_ref() != defaults {
+            return None; // another listener's defaults: built header by header
+        }
+        let shape = usize::from(answer.headers.is_some()) * 2 + usize::from(answer.private_network);
+        let mut headers = templates.maps[shape].clone();
+        if let Some(defaults) = defaults {
+            defaults.restamp(&mut headers);
+        }
+        if let Some(origin) = &answer.origin {
+            *headers.get_mut(http::header::ACCESS_CONTROL_ALLOW_ORIGIN)? = origin.clone();
+        }
+        if let Some(requested) = &answer.headers {
+            *headers.get_mut(http::header::ACCESS_CONTROL_ALLOW_HEADERS)? = requested.clone();
+        }
+        Some(headers)
+    }
+
+    /// The allowed preflight's answers of every shape, built as [`Self::preflight_answer`]
+    /// builds them (so their headers come in the same order), with stand-in values where a
+    /// request's own go.
+    fn templates(&self, head: &Head<'_>, defaults: Option<&DefaultHeaders>) -> Templates {
+        let maps = [0, 1, 2, 3].map(|shape| {
+            let answer = Allowed {
+                origin: self
+                    .preflight_explicit_allow_origin
+                    .then(|| HeaderValue::from_static("*")),
+                headers: (shape & 2 != 0).then(|| HeaderValue::from_static("*")),
+                private_network: shape & 1 != 0,
+            };
+            let map = head.answer_map(self.preflight_headers.len() + 5);
+            match self.preflight_answer(map, answer, &[]) {
+                Step::Answer(_, headers, _) => headers,
+                _ => HeaderMap::new(),
+            }
+        });
+        Templates {
+            defaults: defaults.cloned(),
+            maps,
         }
     }
 
@@ -213,5 +316,151 @@ impl Cors {
             _ => return,
         }
         super::add_vary(headers, "Origin", self.vary_join_all);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::middleware::PathText;
+
+    fn cors(explicit: bool, all_headers: bool, preflight: &[(&str, &str)]) -> Cors {
+        let pairs = preflight
+            .iter()
+            .map(|(n, v)| header_pair(n, v).unwrap())
+            .collect();
+        Cors {
+            allow_all_origins: false,
+            allow_origins: vec![b"https://a.example".to_vec()],
+            origin_regex: None,
+            allow_methods: vec![b"GET".to_vec(), b"POST".to_vec()],
+            allow_all_headers: all_headers,
+            allow_headers: vec![b"x-token".to_vec()],
+            allow_credentials: true,
+            allow_private_network: true,
+            preflight_explicit_allow_origin: explicit,
+            simple_headers: Vec::new(),
+            preflight_headers: pairs,
+            origin_only: false,
+            mirror_on_cookie: false,
+            private_network: true,
+            vary_always: true,
+            vary_join_all: true,
+            templates: OnceLock::new(),
+            seeded_templates: OnceLock::new(),
+        }
+    }
+
+    fn answer(cors: &Cors, request: &HeaderMap, defaults: Option<&DefaultHeaders>) -> Step {
+        let head = Head {
+            method: &http::Method::OPTIONS,
+            headers: request,
+            scheme: "http",
+            root_path: "",
+            path: PathText::Raw(b"/"),
+            query: b"",
+            server: None,
+            defaults,
+        };
+        cors.on_request(&head)
+    }
+
+    /// Name, value pairs in order; the `date` value left out (it may straddle a second).
+    /// Status, header pairs, body.
+    type Listed = (u16, Vec<(String, Vec<u8>)>, Vec<u8>);
+
+    fn listed(step: &Step) -> Listed {
+        let Step::Answer(status, headers, body) = step else {
+            panic!("not an answer");
+        };
+        let pairs = headers
+            .iter()
+            .map(|(n, v)| {
+                let value = if n == http::header::DATE {
+                    Vec::new()
+                } else {
+                    v.as_bytes().to_vec()
+                };
+                (n.to_string(), value)
+            })
+            .collect();
+        (status.as_u16(), pairs, body.to_vec())
+    }
+
+    #[test]
+    fn a_templated_answer_is_the_one_built_header_by_header() {
+        let seeded = DefaultHeaders::new(true, vec![(b"server".to_vec(), b"uvicorn".to_vec())]);
+        let other = DefaultHeaders::new(false, vec![(b"server".to_vec(), b"x".to_vec())]);
+        let unseeded = DefaultHeaders::new(true, vec![(b"x-a".to_vec(), b"1".to_vec())]);
+        let (seeded, other, unseeded) = (seeded.unwrap(), other.unwrap(), unseeded.unwrap());
+        let star = [
+            ("Access-Control-Allow-Origin", "*"),
+            ("Access-Control-Allow-Methods", "GET, POST"),
+        ];
+        let plain = [
+            ("Access-Control-Allow-Methods", "GET, POST"),
+            ("Access-Control-Max-Age", "600"),
+            ("Vary", "Origin"),
+            ("Access-Control-Allow-Credentials", "true"),
+        ];
+        let requests: [&[(&str, &str)]; 6] = [
+            &[("access-control-request-method", "GET")],
+            &[
+                ("access-control-request-method", "GET"),
+                ("access-control-request-headers", "X-Token, y"),
+            ],
+            &[
+                ("access-control-request-method", "POST"),
+                ("access-control-request-private-network", "true"),
+            ],
+            &[
+                ("access-control-request-headers", "x-token"),
+                ("access-control-request-private-network", "true"),
+                ("access-control-request-method", "GET"),
+            ],
+            &[("access-control-request-method", "PUT")],
+            &[
+                ("access-control-request-method", "GET"),
+                ("access-control-request-headers", "x-other"),
+            ],
+        ];
+        for (explicit, all_headers, preflight) in [
+            (true, true, &plain[..]),
+            (false, true, &plain[..]),
+            (true, false, &star[..]),
+            (false, false, &star[..]),
+        ] {
+            for origin in ["https://a.example", "https://b.example"] {
+                for extra in requests {
+                    let mut request = HeaderMap::new();
+                    request.insert(http::header::ORIGIN, HeaderValue::from_static(origin));
+                    for (name, value) in extra {
+                        request.append(*name, HeaderValue::from_static(value));
+                    }
+                    // the same layer answers through its templates (made on its first answer,
+                    // for the first listener's defaults) and header by header (other defaults)
+                    let layer = cors(explicit, all_headers, preflight);
+                    for defaults in [Some(&seeded), None, Some(&unseeded), Some(&other)] {
+                        // templates for other defaults only: answered header by header
+                        let fresh = cors(explicit, all_headers, preflight);
+                        for slot in [&fresh.templates, &fresh.seeded_templates] {
+                            let decoy = DefaultHeaders::new(true, Vec::new()).unwrap();
+                            let maps = std::array::from_fn(|_| HeaderMap::new());
+                            let _ = slot.set(Box::new(Templates {
+                                defaults: Some(decoy),
+                                maps,
+                            }));
+                        }
+                        let built = answer(&fresh, &request, defaults);
+                        let templated = answer(&layer, &request, defaults);
+                        assert_eq!(
+                            listed(&templated),
+                            listed(&built),
+                            "{origin} {extra:?} {defaults:?}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }
