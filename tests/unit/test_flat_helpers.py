@@ -17,7 +17,7 @@ import fastapi.routing
 import pytest
 from fastapi import Depends, FastAPI, Query
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
+from pydantic import BaseModel, Json
 
 from fastrapi_compat.plan import flat, flat_helpers, internals
 
@@ -73,6 +73,7 @@ _ADMITTED: dict[str, tuple[str, ...]] = {
     "0.160.0": ("0.160.0",),
     "0.159.1": ("0.159.1",),
     "0.159.0": ("0.159.0",),
+    "0.158.2": ("0.158.2",),
 }
 
 
@@ -217,6 +218,68 @@ def test_the_parameter_names_switch_before_0_160(monkeypatch: pytest.MonkeyPatch
         reasons = {route.path: flat.flat_reason(route) for route in app.routes if isinstance(route, APIRoute)}
         expected = "parameter model (this release reads it with the route's parameter names)" if switched else ""
         assert reasons == {"/model": expected, "/in-dependency": expected, "/plain": ""}
+
+
+def _query_fields(app: FastAPI) -> dict[str, Any]:
+    """Each route's one query field, by path."""
+    return {route.path: route.dependant.query_params[0] for route in app.routes if isinstance(route, APIRoute)}
+
+
+def test_the_parameter_model_switch_of_0_158_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """0.158.2 has no ``_get_param_model``: its ``request_params_to_args`` reads a field as a
+    parameter model when the annotation is a ``BaseModel`` subclass and the field is not JSON
+    (not an optional model, which 0.159.0's ``_get_param_model`` also takes). The current
+    generation then tests a location by that, and a route with such a model is not flat
+    (``param_names``); without ``_is_json_field`` too, no flat plans, by name."""
+    app = FastAPI()
+
+    @app.get("/model")
+    async def model(p: Annotated[_Paging, Query()]) -> int:
+        return p.limit
+
+    if hasattr(_dep_utils, "_get_param_model"):  # 0.158.2 refuses to declare an optional model
+
+        @app.get("/optional")
+        async def optional(p: Annotated[_Paging | None, Query()] = None) -> int:
+            return 0
+
+    @app.get("/json")
+    async def json_model(p: Annotated[Json[_Paging], Query()]) -> int:
+        return p.limit
+
+    @app.get("/plain")
+    async def plain(limit: int = 10) -> int:
+        return limit
+
+    fields = _query_fields(app)
+    switch = flat_helpers._param_model_before_0_159()
+    assert switch is not None
+    optional = {"/optional": None} if "/optional" in fields else {}
+    assert {path: switch(field) for path, field in fields.items()} == {
+        "/model": _Paging,
+        **optional,
+        "/json": None,
+        "/plain": None,
+    }
+    monkeypatch.delattr(_dep_utils, "_get_param_model", raising=False)
+    monkeypatch.setattr(flat_helpers, "_current_gate", lambda: "")
+    helpers, reason = flat_helpers._current()
+    assert reason == ""
+    assert helpers is not None
+    assert {path: helpers.location_model([field]) for path, field in fields.items()} == {
+        "/model": True,
+        **{path: False for path in optional},
+        "/json": False,
+        "/plain": False,
+    }
+    monkeypatch.setattr(internals, "FLAT", dataclasses.replace(helpers, param_names=True))
+    reasons = {route.path: flat.flat_reason(route) for route in app.routes if isinstance(route, APIRoute)}
+    assert reasons["/model"] == "parameter model (this release reads it with the route's parameter names)"
+    assert reasons["/plain"] == ""
+    monkeypatch.delattr(_dep_utils, "_is_json_field")
+    helpers, reason = flat_helpers._current()
+    assert helpers is None
+    assert reason == f"fastapi {fastapi.__version__} lacks get_param_model, is_json_field"
 
 
 def test_a_mix_of_proven_releases_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
