@@ -74,6 +74,7 @@ _ADMITTED: dict[str, tuple[str, ...]] = {
     "0.159.1": ("0.159.1",),
     "0.159.0": ("0.159.0",),
     "0.158.2": ("0.158.2",),
+    "0.158.1": ("0.158.0", "0.158.1"),
 }
 
 
@@ -167,7 +168,9 @@ def test_the_form_model_switch_of_0_160(monkeypatch: pytest.MonkeyPatch) -> None
     neither leaves it without flat plans, by name."""
     form_model = object()
     monkeypatch.delattr(_dep_utils, "_get_form_models", raising=False)
-    monkeypatch.setattr(_dep_utils, "_get_form_model", lambda field: form_model if field == "form" else None)
+    monkeypatch.setattr(
+        _dep_utils, "_get_form_model", lambda field: form_model if field == "form" else None, raising=False
+    )
     monkeypatch.setattr(flat_helpers, "_current_gate", lambda: "")
     helpers, reason = flat_helpers._current()
     assert reason == ""
@@ -175,9 +178,29 @@ def test_the_form_model_switch_of_0_160(monkeypatch: pytest.MonkeyPatch) -> None
     assert helpers.form_models("form") is True
     assert helpers.form_models("json") is False
     monkeypatch.delattr(_dep_utils, "_get_form_model")
+    monkeypatch.delattr(_dep_utils, "_is_form_model", raising=False)
     helpers, reason = flat_helpers._current()
     assert helpers is None
     assert reason == f"fastapi {fastapi.__version__} lacks form_models"
+
+
+def test_the_form_model_switch_of_0_158_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    """0.158.0 and 0.158.1 have neither ``_get_form_models`` nor ``_get_form_model`` but
+    ``_is_form_model`` (a bool): the current generation takes it, and ``_get_form_model`` first
+    where a release has both."""
+    monkeypatch.delattr(_dep_utils, "_get_form_models", raising=False)
+    monkeypatch.delattr(_dep_utils, "_get_form_model", raising=False)
+    monkeypatch.setattr(_dep_utils, "_is_form_model", lambda field: field == "form", raising=False)
+    monkeypatch.setattr(flat_helpers, "_current_gate", lambda: "")
+    helpers, reason = flat_helpers._current()
+    assert reason == ""
+    assert helpers is not None
+    assert helpers.form_models("form") is True
+    assert helpers.form_models("json") is False
+    monkeypatch.setattr(_dep_utils, "_get_form_model", lambda field: None, raising=False)
+    helpers, _ = flat_helpers._current()
+    assert helpers is not None
+    assert helpers.form_models("form") is False
 
 
 class _Paging(BaseModel):

@@ -10,16 +10,17 @@ by step. Three generations are known:
   sha256 of every function the plan replicates (:data:`_CURRENT_FUNCTIONS`): the tuple must be
   one of :data:`_CURRENT_DIGESTS`, each that of a release whose own FastAPI suite passed
   through the engine with flat plans (0.165.0, 0.164.0, 0.163.2, 0.163.1 = 0.163.0, 0.162.7;
-  0.162.5, the same bodies as 0.161.0 to 0.162.6; 0.160.0, 0.159.1, 0.159.0, 0.158.2). Between 0.130
-  and 0.165 ``get_request_handler`` changes in most releases: ``scripts/flat_digests.py``
-  digests release wheels and groups the releases that share a tuple. From 0.158.2 on, what
-  changed is in branches a flat plan never takes (form bodies, body limits, ``yield`` and
-  concurrency-limited dependencies), so one plan serves every group, with three release
-  switches: the form-model test of 0.160.0 and older (:func:`_form_models_before_0_161`),
-  before 0.160 a parameter model read with the route's parameter names
-  (``FlatHelpers.param_names``), and 0.158.2's parameter-model test without
-  ``_get_param_model`` (:func:`_param_model_before_0_159`). A release of another tuple keeps FastAPI's own handler (the
-  reason names the first function that differs from the nearest proven release's).
+  0.162.5, the same bodies as 0.161.0 to 0.162.6; 0.160.0, 0.159.1, 0.159.0, 0.158.2; 0.158.1 =
+  0.158.0). Between 0.130 and 0.165 ``get_request_handler`` changes in most releases:
+  ``scripts/flat_digests.py`` digests release wheels and groups the releases that share a
+  tuple. From 0.158.0 on, what changed is in branches a flat plan never takes (form bodies,
+  body limits, ``yield`` and concurrency-limited dependencies), so one plan serves every
+  group, with three release switches: the form-model test of 0.160.0 to 0.158.0
+  (:func:`_form_models_before_0_161`), before 0.160 a parameter model read with the route's
+  parameter names (``FlatHelpers.param_names``), and 0.158.x's parameter-model test without
+  ``_get_param_model`` (:func:`_param_model_before_0_159`). A release of another tuple keeps
+  FastAPI's own handler (the reason names the first function that differs from the nearest
+  proven release's).
 - ``0.128``: the same handler shape (FastAPI's ``request_response`` with the request's exit
   stacks, errors with an endpoint context), but the helpers live on ``Dependant``
   (``cache_key``, ``is_coroutine_callable``), an absent body is ``None``, a missing
@@ -313,6 +314,24 @@ _CURRENT_DIGESTS: dict[str, tuple[str, ...]] = {
         "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
         "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
     ),
+    # 0.158.0 and 0.158.1: as 0.158.2 but request_body_to_args has no optional form model
+    # (_is_form_model, the release switch _form_models_before_0_161) and takes a single form model
+    # as the whole body (form only)
+    "0.158.1": (
+        "fe6d9c5f45e32107bace5c77c9f90a0e1db9bd1676844a7ca68a9869f4f9383e",
+        "3b8983cc5ef035de93ab4421384ac65d31d733f303b8f8f42a050ce6bc217a92",
+        "3ab48cdb07e8c0ef283545f7b419cfa63609a12f1e1967a7387e1d1bbb824353",
+        "e6f95af1c7f0d4ef38a90b6b1bc247d6eaa4fb37602473934c9c6b86cb3f948e",
+        "aa7c5c48a465341463cd4c938c7cec754b78e6f569c1328102e605246b1bb4aa",
+        "b2fdad4434babf7561412e191ebdd8c6477ef5d30d07c4782829b531b218ca13",
+        "611ac5d10e8995809a1e0a3ff76324b12d3cdbd90a54d8ae2ee1157fc40b9e39",
+        "cb2b48ca2701b7a349e96d7e9da15c55c0fadc79b594045bedea2ad3ef22373e",
+        "5e5ffa7d0b966f8fde288ea4325266b5ad6999daedef1c4325d2bbf00c90be46",
+        "129d737b9fcaaa1f1c5d43939f3dd584aa9bb8fe8e6017db10d7807a5a88087f",
+        "9bada32cc5500edb9f946f8ffe393b7b4bb2fcc7a81aba315a5e6afdb3d89d64",
+        "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
+        "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
+    ),
 }
 
 
@@ -329,6 +348,7 @@ _CURRENT_RELEASES: dict[str, tuple[str, str]] = {
     "0.159.1": ("0.159.1", "0.159.1"),
     "0.159.0": ("0.159.0", "0.159.0"),
     "0.158.2": ("0.158.2", "0.158.2"),
+    "0.158.1": ("0.158.0", "0.158.1"),
 }
 
 
@@ -386,18 +406,23 @@ def _current_gate() -> str:
 
 
 def _form_models_before_0_161() -> Callable[[Any], bool] | None:
-    """The release switch of 0.160.0 and 0.159.x, whose ``request_body_to_args`` asks
+    """The release switch of 0.160.0 to 0.158.2, whose ``request_body_to_args`` asks
     ``_get_form_model(field) is None`` where 0.161.0's asks ``not _get_form_models(field)`` (a
-    form model's union came in 0.161): whether a single body field is a form model (None:
-    neither helper)."""
+    form model's union came in 0.161), and of 0.158.0 and 0.158.1, which have
+    ``_is_form_model`` (no optional form model): whether a single body field is a form model
+    (None: none of these helpers). 0.158.1's single-field test does not ask it at all, but a
+    form body is never flat, so no field a plan reads as the whole body is a form model."""
     get_form_model = getattr(_dep_utils, "_get_form_model", None)
-    if get_form_model is None:
-        return None
-    return lambda field: get_form_model(field) is not None
+    if get_form_model is not None:
+        return lambda field: get_form_model(field) is not None
+    is_form_model = getattr(_dep_utils, "_is_form_model", None)
+    if is_form_model is not None:
+        return lambda field: bool(is_form_model(field))
+    return None
 
 
 def _param_model_before_0_159() -> Callable[[Any], Any] | None:
-    """The release switch of 0.158.2, whose ``request_params_to_args`` reads a field as a
+    """The release switch of 0.158.0 to 0.158.2, whose ``request_params_to_args`` reads a field as a
     parameter model when its annotation is a ``BaseModel`` subclass and the field is not JSON,
     where 0.159.0 asks ``_get_param_model`` (which also takes an optional model, ``Model | None``,
     of a query, header or cookie): the model or None (None: no ``_is_json_field`` either)."""
