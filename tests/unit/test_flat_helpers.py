@@ -75,6 +75,7 @@ _ADMITTED: dict[str, tuple[str, ...]] = {
     "0.159.0": ("0.159.0",),
     "0.158.2": ("0.158.2",),
     "0.158.1": ("0.158.0", "0.158.1"),
+    "0.157.0": ("0.157.0",),
 }
 
 
@@ -164,8 +165,8 @@ def test_every_admitted_release_refuses_a_changed_function_by_name(monkeypatch: 
 
 def test_the_form_model_switch_of_0_160(monkeypatch: pytest.MonkeyPatch) -> None:
     """0.160.0 has ``_get_form_model`` (one model or None) where 0.161.0 on have
-    ``_get_form_models`` (a list): the current generation takes the one the release has, and
-    neither leaves it without flat plans, by name."""
+    ``_get_form_models`` (a list): the current generation takes the one the release has; with
+    none of the form-model helpers (0.157.0) no field is a form model."""
     form_model = object()
     monkeypatch.delattr(_dep_utils, "_get_form_models", raising=False)
     monkeypatch.setattr(
@@ -180,8 +181,9 @@ def test_the_form_model_switch_of_0_160(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.delattr(_dep_utils, "_get_form_model")
     monkeypatch.delattr(_dep_utils, "_is_form_model", raising=False)
     helpers, reason = flat_helpers._current()
-    assert helpers is None
-    assert reason == f"fastapi {fastapi.__version__} lacks form_models"
+    assert reason == ""
+    assert helpers is not None  # 0.157.0: no form model at all
+    assert helpers.form_models("form") is False
 
 
 def test_the_form_model_switch_of_0_158_1(monkeypatch: pytest.MonkeyPatch) -> None:
