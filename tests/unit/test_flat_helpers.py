@@ -76,6 +76,7 @@ _ADMITTED: dict[str, tuple[str, ...]] = {
     "0.158.2": ("0.158.2",),
     "0.158.1": ("0.158.0", "0.158.1"),
     "0.157.0": ("0.157.0",),
+    "0.156.8": ("0.156.7", "0.156.8"),
 }
 
 
@@ -288,6 +289,13 @@ def test_the_parameter_model_switch_of_0_158_2(monkeypatch: pytest.MonkeyPatch) 
     }
     monkeypatch.delattr(_dep_utils, "_get_param_model", raising=False)
     monkeypatch.setattr(flat_helpers, "_current_gate", lambda: "")
+    read_params = _dep_utils.request_params_to_args
+    if "known_param_names" not in inspect.signature(read_params).parameters:  # 0.156.x: as 0.158.2
+
+        def with_names(fields: Any, received: Any, *, known_param_names: Any = None) -> Any:
+            return read_params(fields, received)
+
+        monkeypatch.setattr(_dep_utils, "request_params_to_args", with_names)
     helpers, reason = flat_helpers._current()
     assert reason == ""
     assert helpers is not None
@@ -305,6 +313,59 @@ def test_the_parameter_model_switch_of_0_158_2(monkeypatch: pytest.MonkeyPatch) 
     helpers, reason = flat_helpers._current()
     assert helpers is None
     assert reason == f"fastapi {fastapi.__version__} lacks get_param_model, is_json_field"
+
+
+def test_the_location_model_switch_of_0_156_8(monkeypatch: pytest.MonkeyPatch) -> None:
+    """0.156.7 and 0.156.8 have no ``_get_param_model`` and their ``request_params_to_args``
+    takes no ``known_param_names``: a location is one parameter model (read by the release's own
+    function) only when its one field is a model, a JSON one too; beside another field a model
+    is read by its alias like any field. A release with ``_get_param_model`` or
+    ``known_param_names`` asks each field instead."""
+    app = FastAPI()
+
+    @app.get("/model")
+    async def model(p: Annotated[_Paging, Query()]) -> int:
+        return p.limit
+
+    @app.get("/json")
+    async def json_model(p: Annotated[Json[_Paging], Query()]) -> int:
+        return p.limit
+
+    @app.get("/two")
+    async def two(p: Annotated[Json[_Paging], Query()], q: int = 0) -> int:
+        return q
+
+    @app.get("/plain")
+    async def plain(limit: int = 10) -> int:
+        return limit
+
+    locations = {route.path: route.dependant.query_params for route in app.routes if isinstance(route, APIRoute)}
+    monkeypatch.setattr(flat_helpers, "_current_gate", lambda: "")
+    monkeypatch.delattr(_dep_utils, "_get_param_model", raising=False)
+
+    def without_names(fields: Any, received: Any) -> Any:
+        return {}, []
+
+    def with_names(fields: Any, received: Any, *, known_param_names: Any = None) -> Any:
+        return {}, []
+
+    monkeypatch.setattr(_dep_utils, "request_params_to_args", without_names)
+    switch = flat_helpers._location_model_before_0_157()
+    assert switch is not None
+    helpers, reason = flat_helpers._current()
+    assert reason == "" and helpers is not None
+    assert not helpers.param_names
+    expected = {"/model": True, "/json": True, "/two": False, "/plain": False}
+    assert {path: switch(fields) for path, fields in locations.items()} == expected
+    assert {path: helpers.location_model(fields) for path, fields in locations.items()} == expected
+    monkeypatch.setattr(_dep_utils, "request_params_to_args", with_names)
+    assert flat_helpers._location_model_before_0_157() is None
+    helpers, _ = flat_helpers._current()
+    assert helpers is not None and helpers.param_names
+    assert helpers.location_model(locations["/json"]) is False  # 0.157.0: not JSON
+    monkeypatch.setattr(_dep_utils, "request_params_to_args", without_names)
+    monkeypatch.setattr(_dep_utils, "_get_param_model", lambda field: None, raising=False)
+    assert flat_helpers._location_model_before_0_157() is None
 
 
 def test_a_mix_of_proven_releases_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
