@@ -11,11 +11,12 @@ by step. Three generations are known:
   one of :data:`_CURRENT_DIGESTS`, each that of a release whose own FastAPI suite passed
   through the engine with flat plans (0.165.0, 0.164.0, 0.163.2, 0.163.1 = 0.163.0, 0.162.7;
   0.162.5, the same bodies as 0.161.0 to 0.162.6; 0.160.0, 0.159.1, 0.159.0, 0.158.2; 0.158.1 =
-  0.158.0; 0.157.0; 0.156.8 = 0.156.7). Between 0.130 and 0.165 ``get_request_handler``
-  changes in most releases: ``scripts/flat_digests.py`` digests release wheels and groups the
-  releases that share a tuple. From 0.156.7 on, what changed is in branches a flat plan never
-  takes (form bodies, body limits, ``yield`` and concurrency-limited dependencies, parameter
-  models), so one plan serves every group, with four release switches: the form-model test of 0.160.0 to 0.156.7
+  0.158.0; 0.157.0; 0.156.8 = 0.156.7; 0.156.6 = 0.156.4-0.156.5). Between 0.130 and 0.165
+  ``get_request_handler`` changes in most releases: ``scripts/flat_digests.py`` digests
+  release wheels and groups the releases that share a tuple. From 0.156.4 on, what changed is
+  in branches a flat plan never takes (form bodies, body limits, ``yield`` and
+  concurrency-limited dependencies, parameter models), so one plan serves every group, with
+  four release switches: the form-model test of 0.160.0 to 0.156.4
   (:func:`_form_models_before_0_161`), before 0.160 a parameter model read with the route's
   parameter names (``FlatHelpers.param_names``), the parameter-model test of 0.158.2 to
   0.157.0, which lack ``_get_param_model`` (:func:`_param_model_before_0_159`), and 0.156.x's
@@ -370,6 +371,23 @@ _CURRENT_DIGESTS: dict[str, tuple[str, ...]] = {
         "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
         "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
     ),
+    # 0.156.4 to 0.156.6: as 0.156.8 but request_body_to_args extracts a form body into a dict
+    # (form only)
+    "0.156.6": (
+        "fe6d9c5f45e32107bace5c77c9f90a0e1db9bd1676844a7ca68a9869f4f9383e",
+        "3b8983cc5ef035de93ab4421384ac65d31d733f303b8f8f42a050ce6bc217a92",
+        "3ab48cdb07e8c0ef283545f7b419cfa63609a12f1e1967a7387e1d1bbb824353",
+        "e6f95af1c7f0d4ef38a90b6b1bc247d6eaa4fb37602473934c9c6b86cb3f948e",
+        "aa7c5c48a465341463cd4c938c7cec754b78e6f569c1328102e605246b1bb4aa",
+        "b2fdad4434babf7561412e191ebdd8c6477ef5d30d07c4782829b531b218ca13",
+        "73f6de86ab4b4d16e4e7dd197c72e3a4248e1ec48604b2414320c7d443f7f003",
+        "aa168fd216189cb14aeb5752bb30e771f650ce500ffb1023456075771d19c0e7",
+        "3a4b1366c8e5f5d7a36e710627c8902c21f76a274af9b2f4ee569f86ab984eac",
+        "129d737b9fcaaa1f1c5d43939f3dd584aa9bb8fe8e6017db10d7807a5a88087f",
+        "9bada32cc5500edb9f946f8ffe393b7b4bb2fcc7a81aba315a5e6afdb3d89d64",
+        "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
+        "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
+    ),
 }
 
 
@@ -389,6 +407,7 @@ _CURRENT_RELEASES: dict[str, tuple[str, str]] = {
     "0.158.1": ("0.158.0", "0.158.1"),
     "0.157.0": ("0.157.0", "0.157.0"),
     "0.156.8": ("0.156.7", "0.156.8"),
+    "0.156.6": ("0.156.4", "0.156.6"),
 }
 
 
