@@ -17,7 +17,7 @@ import fastapi.routing
 import pytest
 from fastapi import Depends, FastAPI, Query
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
+from pydantic import BaseModel, Json
 
 from fastrapi_compat.plan import flat, flat_helpers, internals
 
@@ -73,6 +73,11 @@ _ADMITTED: dict[str, tuple[str, ...]] = {
     "0.160.0": ("0.160.0",),
     "0.159.1": ("0.159.1",),
     "0.159.0": ("0.159.0",),
+    "0.158.2": ("0.158.2",),
+    "0.158.1": ("0.158.0", "0.158.1"),
+    "0.157.0": ("0.157.0",),
+    "0.156.8": ("0.156.7", "0.156.8"),
+    "0.156.6": ("0.156.4", "0.156.5", "0.156.6"),
 }
 
 
@@ -162,11 +167,13 @@ def test_every_admitted_release_refuses_a_changed_function_by_name(monkeypatch: 
 
 def test_the_form_model_switch_of_0_160(monkeypatch: pytest.MonkeyPatch) -> None:
     """0.160.0 has ``_get_form_model`` (one model or None) where 0.161.0 on have
-    ``_get_form_models`` (a list): the current generation takes the one the release has, and
-    neither leaves it without flat plans, by name."""
+    ``_get_form_models`` (a list): the current generation takes the one the release has; with
+    none of the form-model helpers (0.157.0) no field is a form model."""
     form_model = object()
     monkeypatch.delattr(_dep_utils, "_get_form_models", raising=False)
-    monkeypatch.setattr(_dep_utils, "_get_form_model", lambda field: form_model if field == "form" else None)
+    monkeypatch.setattr(
+        _dep_utils, "_get_form_model", lambda field: form_model if field == "form" else None, raising=False
+    )
     monkeypatch.setattr(flat_helpers, "_current_gate", lambda: "")
     helpers, reason = flat_helpers._current()
     assert reason == ""
@@ -174,9 +181,30 @@ def test_the_form_model_switch_of_0_160(monkeypatch: pytest.MonkeyPatch) -> None
     assert helpers.form_models("form") is True
     assert helpers.form_models("json") is False
     monkeypatch.delattr(_dep_utils, "_get_form_model")
+    monkeypatch.delattr(_dep_utils, "_is_form_model", raising=False)
     helpers, reason = flat_helpers._current()
-    assert helpers is None
-    assert reason == f"fastapi {fastapi.__version__} lacks form_models"
+    assert reason == ""
+    assert helpers is not None  # 0.157.0: no form model at all
+    assert helpers.form_models("form") is False
+
+
+def test_the_form_model_switch_of_0_158_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    """0.158.0 and 0.158.1 have neither ``_get_form_models`` nor ``_get_form_model`` but
+    ``_is_form_model`` (a bool): the current generation takes it, and ``_get_form_model`` first
+    where a release has both."""
+    monkeypatch.delattr(_dep_utils, "_get_form_models", raising=False)
+    monkeypatch.delattr(_dep_utils, "_get_form_model", raising=False)
+    monkeypatch.setattr(_dep_utils, "_is_form_model", lambda field: field == "form", raising=False)
+    monkeypatch.setattr(flat_helpers, "_current_gate", lambda: "")
+    helpers, reason = flat_helpers._current()
+    assert reason == ""
+    assert helpers is not None
+    assert helpers.form_models("form") is True
+    assert helpers.form_models("json") is False
+    monkeypatch.setattr(_dep_utils, "_get_form_model", lambda field: None, raising=False)
+    helpers, _ = flat_helpers._current()
+    assert helpers is not None
+    assert helpers.form_models("form") is False
 
 
 class _Paging(BaseModel):
@@ -217,6 +245,128 @@ def test_the_parameter_names_switch_before_0_160(monkeypatch: pytest.MonkeyPatch
         reasons = {route.path: flat.flat_reason(route) for route in app.routes if isinstance(route, APIRoute)}
         expected = "parameter model (this release reads it with the route's parameter names)" if switched else ""
         assert reasons == {"/model": expected, "/in-dependency": expected, "/plain": ""}
+
+
+def _query_fields(app: FastAPI) -> dict[str, Any]:
+    """Each route's one query field, by path."""
+    return {route.path: route.dependant.query_params[0] for route in app.routes if isinstance(route, APIRoute)}
+
+
+def test_the_parameter_model_switch_of_0_158_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """0.158.2 has no ``_get_param_model``: its ``request_params_to_args`` reads a field as a
+    parameter model when the annotation is a ``BaseModel`` subclass and the field is not JSON
+    (not an optional model, which 0.159.0's ``_get_param_model`` also takes). The current
+    generation then tests a location by that, and a route with such a model is not flat
+    (``param_names``); without ``_is_json_field`` too, no flat plans, by name."""
+    app = FastAPI()
+
+    @app.get("/model")
+    async def model(p: Annotated[_Paging, Query()]) -> int:
+        return p.limit
+
+    if hasattr(_dep_utils, "_get_param_model"):  # 0.158.2 refuses to declare an optional model
+
+        @app.get("/optional")
+        async def optional(p: Annotated[_Paging | None, Query()] = None) -> int:
+            return 0
+
+    @app.get("/json")
+    async def json_model(p: Annotated[Json[_Paging], Query()]) -> int:
+        return p.limit
+
+    @app.get("/plain")
+    async def plain(limit: int = 10) -> int:
+        return limit
+
+    fields = _query_fields(app)
+    switch = flat_helpers._param_model_before_0_159()
+    assert switch is not None
+    optional = {"/optional": None} if "/optional" in fields else {}
+    assert {path: switch(field) for path, field in fields.items()} == {
+        "/model": _Paging,
+        **optional,
+        "/json": None,
+        "/plain": None,
+    }
+    monkeypatch.delattr(_dep_utils, "_get_param_model", raising=False)
+    monkeypatch.setattr(flat_helpers, "_current_gate", lambda: "")
+    read_params = _dep_utils.request_params_to_args
+    if "known_param_names" not in inspect.signature(read_params).parameters:  # 0.156.x: as 0.158.2
+
+        def with_names(fields: Any, received: Any, *, known_param_names: Any = None) -> Any:
+            return read_params(fields, received)
+
+        monkeypatch.setattr(_dep_utils, "request_params_to_args", with_names)
+    helpers, reason = flat_helpers._current()
+    assert reason == ""
+    assert helpers is not None
+    assert {path: helpers.location_model([field]) for path, field in fields.items()} == {
+        "/model": True,
+        **{path: False for path in optional},
+        "/json": False,
+        "/plain": False,
+    }
+    monkeypatch.setattr(internals, "FLAT", dataclasses.replace(helpers, param_names=True))
+    reasons = {route.path: flat.flat_reason(route) for route in app.routes if isinstance(route, APIRoute)}
+    assert reasons["/model"] == "parameter model (this release reads it with the route's parameter names)"
+    assert reasons["/plain"] == ""
+    monkeypatch.delattr(_dep_utils, "_is_json_field")
+    helpers, reason = flat_helpers._current()
+    assert helpers is None
+    assert reason == f"fastapi {fastapi.__version__} lacks get_param_model, is_json_field"
+
+
+def test_the_location_model_switch_of_0_156_8(monkeypatch: pytest.MonkeyPatch) -> None:
+    """0.156.7 and 0.156.8 have no ``_get_param_model`` and their ``request_params_to_args``
+    takes no ``known_param_names``: a location is one parameter model (read by the release's own
+    function) only when its one field is a model, a JSON one too; beside another field a model
+    is read by its alias like any field. A release with ``_get_param_model`` or
+    ``known_param_names`` asks each field instead."""
+    app = FastAPI()
+
+    @app.get("/model")
+    async def model(p: Annotated[_Paging, Query()]) -> int:
+        return p.limit
+
+    @app.get("/json")
+    async def json_model(p: Annotated[Json[_Paging], Query()]) -> int:
+        return p.limit
+
+    @app.get("/two")
+    async def two(p: Annotated[Json[_Paging], Query()], q: int = 0) -> int:
+        return q
+
+    @app.get("/plain")
+    async def plain(limit: int = 10) -> int:
+        return limit
+
+    locations = {route.path: route.dependant.query_params for route in app.routes if isinstance(route, APIRoute)}
+    monkeypatch.setattr(flat_helpers, "_current_gate", lambda: "")
+    monkeypatch.delattr(_dep_utils, "_get_param_model", raising=False)
+
+    def without_names(fields: Any, received: Any) -> Any:
+        return {}, []
+
+    def with_names(fields: Any, received: Any, *, known_param_names: Any = None) -> Any:
+        return {}, []
+
+    monkeypatch.setattr(_dep_utils, "request_params_to_args", without_names)
+    switch = flat_helpers._location_model_before_0_157()
+    assert switch is not None
+    helpers, reason = flat_helpers._current()
+    assert reason == "" and helpers is not None
+    assert not helpers.param_names
+    expected = {"/model": True, "/json": True, "/two": False, "/plain": False}
+    assert {path: switch(fields) for path, fields in locations.items()} == expected
+    assert {path: helpers.location_model(fields) for path, fields in locations.items()} == expected
+    monkeypatch.setattr(_dep_utils, "request_params_to_args", with_names)
+    assert flat_helpers._location_model_before_0_157() is None
+    helpers, _ = flat_helpers._current()
+    assert helpers is not None and helpers.param_names
+    assert helpers.location_model(locations["/json"]) is False  # 0.157.0: not JSON
+    monkeypatch.setattr(_dep_utils, "request_params_to_args", without_names)
+    monkeypatch.setattr(_dep_utils, "_get_param_model", lambda field: None, raising=False)
+    assert flat_helpers._location_model_before_0_157() is None
 
 
 def test_a_mix_of_proven_releases_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,15 +10,19 @@ by step. Three generations are known:
   sha256 of every function the plan replicates (:data:`_CURRENT_FUNCTIONS`): the tuple must be
   one of :data:`_CURRENT_DIGESTS`, each that of a release whose own FastAPI suite passed
   through the engine with flat plans (0.165.0, 0.164.0, 0.163.2, 0.163.1 = 0.163.0, 0.162.7;
-  0.162.5, the same bodies as 0.161.0 to 0.162.6; 0.160.0, 0.159.1, 0.159.0). Between 0.130
-  and 0.165 ``get_request_handler`` changes in most releases: ``scripts/flat_digests.py``
-  digests release wheels and groups the releases that share a tuple. From 0.159.0 on, what
-  changed is in branches a flat plan never takes (form bodies, body limits, ``yield`` and
-  concurrency-limited dependencies), so one plan serves every group, with two release
-  switches: the form-model test of 0.160.0 and older (:func:`_form_models_before_0_161`), and
-  before 0.160 a parameter model read with the route's parameter names
-  (``FlatHelpers.param_names``). A release of another tuple keeps FastAPI's own handler (the
-  reason names the first function that differs from the nearest proven release's).
+  0.162.5, the same bodies as 0.161.0 to 0.162.6; 0.160.0, 0.159.1, 0.159.0, 0.158.2; 0.158.1 =
+  0.158.0; 0.157.0; 0.156.8 = 0.156.7; 0.156.6 = 0.156.4-0.156.5). Between 0.130 and 0.165
+  ``get_request_handler`` changes in most releases: ``scripts/flat_digests.py`` digests
+  release wheels and groups the releases that share a tuple. From 0.156.4 on, what changed is
+  in branches a flat plan never takes (form bodies, body limits, ``yield`` and
+  concurrency-limited dependencies, parameter models), so one plan serves every group, with
+  four release switches: the form-model test of 0.160.0 to 0.156.4
+  (:func:`_form_models_before_0_161`), before 0.160 a parameter model read with the route's
+  parameter names (``FlatHelpers.param_names``), the parameter-model test of 0.158.2 to
+  0.157.0, which lack ``_get_param_model`` (:func:`_param_model_before_0_159`), and 0.156.x's
+  one-model location (:func:`_location_model_before_0_157`). A release of another tuple keeps
+  FastAPI's own handler (the reason names the first function that differs from the nearest
+  proven release's).
 - ``0.128``: the same handler shape (FastAPI's ``request_response`` with the request's exit
   stacks, errors with an endpoint context), but the helpers live on ``Dependant``
   (``cache_key``, ``is_coroutine_callable``), an absent body is ``None``, a missing
@@ -294,6 +298,96 @@ _CURRENT_DIGESTS: dict[str, tuple[str, ...]] = {
         "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
         "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
     ),
+    # 0.158.2 alone: as 0.159.0 but request_params_to_args tests a parameter model by its
+    # annotation (a BaseModel subclass, not JSON) where 0.159.0 asks _get_param_model (the
+    # release switch _param_model_before_0_159); such a route is never flat (known_param_names)
+    "0.158.2": (
+        "fe6d9c5f45e32107bace5c77c9f90a0e1db9bd1676844a7ca68a9869f4f9383e",
+        "3b8983cc5ef035de93ab4421384ac65d31d733f303b8f8f42a050ce6bc217a92",
+        "3ab48cdb07e8c0ef283545f7b419cfa63609a12f1e1967a7387e1d1bbb824353",
+        "e6f95af1c7f0d4ef38a90b6b1bc247d6eaa4fb37602473934c9c6b86cb3f948e",
+        "aa7c5c48a465341463cd4c938c7cec754b78e6f569c1328102e605246b1bb4aa",
+        "b2fdad4434babf7561412e191ebdd8c6477ef5d30d07c4782829b531b218ca13",
+        "611ac5d10e8995809a1e0a3ff76324b12d3cdbd90a54d8ae2ee1157fc40b9e39",
+        "cb2b48ca2701b7a349e96d7e9da15c55c0fadc79b594045bedea2ad3ef22373e",
+        "989952a85de933f3f5d298974dc50f3675da47b07b62ccbb850b5d66a6976c8a",
+        "129d737b9fcaaa1f1c5d43939f3dd584aa9bb8fe8e6017db10d7807a5a88087f",
+        "9bada32cc5500edb9f946f8ffe393b7b4bb2fcc7a81aba315a5e6afdb3d89d64",
+        "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
+        "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
+    ),
+    # 0.158.0 and 0.158.1: as 0.158.2 but request_body_to_args has no optional form model
+    # (_is_form_model, the release switch _form_models_before_0_161) and takes a single form model
+    # as the whole body (form only)
+    "0.158.1": (
+        "fe6d9c5f45e32107bace5c77c9f90a0e1db9bd1676844a7ca68a9869f4f9383e",
+        "3b8983cc5ef035de93ab4421384ac65d31d733f303b8f8f42a050ce6bc217a92",
+        "3ab48cdb07e8c0ef283545f7b419cfa63609a12f1e1967a7387e1d1bbb824353",
+        "e6f95af1c7f0d4ef38a90b6b1bc247d6eaa4fb37602473934c9c6b86cb3f948e",
+        "aa7c5c48a465341463cd4c938c7cec754b78e6f569c1328102e605246b1bb4aa",
+        "b2fdad4434babf7561412e191ebdd8c6477ef5d30d07c4782829b531b218ca13",
+        "611ac5d10e8995809a1e0a3ff76324b12d3cdbd90a54d8ae2ee1157fc40b9e39",
+        "cb2b48ca2701b7a349e96d7e9da15c55c0fadc79b594045bedea2ad3ef22373e",
+        "5e5ffa7d0b966f8fde288ea4325266b5ad6999daedef1c4325d2bbf00c90be46",
+        "129d737b9fcaaa1f1c5d43939f3dd584aa9bb8fe8e6017db10d7807a5a88087f",
+        "9bada32cc5500edb9f946f8ffe393b7b4bb2fcc7a81aba315a5e6afdb3d89d64",
+        "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
+        "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
+    ),
+    # 0.157.0 alone: as 0.158.1 but no form model at all (solve_dependencies passes no form
+    # parameter names to request_body_to_args, which takes one field not embedded as the whole
+    # body without asking _should_embed_body_fields: the route's embed flag is that already)
+    "0.157.0": (
+        "fe6d9c5f45e32107bace5c77c9f90a0e1db9bd1676844a7ca68a9869f4f9383e",
+        "3b8983cc5ef035de93ab4421384ac65d31d733f303b8f8f42a050ce6bc217a92",
+        "3ab48cdb07e8c0ef283545f7b419cfa63609a12f1e1967a7387e1d1bbb824353",
+        "e6f95af1c7f0d4ef38a90b6b1bc247d6eaa4fb37602473934c9c6b86cb3f948e",
+        "aa7c5c48a465341463cd4c938c7cec754b78e6f569c1328102e605246b1bb4aa",
+        "b2fdad4434babf7561412e191ebdd8c6477ef5d30d07c4782829b531b218ca13",
+        "0a2fe9dafef4d92ab455e7f230e3b8d52046cf9ae434c5bb4d148c4696552536",
+        "cb2b48ca2701b7a349e96d7e9da15c55c0fadc79b594045bedea2ad3ef22373e",
+        "dc0b3847a1a4e04947a3be57b5793b4db753293a43a3b6a6966350faa38cbfdd",
+        "129d737b9fcaaa1f1c5d43939f3dd584aa9bb8fe8e6017db10d7807a5a88087f",
+        "9bada32cc5500edb9f946f8ffe393b7b4bb2fcc7a81aba315a5e6afdb3d89d64",
+        "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
+        "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
+    ),
+    # 0.156.7 and 0.156.8: as 0.157.0 but no known_param_names (solve_dependencies gathers none)
+    # and request_params_to_args reads a location as a model only when it is the location's one
+    # field (the release switch _location_model_before_0_157: such a location runs the release's
+    # own function, each other field is read by its aliases as 0.157.0 reads it)
+    "0.156.8": (
+        "fe6d9c5f45e32107bace5c77c9f90a0e1db9bd1676844a7ca68a9869f4f9383e",
+        "3b8983cc5ef035de93ab4421384ac65d31d733f303b8f8f42a050ce6bc217a92",
+        "3ab48cdb07e8c0ef283545f7b419cfa63609a12f1e1967a7387e1d1bbb824353",
+        "e6f95af1c7f0d4ef38a90b6b1bc247d6eaa4fb37602473934c9c6b86cb3f948e",
+        "aa7c5c48a465341463cd4c938c7cec754b78e6f569c1328102e605246b1bb4aa",
+        "b2fdad4434babf7561412e191ebdd8c6477ef5d30d07c4782829b531b218ca13",
+        "73f6de86ab4b4d16e4e7dd197c72e3a4248e1ec48604b2414320c7d443f7f003",
+        "aa168fd216189cb14aeb5752bb30e771f650ce500ffb1023456075771d19c0e7",
+        "dc0b3847a1a4e04947a3be57b5793b4db753293a43a3b6a6966350faa38cbfdd",
+        "129d737b9fcaaa1f1c5d43939f3dd584aa9bb8fe8e6017db10d7807a5a88087f",
+        "9bada32cc5500edb9f946f8ffe393b7b4bb2fcc7a81aba315a5e6afdb3d89d64",
+        "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
+        "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
+    ),
+    # 0.156.4 to 0.156.6: as 0.156.8 but request_body_to_args extracts a form body into a dict
+    # (form only)
+    "0.156.6": (
+        "fe6d9c5f45e32107bace5c77c9f90a0e1db9bd1676844a7ca68a9869f4f9383e",
+        "3b8983cc5ef035de93ab4421384ac65d31d733f303b8f8f42a050ce6bc217a92",
+        "3ab48cdb07e8c0ef283545f7b419cfa63609a12f1e1967a7387e1d1bbb824353",
+        "e6f95af1c7f0d4ef38a90b6b1bc247d6eaa4fb37602473934c9c6b86cb3f948e",
+        "aa7c5c48a465341463cd4c938c7cec754b78e6f569c1328102e605246b1bb4aa",
+        "b2fdad4434babf7561412e191ebdd8c6477ef5d30d07c4782829b531b218ca13",
+        "73f6de86ab4b4d16e4e7dd197c72e3a4248e1ec48604b2414320c7d443f7f003",
+        "aa168fd216189cb14aeb5752bb30e771f650ce500ffb1023456075771d19c0e7",
+        "3a4b1366c8e5f5d7a36e710627c8902c21f76a274af9b2f4ee569f86ab984eac",
+        "129d737b9fcaaa1f1c5d43939f3dd584aa9bb8fe8e6017db10d7807a5a88087f",
+        "9bada32cc5500edb9f946f8ffe393b7b4bb2fcc7a81aba315a5e6afdb3d89d64",
+        "70eeb5d3e437998a3992194e2a21f827550de0378ed3cef1b9f242e01dba7b73",
+        "28425c6266260bec6e6994c9fbd666267a94f20b92855e46abc9396d50bad4d4",
+    ),
 }
 
 
@@ -309,6 +403,11 @@ _CURRENT_RELEASES: dict[str, tuple[str, str]] = {
     "0.160.0": ("0.160.0", "0.160.0"),
     "0.159.1": ("0.159.1", "0.159.1"),
     "0.159.0": ("0.159.0", "0.159.0"),
+    "0.158.2": ("0.158.2", "0.158.2"),
+    "0.158.1": ("0.158.0", "0.158.1"),
+    "0.157.0": ("0.157.0", "0.157.0"),
+    "0.156.8": ("0.156.7", "0.156.8"),
+    "0.156.6": ("0.156.4", "0.156.6"),
 }
 
 
@@ -365,15 +464,52 @@ def _current_gate() -> str:
     return f"fastapi {fastapi.__version__}: {differ[0]}{more} from {nearest}'s, the nearest release flat plans were proven on"
 
 
-def _form_models_before_0_161() -> Callable[[Any], bool] | None:
-    """The release switch of 0.160.0 and 0.159.x, whose ``request_body_to_args`` asks
+def _form_models_before_0_161() -> Callable[[Any], bool]:
+    """The release switch of 0.160.0 to 0.158.2, whose ``request_body_to_args`` asks
     ``_get_form_model(field) is None`` where 0.161.0's asks ``not _get_form_models(field)`` (a
-    form model's union came in 0.161): whether a single body field is a form model (None:
-    neither helper)."""
+    form model's union came in 0.161), of 0.158.0 and 0.158.1, which have ``_is_form_model``
+    (no optional form model), and of 0.157.0 and 0.156.x, which read no form model: whether a
+    single body field is a form model. 0.158.1's and older single-field tests do not ask it at
+    all, but a form body is never flat, so no field a plan reads as the whole body is one."""
     get_form_model = getattr(_dep_utils, "_get_form_model", None)
-    if get_form_model is None:
+    if get_form_model is not None:
+        return lambda field: get_form_model(field) is not None
+    is_form_model = getattr(_dep_utils, "_is_form_model", None)
+    if is_form_model is not None:
+        return lambda field: bool(is_form_model(field))
+    # 0.157.0 and 0.156.x: no form model at all (their request_body_to_args, pinned by the digest
+    # gate, takes every single field not embedded as the whole body)
+    return lambda field: False
+
+
+def _param_model_before_0_159() -> Callable[[Any], Any] | None:
+    """The release switch of 0.157.0 to 0.158.2, whose ``request_params_to_args`` reads a field as a
+    parameter model when its annotation is a ``BaseModel`` subclass and the field is not JSON,
+    where 0.159.0 asks ``_get_param_model`` (which also takes an optional model, ``Model | None``,
+    of a query, header or cookie): the model or None (None: no ``_is_json_field`` either)."""
+    is_json_field = getattr(_dep_utils, "_is_json_field", None)
+    if is_json_field is None:
         return None
-    return lambda field: get_form_model(field) is not None
+
+    def param_model(field: Any) -> Any:
+        annotation = field.field_info.annotation
+        return annotation if lenient_issubclass(annotation, BaseModel) and not is_json_field(field) else None
+
+    return param_model
+
+
+def _location_model_before_0_157() -> Callable[[list[Any]], bool] | None:
+    """The release switch of 0.156.7 and 0.156.8, whose ``request_params_to_args`` takes no
+    ``known_param_names`` and reads a location as one parameter model only when the model is
+    the location's one field (its annotation a ``BaseModel`` subclass, a JSON one too), each
+    field otherwise by its aliases: that test (None on a release with ``_get_param_model`` or
+    ``known_param_names``, which asks a model of each field)."""
+    if hasattr(_dep_utils, "_get_param_model"):
+        return None
+    read_params = getattr(_dep_utils, "request_params_to_args", None)
+    if read_params is None or "known_param_names" in inspect.signature(read_params).parameters:
+        return None
+    return lambda fields: len(fields) == 1 and lenient_issubclass(fields[0].field_info.annotation, BaseModel)
 
 
 def _current() -> tuple[FlatHelpers | None, str]:
@@ -387,7 +523,7 @@ def _current() -> tuple[FlatHelpers | None, str]:
         "serialize_response": getattr(fastapi.routing, "serialize_response", None),
         "request_params_to_args": getattr(_dep_utils, "request_params_to_args", None),
         "request_body_to_args": getattr(_dep_utils, "request_body_to_args", None),
-        "get_param_model": getattr(_dep_utils, "_get_param_model", None),
+        "get_param_model": getattr(_dep_utils, "_get_param_model", None) or _param_model_before_0_159(),
         "get_param_aliases": getattr(_dep_utils, "_get_param_aliases", None),
         "is_json_field": getattr(_dep_utils, "_is_json_field", None),
         "is_sequence": getattr(_dep_utils, "field_annotation_is_sequence", None),
@@ -423,7 +559,8 @@ def _current() -> tuple[FlatHelpers | None, str]:
         is_coroutine=lambda dependant: bool(is_coroutine(dependant.call)),
         is_gen=lambda dependant: bool(is_gen(dependant.call)),
         is_async_gen=lambda dependant: bool(is_async_gen(dependant.call)),
-        location_model=lambda fields: any(get_param_model(field) is not None for field in fields),
+        location_model=_location_model_before_0_157()
+        or (lambda fields: any(get_param_model(field) is not None for field in fields)),
         missing_value=lambda field, received: Undefined,
         is_sequence=lambda field: bool(sequence(field.field_info.annotation)),
         param_names=param_names,
